@@ -1,0 +1,133 @@
+#include "acceptor.h"
+
+#include "config.h"
+
+namespace rustls_node {
+
+std::string NormalizeHostName(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  std::string out(name);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+Napi::Function HostRouter::Init(Napi::Env env) {
+  return DefineClass(env, "HostRouter",
+                     {
+                         InstanceMethod<&HostRouter::SelectJs>("select"),
+                         InstanceMethod<&HostRouter::Destroy>("destroy"),
+                     });
+}
+
+HostRouter* HostRouter::FromValue(Napi::Value value, const char* name) {
+  if (!HasTag(value, kHostRouterTag)) {
+    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE",
+              std::string("The \"") + name + "\" argument must be a HostRouter");
+    return nullptr;
+  }
+  HostRouter* router = Unwrap(value.As<Napi::Object>());
+  if (router->closed()) {
+    ThrowCode(value.Env(), "ERR_RUSTLS_HANDLE_DESTROYED", std::string(name) + " was destroyed");
+    return nullptr;
+  }
+  return router;
+}
+
+HostRouter::HostRouter(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<HostRouter>(info), count_(kHostRouterHandle) {
+  Napi::Env env = info.Env();
+  SetTag(info.This().As<Napi::Object>(), kHostRouterTag);
+  if (!info[0].IsArray() || info[0].As<Napi::Array>().Length() == 0) {
+    {
+      ThrowCode(env, "ERR_INVALID_ARG_VALUE", "hosts must be a non-empty array");
+      return;
+    }
+  }
+  if (info[1].IsObject()) {
+    Napi::Object options = info[1].As<Napi::Object>();
+    Napi::Value strict = options.Get("strictSNI");
+    strict_ = strict.IsUndefined() || strict.ToBoolean().Value();
+    deferred_ = options.Get("deferred").ToBoolean().Value();
+  }
+  Napi::Array hosts = info[0].As<Napi::Array>();
+  std::vector<Host> parsed;
+  for (uint32_t i = 0; i < hosts.Length(); i++) {
+    Napi::Value entry = hosts.Get(i);
+    if (!entry.IsObject()) {
+      {
+      ThrowCode(env, "ERR_INVALID_ARG_TYPE", "hosts[] must be objects");
+      return;
+    }
+    }
+    Napi::Object host = entry.As<Napi::Object>();
+    ServerConfig* config = ServerConfig::FromValue(host.Get("config"), "hosts[].config");
+    if (config == nullptr) return;
+    Napi::Value names = host.Get("names");
+    if (names.IsArray()) {
+      Napi::Array list = names.As<Napi::Array>();
+      for (uint32_t j = 0; j < list.Length(); j++) {
+        Napi::Value name = list.Get(j);
+        if (!name.IsString()) continue;
+        std::string n = NormalizeHostName(name.As<Napi::String>().Utf8Value());
+        // The first host that names a name owns it, as in mod_tls.
+        if (n.size() > 2 && n[0] == '*' && n[1] == '.') {
+          wildcard_.emplace(n.substr(1), static_cast<int>(i));
+        } else if (!n.empty()) {
+          exact_.emplace(n, static_cast<int>(i));
+        }
+      }
+    }
+    parsed.push_back({Napi::Persistent(host.Get("config").As<Napi::Object>()), config});
+  }
+  hosts_ = std::move(parsed);
+  count_.Acquire(env);
+}
+
+int HostRouter::Select(std::string_view server_name) const {
+  if (hosts_.empty()) return kRefused;
+  // No SNI: the first host of the port.
+  if (server_name.empty()) return 0;
+  std::string name = NormalizeHostName(server_name);
+  auto hit = exact_.find(name);
+  if (hit != exact_.end()) return hit->second;
+  // "*.example.com" covers exactly one more label (RFC 6125 §6.4.3).
+  size_t dot = name.find('.');
+  if (dot != std::string::npos && dot > 0) {
+    auto wild = wildcard_.find(name.substr(dot));
+    if (wild != wildcard_.end()) return wild->second;
+  }
+  return strict_ ? kRefused : 0;
+}
+
+const rustls_server_config* HostRouter::ConfigAt(int index) const {
+  if (index < 0 || static_cast<size_t>(index) >= hosts_.size()) return nullptr;
+  return hosts_[index].config->get();
+}
+
+Napi::Value HostRouter::SelectJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed()) {
+    ThrowCode(env, "ERR_RUSTLS_HANDLE_DESTROYED", "HostRouter was destroyed");
+    return env.Undefined();
+  }
+  std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  return Napi::Number::New(env, Select(name));
+}
+
+Napi::Value HostRouter::Destroy(const Napi::CallbackInfo& info) {
+  Close();
+  return info.Env().Undefined();
+}
+
+void HostRouter::Close() {
+  // Drops the references to the configs; connections already accepted hold
+  // their own Rust references.
+  hosts_.clear();
+  exact_.clear();
+  wildcard_.clear();
+  count_.Release();
+}
+
+}  // namespace rustls_node

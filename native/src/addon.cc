@@ -1,0 +1,95 @@
+// Module entry: registers the wrapped classes and the few free functions.
+// lib/native.ts is the only importer of this addon.
+#include <napi.h>
+
+#include "acceptor.h"
+#include "certified_key.h"
+#include "common.h"
+#include "config.h"
+#include "connection.h"
+#include "session.h"
+
+namespace rustls_node {
+namespace {
+
+Napi::Value Version(const Napi::CallbackInfo& info) {
+  rustls_str v = rustls_version();
+  return Napi::String::New(info.Env(), v.data, v.len);
+}
+
+// errorMessage(code): rustls-ffi's text for a rustls_result.
+Napi::Value ErrorMessage(const Napi::CallbackInfo& info) {
+  uint32_t code = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+  char buf[512];
+  size_t n = 0;
+  rustls_error(code, buf, sizeof buf, &n);
+  return Napi::String::New(info.Env(), buf, n);
+}
+
+Napi::Value IsCertError(const Napi::CallbackInfo& info) {
+  uint32_t code = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+  return Napi::Boolean::New(info.Env(), rustls_result_is_cert_error(code));
+}
+
+// liveHandles(): open native handles per kind, for leak checks.
+Napi::Value LiveHandles(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonData* data = Data(env);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("certifiedKeys", static_cast<double>(data->live[kCertifiedKeyHandle]));
+  o.Set("serverConfigs", static_cast<double>(data->live[kServerConfigHandle]));
+  o.Set("clientConfigs", static_cast<double>(data->live[kClientConfigHandle]));
+  o.Set("sessionCaches", static_cast<double>(data->live[kSessionCacheHandle]));
+  o.Set("ticketers", static_cast<double>(data->live[kTicketerHandle]));
+  o.Set("hostRouters", static_cast<double>(data->live[kHostRouterHandle]));
+  o.Set("connections", static_cast<double>(data->live[kConnectionHandle]));
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData(data);
+
+  Napi::Function certified_key = CertifiedKey::Init(env);
+  Napi::Function server_config = ServerConfig::Init(env);
+  Napi::Function client_config = ClientConfig::Init(env);
+  Napi::Function session_cache = SessionCache::Init(env);
+  Napi::Function ticketer = Ticketer::Init(env);
+  Napi::Function host_router = HostRouter::Init(env);
+  Napi::Function connection = Connection::Init(env);
+  data->certified_key = Napi::Persistent(certified_key);
+  data->server_config = Napi::Persistent(server_config);
+  data->client_config = Napi::Persistent(client_config);
+  data->session_cache = Napi::Persistent(session_cache);
+  data->ticketer = Napi::Persistent(ticketer);
+  data->host_router = Napi::Persistent(host_router);
+  data->connection = Napi::Persistent(connection);
+
+  Napi::Int32Array results = Napi::Int32Array::New(env, kResultSlots);
+  data->results = Napi::Persistent(results);
+  data->results_data = results.Data();
+
+  exports.Set("CertifiedKey", certified_key);
+  exports.Set("ServerConfig", server_config);
+  exports.Set("ClientConfig", client_config);
+  exports.Set("SessionCache", session_cache);
+  exports.Set("Ticketer", ticketer);
+  exports.Set("HostRouter", host_router);
+  exports.Set("Connection", connection);
+  exports.Set("results", results);
+  exports.Set("supportedCipherSuites", Napi::Function::New(env, SupportedCipherSuites));
+  exports.Set("version", Napi::Function::New(env, Version));
+  exports.Set("errorMessage", Napi::Function::New(env, ErrorMessage));
+  exports.Set("isCertError", Napi::Function::New(env, IsCertError));
+  exports.Set("liveHandles", Napi::Function::New(env, LiveHandles));
+  return exports;
+}
+
+}  // namespace
+}  // namespace rustls_node
+
+static Napi::Object InitRustlsNode(Napi::Env env, Napi::Object exports) {
+  return rustls_node::Init(env, exports);
+}
+
+NODE_API_MODULE(rustls_node, InitRustlsNode)

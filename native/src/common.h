@@ -1,0 +1,109 @@
+// Shared pieces of the addon: per-environment data, handle accounting and the
+// error convention.
+//
+// Convention (STYLE.md): native code reports numbers. A failed rustls call
+// becomes a JS Error carrying `rustlsResult` (the rustls_result code) and
+// `step` (what was being built, e.g. "certificates[1]"); lib/errors.ts turns
+// it into a typed error with a stable `code`. Programmer errors (wrong
+// argument types, use after destroy) throw with their final `code` here.
+// The addon is compiled without C++ exceptions: nothing can unwind across
+// the N-API or rustls-ffi boundary.
+#ifndef RUSTLS_NODE_COMMON_H
+#define RUSTLS_NODE_COMMON_H
+
+#include <napi.h>
+
+#include <cstdint>
+
+#include "glue.h"
+
+namespace rustls_node {
+
+// Codes the addon reports besides rustls_result values (which are 7000+).
+enum LocalResult : uint32_t {
+  kUnrecognizedName = 9001,  // strict SNI: no host for the name sent
+  kNoHost = 9002,            // the router has no host at all
+};
+
+enum HandleKind {
+  kCertifiedKeyHandle,
+  kServerConfigHandle,
+  kClientConfigHandle,
+  kSessionCacheHandle,
+  kTicketerHandle,
+  kHostRouterHandle,
+  kConnectionHandle,
+  kHandleKinds,
+};
+
+struct AddonData {
+  Napi::FunctionReference certified_key;
+  Napi::FunctionReference server_config;
+  Napi::FunctionReference client_config;
+  Napi::FunctionReference session_cache;
+  Napi::FunctionReference ticketer;
+  Napi::FunctionReference host_router;
+  Napi::FunctionReference connection;
+  // Results of the last pump call (see connection.h), shared by all
+  // connections of this environment: JS reads them right after each call.
+  Napi::Reference<Napi::Int32Array> results;
+  int32_t* results_data = nullptr;
+  int64_t live[kHandleKinds] = {};
+};
+
+inline AddonData* Data(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
+
+// Counts open native handles per kind so tests can assert that none leak.
+// A handle counts from a successful construction (Acquire) until it is
+// closed (Release); both are idempotent.
+class HandleCount {
+ public:
+  explicit HandleCount(HandleKind kind) : kind_(kind) {}
+  HandleCount(const HandleCount&) = delete;
+  HandleCount& operator=(const HandleCount&) = delete;
+  ~HandleCount() { Release(); }
+
+  void Acquire(Napi::Env env) {
+    if (data_ == nullptr) {
+      data_ = Data(env);
+      data_->live[kind_]++;
+    }
+  }
+  void Release() {
+    if (data_ != nullptr) {
+      data_->live[kind_]--;
+      data_ = nullptr;
+    }
+  }
+
+ private:
+  AddonData* data_ = nullptr;
+  HandleKind kind_;
+};
+
+// Throws a JS Error describing a failed rustls call; returns nothing useful.
+void ThrowResult(Napi::Env env, uint32_t result, const std::string& step);
+
+// Throws a programmer error with a final `code`.
+void ThrowCode(Napi::Env env, const char* code, const std::string& message);
+
+// Type tags (better-sqlite3 style): each wrapped object is tagged at
+// construction, and an argument claiming to be a handle is checked against
+// the tag before its native pointer is trusted.
+extern const napi_type_tag kCertifiedKeyTag;
+extern const napi_type_tag kServerConfigTag;
+extern const napi_type_tag kClientConfigTag;
+extern const napi_type_tag kSessionCacheTag;
+extern const napi_type_tag kTicketerTag;
+extern const napi_type_tag kHostRouterTag;
+extern const napi_type_tag kConnectionTag;
+
+bool HasTag(Napi::Value value, const napi_type_tag& tag);
+void SetTag(Napi::Object object, const napi_type_tag& tag);
+
+// Reads a Buffer/TypedArray argument as bytes; throws ERR_INVALID_ARG_TYPE.
+bool GetBytes(Napi::Value value, const char* name, const uint8_t** data, size_t* len);
+
+}  // namespace rustls_node
+
+#endif

@@ -1,0 +1,109 @@
+#include "session.h"
+
+namespace rustls_node {
+
+Napi::Function SessionCache::Init(Napi::Env env) {
+  return DefineClass(env, "SessionCache",
+                     {InstanceMethod<&SessionCache::Destroy>("destroy")});
+}
+
+const rn_session_cache* SessionCache::FromOptional(Napi::Value value, bool* ok) {
+  *ok = true;
+  if (value.IsUndefined() || value.IsNull()) return nullptr;
+  if (!HasTag(value, kSessionCacheTag)) {
+    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE", "sessionCache must be a SessionCache");
+    *ok = false;
+    return nullptr;
+  }
+  SessionCache* cache = Unwrap(value.As<Napi::Object>());
+  if (cache->cache_ == nullptr) {
+    ThrowCode(value.Env(), "ERR_RUSTLS_HANDLE_DESTROYED", "sessionCache was destroyed");
+    *ok = false;
+  }
+  return cache->cache_;
+}
+
+SessionCache::SessionCache(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<SessionCache>(info), count_(kSessionCacheHandle) {
+  SetTag(info.This().As<Napi::Object>(), kSessionCacheTag);
+  int64_t size = info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 0;
+  if (size < 1) {
+    {
+      ThrowCode(info.Env(), "ERR_OUT_OF_RANGE", "session cache size must be >= 1");
+      return;
+    }
+  }
+  cache_ = rn_session_cache_new(static_cast<size_t>(size));
+  if (cache_ == nullptr) {
+    {
+      ThrowResult(info.Env(), RUSTLS_RESULT_PANIC, "sessionCache");
+      return;
+    }
+  }
+  count_.Acquire(info.Env());
+}
+
+Napi::Value SessionCache::Destroy(const Napi::CallbackInfo& info) {
+  Close();
+  return info.Env().Undefined();
+}
+
+void SessionCache::Close() {
+  // Configs using the cache keep their own reference to the Rust store.
+  rn_session_cache_free(cache_);
+  cache_ = nullptr;
+  count_.Release();
+}
+
+Napi::Function Ticketer::Init(Napi::Env env) {
+  return DefineClass(env, "Ticketer", {InstanceMethod<&Ticketer::Destroy>("destroy")});
+}
+
+const rn_ticketer* Ticketer::FromOptional(Napi::Value value, bool* ok) {
+  *ok = true;
+  if (value.IsUndefined() || value.IsNull()) return nullptr;
+  if (!HasTag(value, kTicketerTag)) {
+    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE", "ticketer must be a Ticketer");
+    *ok = false;
+    return nullptr;
+  }
+  Ticketer* t = Unwrap(value.As<Napi::Object>());
+  if (t->ticketer_ == nullptr) {
+    ThrowCode(value.Env(), "ERR_RUSTLS_HANDLE_DESTROYED", "ticketer was destroyed");
+    *ok = false;
+  }
+  return t->ticketer_;
+}
+
+Ticketer::Ticketer(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<Ticketer>(info), count_(kTicketerHandle) {
+  SetTag(info.This().As<Napi::Object>(), kTicketerTag);
+  const uint8_t* material;
+  size_t len;
+  if (!GetBytes(info[0], "ticketKeys", &material, &len)) {
+    return;
+  }
+  uint32_t lifetime = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  // Copies the key material; the caller's buffer is not retained.
+  rustls_result r = rn_ticketer_new(material, len, lifetime, &ticketer_);
+  if (r != RUSTLS_RESULT_OK) {
+    {
+      ThrowResult(info.Env(), r, "ticketKeys");
+      return;
+    }
+  }
+  count_.Acquire(info.Env());
+}
+
+Napi::Value Ticketer::Destroy(const Napi::CallbackInfo& info) {
+  Close();
+  return info.Env().Undefined();
+}
+
+void Ticketer::Close() {
+  rn_ticketer_free(ticketer_);
+  ticketer_ = nullptr;
+  count_.Release();
+}
+
+}  // namespace rustls_node

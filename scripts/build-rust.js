@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+'use strict'
+// Builds the Rust staticlib (rustls-ffi + our glue) with cargo and puts what
+// the C++ addon needs in one known place:
+//   target/ffi/librustls_node.a   the staticlib
+//   target/ffi/include/rustls.h   rustls-ffi's header, from its build script
+// Run by binding.gyp's action; also usable on its own. Builds --locked
+// --release: Cargo.lock pins every crate.
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const root = path.resolve(__dirname, '..')
+const outDir = path.join(root, 'target', 'ffi')
+
+function main () {
+  const cargo = process.env.CARGO || 'cargo'
+  const args = ['build', '--release', '--locked', '--lib', '--message-format=json-render-diagnostics']
+  const run = spawnSync(cargo, args, {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  if (run.error) {
+    console.error(`rustls-node: cannot run ${cargo}: ${run.error.message}`)
+    console.error('Building from source needs a Rust toolchain (https://rustup.rs).')
+    process.exit(1)
+  }
+  let staticlib = null
+  let header = null
+  for (const line of run.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue
+    const msg = JSON.parse(line)
+    if (msg.reason === 'compiler-artifact' && msg.target && msg.target.name === 'rustls_node') {
+      staticlib = msg.filenames.find((f) => f.endsWith('.a')) || staticlib
+    }
+    if (msg.reason === 'build-script-executed' && /rustls-ffi/.test(msg.package_id)) {
+      const candidate = path.join(msg.out_dir, 'include', 'rustls.h')
+      if (fs.existsSync(candidate)) header = candidate
+    }
+  }
+  if (run.status !== 0) process.exit(run.status || 1)
+  if (!staticlib || !header) {
+    console.error('rustls-node: cargo did not report the staticlib and rustls.h')
+    process.exit(1)
+  }
+  fs.mkdirSync(path.join(outDir, 'include'), { recursive: true })
+  copyIfChanged(staticlib, path.join(outDir, 'librustls_node.a'))
+  copyIfChanged(header, path.join(outDir, 'include', 'rustls.h'))
+}
+
+// Keeps mtimes stable when nothing changed, so make does not relink.
+function copyIfChanged (from, to) {
+  const a = fs.readFileSync(from)
+  if (fs.existsSync(to) && fs.readFileSync(to).equals(a)) return
+  fs.writeFileSync(to, a)
+}
+
+main()
