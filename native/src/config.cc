@@ -377,7 +377,7 @@ ClientConfig* ClientConfig::FromValue(Napi::Value value, const char* name) {
   return config;
 }
 
-// new ClientConfig({ca?, crls?, dangerouslyDisableVerification, versions,
+// new ClientConfig({ca?, crls?, systemRoots?, dangerouslyDisableVerification, versions,
 //                   cipherSuites?, alpn?, certifiedKeys?, enableSni})
 ClientConfig::ClientConfig(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<ClientConfig>(info), count_(kClientConfigHandle) {
@@ -413,6 +413,11 @@ ClientConfig::ClientConfig(const Napi::CallbackInfo& info)
   if (Option(options, "dangerouslyDisableVerification").ToBoolean().Value()) {
     r = rustls_client_config_builder_dangerous_set_certificate_verifier(builder,
                                                                          AcceptAnyServerCert);
+  } else if (Option(options, "systemRoots").ToBoolean().Value()) {
+    // The operating system's trust store (rustls-platform-verifier).
+    ServerVerifierPtr verifier;
+    r = rustls_platform_server_cert_verifier_try_with_provider(provider.get(), verifier.out());
+    if (r == RUSTLS_RESULT_OK) rustls_client_config_builder_set_server_verifier(builder, verifier.get());
   } else if (!Option(options, "ca").IsUndefined()) {
     RootStorePtr roots(BuildRoots(env, Option(options, "ca"), "ca"));
     if (roots.get() == nullptr) {

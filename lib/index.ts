@@ -1,0 +1,11 @@
+// The public surface of rustls-node. Internals are not re-exported.
+export { connect, ClientContext, type ClientContextOptions, type ConnectOptions } from './client'
+export { createServer, Server, type ServerOptions } from './server'
+export { RustlsSocket } from './socket'
+export type { CertificateEntry, PemInput } from './certs'
+export type { ClientAuthOptions, HostOptions, HostTlsOptions } from './hosts'
+export { lookupCipher, listCiphers, supportedCiphers, type CipherInfo } from './ciphers'
+export { ConfigError, HandshakeTimeoutError, RustlsError, UnsupportedOptionError } from './errors'
+export type { Logger } from './log'
+export type { PeerCertificate } from './cert-info'
+export { liveHandles, rustlsVersion } from './diagnostics'

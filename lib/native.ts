@@ -1,0 +1,158 @@
+// The only importer of the addon. Everything the addon exports is typed here;
+// the rest of lib/ uses these types and never touches `require` of a .node.
+import path from 'node:path'
+
+/** Slots of the shared results array written by every pump call. */
+export const enum Slot {
+  Flags = 0,
+  /** feed: input bytes taken; write: plaintext bytes taken. */
+  Consumed = 1,
+  /** feed: plaintext bytes written to the slab. */
+  Plain = 2,
+  /** feed: length of the returned Buffer; write/flush: bytes in the slab. */
+  Cipher = 3,
+  /** rustls_result (7000+) or a LocalResult (9000+) once the connection failed. */
+  Error = 4,
+  /** server: index of the host chosen by SNI, -1 before. */
+  Host = 5,
+}
+
+export const enum Flag {
+  HandshakeDone = 1 << 0,
+  PeerClosed = 1 << 1,
+  Error = 1 << 2,
+  WantsWrite = 1 << 3,
+  PlainFull = 1 << 4,
+  Hello = 1 << 5,
+  NeedConfig = 1 << 6,
+}
+
+/** Codes the addon reports besides rustls_result values. */
+export const enum LocalResult {
+  UnrecognizedName = 9001,
+  NoHost = 9002,
+}
+
+export interface NativeCertifiedKey {
+  /** DER of the i-th certificate of the chain (0 = leaf). */
+  certificate(index: number): Buffer | undefined
+  destroy(): void
+}
+
+export interface NativeHandle {
+  destroy(): void
+}
+
+export interface ServerConfigOptions {
+  certifiedKeys: NativeCertifiedKey[]
+  /** Protocol versions, e.g. [0x0303, 0x0304]. */
+  versions: number[]
+  /** Cipher suite ids in preference order; omitted: the provider's list. */
+  cipherSuites?: number[]
+  ignoreClientOrder: boolean
+  alpn?: string[]
+  clientAuth?: { ca: Buffer, crls?: Buffer[], optional: boolean }
+  sessionCache?: NativeHandle | null
+  ticketer?: NativeHandle | null
+  /** TLS 1.3 NewSessionTicket messages after a full handshake. */
+  sendTickets: number
+}
+
+export interface ClientConfigOptions {
+  ca?: Buffer
+  crls?: Buffer[]
+  /** Trust the operating system's store instead of `ca`. */
+  systemRoots?: boolean
+  dangerouslyDisableVerification?: boolean
+  versions: number[]
+  cipherSuites?: number[]
+  alpn?: string[]
+  certifiedKeys?: NativeCertifiedKey[]
+  enableSni?: boolean
+}
+
+export interface HostRouterEntry {
+  /** Exact names and "*.example.com" wildcards. */
+  names: string[]
+  config: NativeHandle
+}
+
+export interface ConnectionInfo {
+  host: number
+  certificate: number
+  serverName?: string
+  version?: number
+  cipherSuite?: number
+  cipherName?: string
+  group?: string
+  alpn?: string
+  resumed?: boolean
+  peerCertificates?: number
+}
+
+export interface ClientHelloInfo {
+  serverName: string
+  alpn: string[]
+  cipherSuites: number[]
+  signatureSchemes: number[]
+}
+
+export interface NativeConnection {
+  /** Input `null` signals the transport EOF. Returns ciphertext to send. */
+  feed(input: Buffer | null, offset: number, length: number,
+    slab: Buffer, slabOffset: number, slabCapacity: number): Buffer | undefined
+  accept(config: NativeHandle | null, host: number): Buffer | undefined
+  write(data: Buffer, offset: number, length: number,
+    slab: Buffer, slabOffset: number, slabCapacity: number): void
+  flush(slab: Buffer, slabOffset: number, slabCapacity: number): void
+  sendCloseNotify(): void
+  info(): ConnectionInfo
+  clientHello(): ClientHelloInfo | undefined
+  peerCertificate(index: number): Buffer | undefined
+  destroy(): void
+}
+
+export interface SupportedSuite {
+  id: number
+  /** rustls' name, e.g. TLS13_AES_128_GCM_SHA256. */
+  name: string
+  /** 0x0303 or 0x0304. */
+  version: number
+}
+
+export interface LiveHandles {
+  certifiedKeys: number
+  serverConfigs: number
+  clientConfigs: number
+  sessionCaches: number
+  ticketers: number
+  hostRouters: number
+  connections: number
+}
+
+interface Addon {
+  CertifiedKey: new (cert: Buffer, key: Buffer, ocsp?: Buffer) => NativeCertifiedKey
+  ServerConfig: new (options: ServerConfigOptions) => NativeHandle
+  ClientConfig: new (options: ClientConfigOptions) => NativeHandle
+  SessionCache: new (size: number) => NativeHandle
+  Ticketer: new (material: Buffer, lifetimeSeconds: number) => NativeHandle
+  HostRouter: new (hosts: HostRouterEntry[], options: { strictSNI: boolean, deferred: boolean }) => NativeHandle & { select(name: string): number }
+  Connection: {
+    new (router: NativeHandle): NativeConnection
+    new (config: NativeHandle, serverName: string): NativeConnection
+  }
+  results: Int32Array
+  supportedCipherSuites(): SupportedSuite[]
+  version(): string
+  errorMessage(code: number): string
+  isCertError(code: number): boolean
+  liveHandles(): LiveHandles
+}
+
+// node-gyp-build looks for prebuilds/<platform>-<arch>/ first, then
+// build/Release: a package with a prebuild never needs a compiler.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const load = require('node-gyp-build') as (dir: string) => unknown
+
+export const addon = load(path.resolve(__dirname, '..', '..')) as Addon
+export const results = addon.results

@@ -1,0 +1,275 @@
+// createServer(): a net.Server whose connections are TLS-terminated by
+// rustls, with mod_tls virtual hosts (SPEC §3, §4).
+import { X509Certificate } from 'node:crypto'
+import net from 'node:net'
+
+import { certificateBlocks, type CertificateEntry, type PemInput } from './certs'
+import { ConfigError, UnsupportedOptionError } from './errors'
+import { buildHosts, type BuiltHosts, type HostOptions, type HostTlsOptions } from './hosts'
+import { type Logger, silentLogger } from './log'
+import { addon, type NativeHandle } from './native'
+import { createSessionCache, createTicketer, sessionCacheSize, type SessionCacheOption } from './session'
+import { RustlsSocket } from './socket'
+
+export interface ServerOptions extends HostTlsOptions {
+  /** Virtual hosts; the first one serves clients without SNI. */
+  hosts?: readonly HostOptions[]
+  /** Single-host shorthand (node:tls): PEM chain, leaf first. */
+  cert?: PemInput
+  /** Single-host shorthand: PEM private key. */
+  key?: PemInput
+  passphrase?: string
+  /** Single-host shorthand: several certificates (e.g. ECDSA and RSA). */
+  certificates?: readonly CertificateEntry[]
+  /** Refuse clients whose SNI names no host (default true); false: the first host serves them. */
+  strictSNI?: boolean
+  /** Milliseconds a client has to complete the handshake (default 120000, as node:tls); 0 disables. */
+  handshakeTimeout?: number
+  /** Server session cache: size (default 20000), {size}, or 'none'. */
+  sessionCache?: SessionCacheOption
+  /** Shared ticket keys: N × 80 bytes; servers with the same keys resume each other's sessions. */
+  ticketKeys?: Buffer | readonly Buffer[]
+  /** pino-compatible logger; default silent. */
+  logger?: Logger
+  /** As net.Server: keep the writable side open after the peer's close_notify. */
+  allowHalfOpen?: boolean
+  /** node:tls requestCert/rejectUnauthorized/ca map onto clientAuth. */
+  requestCert?: boolean
+  rejectUnauthorized?: boolean
+  ca?: PemInput | readonly PemInput[]
+  crl?: PemInput | readonly PemInput[]
+  /** node:tls: honour the server's suite order (= honorClientOrder: false). */
+  honorCipherOrder?: boolean
+}
+
+/** node:tls server options rustls cannot honour: each throws by name. */
+const UNSUPPORTED: Record<string, string> = {
+  pfx: 'PKCS#12 input is not supported; give cert and key as PEM',
+  dhparam: 'rustls has no finite-field Diffie-Hellman',
+  ecdhCurve: 'rustls chooses key exchange groups itself',
+  secureProtocol: 'use minVersion or protocol',
+  secureOptions: 'OpenSSL option flags do not apply to rustls',
+  sessionIdContext: 'sessions are bound to the host by rustls',
+  sessionTimeout: 'the cache is bounded by size; tickets carry their own lifetime',
+  privateKeyEngine: 'OpenSSL engines do not apply to rustls',
+  privateKeyIdentifier: 'OpenSSL engines do not apply to rustls',
+  clientCertEngine: 'OpenSSL engines do not apply to rustls',
+  sigalgs: 'rustls chooses signature schemes itself',
+  enableTrace: 'OpenSSL tracing does not apply to rustls',
+  pskCallback: 'TLS-PSK is not supported by rustls-ffi',
+  pskIdentityHint: 'TLS-PSK is not supported by rustls-ffi',
+  ALPNCallback: 'rustls selects ALPN from ALPNProtocols in server order',
+  SNICallback: 'use hosts (virtual hosts) instead',
+  ciphers: 'use ciphersPrefer / ciphersSuppress (OpenSSL cipher strings do not apply)',
+}
+
+export function rejectUnsupported (options: object, table: Record<string, string>): void {
+  for (const [name, reason] of Object.entries(table)) {
+    if (reason !== '' && (options as Record<string, unknown>)[name] !== undefined) {
+      throw new UnsupportedOptionError(name, reason)
+    }
+  }
+}
+
+interface ServerState {
+  built: BuiltHosts
+  /** Connections still reading their ClientHello against this router. */
+  accepting: number
+  retired: boolean
+}
+
+/**
+ * A TLS server (a net.Server). Events: 'secureConnection' (RustlsSocket),
+ * 'tlsClientError' (err, socket) for handshakes that fail, plus net.Server's.
+ */
+export class Server extends net.Server {
+  #state: ServerState
+  #options: ServerOptions
+  #sessionCache: NativeHandle | null = null
+  #sessionCacheSize = 0
+  #ticketer: NativeHandle | null = null
+  #logger: Logger
+
+  constructor (options: ServerOptions, secureConnectionListener?: (socket: RustlsSocket) => void) {
+    super({ allowHalfOpen: false, pauseOnConnect: false })
+    if (options === null || typeof options !== 'object') {
+      throw new ConfigError('ERR_TLS_CONFIG_INVALID', '', 'options must be an object')
+    }
+    this.#options = options
+    this.#logger = options.logger ?? silentLogger
+    this.#state = this.#build(options)
+    this.on('connection', this.#onConnection)
+    this.on('close', () => this.#retire(this.#state, true))
+    if (secureConnectionListener !== undefined) this.on('secureConnection', secureConnectionListener)
+  }
+
+  /**
+   * Replaces the virtual hosts (and server-wide TLS settings, when given)
+   * for new connections; live connections keep their configs. Throws, and
+   * keeps the old hosts, if the new ones do not build.
+   */
+  setHosts (hosts: readonly HostOptions[], defaults?: Partial<ServerOptions>): void {
+    this.reload({ ...this.#options, ...defaults, hosts })
+  }
+
+  /** Rebuilds everything from `options` (default: the current options). */
+  reload (options: ServerOptions = this.#options): void {
+    const next = this.#build(options)
+    const previous = this.#state
+    this.#state = next
+    this.#options = options
+    this.#logger = options.logger ?? this.#logger
+    this.#retire(previous, false)
+  }
+
+  /** Index and names of the host that `serverName` selects (-1: refused). */
+  selectHost (serverName: string): number {
+    return this.#state.built.router.select(serverName)
+  }
+
+  /** The host contexts in configuration order. */
+  get hosts (): ReadonlyArray<import('./hosts').HostContext> {
+    return this.#state.built.hosts
+  }
+
+  #build (options: ServerOptions): ServerState {
+    rejectUnsupported(options, UNSUPPORTED)
+    if (options.handshakeTimeout !== undefined && (typeof options.handshakeTimeout !== 'number' || options.handshakeTimeout < 0)) {
+      throw new ConfigError('ERR_TLS_CONFIG_INVALID', 'handshakeTimeout', 'must be a number of milliseconds >= 0', options.handshakeTimeout)
+    }
+    const size = sessionCacheSize(options.sessionCache, 'sessionCache')
+    // The cache survives reloads (sessions stay resumable) unless resized.
+    if (size !== this.#sessionCacheSize || (size > 0 && this.#sessionCache === null)) {
+      this.#sessionCache?.destroy()
+      this.#sessionCache = createSessionCache(size)
+      this.#sessionCacheSize = size
+    }
+    const ticketer = createTicketer(options.ticketKeys, 'ticketKeys')
+    const defaults: HostTlsOptions = {
+      protocol: options.protocol,
+      minVersion: options.minVersion,
+      maxVersion: options.maxVersion,
+      ciphersPrefer: options.ciphersPrefer,
+      ciphersSuppress: options.ciphersSuppress,
+      honorClientOrder: options.honorClientOrder ?? (options.honorCipherOrder === undefined ? undefined : !options.honorCipherOrder),
+      ALPNProtocols: options.ALPNProtocols,
+      options: options.options,
+      clientAuth: options.clientAuth ?? nodeClientAuth(options),
+    }
+    const hosts = options.hosts ?? [singleHost(options)]
+    try {
+      const built = buildHosts(hosts, defaults, {
+        sessionCache: this.#sessionCache,
+        ticketer,
+        strictSNI: options.strictSNI ?? options.hosts !== undefined,
+        deferred: false,
+        logger: options.logger,
+      }, options.hosts !== undefined ? 'hosts' : '')
+      this.#ticketer?.destroy()
+      this.#ticketer = ticketer
+      return { built, accepting: 0, retired: false }
+    } catch (err) {
+      ticketer?.destroy()
+      throw err
+    }
+  }
+
+  #retire (state: ServerState, final: boolean): void {
+    state.retired = true
+    if (state.accepting === 0) state.built.destroy()
+    if (final) {
+      this.#sessionCache?.destroy()
+      this.#sessionCache = null
+      this.#sessionCacheSize = 0
+      this.#ticketer?.destroy()
+      this.#ticketer = null
+    }
+  }
+
+  #onConnection = (transport: net.Socket): void => {
+    const state = this.#state
+    let connection
+    try {
+      connection = new addon.Connection(state.built.router)
+    } catch (err) {
+      this.#logger.error({ err }, 'cannot create a TLS connection')
+      transport.destroy()
+      return
+    }
+    state.accepting++
+    let released = false
+    const release = (): void => {
+      if (released) return
+      released = true
+      state.accepting--
+      if (state.retired && state.accepting === 0) state.built.destroy()
+    }
+    const options = this.#options
+    const socket = new RustlsSocket({
+      transport,
+      connection,
+      isServer: true,
+      hostFor: (index) => {
+        release()
+        return state.built.hosts[index]
+      },
+      onClientError: (err, s) => {
+        release()
+        this.#logger.debug({ err, remoteAddress: transport.remoteAddress }, 'TLS handshake failed')
+        this.emit('tlsClientError', err, s)
+      },
+      handshakeTimeout: options.handshakeTimeout ?? 120000,
+      allowHalfOpen: options.allowHalfOpen ?? false,
+      logger: this.#logger,
+    })
+    socket.once('close', release)
+    socket.once('secure', () => this.emit('secureConnection', socket))
+  }
+}
+
+/**
+ * The node:tls shorthand (cert/key without hosts) as one host named after
+ * its certificate's DNS names. Unless strictSNI is set, it serves every
+ * client whatever SNI it sends, as a node:tls server does.
+ */
+function singleHost (options: ServerOptions): HostOptions {
+  if (options.cert === undefined && options.certificates === undefined) {
+    throw new ConfigError('ERR_TLS_CONFIG_CERTIFICATE', 'cert', 'a certificate is required (cert/key, certificates or hosts)')
+  }
+  const certificates = options.certificates ?? [{ cert: options.cert as PemInput, key: options.key, passphrase: options.passphrase }]
+  const names = certificateDnsNames(certificates[0]?.cert)
+  const primary = names.find((n) => !n.startsWith('*.')) ?? 'localhost'
+  return {
+    serverName: primary,
+    aliases: names.filter((n) => n !== primary),
+    certificates,
+  }
+}
+
+function certificateDnsNames (cert: PemInput | undefined): string[] {
+  const first = cert === undefined ? undefined : certificateBlocks(cert)[0]
+  if (first === undefined) return []
+  try {
+    const san = new X509Certificate(first).subjectAltName ?? ''
+    return [...new Set(san.split(', ').filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4).toLowerCase()))]
+  } catch {
+    // Unparseable: loadCertificate reports it with its key path.
+    return []
+  }
+}
+
+/** node:tls' requestCert/rejectUnauthorized/ca/crl as clientAuth. */
+function nodeClientAuth (options: ServerOptions): HostTlsOptions['clientAuth'] {
+  if (options.requestCert !== true) return undefined
+  return {
+    // rustls never accepts a certificate it cannot verify: with
+    // rejectUnauthorized false a client may still connect without one.
+    mode: options.rejectUnauthorized === false ? 'optional' : 'required',
+    ca: options.ca,
+    crls: options.crl,
+  }
+}
+
+export function createServer (options: ServerOptions, secureConnectionListener?: (socket: RustlsSocket) => void): Server {
+  return new Server(options, secureConnectionListener)
+}

@@ -1,0 +1,720 @@
+// RustlsSocket: a Duplex shaped like tls.TLSSocket over any transport
+// (usually a net.Socket), driven by the native pump.
+//
+// Inbound: one native call per transport chunk (feed). Outbound: one native
+// call per record-batch (write). Plaintext and ciphertext land in shared
+// slabs and leave as subarrays, so the pump allocates no Buffer per TLS
+// record. Results of a native call are read into locals before anything can
+// call back into JS (push, emit, transport.write), and the socket's state is
+// re-checked after each such call: user code may destroy or write from
+// inside a 'data' or 'secure' handler.
+import { X509Certificate } from 'node:crypto'
+import type net from 'node:net'
+import { Duplex } from 'node:stream'
+
+import { certificateObject, type PeerCertificate } from './cert-info'
+import { cipherInfoForId } from './ciphers'
+import { derToPem } from './certs'
+import { HandshakeTimeoutError, RustlsError } from './errors'
+import type { HostContext } from './hosts'
+import { type Logger, silentLogger } from './log'
+import { addon, Flag, LocalResult, type ConnectionInfo, type NativeConnection, results, Slot } from './native'
+import { versionName, type TlsVersionName } from './protocol'
+
+const SLAB_SIZE = 128 * 1024
+// A new slab is started when less than this is left: enough for a full
+// transport read's plaintext in one call in the common case (the pump loops
+// on PlainFull otherwise).
+const MIN_PLAIN_ROOM = 32 * 1024
+// The native write only encrypts a record when its ciphertext fits.
+const MIN_CIPHER_ROOM = 16 * 1024 + 512
+// _writev joins small chunks (one copy) so they share records.
+const COALESCE_LIMIT = 16 * 1024
+
+let slab = Buffer.alloc(SLAB_SIZE)
+let slabUsed = 0
+
+// Zero-filled: rustls_connection_read requires initialized memory.
+function slabWithRoom (room: number): void {
+  if (SLAB_SIZE - slabUsed < room) {
+    slab = Buffer.alloc(SLAB_SIZE)
+    slabUsed = 0
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+export interface SocketInit {
+  transport: Duplex
+  connection: NativeConnection
+  isServer: boolean
+  /** Server: resolves the host chosen by the native router. */
+  hostFor?: (index: number) => HostContext | undefined
+  /** Server: emits tlsClientError / counts; called once per failed handshake. */
+  onClientError?: (err: Error, socket: RustlsSocket) => void
+  /** Server, deferred routing (SNICallback): picks a config for the hello. */
+  onClientHello?: (socket: RustlsSocket) => void
+  /** Client: the name sent in SNI and verified. */
+  servername?: string
+  /** Client: own certificate leaf (DER) for getX509Certificate(). */
+  ownLeaf?: Buffer
+  verificationDisabled?: boolean
+  handshakeTimeout?: number
+  allowHalfOpen?: boolean
+  logger?: Logger
+}
+
+export class RustlsSocket extends Duplex {
+  readonly encrypted = true
+  /** Negotiated ALPN protocol, or false (as node:tls). */
+  alpnProtocol: string | false = false
+  /** Server: the SNI the client sent; client: the name sent. */
+  servername: string | false = false
+  /** Peer verified (client: server chain; server: a client certificate). */
+  authorized = false
+  authorizationError: string | null = null
+  readonly server: boolean
+
+  #conn: NativeConnection | null
+  #transport: Duplex
+  #info: ConnectionInfo | undefined
+  #host: HostContext | undefined
+  #init: SocketInit
+  #secure = false
+  #peerClosed = false
+  #failed = false
+  #transportEnded = false
+  // Input kept while the reader applies backpressure or routing waits.
+  #pending: Buffer | null = null
+  #pendingOffset = 0
+  #mustDrain = false
+  #readPaused = false
+  #waitingConfig = false
+  #queued: Array<{ chunk: Buffer, callback: (err?: Error | null) => void }> = []
+  #timer: NodeJS.Timeout | null = null
+  #logger: Logger
+
+  constructor (init: SocketInit) {
+    super({ allowHalfOpen: init.allowHalfOpen ?? false, emitClose: true, decodeStrings: true })
+    this.#init = init
+    this.#conn = init.connection
+    this.#transport = init.transport
+    this.server = init.isServer
+    this.#logger = init.logger ?? silentLogger
+    if (!init.isServer && init.servername !== undefined) this.servername = init.servername
+    const t = this.#transport
+    t.on('data', this.#onData)
+    t.on('end', this.#onTransportEnd)
+    t.on('error', this.#onTransportError)
+    t.on('close', this.#onTransportClose)
+    t.on('timeout', this.#onTimeout)
+    if (init.handshakeTimeout !== undefined && init.handshakeTimeout > 0) {
+      this.#timer = setTimeout(this.#onHandshakeTimeout, init.handshakeTimeout)
+      this.#timer.unref()
+    }
+    if (!init.isServer) {
+      const sock = t as net.Socket
+      if (sock.connecting === true) sock.once('connect', () => this.#flush())
+      else this.#flush()
+    }
+  }
+
+  // ---- node:tls surface ----------------------------------------------
+
+  /** 'TLSv1.2' | 'TLSv1.3' once negotiated, else null. */
+  getProtocol (): TlsVersionName | null {
+    return this.#info?.version !== undefined ? versionName(this.#info.version) ?? null : null
+  }
+
+  /** The negotiated suite: OpenSSL name, IANA (standard) name, TLS version. */
+  getCipher (): { name: string, standardName: string, version: string } | undefined {
+    const id = this.#info?.cipherSuite
+    if (id === undefined || id === 0) return undefined
+    const suite = cipherInfoForId(id)
+    return { name: suite.opensslName, standardName: suite.ianaName, version: this.getProtocol() ?? '' }
+  }
+
+  isSessionReused (): boolean {
+    return this.#info?.resumed === true
+  }
+
+  /** Key exchange group, e.g. X25519 or X25519MLKEM768. */
+  getEphemeralKeyInfo (): { type: 'ECDH', name: string } | null {
+    const group = this.#info?.group
+    return group === undefined || group === '' ? null : { type: 'ECDH', name: group }
+  }
+
+  /**
+   * The peer's certificate in node:tls' legacy object form; `detailed`
+   * links issuerCertificate through the chain the peer sent. Empty object
+   * when the peer sent none, as node:tls.
+   */
+  getPeerCertificate (detailed = false): PeerCertificate | Record<string, never> {
+    const chain = this.#peerChain()
+    if (chain.length === 0) return {}
+    return certificateObject(chain, detailed)
+  }
+
+  getPeerX509Certificate (): X509Certificate | undefined {
+    const der = this.#conn?.peerCertificate(0)
+    return der === undefined ? undefined : new X509Certificate(der)
+  }
+
+  /** Our own leaf: the certificate the server chose, or the client's. */
+  getX509Certificate (): X509Certificate | undefined {
+    const der = this.#ownLeaf()
+    return der === undefined ? undefined : new X509Certificate(der)
+  }
+
+  getCertificate (): PeerCertificate | Record<string, never> {
+    const der = this.#ownLeaf()
+    return der === undefined ? {} : certificateObject([der], false)
+  }
+
+  /**
+   * The mod_tls variables of this connection (SPEC §4.5): always HTTPS,
+   * SSL_TLS_SNI (if sent), SSL_PROTOCOL, SSL_CIPHER; more with the host's
+   * StdEnvVars / ExportCertData options. SSL_SESSION_ID is never exported.
+   */
+  getEnvVars (): Record<string, string> {
+    const vars: Record<string, string> = { HTTPS: 'on' }
+    const sni = this.server ? this.#info?.serverName : this.servername
+    if (typeof sni === 'string' && sni !== '') vars.SSL_TLS_SNI = sni
+    const protocol = this.getProtocol()
+    if (protocol !== null) vars.SSL_PROTOCOL = protocol
+    const cipher = this.getCipher()
+    if (cipher !== undefined) vars.SSL_CIPHER = cipher.standardName
+    const env = this.#host?.env
+    if (env?.stdEnvVars === true) {
+      vars.SSL_VERSION_INTERFACE = `rustls-node/${packageVersion()}`
+      vars.SSL_VERSION_LIBRARY = libraryVersion()
+      vars.SSL_SECURE_RENEG = 'false'
+      vars.SSL_COMPRESS_METHOD = 'NULL'
+      vars.SSL_CIPHER_EXPORT = 'false'
+      vars.SSL_CLIENT_VERIFY = this.#clientVerify()
+      vars.SSL_SESSION_RESUMED = this.isSessionReused() ? 'Resumed' : 'Initial'
+    }
+    if (env?.exportCertData === true) {
+      const own = this.#ownLeaf()
+      if (own !== undefined) vars.SSL_SERVER_CERT = derToPem(own)
+      const peer = this.#conn?.peerCertificate(0)
+      if (peer !== undefined) vars.SSL_CLIENT_CERT = derToPem(peer)
+    }
+    return vars
+  }
+
+  /** The virtual host that took this connection (server side). */
+  get hostIndex (): number {
+    return this.#host?.index ?? -1
+  }
+
+  /** The ClientHello (deferred routing only, before accept()). */
+  clientHello (): ReturnType<NativeConnection['clientHello']> {
+    return this.#conn?.clientHello()
+  }
+
+  /**
+   * Deferred routing: continue the handshake with the host's config, or
+   * refuse with `null` (unrecognized_name alert, nothing else sent).
+   */
+  acceptWith (config: Parameters<NativeConnection['accept']>[0], host: number): void {
+    if (this.#conn === null || !this.#waitingConfig) return
+    this.#waitingConfig = false
+    const out = this.#conn.accept(config, host)
+    const flags = results[Slot.Flags]
+    const error = results[Slot.Error]
+    this.#afterCall(out, flags, error)
+    if (!this.destroyed && !this.#failed) this.#resumeInput()
+  }
+
+  get remoteAddress (): string | undefined { return (this.#transport as net.Socket).remoteAddress }
+  get remotePort (): number | undefined { return (this.#transport as net.Socket).remotePort }
+  get remoteFamily (): string | undefined { return (this.#transport as net.Socket).remoteFamily }
+  get localAddress (): string | undefined { return (this.#transport as net.Socket).localAddress }
+  get localPort (): number | undefined { return (this.#transport as net.Socket).localPort }
+  get bytesRead (): number { return (this.#transport as net.Socket).bytesRead ?? 0 }
+  get bytesWritten (): number { return (this.#transport as net.Socket).bytesWritten ?? 0 }
+  get connecting (): boolean { return (this.#transport as net.Socket).connecting === true }
+  get pending (): boolean { return !this.#secure }
+  get readyState (): string { return (this.#transport as net.Socket).readyState ?? 'open' }
+  /** The transport under the TLS layer. */
+  get transport (): Duplex { return this.#transport }
+
+  address (): ReturnType<net.Socket['address']> | Record<string, never> {
+    const t = this.#transport as net.Socket
+    return typeof t.address === 'function' ? t.address() : {}
+  }
+
+  setTimeout (ms: number, callback?: () => void): this {
+    const t = this.#transport as net.Socket
+    if (typeof t.setTimeout === 'function') t.setTimeout(ms)
+    if (callback !== undefined) {
+      if (ms === 0) this.removeListener('timeout', callback)
+      else this.once('timeout', callback)
+    }
+    return this
+  }
+
+  setNoDelay (noDelay?: boolean): this {
+    const t = this.#transport as net.Socket
+    if (typeof t.setNoDelay === 'function') t.setNoDelay(noDelay)
+    return this
+  }
+
+  setKeepAlive (enable?: boolean, initialDelay?: number): this {
+    const t = this.#transport as net.Socket
+    if (typeof t.setKeepAlive === 'function') t.setKeepAlive(enable, initialDelay)
+    return this
+  }
+
+  ref (): this {
+    const t = this.#transport as net.Socket
+    if (typeof t.ref === 'function') t.ref()
+    return this
+  }
+
+  unref (): this {
+    const t = this.#transport as net.Socket
+    if (typeof t.unref === 'function') t.unref()
+    return this
+  }
+
+  /** Ends gracefully (close_notify, FIN), then destroys once flushed. */
+  destroySoon (): void {
+    if (this.writable) this.end()
+    if (this.writableFinished) this.destroy()
+    else this.once('finish', () => this.destroy())
+  }
+
+  // ---- inbound ----------------------------------------------------------
+
+  #onData = (chunk: Buffer): void => {
+    if (this.#pending !== null) {
+      // Paused (backpressure or routing) while the transport had data in
+      // flight: keep it behind what is already pending.
+      this.#pending = Buffer.concat([this.#pending.subarray(this.#pendingOffset), chunk])
+      this.#pendingOffset = 0
+      return
+    }
+    this.#process(chunk, 0)
+  }
+
+  /** Runs input through the pump until it is consumed or we must pause. */
+  #process (input: Buffer | null, offset: number): void {
+    for (;;) {
+      const conn = this.#conn
+      if (conn === null || this.#failed) return
+      slabWithRoom(MIN_PLAIN_ROOM)
+      const start = slabUsed
+      const length = input === null ? 0 : input.length - offset
+      const out = conn.feed(input, offset, length, slab, start, SLAB_SIZE - start)
+      const flags = results[Slot.Flags]
+      const consumed = results[Slot.Consumed]
+      const plain = results[Slot.Plain]
+      const error = results[Slot.Error]
+      offset += consumed
+      let data: Buffer | null = null
+      if (plain > 0) {
+        data = slab.subarray(start, start + plain)
+        slabUsed += plain
+      }
+      const more = input !== null && offset < input.length
+      if ((flags & Flag.NeedConfig) !== 0) {
+        this.#holdInput(input, offset)
+        this.#waitingConfig = true
+        this.#transportPause()
+        this.#afterCall(out, flags, error)
+        return
+      }
+      const proceed = this.#afterCall(out, flags, error, data)
+      if (!proceed) {
+        // Paused by backpressure: keep the rest for _read().
+        if (!this.#failed && !this.destroyed) {
+          this.#holdInput(input, offset)
+          this.#mustDrain = (flags & Flag.PlainFull) !== 0
+          this.#readPaused = true
+          this.#transportPause()
+        }
+        return
+      }
+      if (this.destroyed || this.#failed || this.#peerClosed) return
+      if (!more && (flags & Flag.PlainFull) === 0) return
+      if (input === null) input = EMPTY
+    }
+  }
+
+  #holdInput (input: Buffer | null, offset: number): void {
+    if (input !== null && offset < input.length) {
+      this.#pending = input
+      this.#pendingOffset = offset
+    } else {
+      this.#pending = EMPTY
+      this.#pendingOffset = 0
+    }
+  }
+
+  #resumeInput (): void {
+    const pending = this.#pending
+    const offset = this.#pendingOffset
+    this.#pending = null
+    this.#pendingOffset = 0
+    this.#readPaused = false
+    if (pending !== null && (pending.length > offset || this.#mustDrain)) {
+      this.#mustDrain = false
+      this.#process(pending, offset)
+    }
+    if (this.#pending === null && !this.#waitingConfig && !this.destroyed) {
+      if (this.#transportEnded) this.#process(null, 0)
+      else this.#transportResume()
+    }
+  }
+
+  /**
+   * Acts on one native call's results, in protocol order: send ciphertext,
+   * routing, handshake completion, plaintext, errors, close_notify. Returns
+   * false when the reader wants no more data now.
+   */
+  #afterCall (out: Buffer | undefined, flags: number, error: number, data: Buffer | null = null): boolean {
+    if (out !== undefined) this.#sendRaw(out)
+    if ((flags & Flag.Hello) !== 0 && this.#conn !== null) {
+      this.#info = this.#conn.info()
+      if (this.#host === undefined) this.#host = this.#init.hostFor?.(this.#info.host)
+      if (this.#info.serverName !== undefined && this.#info.serverName !== '') this.servername = this.#info.serverName
+    }
+    if ((flags & Flag.NeedConfig) !== 0 && !this.#waitingConfig) {
+      this.#waitingConfig = true
+    }
+    if ((flags & Flag.NeedConfig) !== 0 && this.#init.onClientHello !== undefined) {
+      if (this.#conn !== null) this.#info = this.#conn.info()
+      if (typeof this.#info?.serverName === 'string' && this.#info.serverName !== '') this.servername = this.#info.serverName
+      this.#init.onClientHello(this)
+      return false
+    }
+    if ((flags & Flag.HandshakeDone) !== 0 && (flags & Flag.Error) === 0) {
+      this.#onSecure()
+      if (this.destroyed) return false
+    }
+    let proceed = true
+    if (data !== null && !this.destroyed) proceed = this.push(data)
+    if ((flags & Flag.Error) !== 0) {
+      this.#onTlsError(error)
+      return false
+    }
+    if ((flags & Flag.WantsWrite) !== 0) this.#flush()
+    if ((flags & Flag.PeerClosed) !== 0 && !this.#peerClosed) {
+      this.#peerClosed = true
+      this.push(null)
+      return false
+    }
+    return proceed
+  }
+
+  #onSecure (): void {
+    if (this.#secure || this.#conn === null) return
+    this.#secure = true
+    this.#clearHandshakeTimer()
+    this.#info = this.#conn.info()
+    if (this.#info.alpn !== undefined) this.alpnProtocol = this.#info.alpn
+    if (this.server) {
+      this.#host ??= this.#init.hostFor?.(this.#info.host)
+      const hasPeer = (this.#info.peerCertificates ?? 0) > 0
+      this.authorized = hasPeer
+      this.authorizationError = hasPeer || this.#host?.clientAuth === 'none' || this.#host === undefined
+        ? null
+        : 'NO_CLIENT_CERTIFICATE'
+      if (this.#host?.clientAuth === 'none') this.authorizationError = null
+    } else if (this.#init.verificationDisabled === true) {
+      this.authorized = false
+      this.authorizationError = 'VERIFICATION_DISABLED'
+    } else {
+      // rustls verified the chain and the name during the handshake.
+      this.authorized = true
+    }
+    this.#flushQueued()
+    if (this.destroyed) return
+    this.emit(this.server ? 'secure' : 'secureConnect')
+  }
+
+  #onTlsError (result: number): void {
+    if (this.#failed) return
+    this.#failed = true
+    this.#clearHandshakeTimer()
+    const err = new RustlsError(result)
+    const duringHandshake = !this.#secure
+    this.#logger.debug({ code: err.code, handshake: duringHandshake }, 'TLS connection failed')
+    // The alert (if any) was queued by #sendRaw; end the transport after it.
+    this.#endTransportSoon()
+    if (duringHandshake && this.server && this.#init.onClientError !== undefined) {
+      this.#init.onClientError(err, this)
+      this.destroy()
+    } else if (result === LocalResult.UnrecognizedName && this.server) {
+      this.destroy()
+    } else {
+      this.destroy(err)
+    }
+  }
+
+  #onHandshakeTimeout = (): void => {
+    this.#timer = null
+    if (this.#secure || this.destroyed) return
+    this.#failed = true
+    const err = new HandshakeTimeoutError()
+    // Nothing is sent to a client that did not finish its hello in time.
+    this.#transport.destroy()
+    if (this.server && this.#init.onClientError !== undefined) {
+      this.#init.onClientError(err, this)
+      this.destroy()
+    } else {
+      this.destroy(err)
+    }
+  }
+
+  #clearHandshakeTimer (): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer)
+      this.#timer = null
+    }
+  }
+
+  #onTransportEnd = (): void => {
+    this.#transportEnded = true
+    if (this.#pending !== null) return
+    // Tells rustls about the EOF: after close_notify this is the orderly
+    // end; otherwise rustls reports UNEXPECTED_EOF (a truncation attack
+    // cannot pass as a clean end, RFC 8446 §6.1).
+    if (this.#peerClosed) {
+      if (!this.allowHalfOpen) this.end()
+      return
+    }
+    this.#process(null, 0)
+  }
+
+  #onTransportError = (err: Error): void => {
+    if (this.destroyed) return
+    if (!this.#secure && this.server && this.#init.onClientError !== undefined) {
+      this.#failed = true
+      this.#init.onClientError(err, this)
+      this.destroy()
+      return
+    }
+    this.destroy(err)
+  }
+
+  #onTransportClose = (): void => {
+    if (!this.destroyed) {
+      if (!this.#peerClosed && !this.#failed && this.#conn !== null) {
+        // Closed without an EOF event (reset): same as a truncated stream.
+        this.#transportEnded = true
+        this.#process(null, 0)
+      }
+      if (!this.destroyed) this.destroy()
+    }
+  }
+
+  #onTimeout = (): void => {
+    this.emit('timeout')
+  }
+
+  #transportPause (): void {
+    const t = this.#transport
+    if (typeof t.pause === 'function') t.pause()
+  }
+
+  #transportResume (): void {
+    const t = this.#transport
+    if (typeof t.resume === 'function' && !t.destroyed) t.resume()
+  }
+
+  override _read (): void {
+    if (this.#readPaused && !this.#waitingConfig) this.#resumeInput()
+  }
+
+  // ---- outbound ---------------------------------------------------------
+
+  override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (!this.#secure) {
+      this.#queued.push({ chunk, callback })
+      return
+    }
+    this.#encrypt(chunk, callback)
+  }
+
+  override _writev (chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
+    let total = 0
+    for (const c of chunks) total += c.chunk.length
+    if (total <= COALESCE_LIMIT) {
+      this._write(Buffer.concat(chunks.map((c) => c.chunk), total), 'binary', callback)
+      return
+    }
+    if (!this.#secure) {
+      for (let i = 0; i < chunks.length; i++) {
+        this.#queued.push({ chunk: chunks[i].chunk, callback: i === chunks.length - 1 ? callback : noop })
+      }
+      return
+    }
+    const t = this.#transport as net.Socket
+    if (typeof t.cork === 'function') t.cork()
+    for (let i = 0; i < chunks.length - 1; i++) {
+      if (!this.#encrypt(chunks[i].chunk, null)) break
+    }
+    this.#encrypt(chunks[chunks.length - 1].chunk, callback)
+    if (typeof t.uncork === 'function') t.uncork()
+  }
+
+  #flushQueued (): void {
+    const queued = this.#queued
+    this.#queued = []
+    for (const { chunk, callback } of queued) {
+      if (this.destroyed) {
+        callback(new Error('socket destroyed before the handshake completed'))
+        continue
+      }
+      this.#encrypt(chunk, callback)
+    }
+  }
+
+  /** Encrypts `chunk` and hands the records to the transport. */
+  #encrypt (chunk: Buffer, callback: ((err?: Error | null) => void) | null): boolean {
+    const conn = this.#conn
+    if (conn === null || this.#failed) {
+      callback?.(new Error('the TLS connection is closed'))
+      return false
+    }
+    let offset = 0
+    let ok = true
+    do {
+      slabWithRoom(MIN_CIPHER_ROOM)
+      const start = slabUsed
+      conn.write(chunk, offset, chunk.length - offset, slab, start, SLAB_SIZE - start)
+      const flags = results[Slot.Flags]
+      const consumed = results[Slot.Consumed]
+      const cipher = results[Slot.Cipher]
+      const error = results[Slot.Error]
+      offset += consumed
+      if (cipher > 0) {
+        slabUsed += cipher
+        ok = this.#sendRaw(slab.subarray(start, start + cipher))
+      }
+      if ((flags & Flag.Error) !== 0) {
+        const err = new RustlsError(error)
+        callback?.(err)
+        this.#onTlsError(error)
+        return false
+      }
+      if (consumed === 0 && cipher === 0) break
+    } while (offset < chunk.length)
+    if (callback !== null) {
+      if (ok) callback()
+      else this.#transport.once('drain', () => callback())
+    }
+    return ok
+  }
+
+  /** Drains ciphertext rustls still holds (handshake start, close_notify). */
+  #flush (): void {
+    const conn = this.#conn
+    if (conn === null) return
+    for (;;) {
+      slabWithRoom(MIN_CIPHER_ROOM)
+      const start = slabUsed
+      conn.flush(slab, start, SLAB_SIZE - start)
+      const flags = results[Slot.Flags]
+      const cipher = results[Slot.Cipher]
+      if (cipher > 0) {
+        slabUsed += cipher
+        this.#sendRaw(slab.subarray(start, start + cipher))
+      }
+      if ((flags & Flag.WantsWrite) === 0 || cipher === 0) return
+    }
+  }
+
+  #sendRaw (data: Buffer): boolean {
+    const t = this.#transport
+    if (t.destroyed || !t.writable) return true
+    return t.write(data)
+  }
+
+  #endTransportSoon (): void {
+    const t = this.#transport
+    if (t.destroyed) return
+    if (t.writable) t.end()
+    // A peer that never closes its side must not keep the socket.
+    const timer = setTimeout(() => t.destroy(), 2000)
+    timer.unref()
+    t.once('close', () => clearTimeout(timer))
+  }
+
+  override _final (callback: (err?: Error | null) => void): void {
+    const conn = this.#conn
+    if (conn !== null && this.#secure && !this.#failed) {
+      // close_notify first, then the transport's FIN (RFC 8446 §6.1).
+      conn.sendCloseNotify()
+      this.#flush()
+    }
+    const t = this.#transport
+    if (!t.destroyed && t.writable) t.end()
+    callback()
+  }
+
+  override _destroy (err: Error | null, callback: (err?: Error | null) => void): void {
+    this.#clearHandshakeTimer()
+    for (const { callback: cb } of this.#queued.splice(0)) cb(err ?? new Error('socket destroyed'))
+    const conn = this.#conn
+    this.#conn = null
+    conn?.destroy()
+    const t = this.#transport
+    t.removeListener('data', this.#onData)
+    t.removeListener('end', this.#onTransportEnd)
+    t.removeListener('timeout', this.#onTimeout)
+    if (!t.destroyed) {
+      // Give a queued alert or close_notify the chance to leave first.
+      if (t.writableLength > 0 && !this.#failed) t.end()
+      else if (!this.#failed) t.destroy()
+    }
+    callback(err)
+  }
+
+  // ---- helpers ----------------------------------------------------------
+
+  #peerChain (): Buffer[] {
+    const conn = this.#conn
+    const count = this.#info?.peerCertificates ?? 0
+    const out: Buffer[] = []
+    if (conn === null) return out
+    for (let i = 0; i < count; i++) {
+      const der = conn.peerCertificate(i)
+      if (der === undefined) break
+      out.push(der)
+    }
+    return out
+  }
+
+  #ownLeaf (): Buffer | undefined {
+    if (!this.server) return this.#init.ownLeaf
+    const index = this.#info?.certificate ?? -1
+    return index >= 0 ? this.#host?.leafDers[index] : undefined
+  }
+
+  #clientVerify (): string {
+    if (this.#host === undefined || this.#host.clientAuth === 'none') return 'NONE'
+    // rustls aborts the handshake on a certificate it cannot verify, so a
+    // live connection has either a verified certificate or none.
+    return (this.#info?.peerCertificates ?? 0) > 0 ? 'SUCCESS' : 'NONE'
+  }
+}
+
+function noop (): void {}
+
+let cachedPackageVersion: string | undefined
+function packageVersion (): string {
+  if (cachedPackageVersion === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    cachedPackageVersion = (require('../../package.json') as { version: string }).version
+  }
+  return cachedPackageVersion
+}
+
+/** "rustls-ffi/<v>/rustls/<v>" (SPEC §4.5), without the provider suffix. */
+export function libraryVersion (): string {
+  return addon.version().split('/').slice(0, 4).join('/')
+}
