@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+'use strict'
+// npm test: compile TypeScript, make the certificate fixtures, then run every
+// test file with node:test. Extra arguments filter files by substring, e.g.
+// `npm test -- integration/server`.
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const root = path.resolve(__dirname, '..')
+const suites = ['unit', 'native', 'integration', 'terminator', 'ecosystem', 'reliability']
+
+function run (cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts })
+  if (r.status !== 0) process.exit(r.status === null ? 1 : r.status)
+}
+
+function testFiles (filters) {
+  const out = []
+  for (const suite of suites) {
+    const dir = path.join(root, 'dist', 'test', suite)
+    if (!fs.existsSync(dir)) continue
+    for (const name of fs.readdirSync(dir).sort()) {
+      if (!name.endsWith('.test.js')) continue
+      const rel = path.join('dist', 'test', suite, name)
+      if (filters.length === 0 || filters.some((f) => rel.includes(f))) out.push(rel)
+    }
+  }
+  return out
+}
+
+run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'])
+// The Rust glue's own tests (pointer round trips with rustls-ffi, resumption
+// on the acceptor path, the ticketer), when a toolchain is at hand.
+if (process.env.SKIP_RUST_TESTS !== '1' && spawnSync('cargo', ['--version']).status === 0) {
+  run('cargo', ['test', '--release', '--locked', '--quiet'])
+}
+run(process.execPath, [path.join(__dirname, 'gen-certs.js')])
+const files = testFiles(process.argv.slice(2))
+if (files.length === 0) {
+  console.error('no test files matched')
+  process.exit(1)
+}
+run(process.execPath, ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.TEST_CONCURRENCY || 2}`, ...files])
