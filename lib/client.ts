@@ -190,9 +190,10 @@ export function connect (...args: unknown[]): RustlsSocket {
     if (owned) context.destroy()
     throw configErrorFromNative(err, 'ERR_TLS_CONFIG_INVALID', 'servername')
   }
+  // Half-open TCP: the TLS layer decides when to send its FIN.
   const transport = options.socket ?? (options.path !== undefined
-    ? net.connect({ path: options.path })
-    : net.connect({ host, port: options.port ?? 443 }))
+    ? net.connect({ path: options.path, allowHalfOpen: true })
+    : net.connect({ host, port: options.port ?? 443, allowHalfOpen: true }))
   if (options.timeout !== undefined && transport instanceof net.Socket) transport.setTimeout(options.timeout)
   const socket = new RustlsSocket({
     transport,

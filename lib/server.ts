@@ -91,7 +91,9 @@ export class Server extends net.Server {
   #logger: Logger
 
   constructor (options: ServerOptions, secureConnectionListener?: (socket: RustlsSocket) => void) {
-    super({ allowHalfOpen: false, pauseOnConnect: false })
+    // The TCP side stays half-open: TLS half-close (close_notify) is decided
+    // per RustlsSocket, which ends the transport itself when it should.
+    super({ allowHalfOpen: true, pauseOnConnect: false })
     if (options === null || typeof options !== 'object') {
       throw new ConfigError('ERR_TLS_CONFIG_INVALID', '', 'options must be an object')
     }
