@@ -491,6 +491,12 @@ export class RustlsSocket extends Duplex {
 
   #onTransportError = (err: Error): void => {
     if (this.destroyed) return
+    // We already ended our side (end() was called, close_notify queued):
+    // a peer that left meanwhile (EPIPE, ECONNRESET) lost nothing we owed it.
+    if (this.#secure && this.writableEnded) {
+      this.destroy()
+      return
+    }
     if (!this.#secure && this.server && this.#init.onClientError !== undefined) {
       this.#failed = true
       this.#init.onClientError(err, this)
