@@ -99,7 +99,14 @@ export class Server extends net.Server {
     }
     this.#options = options
     this.#logger = options.logger ?? silentLogger
-    this.#state = this.#build(options)
+    try {
+      this.#state = this.#build(options)
+    } catch (err) {
+      // Nothing native outlives a constructor that throws.
+      this.#sessionCache?.destroy()
+      this.#sessionCache = null
+      throw err
+    }
     this.on('connection', this.#onConnection)
     this.on('close', () => this.#retire(this.#state, true))
     if (secureConnectionListener !== undefined) this.on('secureConnection', secureConnectionListener)

@@ -92,6 +92,7 @@ export class RustlsSocket extends Duplex {
   #waitingConfig = false
   #queued: Array<{ chunk: Buffer, callback: (err?: Error | null) => void }> = []
   #timer: NodeJS.Timeout | null = null
+  #peerError: Error | null = null
   #logger: Logger
 
   constructor (init: SocketInit) {
@@ -450,8 +451,25 @@ export class RustlsSocket extends Duplex {
     } else if (result === LocalResult.UnrecognizedName && this.server) {
       this.destroy()
     } else {
-      this.destroy(err)
+      this.#destroyForPeer(err)
     }
+  }
+
+  /**
+   * Ends the connection for a failure the peer or the network caused. The
+   * error is emitted when someone listens for it; otherwise the socket just
+   * closes: a client's reset or truncated stream must never take the
+   * process down (SPEC §6), whether or not the application added a handler.
+   */
+  #destroyForPeer (err: Error): void {
+    this.#peerError = err
+    if (this.listenerCount('error') > 0) this.destroy(err)
+    else this.destroy()
+  }
+
+  /** The network-caused error that ended this connection, if any. */
+  get peerError (): Error | null {
+    return this.#peerError
   }
 
   #onHandshakeTimeout = (): void => {
@@ -465,7 +483,7 @@ export class RustlsSocket extends Duplex {
       this.#init.onClientError(err, this)
       this.destroy()
     } else {
-      this.destroy(err)
+      this.#destroyForPeer(err)
     }
   }
 
@@ -503,7 +521,7 @@ export class RustlsSocket extends Duplex {
       this.destroy()
       return
     }
-    this.destroy(err)
+    this.#destroyForPeer(err)
   }
 
   #onTransportClose = (): void => {
