@@ -3,7 +3,7 @@
 // decrypted with node:crypto; the passphrase never reaches a log or an error.
 import crypto from 'node:crypto'
 
-import { ConfigError, configErrorFromNative } from './errors'
+import { ConfigError, configErrorFromNative, keyPathJoin } from './errors'
 import { addon, type NativeCertifiedKey } from './native'
 
 export type PemInput = string | Buffer
@@ -88,15 +88,15 @@ export function loadCertificate (entry: CertificateEntry, keyPath: string): Load
   if (entry === null || typeof entry !== 'object') {
     throw new ConfigError('ERR_TLS_CONFIG_INVALID', keyPath, 'must be an object {cert, key?, passphrase?, ocsp?}')
   }
-  const blocks = requireCertificates(entry.cert, `${keyPath}.cert`)
+  const blocks = requireCertificates(entry.cert, keyPathJoin(keyPath, 'cert'))
   const keySource = entry.key !== undefined ? text(entry.key) : text(entry.cert)
-  const keyKeyPath = entry.key !== undefined ? `${keyPath}.key` : `${keyPath}.cert`
+  const keyKeyPath = entry.key !== undefined ? keyPathJoin(keyPath, 'key') : keyPathJoin(keyPath, 'cert')
   if (entry.key !== undefined && keySource.trim() === '') {
     throw new ConfigError('ERR_TLS_CONFIG_KEY', keyKeyPath, 'private key is empty')
   }
   const key = plainKey(keySource, entry.passphrase, keyKeyPath)
   if (entry.ocsp !== undefined && (!Buffer.isBuffer(entry.ocsp) || entry.ocsp.length === 0)) {
-    throw new ConfigError('ERR_TLS_CONFIG_OCSP', `${keyPath}.ocsp`, 'must be a non-empty DER Buffer')
+    throw new ConfigError('ERR_TLS_CONFIG_OCSP', keyPathJoin(keyPath, 'ocsp'), 'must be a non-empty DER Buffer')
   }
   let native: NativeCertifiedKey
   try {
@@ -107,7 +107,7 @@ export function loadCertificate (entry: CertificateEntry, keyPath: string): Load
   const leaf = native.certificate(0)
   if (leaf === undefined) {
     native.destroy()
-    throw new ConfigError('ERR_TLS_CONFIG_CERTIFICATE', `${keyPath}.cert`, 'no leaf certificate')
+    throw new ConfigError('ERR_TLS_CONFIG_CERTIFICATE', keyPathJoin(keyPath, 'cert'), 'no leaf certificate')
   }
   return { native, leaf }
 }
@@ -116,12 +116,12 @@ function nativeCertificateError (err: unknown, keyPath: string): Error {
   const step = (err as { step?: string }).step
   const result = (err as { rustlsResult?: number }).rustlsResult
   if (step === 'keysMatch') {
-    return configErrorFromNative(err, 'ERR_TLS_CONFIG_KEY_MISMATCH', `${keyPath}.key`)
+    return configErrorFromNative(err, 'ERR_TLS_CONFIG_KEY_MISMATCH', keyPathJoin(keyPath, 'key'))
   }
-  if (step === 'ocsp') return configErrorFromNative(err, 'ERR_TLS_CONFIG_OCSP', `${keyPath}.ocsp`)
+  if (step === 'ocsp') return configErrorFromNative(err, 'ERR_TLS_CONFIG_OCSP', keyPathJoin(keyPath, 'ocsp'))
   // rustls_result 7006: PRIVATE_KEY_PARSE_ERROR; the rest concern the chain.
-  if (result === 7006) return configErrorFromNative(err, 'ERR_TLS_CONFIG_KEY', `${keyPath}.key`)
-  return configErrorFromNative(err, 'ERR_TLS_CONFIG_CERTIFICATE', `${keyPath}.cert`)
+  if (result === 7006) return configErrorFromNative(err, 'ERR_TLS_CONFIG_KEY', keyPathJoin(keyPath, 'key'))
+  return configErrorFromNative(err, 'ERR_TLS_CONFIG_CERTIFICATE', keyPathJoin(keyPath, 'cert'))
 }
 
 /** Joins CA inputs (PEM string | Buffer | array of them) into one PEM Buffer. */

@@ -40,6 +40,12 @@ export class RustlsError extends Error {
   }
 }
 
+/** `parent.child`, or `child` at the top level (key paths of ConfigError). */
+export function keyPathJoin (parent: string, child: string): string {
+  if (parent === '') return child
+  return child.startsWith('[') ? `${parent}${child}` : `${parent}.${child}`
+}
+
 /**
  * A configuration problem: names the option by its key path
  * (`hosts[1].certificates[0].key`) and, where it helps, the offending value.

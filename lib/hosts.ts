@@ -5,7 +5,7 @@ import crypto from 'node:crypto'
 
 import { loadCertificate, pemBundle, type CertificateEntry, type LoadedCertificate, type PemInput } from './certs'
 import { resolveCipherPolicy } from './ciphers'
-import { ConfigError, configErrorFromNative } from './errors'
+import { ConfigError, configErrorFromNative, keyPathJoin } from './errors'
 import { type Logger, silentLogger } from './log'
 import { addon, type NativeHandle } from './native'
 import { resolveProtocol, type TlsVersionName } from './protocol'
@@ -141,15 +141,15 @@ const HOST_NAME = /^(\*\.)?[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,
 
 function hostNames (host: HostOptions, keyPath: string): string[] {
   if (typeof host.serverName !== 'string' || host.serverName === '') {
-    throw new ConfigError('ERR_TLS_CONFIG_INVALID', `${keyPath}.serverName`, 'must be a non-empty host name', host.serverName)
+    throw new ConfigError('ERR_TLS_CONFIG_INVALID', keyPathJoin(keyPath, 'serverName'), 'must be a non-empty host name', host.serverName)
   }
   const names = [host.serverName]
   if (host.aliases !== undefined) {
-    if (!Array.isArray(host.aliases)) throw new ConfigError('ERR_TLS_CONFIG_INVALID', `${keyPath}.aliases`, 'must be an array of host names')
+    if (!Array.isArray(host.aliases)) throw new ConfigError('ERR_TLS_CONFIG_INVALID', keyPathJoin(keyPath, 'aliases'), 'must be an array of host names')
     names.push(...host.aliases)
   }
   return names.map((name, i) => {
-    const where = i === 0 ? `${keyPath}.serverName` : `${keyPath}.aliases[${i - 1}]`
+    const where = i === 0 ? keyPathJoin(keyPath, 'serverName') : keyPathJoin(keyPath, `aliases[${i - 1}]`)
     if (typeof name !== 'string' || !HOST_NAME.test(name) || (i === 0 && name.startsWith('*.'))) {
       throw new ConfigError('ERR_TLS_CONFIG_INVALID', where, i === 0 ? 'must be a host name' : 'must be a host name or a *. wildcard', name)
     }
@@ -160,12 +160,12 @@ function hostNames (host: HostOptions, keyPath: string): string[] {
 function certificateEntries (host: HostOptions, keyPath: string): Array<[CertificateEntry, string]> {
   if (host.certificates !== undefined) {
     if (!Array.isArray(host.certificates) || host.certificates.length === 0) {
-      throw new ConfigError('ERR_TLS_CONFIG_CERTIFICATE', `${keyPath}.certificates`, 'must be a non-empty array')
+      throw new ConfigError('ERR_TLS_CONFIG_CERTIFICATE', keyPathJoin(keyPath, 'certificates'), 'must be a non-empty array')
     }
-    return host.certificates.map((c, i) => [c, `${keyPath}.certificates[${i}]`])
+    return host.certificates.map((c, i) => [c, keyPathJoin(keyPath, `certificates[${i}]`)])
   }
   if (host.cert === undefined) {
-    throw new ConfigError('ERR_TLS_CONFIG_CERTIFICATE', `${keyPath}.certificates`, 'a host needs at least one certificate')
+    throw new ConfigError('ERR_TLS_CONFIG_CERTIFICATE', keyPathJoin(keyPath, 'certificates'), 'a host needs at least one certificate')
   }
   return [[{ cert: host.cert, key: host.key, passphrase: host.passphrase, ocsp: host.ocsp }, keyPath]]
 }
@@ -174,7 +174,7 @@ function clientAuthMode (auth: ClientAuthOptions | undefined, keyPath: string): 
   if (auth === undefined) return 'none'
   const mode = auth.mode ?? 'required'
   if (mode !== 'required' && mode !== 'optional' && mode !== 'none') {
-    throw new ConfigError('ERR_TLS_CONFIG_INVALID', `${keyPath}.mode`, 'must be "required", "optional" or "none"', mode)
+    throw new ConfigError('ERR_TLS_CONFIG_INVALID', keyPathJoin(keyPath, 'mode'), 'must be "required", "optional" or "none"', mode)
   }
   return mode
 }
@@ -195,7 +195,8 @@ export function buildHosts (list: readonly HostOptions[], defaults: HostTlsOptio
   const inheritedOptions = applyTlsOptions(new Set(), defaults.options, 'options')
   try {
     list.forEach((host, index) => {
-      const at = `${keyPath}[${index}]`
+      // The node:tls shorthand (one host, keyPath '') reports top-level keys.
+      const at = keyPath === '' ? '' : `${keyPath}[${index}]`
       if (host === null || typeof host !== 'object') throw new ConfigError('ERR_TLS_CONFIG_INVALID', at, 'must be an object')
       const names = hostNames(host, at)
       for (const name of names) {
@@ -219,19 +220,19 @@ export function buildHosts (list: readonly HostOptions[], defaults: HostTlsOptio
         logger,
         minVersion: protocol.minVersion,
       })
-      const alpn = alpnList(merged.ALPNProtocols, host.ALPNProtocols !== undefined ? `${at}.ALPNProtocols` : 'ALPNProtocols')
-      const options = applyTlsOptions(inheritedOptions, host.options, `${at}.options`)
-      const authPath = host.clientAuth !== undefined ? `${at}.clientAuth` : 'clientAuth'
+      const alpn = alpnList(merged.ALPNProtocols, host.ALPNProtocols !== undefined ? keyPathJoin(at, 'ALPNProtocols') : 'ALPNProtocols')
+      const options = applyTlsOptions(inheritedOptions, host.options, keyPathJoin(at, 'options'))
+      const authPath = host.clientAuth !== undefined ? keyPathJoin(at, 'clientAuth') : 'clientAuth'
       const mode = clientAuthMode(merged.clientAuth, authPath)
       let clientAuth: { ca: Buffer, crls?: Buffer[], optional: boolean } | undefined
       if (mode !== 'none') {
-        const ca = pemBundle(merged.clientAuth?.ca, `${authPath}.ca`, 'ERR_TLS_CONFIG_CA')
-        if (ca === undefined) throw new ConfigError('ERR_TLS_CONFIG_CA', `${authPath}.ca`, 'client authentication needs a CA')
+        const ca = pemBundle(merged.clientAuth?.ca, keyPathJoin(authPath, 'ca'), 'ERR_TLS_CONFIG_CA')
+        if (ca === undefined) throw new ConfigError('ERR_TLS_CONFIG_CA', keyPathJoin(authPath, 'ca'), 'client authentication needs a CA')
         const crlList = merged.clientAuth?.crls
         const crls = crlList === undefined
           ? undefined
           : (Array.isArray(crlList) ? crlList : [crlList]).map((c: PemInput, i: number) =>
-              pemBundle(c, `${authPath}.crls[${i}]`, 'ERR_TLS_CONFIG_CRL') as Buffer)
+              pemBundle(c, keyPathJoin(authPath, `crls[${i}]`), 'ERR_TLS_CONFIG_CRL') as Buffer)
         clientAuth = { ca, crls, optional: mode === 'optional' }
       }
       const loaded: LoadedCertificate[] = []
@@ -252,8 +253,8 @@ export function buildHosts (list: readonly HostOptions[], defaults: HostTlsOptio
           })
         } catch (err) {
           const step = (err as { step?: string }).step ?? ''
-          if (step.startsWith('clientAuth.crls')) throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CRL', `${authPath}.${step.slice('clientAuth.'.length)}`)
-          if (step.startsWith('clientAuth')) throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CA', `${authPath}.ca`)
+          if (step.startsWith('clientAuth.crls')) throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CRL', keyPathJoin(authPath, step.slice('clientAuth.'.length)))
+          if (step.startsWith('clientAuth')) throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CA', keyPathJoin(authPath, 'ca'))
           throw configErrorFromNative(err, 'ERR_TLS_CONFIG_INVALID', at)
         }
         configs.push(config)

@@ -245,13 +245,15 @@ function singleHost (options: ServerOptions): HostOptions {
   if (options.cert === undefined && options.certificates === undefined) {
     throw new ConfigError('ERR_TLS_CONFIG_CERTIFICATE', 'cert', 'a certificate is required (cert/key, certificates or hosts)')
   }
-  const certificates = options.certificates ?? [{ cert: options.cert as PemInput, key: options.key, passphrase: options.passphrase }]
-  const names = certificateDnsNames(certificates[0]?.cert)
+  const names = certificateDnsNames(options.certificates?.[0]?.cert ?? options.cert)
   const primary = names.find((n) => !n.startsWith('*.')) ?? 'localhost'
   return {
     serverName: primary,
     aliases: names.filter((n) => n !== primary),
-    certificates,
+    certificates: options.certificates,
+    cert: options.cert,
+    key: options.key,
+    passphrase: options.passphrase,
   }
 }
 

@@ -41,4 +41,4 @@ if (files.length === 0) {
   console.error('no test files matched')
   process.exit(1)
 }
-run(process.execPath, ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.TEST_CONCURRENCY || 2}`, ...files])
+run(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=180000', `--test-concurrency=${process.env.TEST_CONCURRENCY || 2}`, ...files])

@@ -1,0 +1,700 @@
+// The terminator's configuration file (SPEC §5): loading (YAML or JSON),
+// the schema, and validation that reports every problem with its key path
+// (`hosts[1].certificates[0].key: file not found: ...`) instead of stopping
+// at the first one. Files are only named here; files.ts reads them.
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+
+import YAML from 'yaml'
+
+import { lookupCipher, splitCipherList } from '../ciphers'
+import { ConfigError } from '../errors'
+import { applyTlsOptions } from '../hosts'
+import { parseProtocol } from '../protocol'
+
+/** One problem found in a configuration; `keyPath` is '' for the file as a whole. */
+export interface ConfigProblem {
+  keyPath: string
+  message: string
+}
+
+/** Thrown when a configuration cannot be used; carries every problem found. */
+export class ConfigProblems extends Error {
+  readonly code = 'ERR_TERMINATOR_CONFIG'
+  readonly problems: readonly ConfigProblem[]
+
+  constructor (problems: readonly ConfigProblem[]) {
+    super(`invalid configuration:\n${problems.map(formatProblem).join('\n')}`)
+    this.name = 'ConfigProblems'
+    this.problems = problems
+  }
+}
+
+export function formatProblem (p: ConfigProblem): string {
+  return p.keyPath === '' ? p.message : `${p.keyPath}: ${p.message}`
+}
+
+/** Turns a library ConfigError into a problem, optionally renaming its key path. */
+export function problemFromError (err: unknown, rename: (keyPath: string) => string = (k) => k): ConfigProblem {
+  if (err instanceof ConfigError) {
+    const message = err.keyPath === '' ? err.message : err.message.slice(err.keyPath.length + 2)
+    return { keyPath: rename(err.keyPath), message }
+  }
+  const e = err as { code?: unknown, message?: unknown }
+  return { keyPath: '', message: `${typeof e?.code === 'string' ? `${e.code}: ` : ''}${String(e?.message ?? err)}` }
+}
+
+// ---- the validated shape ----------------------------------------------------
+
+/** A TCP address to listen on. `host` undefined: every address (dual stack). */
+export interface ListenAddress {
+  host: string | undefined
+  port: number
+  /** As written in the file. */
+  text: string
+}
+
+export type BackendAddress =
+  | { kind: 'tcp', host: string, port: number, text: string }
+  | { kind: 'unix', path: string, text: string }
+
+export interface CertificateFiles {
+  /** Absolute path of the PEM chain, leaf first. */
+  cert: string
+  /** Absolute path of the PEM key; undefined: the key is in `cert`. */
+  key?: string
+  /** Absolute path of a DER OCSP response to staple. */
+  ocsp?: string
+  /** Name of the environment variable holding the key's passphrase. */
+  passphraseEnv?: string
+}
+
+export type ClientAuthMode = 'required' | 'optional' | 'none'
+
+export interface ClientAuthFiles {
+  mode: ClientAuthMode
+  ca?: string
+  crls?: string[]
+}
+
+/** TLS settings a host can set and otherwise inherits from the top level. */
+export interface HostTlsConfig {
+  protocol?: string
+  ciphersPrefer?: string[]
+  ciphersSuppress?: string[]
+  honorClientOrder?: boolean
+  alpn?: string[]
+  options?: string[]
+  clientAuth?: ClientAuthFiles
+}
+
+export interface BackendTlsConfig {
+  /** Absolute path of the CA bundle, or 'system'. Undefined only with dangerouslyDisableVerification. */
+  ca?: string
+  serverName?: string
+  protocol?: string
+  ciphersPrefer?: string[]
+  ciphersSuppress?: string[]
+  certificates?: CertificateFiles[]
+  alpn?: string[]
+  dangerouslyDisableVerification: boolean
+}
+
+export type BackendMode = 'tcp' | 'http'
+export type ProxyProtocolVersion = 'none' | 'v1' | 'v2'
+
+export interface BackendConfig {
+  address: BackendAddress
+  mode: BackendMode
+  proxyProtocol: ProxyProtocolVersion
+  /** ms to establish the backend connection (TCP and TLS). */
+  connectTimeout: number
+  /** http mode: ms the backend may stay silent (504 before the response head). */
+  timeout: number
+  tls?: BackendTlsConfig
+}
+
+export interface HostConfig extends HostTlsConfig {
+  serverName: string
+  aliases: string[]
+  certificates: CertificateFiles[]
+  backend: BackendConfig
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+export interface TerminatorConfig extends HostTlsConfig {
+  /** Absolute path of the file read, if any. */
+  file?: string
+  serverRoot: string
+  listen: ListenAddress[]
+  strictSNI: boolean
+  sessionCache: number | { size: number } | 'none'
+  /** Absolute path of the ticket key file. */
+  ticketKeys?: string
+  handshakeTimeout: number
+  drainTimeout: number
+  maxConnections?: number
+  workers: number | 'auto'
+  log: { level: LogLevel }
+  metrics?: { listen: ListenAddress }
+  hosts: HostConfig[]
+}
+
+export const DEFAULTS = {
+  handshakeTimeout: 10_000,
+  drainTimeout: 10_000,
+  connectTimeout: 5_000,
+  backendTimeout: 60_000,
+  sessionCacheSize: 20_000,
+} as const
+
+// ---- loading ----------------------------------------------------------------
+
+/**
+ * Parses configuration text: JSON for a `.json` file, YAML for `.yaml` /
+ * `.yml`, and by content otherwise (JSON is tried when the text starts
+ * with `{`; YAML, a superset, otherwise).
+ */
+export function parseConfigText (text: string, file: string): unknown {
+  const ext = path.extname(file).toLowerCase()
+  const json = ext === '.json' || (ext !== '.yaml' && ext !== '.yml' && /^\s*\{/.test(text))
+  if (json) {
+    try {
+      return JSON.parse(text)
+    } catch (err) {
+      throw new ConfigProblems([{ keyPath: '', message: `${file}: not valid JSON: ${(err as Error).message}` }])
+    }
+  }
+  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    throw new ConfigProblems(doc.errors.map((e) => ({ keyPath: '', message: `${file}: not valid YAML: ${e.message.split('\n')[0]}` })))
+  }
+  return doc.toJS({ maxAliasCount: 100 })
+}
+
+/** Reads, parses and validates a configuration file. Throws ConfigProblems. */
+export function loadConfigFile (file: string): TerminatorConfig {
+  const abs = path.resolve(file)
+  let text: string
+  try {
+    text = fs.readFileSync(abs, 'utf8')
+  } catch (err) {
+    throw new ConfigProblems([{ keyPath: '', message: `cannot read ${abs}: ${fileErrorText(err)}` }])
+  }
+  return validateConfig(parseConfigText(text, abs), { file: abs })
+}
+
+export function fileErrorText (err: unknown): string {
+  const code = (err as { code?: string }).code
+  if (code === 'ENOENT') return 'file not found'
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
+  if (code === 'EISDIR') return 'is a directory'
+  return code ?? (err as Error).message
+}
+
+// ---- validation -------------------------------------------------------------
+
+type Obj = Record<string, unknown>
+
+/** Collects problems while walking the raw document. */
+class Checker {
+  readonly problems: ConfigProblem[] = []
+
+  add (keyPath: string, message: string): void {
+    this.problems.push({ keyPath, message })
+  }
+
+  /** An object with only `known` keys; unknown keys are problems (with a case hint). */
+  object (value: unknown, keyPath: string, known: readonly string[]): Obj | undefined {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      this.add(keyPath, `must be a mapping (object), got ${describe(value)}`)
+      return undefined
+    }
+    for (const key of Object.keys(value)) {
+      if (known.includes(key)) continue
+      const hint = known.find((k) => k.toLowerCase() === key.toLowerCase())
+      this.add(join(keyPath, key), `unknown key${hint !== undefined ? ` (did you mean "${hint}"?)` : ''}`)
+    }
+    return value as Obj
+  }
+
+  string (obj: Obj, key: string, keyPath: string, required = false): string | undefined {
+    const value = obj[key]
+    if (value === undefined || value === null) {
+      if (required) this.add(join(keyPath, key), 'is required')
+      return undefined
+    }
+    if (typeof value !== 'string' || value === '') {
+      this.add(join(keyPath, key), `must be a non-empty string, got ${describe(value)}`)
+      return undefined
+    }
+    return value
+  }
+
+  boolean (obj: Obj, key: string, keyPath: string): boolean | undefined {
+    const value = obj[key]
+    if (value === undefined || value === null) return undefined
+    if (typeof value !== 'boolean') {
+      this.add(join(keyPath, key), `must be true or false, got ${describe(value)}`)
+      return undefined
+    }
+    return value
+  }
+
+  oneOf<T extends string> (obj: Obj, key: string, keyPath: string, allowed: readonly T[]): T | undefined {
+    const value = obj[key]
+    if (value === undefined || value === null) return undefined
+    if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+      this.add(join(keyPath, key), `must be one of ${allowed.join(', ')}, got ${describe(value)}`)
+      return undefined
+    }
+    return value as T
+  }
+
+  /** A list of non-empty strings; a single string is accepted as a list of one. */
+  stringList (obj: Obj, key: string, keyPath: string): string[] | undefined {
+    const value = obj[key]
+    if (value === undefined || value === null) return undefined
+    const list = typeof value === 'string' ? [value] : value
+    if (!Array.isArray(list)) {
+      this.add(join(keyPath, key), `must be a list of strings, got ${describe(value)}`)
+      return undefined
+    }
+    const out: string[] = []
+    list.forEach((item, i) => {
+      if (typeof item !== 'string' || item === '') this.add(`${join(keyPath, key)}[${i}]`, `must be a non-empty string, got ${describe(item)}`)
+      else out.push(item)
+    })
+    return out.length === list.length ? out : undefined
+  }
+
+  /** Milliseconds: a number, or "500ms", "10s", "2m", "1h". Must be > 0. */
+  duration (obj: Obj, key: string, keyPath: string, fallback: number): number {
+    const value = obj[key]
+    if (value === undefined || value === null) return fallback
+    const ms = parseDuration(value)
+    if (ms === undefined) {
+      this.add(join(keyPath, key), `must be a duration such as "500ms", "10s", "2m" or a number of milliseconds (> 0), got ${describe(value)}`)
+      return fallback
+    }
+    return ms
+  }
+}
+
+/** "500ms" | "10s" | "1.5m" | "1h" | number of ms → ms; undefined if malformed or ≤ 0. */
+export function parseDuration (value: unknown): number | undefined {
+  let ms: number | undefined
+  if (typeof value === 'number') ms = value
+  else if (typeof value === 'string') {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value)
+    if (m !== null) ms = Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 'ms'] as number)
+  }
+  return ms !== undefined && Number.isFinite(ms) && ms > 0 ? Math.round(ms) : undefined
+}
+
+/**
+ * "HOST:PORT", "[IPv6]:PORT", "*:PORT" or "PORT" (every address). Port
+ * 0 picks a free port (tests); the actual one is logged.
+ */
+export function parseListenAddress (text: string): ListenAddress | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text)
+  if (m === null) return undefined
+  const port = Number(m[3])
+  if (port > 65535) return undefined
+  const v6 = m[1]
+  const host = v6 !== undefined && v6 !== '' ? v6 : m[2]
+  if (v6 !== undefined && v6 !== '' && !net.isIPv6(v6)) return undefined
+  if (host === '' || host === '*') return { host: undefined, port, text }
+  if (net.isIP(host) === 0 && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(host)) return undefined
+  return { host, port, text }
+}
+
+/** "HOST:PORT", "[IPv6]:PORT" or "unix:/path" (relative to serverRoot). */
+export function parseBackendAddress (text: string, serverRoot: string): BackendAddress | undefined {
+  if (text.startsWith('unix:')) {
+    const p = text.slice(5)
+    return p === '' ? undefined : { kind: 'unix', path: path.resolve(serverRoot, p), text }
+  }
+  const listen = parseListenAddress(text)
+  if (listen === undefined || listen.host === undefined || listen.port === 0 || !text.includes(':')) return undefined
+  return { kind: 'tcp', host: listen.host, port: listen.port, text }
+}
+
+const TOP_KEYS = ['serverRoot', 'listen', 'strictSNI', 'sessionCache', 'ticketKeys', 'handshakeTimeout', 'drainTimeout',
+  'maxConnections', 'workers', 'log', 'metrics', 'hosts', 'protocol', 'ciphersPrefer', 'ciphersSuppress',
+  'honorClientOrder', 'alpn', 'options', 'clientAuth'] as const
+const HOST_KEYS = ['serverName', 'aliases', 'certificates', 'protocol', 'ciphersPrefer', 'ciphersSuppress',
+  'honorClientOrder', 'alpn', 'options', 'clientAuth', 'backend'] as const
+const CERT_KEYS = ['cert', 'key', 'ocsp', 'passphraseEnv'] as const
+const BACKEND_KEYS = ['address', 'mode', 'proxyProtocol', 'connectTimeout', 'timeout', 'tls'] as const
+const BACKEND_TLS_KEYS = ['ca', 'serverName', 'protocol', 'ciphersPrefer', 'ciphersSuppress', 'certificates', 'alpn',
+  'dangerouslyDisableVerification'] as const
+/** What an HTTP-mode frontend can speak (it parses the requests itself). */
+const HTTP_ALPN = ['h2', 'http/1.1']
+
+export interface ValidateOptions {
+  /** Absolute path of the configuration file: relative paths resolve against its folder. */
+  file?: string
+  /** Folder for relative paths when there is no file. Default: process.cwd(). */
+  baseDir?: string
+  /** Report named files that do not exist (default true). */
+  checkFiles?: boolean
+}
+
+/**
+ * Checks a parsed configuration document against the schema and returns
+ * the normalized configuration (absolute paths, durations in ms, defaults
+ * filled in). Throws ConfigProblems listing every problem found.
+ *
+ * Files are not opened here (files.ts does that), but names, protocol
+ * grammar, cipher names and TLS option names are checked with the library's
+ * own parsers, so the messages match what the library would say.
+ */
+export function validateConfig (raw: unknown, options: ValidateOptions = {}): TerminatorConfig {
+  const c = new Checker()
+  const baseDir = options.file !== undefined ? path.dirname(options.file) : options.baseDir ?? process.cwd()
+  const top = c.object(raw ?? {}, '', TOP_KEYS)
+  if (top === undefined) throw new ConfigProblems(c.problems)
+
+  const rootText = c.string(top, 'serverRoot', '')
+  const serverRoot = rootText === undefined ? baseDir : path.resolve(baseDir, rootText)
+  // Existence is checked here so that a missing file is reported together
+  // with every other problem; files.ts reads the content later.
+  const exists = (abs: string, keyPath: string): void => {
+    if (options.checkFiles === false) return
+    try {
+      if (!fs.statSync(abs).isFile()) c.add(keyPath, `not a regular file: ${abs}`)
+    } catch (err) {
+      c.add(keyPath, `${fileErrorText(err)}: ${abs}`)
+    }
+  }
+  const file = (obj: Obj, key: string, keyPath: string, required = false): string | undefined => {
+    const p = c.string(obj, key, keyPath, required)
+    if (p === undefined) return undefined
+    const abs = path.resolve(serverRoot, p)
+    exists(abs, join(keyPath, key))
+    return abs
+  }
+
+  // listen
+  const listen: ListenAddress[] = []
+  const listenRaw = top.listen
+  if (listenRaw === undefined || listenRaw === null) {
+    c.add('listen', 'is required: the addresses to accept TLS on, e.g. ["0.0.0.0:8443"]')
+  } else {
+    const list = c.stringList(top, 'listen', '') ?? []
+    if (Array.isArray(listenRaw) && listenRaw.length === 0) c.add('listen', 'must name at least one address')
+    const seen = new Set<string>()
+    list.forEach((text, i) => {
+      const at = Array.isArray(listenRaw) ? `listen[${i}]` : 'listen'
+      const addr = parseListenAddress(text)
+      if (addr === undefined) {
+        c.add(at, `"${text}" is not a listen address: expected HOST:PORT, [IPv6]:PORT or PORT (port 0-65535)`)
+        return
+      }
+      const key = `${addr.host ?? '*'}:${addr.port}`
+      if (addr.port !== 0 && seen.has(key)) c.add(at, `"${text}" is listed twice`)
+      seen.add(key)
+      listen.push(addr)
+    })
+  }
+
+  const strictSNI = c.boolean(top, 'strictSNI', '') ?? true
+  let sessionCache: TerminatorConfig['sessionCache'] = { size: DEFAULTS.sessionCacheSize }
+  const sc = top.sessionCache
+  if (sc !== undefined && sc !== null) {
+    const size = typeof sc === 'number' ? sc : typeof sc === 'object' && !Array.isArray(sc) ? (c.object(sc, 'sessionCache', ['size'])?.size) : undefined
+    if (sc === 'none') sessionCache = 'none'
+    else if (typeof size === 'number' && Number.isInteger(size) && size > 0) sessionCache = { size }
+    else c.add('sessionCache', `must be "none", a positive integer or {size: <positive integer>}, got ${describe(sc)}`)
+  }
+  const ticketKeys = file(top, 'ticketKeys', '')
+  const handshakeTimeout = c.duration(top, 'handshakeTimeout', '', DEFAULTS.handshakeTimeout)
+  const drainTimeout = c.duration(top, 'drainTimeout', '', DEFAULTS.drainTimeout)
+  let maxConnections: number | undefined
+  if (top.maxConnections !== undefined && top.maxConnections !== null) {
+    if (typeof top.maxConnections === 'number' && Number.isInteger(top.maxConnections) && top.maxConnections > 0) maxConnections = top.maxConnections
+    else c.add('maxConnections', `must be a positive integer, got ${describe(top.maxConnections)}`)
+  }
+  let workers: number | 'auto' = 1
+  if (top.workers !== undefined && top.workers !== null) {
+    const w = top.workers
+    if (w === 'auto' || (typeof w === 'number' && Number.isInteger(w) && w >= 1 && w <= 1024)) workers = w
+    else c.add('workers', `must be a positive integer or "auto", got ${describe(w)}`)
+  }
+  let level: LogLevel = 'info'
+  if (top.log !== undefined && top.log !== null) {
+    const log = c.object(top.log, 'log', ['level'])
+    if (log !== undefined) level = c.oneOf(log, 'level', 'log', LOG_LEVELS) ?? level
+  }
+  let metrics: TerminatorConfig['metrics']
+  if (top.metrics !== undefined && top.metrics !== null) {
+    const m = c.object(top.metrics, 'metrics', ['listen'])
+    const text = m === undefined ? undefined : c.string(m, 'listen', 'metrics', true)
+    if (text !== undefined) {
+      const addr = parseListenAddress(text)
+      if (addr === undefined) c.add('metrics.listen', `"${text}" is not a listen address: expected HOST:PORT, [IPv6]:PORT or PORT`)
+      else metrics = { listen: addr }
+    }
+  }
+
+  const defaults = hostTls(c, top, '', file, serverRoot, exists)
+
+  const hosts: HostConfig[] = []
+  const hostsRaw = top.hosts
+  if (!Array.isArray(hostsRaw) || hostsRaw.length === 0) {
+    c.add('hosts', hostsRaw === undefined || hostsRaw === null ? 'is required: at least one virtual host' : 'must be a non-empty list of hosts')
+  } else {
+    const names = new Map<string, string>()
+    hostsRaw.forEach((h, i) => {
+      const at = `hosts[${i}]`
+      const host = c.object(h, at, HOST_KEYS)
+      if (host === undefined) return
+      const serverName = c.string(host, 'serverName', at, true)
+      const aliases = c.stringList(host, 'aliases', at) ?? []
+      // Exact duplicates across hosts are caught here so that every one is
+      // reported; the library checks the grammar of each name.
+      ;[serverName, ...aliases].forEach((name, j) => {
+        if (name === undefined) return
+        const key = name.toLowerCase().replace(/\.$/, '')
+        const where = j === 0 ? `${at}.serverName` : `${at}.aliases[${j - 1}]`
+        const other = names.get(key)
+        if (other !== undefined) c.add(where, `name "${name}" is already used by ${other}`)
+        else names.set(key, at)
+      })
+      const certificates = certificateList(c, host, at, file, true)
+      const tls = hostTls(c, host, at, file, serverRoot, exists)
+      const backend = backendConfig(c, host.backend, `${at}.backend`, serverRoot, file, exists)
+      if (backend?.mode === 'http') {
+        const alpn = tls.alpn ?? defaults.alpn
+        alpn?.forEach((p, j) => {
+          if (!HTTP_ALPN.includes(p)) {
+            c.add(tls.alpn !== undefined ? `${at}.alpn[${j}]` : `alpn[${j}]`,
+              `"${p}" cannot be served in http mode (backend.mode: http speaks ${HTTP_ALPN.join(' and ')}); use mode: tcp`)
+          }
+        })
+      }
+      if (serverName === undefined || certificates === undefined || backend === undefined) return
+      hosts.push({ serverName, aliases, certificates, ...tls, backend })
+    })
+  }
+
+  if (c.problems.length > 0) throw new ConfigProblems(c.problems)
+  return {
+    file: options.file,
+    serverRoot,
+    listen,
+    strictSNI,
+    sessionCache,
+    ticketKeys,
+    handshakeTimeout,
+    drainTimeout,
+    maxConnections,
+    workers,
+    log: { level },
+    metrics,
+    ...defaults,
+    hosts,
+  }
+}
+
+type FileField = (obj: Obj, key: string, keyPath: string, required?: boolean) => string | undefined
+type Exists = (abs: string, keyPath: string) => void
+
+function certificateList (c: Checker, obj: Obj, keyPath: string, file: FileField, required: boolean): CertificateFiles[] | undefined {
+  const value = obj.certificates
+  const at = join(keyPath, 'certificates')
+  if (value === undefined || value === null) {
+    if (required) c.add(at, 'is required: at least one {cert, key} entry')
+    return required ? undefined : []
+  }
+  if (!Array.isArray(value) || (required && value.length === 0)) {
+    c.add(at, 'must be a non-empty list of {cert, key, ocsp?, passphraseEnv?} entries')
+    return undefined
+  }
+  const out: CertificateFiles[] = []
+  value.forEach((entry, i) => {
+    const where = `${at}[${i}]`
+    const e = c.object(entry, where, [...CERT_KEYS, 'passphrase'])
+    if (e === undefined) return
+    if (e.passphrase !== undefined) {
+      // SPEC §6: secrets stay out of configuration files (and the value is never echoed).
+      c.add(`${where}.passphrase`, 'passphrases are not read from the configuration file; name an environment variable with passphraseEnv')
+    }
+    const cert = file(e, 'cert', where, true)
+    const key = file(e, 'key', where)
+    const ocsp = file(e, 'ocsp', where)
+    const passphraseEnv = c.string(e, 'passphraseEnv', where)
+    if (passphraseEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(passphraseEnv)) {
+      c.add(`${where}.passphraseEnv`, `must be an environment variable name, got "${passphraseEnv}"`)
+    }
+    if (cert !== undefined) out.push({ cert, key, ocsp, passphraseEnv })
+  })
+  return out.length === value.length ? out : undefined
+}
+
+/** The TLS keys shared by the top level (defaults) and hosts. */
+function hostTls (c: Checker, obj: Obj, keyPath: string, file: FileField, serverRoot: string, exists: Exists): HostTlsConfig {
+  const out: HostTlsConfig = {}
+  const protocol = c.string(obj, 'protocol', keyPath)
+  if (protocol !== undefined) {
+    try {
+      parseProtocol(protocol, join(keyPath, 'protocol'))
+      out.protocol = protocol
+    } catch (err) {
+      c.problems.push(problemFromError(err))
+    }
+  }
+  out.ciphersPrefer = cipherList(c, obj, 'ciphersPrefer', keyPath)
+  out.ciphersSuppress = cipherList(c, obj, 'ciphersSuppress', keyPath)
+  out.honorClientOrder = c.boolean(obj, 'honorClientOrder', keyPath)
+  out.alpn = alpnList(c, obj, keyPath)
+  const options = c.stringList(obj, 'options', keyPath)
+  if (options !== undefined) {
+    const bad = options.map((entry, i) => {
+      try {
+        applyTlsOptions(new Set(), [entry], `${join(keyPath, 'options')}[${i}]`)
+        return false
+      } catch (err) {
+        // The library names the entry's index within the one-element list.
+        c.add(`${join(keyPath, 'options')}[${i}]`, problemFromError(err).message)
+        return true
+      }
+    })
+    if (!bad.includes(true)) out.options = options
+  }
+  if (obj.clientAuth !== undefined && obj.clientAuth !== null) {
+    const at = join(keyPath, 'clientAuth')
+    const ca = c.object(obj.clientAuth, at, ['mode', 'ca', 'crls'])
+    if (ca !== undefined) {
+      const mode = c.oneOf(ca, 'mode', at, ['required', 'optional', 'none'] as const)
+      if (ca.mode === undefined) c.add(`${at}.mode`, 'is required: required, optional or none')
+      const caFile = file(ca, 'ca', at, mode === 'required' || mode === 'optional')
+      const crls = c.stringList(ca, 'crls', at)?.map((p, i) => {
+        const abs = path.resolve(serverRoot, p)
+        exists(abs, `${at}.crls[${i}]`)
+        return abs
+      })
+      if (mode !== undefined) out.clientAuth = stripUndefined({ mode, ca: caFile, crls })
+    }
+  }
+  return stripUndefined(out)
+}
+
+function cipherList (c: Checker, obj: Obj, key: string, keyPath: string): string[] | undefined {
+  const value = obj[key]
+  if (value === undefined || value === null) return undefined
+  const at = join(keyPath, key)
+  if (typeof value !== 'string' && !(Array.isArray(value) && value.every((v) => typeof v === 'string'))) {
+    c.add(at, 'must be a cipher suite list: a string (names separated by ":", "," or spaces) or a list of names')
+    return undefined
+  }
+  // Key paths count names after splitting, as the library's do.
+  const names = splitCipherList(value as string | string[])
+  let ok = true
+  names.forEach((name, i) => {
+    if (lookupCipher(name) === undefined) {
+      ok = false
+      c.add(`${at}[${i}]`, `unknown cipher suite "${name}" (expected an IANA or OpenSSL name, a TLS13_ name, or TLS_CIPHER_0xNNNN)`)
+    }
+  })
+  return ok ? names : undefined
+}
+
+function alpnList (c: Checker, obj: Obj, keyPath: string): string[] | undefined {
+  const list = c.stringList(obj, 'alpn', keyPath)
+  if (list === undefined) return undefined
+  let ok = true
+  list.forEach((p, i) => {
+    if (Buffer.byteLength(p) > 255) {
+      ok = false
+      c.add(`${join(keyPath, 'alpn')}[${i}]`, 'must be a protocol name of 1 to 255 bytes')
+    }
+  })
+  return ok ? list : undefined
+}
+
+function backendConfig (c: Checker, value: unknown, keyPath: string, serverRoot: string, file: FileField, exists: Exists): BackendConfig | undefined {
+  if (value === undefined || value === null) {
+    c.add(keyPath, 'is required: where to forward connections ({address, mode})')
+    return undefined
+  }
+  const b = c.object(value, keyPath, BACKEND_KEYS)
+  if (b === undefined) return undefined
+  const text = c.string(b, 'address', keyPath, true)
+  const address = text === undefined ? undefined : parseBackendAddress(text, serverRoot)
+  if (text !== undefined && address === undefined) {
+    c.add(`${keyPath}.address`, `"${text}" is not a backend address: expected HOST:PORT, [IPv6]:PORT or unix:/path`)
+  }
+  const mode = c.oneOf(b, 'mode', keyPath, ['tcp', 'http'] as const) ?? 'tcp'
+  const proxyProtocol = c.oneOf(b, 'proxyProtocol', keyPath, ['none', 'v1', 'v2'] as const) ?? 'none'
+  if (mode === 'http' && proxyProtocol !== 'none') {
+    c.add(`${keyPath}.proxyProtocol`, 'applies to mode: tcp only (http mode sends X-Forwarded-For and X-SSL-* headers instead)')
+  }
+  const connectTimeout = c.duration(b, 'connectTimeout', keyPath, DEFAULTS.connectTimeout)
+  const timeout = c.duration(b, 'timeout', keyPath, DEFAULTS.backendTimeout)
+  let tls: BackendTlsConfig | undefined
+  if (b.tls !== undefined && b.tls !== null) {
+    const at = `${keyPath}.tls`
+    const t = c.object(b.tls, at, BACKEND_TLS_KEYS)
+    if (t !== undefined) {
+      const disable = c.boolean(t, 'dangerouslyDisableVerification', at) ?? false
+      const caText = c.string(t, 'ca', at)
+      const ca = caText === undefined || caText === 'system' ? caText : path.resolve(serverRoot, caText)
+      if (ca !== undefined && ca !== 'system') exists(ca, `${at}.ca`)
+      if (ca === undefined && !disable && t.ca === undefined) {
+        c.add(`${at}.ca`, 'is required: a CA file to verify the backend with ("system" for the operating system store)')
+      }
+      const serverName = c.string(t, 'serverName', at)
+      if (address?.kind === 'unix' && serverName === undefined && !disable) {
+        c.add(`${at}.serverName`, 'is required with a unix: address: the name the backend certificate is verified against')
+      }
+      const protocol = c.string(t, 'protocol', at)
+      if (protocol !== undefined) {
+        try {
+          parseProtocol(protocol, `${at}.protocol`)
+        } catch (err) {
+          c.problems.push(problemFromError(err))
+        }
+      }
+      const alpn = alpnList(c, t, at)
+      if (mode === 'http' && alpn !== undefined && !alpn.includes('http/1.1')) {
+        c.add(`${at}.alpn`, 'must include "http/1.1": http mode speaks HTTP/1.1 to the backend')
+      }
+      tls = stripUndefined({
+        ca,
+        serverName,
+        protocol,
+        ciphersPrefer: cipherList(c, t, 'ciphersPrefer', at),
+        ciphersSuppress: cipherList(c, t, 'ciphersSuppress', at),
+        certificates: certificateList(c, t, at, file, false),
+        alpn,
+        dangerouslyDisableVerification: disable,
+      })
+    }
+  }
+  if (address === undefined) return undefined
+  return { address, mode, proxyProtocol, connectTimeout, timeout, tls }
+}
+
+function join (keyPath: string, key: string): string {
+  return keyPath === '' ? key : `${keyPath}.${key}`
+}
+
+function describe (value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'a list'
+  if (typeof value === 'string') return `"${value}"`
+  if (typeof value === 'object') return 'a mapping'
+  return `${typeof value} ${String(value)}`
+}
+
+function stripUndefined<T extends object> (value: T): T {
+  for (const key of Object.keys(value) as Array<keyof T>) {
+    if (value[key] === undefined) delete value[key]
+  }
+  return value
+}

@@ -1,0 +1,164 @@
+// Reads the files a validated configuration names (certificates, keys,
+// OCSP responses, CAs, CRLs, ticket keys) into library options. Every
+// unreadable file is reported with its key path; passphrases come from the
+// environment variable named by `passphraseEnv` and never from the file,
+// and none of this material is ever logged.
+import fs from 'node:fs'
+
+import type { CertificateEntry } from '../certs'
+import type { ClientContextOptions } from '../client'
+import type { HostOptions } from '../hosts'
+import type { ServerOptions } from '../server'
+import {
+  type BackendConfig, type CertificateFiles, type ConfigProblem, ConfigProblems, fileErrorText,
+  type HostTlsConfig, type TerminatorConfig,
+} from './config'
+
+/** ALPN an HTTP-mode host advertises unless it sets `alpn` (SPEC §3 createHttpsServer). */
+export const DEFAULT_HTTP_ALPN = ['h2', 'http/1.1']
+/** What the HTTP backend client offers: it speaks HTTP/1.1 only. */
+export const BACKEND_HTTP_ALPN = ['http/1.1']
+
+export interface LoadedBackend {
+  config: BackendConfig
+  /** Options for the host's ClientContext when the backend speaks TLS. */
+  tls?: ClientContextOptions
+}
+
+/** A configuration with its files read: ready to build library objects from. */
+export interface LoadedConfig {
+  config: TerminatorConfig
+  /** createServer() options, minus logger and allowHalfOpen (the terminator sets those). */
+  serverOptions: ServerOptions
+  /** Per host, in host order. */
+  backends: LoadedBackend[]
+  /** key path → absolute file, so library errors about content can name the file. */
+  files: ReadonlyMap<string, string>
+}
+
+export interface LoadOptions {
+  /** Where passphraseEnv names are looked up. Default process.env. */
+  env?: NodeJS.ProcessEnv
+  /** Ticket keys handed over by a cluster primary when the file names none. */
+  ticketKeys?: Buffer
+}
+
+class FileReader {
+  readonly problems: ConfigProblem[] = []
+  readonly files = new Map<string, string>()
+  readonly #cache = new Map<string, Buffer>()
+
+  read (file: string, keyPath: string): Buffer | undefined {
+    this.files.set(keyPath, file)
+    const cached = this.#cache.get(file)
+    if (cached !== undefined) return cached
+    try {
+      const data = fs.readFileSync(file)
+      if (data.length === 0) {
+        this.problems.push({ keyPath, message: `file is empty: ${file}` })
+        return undefined
+      }
+      this.#cache.set(file, data)
+      return data
+    } catch (err) {
+      this.problems.push({ keyPath, message: `${fileErrorText(err)}: ${file}` })
+      return undefined
+    }
+  }
+}
+
+/**
+ * Reads every file of `config`. Throws ConfigProblems listing every file
+ * that cannot be read and every passphrase variable that is not set.
+ */
+export function loadFiles (config: TerminatorConfig, options: LoadOptions = {}): LoadedConfig {
+  const env = options.env ?? process.env
+  const r = new FileReader()
+
+  const certificates = (list: readonly CertificateFiles[], keyPath: string): CertificateEntry[] =>
+    list.map((entry, i) => {
+      const at = `${keyPath}[${i}]`
+      const cert = r.read(entry.cert, `${at}.cert`)
+      const key = entry.key === undefined ? undefined : r.read(entry.key, `${at}.key`)
+      const ocsp = entry.ocsp === undefined ? undefined : r.read(entry.ocsp, `${at}.ocsp`)
+      let passphrase: string | undefined
+      if (entry.passphraseEnv !== undefined) {
+        passphrase = env[entry.passphraseEnv]
+        if (passphrase === undefined) {
+          r.problems.push({ keyPath: `${at}.passphraseEnv`, message: `environment variable ${entry.passphraseEnv} is not set` })
+        }
+      }
+      return { cert: cert ?? Buffer.alloc(0), key, ocsp, passphrase }
+    })
+
+  const clientAuth = (tls: HostTlsConfig, keyPath: string): HostOptions['clientAuth'] => {
+    const auth = tls.clientAuth
+    if (auth === undefined) return undefined
+    const at = keyPath === '' ? 'clientAuth' : `${keyPath}.clientAuth`
+    return {
+      mode: auth.mode,
+      ca: auth.ca === undefined ? undefined : r.read(auth.ca, `${at}.ca`),
+      crls: auth.crls?.map((f, i) => r.read(f, `${at}.crls[${i}]`) ?? Buffer.alloc(0)),
+    }
+  }
+
+  const hosts: HostOptions[] = config.hosts.map((host, i) => {
+    const at = `hosts[${i}]`
+    const alpn = host.alpn ?? config.alpn ?? (host.backend.mode === 'http' ? DEFAULT_HTTP_ALPN : undefined)
+    return {
+      serverName: host.serverName,
+      aliases: host.aliases,
+      certificates: certificates(host.certificates, `${at}.certificates`),
+      protocol: host.protocol,
+      ciphersPrefer: host.ciphersPrefer,
+      ciphersSuppress: host.ciphersSuppress,
+      honorClientOrder: host.honorClientOrder,
+      ALPNProtocols: alpn,
+      options: host.options,
+      clientAuth: clientAuth(host, at),
+    }
+  })
+
+  const backends: LoadedBackend[] = config.hosts.map((host, i) => {
+    const tls = host.backend.tls
+    if (tls === undefined) return { config: host.backend }
+    const at = `hosts[${i}].backend.tls`
+    return {
+      config: host.backend,
+      tls: {
+        ca: tls.ca === undefined || tls.ca === 'system' ? tls.ca : r.read(tls.ca, `${at}.ca`) ?? Buffer.alloc(0),
+        protocol: tls.protocol,
+        ciphersPrefer: tls.ciphersPrefer,
+        ciphersSuppress: tls.ciphersSuppress,
+        certificates: tls.certificates === undefined ? undefined : certificates(tls.certificates, `${at}.certificates`),
+        ALPNProtocols: tls.alpn ?? (host.backend.mode === 'http' ? BACKEND_HTTP_ALPN : undefined),
+        dangerouslyDisableVerification: tls.dangerouslyDisableVerification,
+      },
+    }
+  })
+
+  const ticketKeys = config.ticketKeys !== undefined ? r.read(config.ticketKeys, 'ticketKeys') : options.ticketKeys
+  if (r.problems.length > 0) throw new ConfigProblems(r.problems)
+
+  const serverOptions: ServerOptions = {
+    hosts,
+    strictSNI: config.strictSNI,
+    sessionCache: config.sessionCache,
+    ticketKeys,
+    handshakeTimeout: config.handshakeTimeout,
+    protocol: config.protocol,
+    ciphersPrefer: config.ciphersPrefer,
+    ciphersSuppress: config.ciphersSuppress,
+    honorClientOrder: config.honorClientOrder,
+    options: config.options,
+    clientAuth: clientAuth(config, ''),
+  }
+  return { config, serverOptions: dropUndefined(serverOptions), backends, files: r.files }
+}
+
+function dropUndefined<T extends object> (value: T): T {
+  for (const key of Object.keys(value) as Array<keyof T>) {
+    if (value[key] === undefined) delete value[key]
+  }
+  return value
+}

@@ -1,0 +1,289 @@
+// The terminator proper: TCP listeners feeding one library Server (so all
+// ports share the host configs and the session cache, mod_tls TLSEngine
+// semantics: a port is TLS when listed, hosts apply to every port), the
+// hand-off of established connections to tcp or http backends, the
+// connection limit, reload and the drain on shutdown.
+import net from 'node:net'
+
+import type { Logger as PinoLogger } from 'pino'
+
+import { liveHandles } from '../diagnostics'
+import type { Server, ServerOptions } from '../server'
+import type { RustlsSocket } from '../socket'
+import { ConfigProblems, formatProblem, problemFromError, type LogLevel } from './config'
+import type { LoadedConfig } from './files'
+import { HttpFrontend, sslHeaders } from './http-backend'
+import { Metrics } from './metrics'
+import { buildAll, Generation } from './reload'
+import { forwardTcp } from './tcp-backend'
+import { avoidVectoredWrites } from './workarounds'
+
+export interface TerminatorOptions {
+  /** Reads the configuration and its files; called at start and on every reload. */
+  load: () => LoadedConfig
+  logger: PinoLogger
+  metrics?: Metrics
+  /** The log level came from the command line: `log.level` in the file is then ignored. */
+  fixedLevel?: boolean
+}
+
+export interface BoundAddress {
+  address: string
+  port: number
+  family: string
+}
+
+export class Terminator {
+  readonly metrics: Metrics
+  readonly #options: TerminatorOptions
+  readonly #logger: PinoLogger
+  readonly #tlsLogger: PinoLogger
+  readonly #server: Server
+  readonly #http: HttpFrontend
+  #generation: Generation
+  #nextId = 2
+  readonly #listeners: net.Server[] = []
+  /** Client transports, accepted and not yet closed. */
+  readonly #open = new Set<net.Socket>()
+  readonly #generationOf = new WeakMap<net.Socket, Generation>()
+  readonly #clientAddress = new WeakMap<net.Socket, string>()
+  #draining: Promise<void> | undefined
+  #drained: (() => void) | undefined
+
+  private constructor (options: TerminatorOptions, loaded: LoadedConfig) {
+    this.#options = options
+    this.#logger = options.logger
+    this.#tlsLogger = options.logger.child({ component: 'tls' })
+    this.metrics = options.metrics ?? new Metrics()
+    this.metrics.setLiveBytes(() => {
+      let received = 0
+      let sent = 0
+      for (const s of this.#open) {
+        received += s.bytesRead
+        sent += s.bytesWritten
+      }
+      return { received, sent }
+    })
+    this.#applyLevel(loaded.config.log.level)
+    const { server, backends } = buildAll(loaded, this.#serverOptions(loaded))
+    this.#server = server
+    this.#server.on('secureConnection', this.#onSecure)
+    this.#server.on('tlsClientError', this.#onClientError)
+    this.#generation = new Generation(1, loaded, this.#server.hosts, backends)
+    this.#http = new HttpFrontend({ logger: this.#logger.child({ component: 'http' }), metrics: this.metrics })
+  }
+
+  /** Loads the configuration, builds everything and listens. Throws ConfigProblems or a listen error. */
+  static async start (options: TerminatorOptions): Promise<Terminator> {
+    const t = new Terminator(options, options.load())
+    try {
+      await t.#listen()
+    } catch (err) {
+      t.#closeNow()
+      throw err
+    }
+    return t
+  }
+
+  get config (): LoadedConfig['config'] {
+    return this.#generation.loaded.config
+  }
+
+  /** Bound addresses, in `listen` order (actual ports when 0 was asked). */
+  get addresses (): BoundAddress[] {
+    return this.#listeners.map((l) => l.address() as net.AddressInfo)
+  }
+
+  get openConnections (): number {
+    return this.#open.size
+  }
+
+  #serverOptions (loaded: LoadedConfig): ServerOptions {
+    // allowHalfOpen: a client's close_notify ends only the way in (tcp mode
+    // half-close); the backend's end then ends the way out.
+    return { ...loaded.serverOptions, allowHalfOpen: true, logger: this.#tlsLogger }
+  }
+
+  #applyLevel (level: LogLevel): void {
+    if (this.#options.fixedLevel !== true) this.#logger.level = level
+  }
+
+  async #listen (): Promise<void> {
+    for (const addr of this.config.listen) {
+      const server = net.createServer({ noDelay: true }, this.#onRawConnection)
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen({ port: addr.port, host: addr.host }, () => {
+          server.removeListener('error', reject)
+          resolve()
+        })
+      })
+      server.on('error', (err) => this.#logger.error({ err, listen: addr.text }, 'listener failed'))
+      this.#listeners.push(server)
+      const bound = server.address() as net.AddressInfo
+      this.#logger.info({ listen: addr.text, address: bound.address, port: bound.port }, 'listening')
+    }
+  }
+
+  #onRawConnection = (raw: net.Socket): void => {
+    // Read now: a socket destroyed before the handshake no longer has it.
+    const remote = raw.remoteAddress ?? ''
+    if (this.#draining !== undefined) {
+      raw.destroy()
+      return
+    }
+    const max = this.config.maxConnections
+    if (max !== undefined && this.#open.size >= max) {
+      this.metrics.connectionRejected()
+      this.#logger.debug({ remoteAddress: remote, maxConnections: max }, 'connection limit reached; connection closed')
+      raw.destroy()
+      return
+    }
+    const generation = this.#generation
+    generation.acquire()
+    this.#open.add(raw)
+    this.#generationOf.set(raw, generation)
+    this.#clientAddress.set(raw, remote)
+    this.metrics.connectionOpened()
+    raw.once('close', () => {
+      this.#open.delete(raw)
+      this.metrics.connectionClosed(raw.bytesRead, raw.bytesWritten)
+      generation.release()
+      if (this.#open.size === 0) this.#drained?.()
+    })
+    // The library's Server takes the connection with its current hosts,
+    // which are this generation's (reload swaps both together).
+    this.#server.emit('connection', raw)
+  }
+
+  #onSecure = (socket: RustlsSocket): void => {
+    const raw = socket.transport as net.Socket
+    const generation = this.#generationOf.get(raw) ?? this.#generation
+    const index = socket.hostIndex
+    avoidVectoredWrites(socket)
+    const resumed = socket.isSessionReused()
+    this.metrics.handshake('ok', undefined, resumed)
+    socket.on('error', (err: Error & { code?: string }) => this.#logger.debug({ code: err.code, remoteAddress: socket.remoteAddress }, 'client connection failed'))
+    const host = generation.hosts[index]
+    const backend = generation.backends[index]
+    const sni = socket.servername === false ? undefined : socket.servername
+    this.#logger.debug({
+      remoteAddress: socket.remoteAddress,
+      servername: sni,
+      host: host?.serverName,
+      protocol: socket.getProtocol(),
+      cipher: socket.getCipher()?.standardName,
+      alpn: socket.alpnProtocol === false ? undefined : socket.alpnProtocol,
+      resumed,
+    }, 'handshake complete')
+    if (host === undefined || backend === undefined) {
+      socket.destroy()
+      return
+    }
+    if (backend.config.mode === 'tcp') {
+      forwardTcp(socket, backend, { logger: this.#logger.child({ component: 'tcp' }), metrics: this.metrics })
+      return
+    }
+    this.#http.accept(socket, {
+      generation,
+      hostIndex: index,
+      sni,
+      clientAddress: this.#clientAddress.get(raw) ?? socket.remoteAddress ?? '',
+      sslHeaders: host.env.stdEnvVars || host.env.exportCertData ? sslHeaders(socket.getEnvVars()) : {},
+    })
+  }
+
+  #onClientError = (err: Error & { code?: string }, socket: RustlsSocket): void => {
+    const code = err.code ?? 'UNKNOWN'
+    if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.metrics.handshake('timeout')
+    else this.metrics.handshake('failed', code)
+    const raw = socket.transport as net.Socket
+    // Client-caused (SPEC §5): info, never warn.
+    this.#logger.info({
+      remoteAddress: this.#clientAddress.get(raw) ?? socket.remoteAddress,
+      servername: socket.servername === false ? undefined : socket.servername,
+      code,
+    }, 'TLS handshake failed')
+  }
+
+  /**
+   * Re-reads the configuration and its files (SIGHUP). New connections get
+   * the new hosts and backends; live ones keep theirs. A configuration that
+   * does not load is logged and the running one keeps serving. `listen`,
+   * `workers` and `metrics` need a restart; `maxConnections`, `log.level`
+   * and everything about hosts and backends apply at once.
+   */
+  reload (): boolean {
+    if (this.#draining !== undefined) return false
+    let loaded: LoadedConfig
+    let backends
+    try {
+      loaded = this.#options.load()
+      backends = buildAll(loaded, this.#serverOptions(loaded), this.#server).backends
+    } catch (err) {
+      this.#reloadFailed(err)
+      return false
+    }
+    const previous = this.#generation
+    this.#generation = new Generation(this.#nextId++, loaded, this.#server.hosts, backends)
+    previous.retire()
+    this.#applyLevel(loaded.config.log.level)
+    const before = previous.loaded.config
+    const after = loaded.config
+    for (const key of ['listen', 'workers', 'metrics'] as const) {
+      if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) {
+        this.#logger.warn({ key }, `${key} changed: takes effect after a restart`)
+      }
+    }
+    this.metrics.reload(true)
+    this.#logger.info({ generation: this.#generation.id, hosts: after.hosts.length }, 'configuration reloaded')
+    return true
+  }
+
+  #reloadFailed (err: unknown): void {
+    this.metrics.reload(false)
+    const problems = err instanceof ConfigProblems ? err.problems : [problemFromError(err)]
+    this.#logger.error({ problems: problems.map(formatProblem) }, 'reload failed; the previous configuration keeps serving')
+  }
+
+  /**
+   * SIGTERM: stops accepting, lets live connections finish (HTTP ones are
+   * asked to close: GOAWAY, Connection: close) for up to `drainTimeout`,
+   * then closes what is left. Resolves when everything is released.
+   */
+  shutdown (): Promise<void> {
+    if (this.#draining !== undefined) return this.#draining
+    this.#draining = this.#drain()
+    return this.#draining
+  }
+
+  async #drain (): Promise<void> {
+    const timeout = this.config.drainTimeout
+    this.#logger.info({ open: this.#open.size, drainTimeout: timeout }, 'draining')
+    await Promise.all(this.#listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))))
+    this.#http.drain()
+    if (this.#open.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeout)
+        this.#drained = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+    }
+    const left = this.#open.size
+    if (left > 0) this.#logger.warn({ open: left }, 'drain timeout: closing the remaining connections')
+    this.#closeNow()
+    // Let destroyed connections release their native handles.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    this.#logger.info({ liveHandles: liveHandles() }, 'stopped')
+  }
+
+  #closeNow (): void {
+    for (const l of this.#listeners) l.close()
+    for (const s of this.#open) s.destroy()
+    this.#http.close()
+    this.#server.close()
+    this.#generation.destroy()
+  }
+}

@@ -1,0 +1,189 @@
+// Counters and the Prometheus text exposition (format 0.0.4) served on
+// `metrics.listen`. Each process keeps its own counters as a plain snapshot
+// so that a cluster primary can sum its workers' snapshots.
+import http from 'node:http'
+
+import type { ListenAddress } from './config'
+
+/** Plain, JSON-serializable counters (sent over cluster IPC). */
+export interface MetricsSnapshot {
+  connectionsOpen: number
+  connectionsTotal: number
+  connectionsRejected: number
+  /** "ok" | "timeout" | "failed:<code>" → count. */
+  handshakes: Record<string, number>
+  handshakesResumed: number
+  bytesReceived: number
+  bytesSent: number
+  /** "connect" | "tls" | "timeout" → count. */
+  backendErrors: Record<string, number>
+  /** HTTP status → count (http mode, responses sent to clients). */
+  httpResponses: Record<string, number>
+  /** "ok" | "failed" → count. */
+  reloads: Record<string, number>
+  workerRestarts: number
+}
+
+export function emptySnapshot (): MetricsSnapshot {
+  return {
+    connectionsOpen: 0,
+    connectionsTotal: 0,
+    connectionsRejected: 0,
+    handshakes: {},
+    handshakesResumed: 0,
+    bytesReceived: 0,
+    bytesSent: 0,
+    backendErrors: {},
+    httpResponses: {},
+    reloads: {},
+    workerRestarts: 0,
+  }
+}
+
+/** Where live connections' byte counts come from at scrape time. */
+export type LiveBytes = () => { received: number, sent: number }
+
+export class Metrics {
+  readonly #s = emptySnapshot()
+  // Bytes of connections already closed; live ones are added at scrape time.
+  #liveBytes: LiveBytes = () => ({ received: 0, sent: 0 })
+
+  setLiveBytes (fn: LiveBytes): void {
+    this.#liveBytes = fn
+  }
+
+  connectionOpened (): void {
+    this.#s.connectionsOpen++
+    this.#s.connectionsTotal++
+  }
+
+  connectionClosed (bytesReceived: number, bytesSent: number): void {
+    this.#s.connectionsOpen--
+    this.#s.bytesReceived += bytesReceived
+    this.#s.bytesSent += bytesSent
+  }
+
+  connectionRejected (): void {
+    this.#s.connectionsRejected++
+  }
+
+  handshake (outcome: 'ok' | 'timeout' | 'failed', code?: string, resumed = false): void {
+    const key = outcome === 'failed' ? `failed:${code ?? 'UNKNOWN'}` : outcome
+    bump(this.#s.handshakes, key)
+    if (resumed) this.#s.handshakesResumed++
+  }
+
+  backendError (kind: 'connect' | 'tls' | 'timeout'): void {
+    bump(this.#s.backendErrors, kind)
+  }
+
+  httpResponse (status: number): void {
+    bump(this.#s.httpResponses, String(status))
+  }
+
+  reload (ok: boolean): void {
+    bump(this.#s.reloads, ok ? 'ok' : 'failed')
+  }
+
+  workerRestarted (): void {
+    this.#s.workerRestarts++
+  }
+
+  snapshot (): MetricsSnapshot {
+    const live = this.#liveBytes()
+    const s = structuredClone(this.#s)
+    s.bytesReceived += live.received
+    s.bytesSent += live.sent
+    return s
+  }
+}
+
+function bump (map: Record<string, number>, key: string): void {
+  map[key] = (map[key] ?? 0) + 1
+}
+
+/** Sums snapshots (a cluster's workers and primary). */
+export function mergeSnapshots (list: readonly MetricsSnapshot[]): MetricsSnapshot {
+  const out = emptySnapshot()
+  for (const s of list) {
+    out.connectionsOpen += s.connectionsOpen
+    out.connectionsTotal += s.connectionsTotal
+    out.connectionsRejected += s.connectionsRejected
+    out.handshakesResumed += s.handshakesResumed
+    out.bytesReceived += s.bytesReceived
+    out.bytesSent += s.bytesSent
+    out.workerRestarts += s.workerRestarts
+    for (const key of ['handshakes', 'backendErrors', 'httpResponses', 'reloads'] as const) {
+      for (const [k, v] of Object.entries(s[key])) out[key][k] = (out[key][k] ?? 0) + v
+    }
+  }
+  return out
+}
+
+function label (value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+}
+
+/** Prometheus text format 0.0.4. */
+export function renderPrometheus (s: MetricsSnapshot, workers?: number): string {
+  const lines: string[] = []
+  const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: Array<[string, number]>): void => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+    for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`)
+  }
+  const labelled = (map: Record<string, number>, name: string): Array<[string, number]> =>
+    Object.entries(map).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [`{${name}="${label(k)}"}`, v])
+
+  metric('rustls_node_connections_open', 'gauge', 'Client connections currently open.', [['', s.connectionsOpen]])
+  metric('rustls_node_connections_total', 'counter', 'Client connections accepted.', [['', s.connectionsTotal]])
+  metric('rustls_node_connections_rejected_total', 'counter', 'Client connections closed at once because maxConnections was reached.', [['', s.connectionsRejected]])
+  metric('rustls_node_handshakes_total', 'counter', 'TLS handshakes by outcome (ok, timeout, failed with the error code).',
+    Object.entries(s.handshakes).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => {
+      const [outcome, code] = k.startsWith('failed:') ? ['failed', k.slice(7)] : [k, undefined]
+      return [code === undefined ? `{outcome="${outcome}"}` : `{outcome="${outcome}",code="${label(code)}"}`, v]
+    }))
+  metric('rustls_node_handshakes_resumed_total', 'counter', 'Successful handshakes that resumed a session.', [['', s.handshakesResumed]])
+  metric('rustls_node_bytes_received_total', 'counter', 'Bytes received from clients (TLS records).', [['', s.bytesReceived]])
+  metric('rustls_node_bytes_sent_total', 'counter', 'Bytes sent to clients (TLS records).', [['', s.bytesSent]])
+  metric('rustls_node_backend_errors_total', 'counter', 'Backend failures by kind (connect, tls, timeout).', labelled(s.backendErrors, 'kind'))
+  metric('rustls_node_http_responses_total', 'counter', 'HTTP responses sent to clients by status (http mode).', labelled(s.httpResponses, 'status'))
+  metric('rustls_node_reloads_total', 'counter', 'Configuration reloads by outcome.', labelled(s.reloads, 'outcome'))
+  if (workers !== undefined) {
+    metric('rustls_node_workers', 'gauge', 'Worker processes running.', [['', workers]])
+    metric('rustls_node_worker_restarts_total', 'counter', 'Worker processes restarted after dying.', [['', s.workerRestarts]])
+  }
+  return lines.join('\n') + '\n'
+}
+
+/**
+ * Serves GET /metrics on `address` (a separate, usually loopback-only
+ * address: the counters reveal traffic patterns). Resolves once listening.
+ */
+export async function startMetricsServer (address: ListenAddress, render: () => Promise<string>): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0]
+    if (path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try /metrics\n')
+      return
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n')
+      return
+    }
+    render().then((text) => {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(req.method === 'HEAD' ? undefined : text)
+    }, (err: Error) => {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${err.message}\n`)
+    })
+  })
+  // Scrapers keep connections alive; they must not hold up a drain.
+  server.keepAliveTimeout = 1000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(address.port, address.host, () => {
+      server.removeListener('error', reject)
+      resolve()
+    })
+  })
+  return server
+}
