@@ -93,6 +93,7 @@ export class RustlsSocket extends Duplex {
   #queued: Array<{ chunk: Buffer, callback: (err?: Error | null) => void }> = []
   #timer: NodeJS.Timeout | null = null
   #peerError: Error | null = null
+  #writeError: Error | null = null
   #logger: Logger
 
   constructor (init: SocketInit) {
@@ -560,7 +561,7 @@ export class RustlsSocket extends Duplex {
       this.#queued.push({ chunk, callback })
       return
     }
-    this.#encrypt(chunk, callback)
+    this.#complete(this.#encrypt(chunk), callback)
   }
 
   override _writev (chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
@@ -578,11 +579,13 @@ export class RustlsSocket extends Duplex {
     }
     const t = this.#transport as net.Socket
     if (typeof t.cork === 'function') t.cork()
-    for (let i = 0; i < chunks.length - 1; i++) {
-      if (!this.#encrypt(chunks[i].chunk, null)) break
+    let state: WriteState = 'ok'
+    for (const { chunk } of chunks) {
+      state = this.#encrypt(chunk)
+      if (state === 'failed') break
     }
-    this.#encrypt(chunks[chunks.length - 1].chunk, callback)
     if (typeof t.uncork === 'function') t.uncork()
+    this.#complete(state, callback)
   }
 
   #flushQueued (): void {
@@ -593,20 +596,28 @@ export class RustlsSocket extends Duplex {
         callback(new Error('socket destroyed before the handshake completed'))
         continue
       }
-      this.#encrypt(chunk, callback)
+      this.#complete(this.#encrypt(chunk), callback)
     }
   }
 
-  /** Encrypts `chunk` and hands the records to the transport. */
-  #encrypt (chunk: Buffer, callback: ((err?: Error | null) => void) | null): boolean {
+  /** Reports a write as done: now, after the transport drains, or failed. */
+  #complete (state: WriteState, callback: (err?: Error | null) => void): void {
+    if (state === 'failed') callback(this.#writeError ?? new Error('the TLS connection is closed'))
+    else if (state === 'full') this.#transport.once('drain', () => callback())
+    else callback()
+  }
+
+  /**
+   * Encrypts all of `chunk` into records for the transport. 'full' is the
+   * transport's backpressure (wait for 'drain'), not a failure: every byte
+   * was encrypted and queued either way.
+   */
+  #encrypt (chunk: Buffer): WriteState {
     const conn = this.#conn
-    if (conn === null || this.#failed) {
-      callback?.(new Error('the TLS connection is closed'))
-      return false
-    }
+    if (conn === null || this.#failed) return 'failed'
     let offset = 0
-    let ok = true
-    do {
+    let state: WriteState = 'ok'
+    while (offset < chunk.length) {
       slabWithRoom(MIN_CIPHER_ROOM)
       const start = slabUsed
       conn.write(chunk, offset, chunk.length - offset, slab, start, SLAB_SIZE - start)
@@ -617,21 +628,17 @@ export class RustlsSocket extends Duplex {
       offset += consumed
       if (cipher > 0) {
         slabUsed += cipher
-        ok = this.#sendRaw(slab.subarray(start, start + cipher))
+        state = this.#sendRaw(slab.subarray(start, start + cipher)) ? 'ok' : 'full'
       }
-      if ((flags & Flag.Error) !== 0) {
-        const err = new RustlsError(error)
-        callback?.(err)
-        this.#onTlsError(error)
-        return false
+      if ((flags & Flag.Error) !== 0 || consumed === 0) {
+        // A slab with room for a whole record always takes one: no progress
+        // means the connection can no longer send.
+        this.#writeError = new RustlsError(error !== 0 ? error : RUSTLS_RESULT_GENERAL)
+        this.#onTlsError(error !== 0 ? error : RUSTLS_RESULT_GENERAL)
+        return 'failed'
       }
-      if (consumed === 0 && cipher === 0) break
-    } while (offset < chunk.length)
-    if (callback !== null) {
-      if (ok) callback()
-      else this.#transport.once('drain', () => callback())
     }
-    return ok
+    return state
   }
 
   /** Drains ciphertext rustls still holds (handshake start, close_notify). */
@@ -728,6 +735,11 @@ export class RustlsSocket extends Duplex {
 }
 
 function noop (): void {}
+
+type WriteState = 'ok' | 'full' | 'failed'
+
+/** rustls_result GENERAL: used when rustls stops taking data without a code. */
+const RUSTLS_RESULT_GENERAL = 7112
 
 let cachedPackageVersion: string | undefined
 function packageVersion (): string {

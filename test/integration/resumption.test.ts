@@ -11,7 +11,7 @@ import tls from 'node:tls'
 import { ClientContext, connect } from '../../lib/index'
 import type { RustlsSocket } from '../../lib/socket'
 import { fixtures } from '../helpers/certs'
-import { sClient } from '../helpers/peers'
+import { sClient, waitFor } from '../helpers/peers'
 import { assertNoLiveHandles, readAll, settle, startServer } from '../helpers/tls'
 
 const f = fixtures()
@@ -120,7 +120,9 @@ describe('resumption', () => {
       assert.equal(onB.reused, true)
       const onC = await nodeConnect(await c.port, 'TLSv1.3', first.session)
       assert.equal(onC.reused, false)
-      // The servers saw the same thing the client did.
+      // The servers saw the same thing the client did (their report travels
+      // through a pipe, so wait for it).
+      await waitFor(() => /resumed=/.test(b.output()) && /resumed=/.test(c.output()), 5000, 'server reports')
       assert.match(b.output(), /resumed=true/)
       assert.match(c.output(), /resumed=false/)
     } finally {

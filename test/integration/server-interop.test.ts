@@ -127,6 +127,22 @@ describe('server interop', () => {
     }
   })
 
+  test('corked writes beyond the coalescing limit all arrive, whatever the transport backpressure', async () => {
+    const chunks = [payload(64 * 1024, 21), payload(64 * 1024, 22), payload(64 * 1024, 23), payload(300 * 1024, 24)]
+    const srv = await startServer({ cert: cert.cert, key: cert.key }, (s) => {
+      s.cork()
+      for (const c of chunks) s.write(c)
+      s.uncork()
+      s.end()
+    })
+    try {
+      const client = connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+      assert.equal(sha256(await readAll(client)), sha256(Buffer.concat(chunks)))
+    } finally {
+      await srv.close()
+    }
+  })
+
   test('half-close: the server answers after the client ended its side', async () => {
     const srv = await startServer({ cert: cert.cert, key: cert.key, allowHalfOpen: true }, (s) => {
       const got: Buffer[] = []
