@@ -75,6 +75,8 @@ export interface HostContext {
 export interface BuiltHosts {
   router: NativeHandle & { select: (name: string) => number }
   hosts: HostContext[]
+  /** Native configs, parallel to `hosts`. */
+  configs: NativeHandle[]
   destroy: () => void
 }
 
@@ -187,100 +189,32 @@ export function buildHosts (list: readonly HostOptions[], defaults: HostTlsOptio
   if (!Array.isArray(list) || list.length === 0) {
     throw new ConfigError('ERR_TLS_CONFIG_HOSTS', keyPath, 'at least one host (or cert/key) is required')
   }
-  const logger = shared.logger ?? silentLogger
   const configs: NativeHandle[] = []
   const hosts: HostContext[] = []
-  const entries: Array<{ names: string[], config: NativeHandle }> = []
   const seen = new Map<string, string>()
-  const inheritedOptions = applyTlsOptions(new Set(), defaults.options, 'options')
+  const inherited = applyTlsOptions(new Set(), defaults.options, 'options')
   try {
     list.forEach((host, index) => {
       // The node:tls shorthand (one host, keyPath '') reports top-level keys.
       const at = keyPath === '' ? '' : `${keyPath}[${index}]`
       if (host === null || typeof host !== 'object') throw new ConfigError('ERR_TLS_CONFIG_INVALID', at, 'must be an object')
-      const names = hostNames(host, at)
-      for (const name of names) {
+      for (const name of hostNames(host, at)) {
         const other = seen.get(name)
         if (other !== undefined) {
           throw new ConfigError('ERR_TLS_CONFIG_DUPLICATE_NAME', at, `name "${name}" is already used by ${other}`, name)
         }
         seen.set(name, at)
       }
-      const merged: HostTlsOptions = { ...defaults, ...definedOnly(host) }
-      const protocol = resolveProtocol({
-        protocol: host.protocol ?? (host.minVersion === undefined ? defaults.protocol : undefined),
-        minVersion: host.minVersion ?? (host.protocol === undefined ? defaults.minVersion : undefined),
-        maxVersion: merged.maxVersion,
-        keyPathPrefix: host.protocol !== undefined || host.minVersion !== undefined ? at : '',
-      })
-      const suites = resolveCipherPolicy({
-        prefer: merged.ciphersPrefer,
-        suppress: merged.ciphersSuppress,
-        keyPath: host.ciphersPrefer !== undefined || host.ciphersSuppress !== undefined ? at : '',
-        logger,
-        minVersion: protocol.minVersion,
-      })
-      const alpn = alpnList(merged.ALPNProtocols, host.ALPNProtocols !== undefined ? keyPathJoin(at, 'ALPNProtocols') : 'ALPNProtocols')
-      const options = applyTlsOptions(inheritedOptions, host.options, keyPathJoin(at, 'options'))
-      const authPath = host.clientAuth !== undefined ? keyPathJoin(at, 'clientAuth') : 'clientAuth'
-      const mode = clientAuthMode(merged.clientAuth, authPath)
-      let clientAuth: { ca: Buffer, crls?: Buffer[], optional: boolean } | undefined
-      if (mode !== 'none') {
-        const ca = pemBundle(merged.clientAuth?.ca, keyPathJoin(authPath, 'ca'), 'ERR_TLS_CONFIG_CA')
-        if (ca === undefined) throw new ConfigError('ERR_TLS_CONFIG_CA', keyPathJoin(authPath, 'ca'), 'client authentication needs a CA')
-        const crlList = merged.clientAuth?.crls
-        const crls = crlList === undefined
-          ? undefined
-          : (Array.isArray(crlList) ? crlList : [crlList]).map((c: PemInput, i: number) =>
-              pemBundle(c, keyPathJoin(authPath, `crls[${i}]`), 'ERR_TLS_CONFIG_CRL') as Buffer)
-        clientAuth = { ca, crls, optional: mode === 'optional' }
-      }
-      const loaded: LoadedCertificate[] = []
-      try {
-        for (const [entry, where] of certificateEntries(host, at)) loaded.push(loadCertificate(entry, where))
-        let config: NativeHandle
-        try {
-          config = new addon.ServerConfig({
-            certifiedKeys: loaded.map((l) => l.native),
-            versions: protocol.versions,
-            cipherSuites: suites,
-            ignoreClientOrder: merged.honorClientOrder === false,
-            alpn,
-            clientAuth,
-            sessionCache: shared.sessionCache,
-            ticketer: shared.ticketer,
-            sendTickets: shared.sessionCache !== null || shared.ticketer !== null ? 2 : 0,
-          })
-        } catch (err) {
-          const step = (err as { step?: string }).step ?? ''
-          if (step.startsWith('clientAuth.crls')) throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CRL', keyPathJoin(authPath, step.slice('clientAuth.'.length)))
-          if (step.startsWith('clientAuth')) throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CA', keyPathJoin(authPath, 'ca'))
-          throw configErrorFromNative(err, 'ERR_TLS_CONFIG_INVALID', at)
-        }
-        configs.push(config)
-        entries.push({ names, config })
-        const leafDers = loaded.map((l) => l.leaf)
-        hosts.push({
-          index,
-          serverName: names[0],
-          names,
-          env: { stdEnvVars: options.has('StdEnvVars'), exportCertData: options.has('ExportCertData') },
-          leafDers,
-          clientAuth: mode,
-          minVersion: protocol.minVersion,
-          certificateKey: leafDers.map((d) => crypto.createHash('sha256').update(d).digest('hex')).join(','),
-          policyKey: JSON.stringify([protocol.versions, suites ?? null, merged.honorClientOrder !== false, mode,
-            clientAuth === undefined ? null : crypto.createHash('sha256').update(clientAuth.ca).digest('hex')]),
-        })
-      } finally {
-        // The config holds its own references to the keys.
-        for (const l of loaded) l.native.destroy()
-      }
+      const built = buildHost(host, index, at, defaults, inherited, shared)
+      configs.push(built.config)
+      hosts.push(built.context)
     })
-    const router = new addon.HostRouter(entries, { strictSNI: shared.strictSNI, deferred: shared.deferred })
+    const router = new addon.HostRouter(hosts.map((h, i) => ({ names: h.names, config: configs[i] })),
+      { strictSNI: shared.strictSNI, deferred: shared.deferred })
     return {
       router,
       hosts,
+      configs,
       destroy: () => {
         router.destroy()
         for (const c of configs) c.destroy()
@@ -289,6 +223,86 @@ export function buildHosts (list: readonly HostOptions[], defaults: HostTlsOptio
   } catch (err) {
     for (const c of configs) c.destroy()
     throw err
+  }
+}
+
+/**
+ * One host's rustls config, built once: its options merged over the
+ * server-wide defaults; `at` is its key path for errors.
+ */
+export function buildHost (host: HostOptions, index: number, at: string, defaults: HostTlsOptions,
+  inheritedOptions: ReadonlySet<string>, shared: Pick<SharedHostSettings, 'sessionCache' | 'ticketer' | 'logger'>): { config: NativeHandle, context: HostContext } {
+  const names = hostNames(host, at)
+  const merged: HostTlsOptions = { ...defaults, ...definedOnly(host) }
+  const protocol = resolveProtocol({
+    protocol: host.protocol ?? (host.minVersion === undefined ? defaults.protocol : undefined),
+    minVersion: host.minVersion ?? (host.protocol === undefined ? defaults.minVersion : undefined),
+    maxVersion: merged.maxVersion,
+    keyPathPrefix: host.protocol !== undefined || host.minVersion !== undefined ? at : '',
+  })
+  const suites = resolveCipherPolicy({
+    prefer: merged.ciphersPrefer,
+    suppress: merged.ciphersSuppress,
+    keyPath: host.ciphersPrefer !== undefined || host.ciphersSuppress !== undefined ? at : '',
+    logger: shared.logger ?? silentLogger,
+    minVersion: protocol.minVersion,
+  })
+  const alpn = alpnList(merged.ALPNProtocols, host.ALPNProtocols !== undefined ? keyPathJoin(at, 'ALPNProtocols') : 'ALPNProtocols')
+  const options = applyTlsOptions(inheritedOptions, host.options, keyPathJoin(at, 'options'))
+  const authPath = host.clientAuth !== undefined ? keyPathJoin(at, 'clientAuth') : 'clientAuth'
+  const mode = clientAuthMode(merged.clientAuth, authPath)
+  let clientAuth: { ca: Buffer, crls?: Buffer[], optional: boolean } | undefined
+  if (mode !== 'none') {
+    const ca = pemBundle(merged.clientAuth?.ca, keyPathJoin(authPath, 'ca'), 'ERR_TLS_CONFIG_CA')
+    if (ca === undefined) throw new ConfigError('ERR_TLS_CONFIG_CA', keyPathJoin(authPath, 'ca'), 'client authentication needs a CA')
+    const crlList = merged.clientAuth?.crls
+    const crls = crlList === undefined
+      ? undefined
+      : (Array.isArray(crlList) ? crlList : [crlList]).map((c: PemInput, i: number) =>
+          pemBundle(c, keyPathJoin(authPath, `crls[${i}]`), 'ERR_TLS_CONFIG_CRL') as Buffer)
+    clientAuth = { ca, crls, optional: mode === 'optional' }
+  }
+  const loaded: LoadedCertificate[] = []
+  try {
+    for (const [entry, where] of certificateEntries(host, at)) loaded.push(loadCertificate(entry, where))
+    let config: NativeHandle
+    try {
+      config = new addon.ServerConfig({
+        certifiedKeys: loaded.map((l) => l.native),
+        versions: protocol.versions,
+        cipherSuites: suites,
+        ignoreClientOrder: merged.honorClientOrder === false,
+        alpn,
+        clientAuth,
+        sessionCache: shared.sessionCache,
+        ticketer: shared.ticketer,
+        sendTickets: shared.sessionCache !== null || shared.ticketer !== null ? 2 : 0,
+      })
+    } catch (err) {
+      const step = (err as { step?: string }).step ?? ''
+      if (step.startsWith('clientAuth.crls')) throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CRL', keyPathJoin(authPath, step.slice('clientAuth.'.length)))
+      if (step.startsWith('clientAuth')) throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CA', keyPathJoin(authPath, 'ca'))
+      throw configErrorFromNative(err, 'ERR_TLS_CONFIG_INVALID', at)
+    }
+    const leafDers = loaded.map((l) => l.leaf)
+    return {
+      config,
+      context: {
+        index,
+        serverName: names[0],
+        names,
+        env: { stdEnvVars: options.has('StdEnvVars'), exportCertData: options.has('ExportCertData') },
+        leafDers,
+        clientAuth: mode,
+        minVersion: protocol.minVersion,
+        certificateKey: leafDers.map((d) => crypto.createHash('sha256').update(d).digest('hex')).join(','),
+        policyKey: JSON.stringify([protocol.versions, suites ?? null, merged.honorClientOrder !== false, mode,
+          clientAuth === undefined ? null : crypto.createHash('sha256').update(clientAuth.ca).digest('hex')]),
+      },
+    }
+  } finally {
+    // The config holds its own references to the keys.
+    for (const l of loaded) l.native.destroy()
   }
 }
 

@@ -2,6 +2,7 @@
 export { connect, ClientContext, type ClientContextOptions, type ConnectOptions } from './client'
 export { createServer, Server, type ServerOptions } from './server'
 export { RustlsSocket } from './socket'
+export { createSecureContext, SecureContext, type SecureContextOptions } from './secure-context'
 export type { CertificateEntry, PemInput } from './certs'
 export type { ClientAuthOptions, HostOptions, HostTlsOptions } from './hosts'
 export { lookupCipher, listCiphers, supportedCiphers, type CipherInfo } from './ciphers'

@@ -9,6 +9,7 @@ import { buildHosts, type BuiltHosts, type HostOptions, type HostTlsOptions } fr
 import { type Logger, silentLogger } from './log'
 import { addon, type NativeHandle } from './native'
 import { createSessionCache, createTicketer, sessionCacheSize, type SessionCacheOption } from './session'
+import { SecureContext } from './secure-context'
 import { RustlsSocket } from './socket'
 
 export interface ServerOptions extends HostTlsOptions {
@@ -40,6 +41,13 @@ export interface ServerOptions extends HostTlsOptions {
   crl?: PemInput | readonly PemInput[]
   /** node:tls: honour the server's suite order (= honorClientOrder: false). */
   honorCipherOrder?: boolean
+  /**
+   * node:tls SNICallback: called with the SNI of each client that sent one;
+   * answer with a SecureContext (createSecureContext), nothing (the first
+   * host serves) or an error (refused with unrecognized_name). Replaces the
+   * native routing by `hosts` names.
+   */
+  SNICallback?: (servername: string, callback: (err: Error | null, context?: SecureContext) => void) => void
 }
 
 /** node:tls server options rustls cannot honour: each throws by name. */
@@ -59,7 +67,6 @@ const UNSUPPORTED: Record<string, string> = {
   pskCallback: 'TLS-PSK is not supported by rustls-ffi',
   pskIdentityHint: 'TLS-PSK is not supported by rustls-ffi',
   ALPNCallback: 'rustls selects ALPN from ALPNProtocols in server order',
-  SNICallback: 'use hosts (virtual hosts) instead',
   ciphers: 'use ciphersPrefer / ciphersSuppress (OpenSSL cipher strings do not apply)',
 }
 
@@ -171,7 +178,7 @@ export class Server extends net.Server {
         sessionCache: this.#sessionCache,
         ticketer,
         strictSNI: options.strictSNI ?? options.hosts !== undefined,
-        deferred: false,
+        deferred: options.SNICallback !== undefined,
         logger: options.logger,
       }, options.hosts !== undefined ? 'hosts' : '')
       this.#ticketer?.destroy()
@@ -192,6 +199,28 @@ export class Server extends net.Server {
       this.#sessionCacheSize = 0
       this.#ticketer?.destroy()
       this.#ticketer = null
+    }
+  }
+
+  /** SNICallback routing: asks the application which context serves this hello. */
+  #sniCallback (socket: RustlsSocket, state: ServerState, options: ServerOptions): void {
+    const name = typeof socket.servername === 'string' ? socket.servername : ''
+    const useDefault = (): void => socket.acceptWith(state.built.configs[0], state.built.hosts[0])
+    // As node:tls: no SNI, no callback; the default context serves.
+    if (name === '' || options.SNICallback === undefined) return useDefault()
+    let answered = false
+    const answer = (err: Error | null, context?: SecureContext): void => {
+      if (answered || socket.destroyed) return
+      answered = true
+      if (err !== null && err !== undefined) socket.acceptWith(null)
+      else if (context instanceof SecureContext) socket.acceptWith(context.native, context.host)
+      else useDefault()
+    }
+    try {
+      options.SNICallback(name, answer)
+    } catch (err) {
+      this.#logger.warn({ err }, 'SNICallback threw; the connection is refused')
+      answer(err as Error)
     }
   }
 
@@ -227,6 +256,7 @@ export class Server extends net.Server {
         this.#logger.debug({ err, remoteAddress: transport.remoteAddress }, 'TLS handshake failed')
         this.emit('tlsClientError', err, s)
       },
+      onClientHello: options.SNICallback === undefined ? undefined : (s) => this.#sniCallback(s, state, options),
       handshakeTimeout: options.handshakeTimeout ?? 120000,
       allowHalfOpen: options.allowHalfOpen ?? false,
       logger: this.#logger,

@@ -18,7 +18,7 @@ import { derToPem } from './certs'
 import { HandshakeTimeoutError, RustlsError } from './errors'
 import type { HostContext } from './hosts'
 import { type Logger, silentLogger } from './log'
-import { addon, Flag, LocalResult, type ConnectionInfo, type NativeConnection, results, Slot } from './native'
+import { addon, Flag, LocalResult, type ConnectionInfo, type NativeConnection, type NativeHandle, results, Slot } from './native'
 import { versionName, type TlsVersionName } from './protocol'
 
 const SLAB_SIZE = 128 * 1024
@@ -219,10 +219,11 @@ export class RustlsSocket extends Duplex {
    * Deferred routing: continue the handshake with the host's config, or
    * refuse with `null` (unrecognized_name alert, nothing else sent).
    */
-  acceptWith (config: Parameters<NativeConnection['accept']>[0], host: number): void {
+  acceptWith (config: NativeHandle | null, host?: HostContext): void {
     if (this.#conn === null || !this.#waitingConfig) return
     this.#waitingConfig = false
-    const out = this.#conn.accept(config, host)
+    this.#host = host
+    const out = this.#conn.accept(config, host?.index ?? -1)
     const flags = results[Slot.Flags]
     const error = results[Slot.Error]
     this.#afterCall(out, flags, error)
