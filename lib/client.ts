@@ -21,6 +21,8 @@ export interface ClientContextOptions {
   ca?: PemInput | readonly PemInput[] | 'system'
   /** PEM CRLs checked against the server's chain. */
   crls?: PemInput | readonly PemInput[]
+  /** node:tls name of `crls`. */
+  crl?: PemInput | readonly PemInput[]
   /** Client ("machine") certificates; the first the server accepts is used. */
   certificates?: readonly CertificateEntry[]
   /** node:tls shorthand for one client certificate. */
@@ -58,6 +60,12 @@ const UNSUPPORTED_CLIENT: Record<string, string> = {
   privateKeyIdentifier: 'OpenSSL engines do not apply to rustls',
   enableTrace: 'OpenSSL tracing does not apply to rustls',
   minDHSize: 'rustls has no finite-field Diffie-Hellman',
+  requestOCSP: 'rustls-ffi does not hand the stapled OCSP response to the application',
+  onread: 'plaintext is delivered through the stream',
+  secureContext: 'pass a ClientContext as `context`',
+  pskIdentityHint: 'TLS-PSK is not supported by rustls-ffi',
+  dhparam: 'rustls has no finite-field Diffie-Hellman',
+  sessionIdContext: 'not applicable to clients',
 }
 
 /**
@@ -95,9 +103,10 @@ export class ClientContext {
       logger: options.logger,
       minVersion: protocol.minVersion,
     })
-    const crls = options.crls === undefined
+    const crlOption = options.crls ?? options.crl
+    const crls = crlOption === undefined
       ? undefined
-      : (Array.isArray(options.crls) ? options.crls : [options.crls]).map((c: PemInput, i: number) =>
+      : (Array.isArray(crlOption) ? crlOption : [crlOption]).map((c: PemInput, i: number) =>
           pemBundle(c, `crls[${i}]`, 'ERR_TLS_CONFIG_CRL') as Buffer)
     const entries: CertificateEntry[] = options.certificates !== undefined
       ? [...options.certificates]
@@ -162,6 +171,12 @@ export interface ConnectOptions extends ClientContextOptions {
   /** net.Socket idle timeout, as node:tls' `timeout`. */
   timeout?: number
   allowHalfOpen?: boolean
+  /** As net.connect. */
+  noDelay?: boolean
+  keepAlive?: boolean
+  keepAliveInitialDelay?: number
+  /** highWaterMark of the plaintext side, in bytes. */
+  highWaterMark?: number
 }
 
 export function connect (options: ConnectOptions, secureConnectListener?: () => void): RustlsSocket
@@ -194,7 +209,11 @@ export function connect (...args: unknown[]): RustlsSocket {
   const transport = options.socket ?? (options.path !== undefined
     ? net.connect({ path: options.path, allowHalfOpen: true })
     : net.connect({ host, port: options.port ?? 443, allowHalfOpen: true }))
-  if (options.timeout !== undefined && transport instanceof net.Socket) transport.setTimeout(options.timeout)
+  if (transport instanceof net.Socket) {
+    if (options.timeout !== undefined) transport.setTimeout(options.timeout)
+    if (options.noDelay !== undefined) transport.setNoDelay(options.noDelay)
+    if (options.keepAlive === true) transport.setKeepAlive(true, options.keepAliveInitialDelay)
+  }
   const socket = new RustlsSocket({
     transport,
     connection,
@@ -204,10 +223,11 @@ export function connect (...args: unknown[]): RustlsSocket {
     verificationDisabled: context.verificationDisabled,
     handshakeTimeout: options.handshakeTimeout ?? 120000,
     allowHalfOpen: options.allowHalfOpen ?? false,
+    highWaterMark: options.highWaterMark,
+    // A context made for this one connection goes with it.
+    release: owned ? () => context.destroy() : undefined,
     logger: options.logger ?? context.logger,
   })
-  // A context made for this one connection goes with it.
-  if (owned) socket.once('close', () => context.destroy())
   if (listener !== undefined) socket.once('secureConnect', listener)
   return socket
 }

@@ -86,6 +86,8 @@ export interface SharedHostSettings {
   strictSNI: boolean
   /** Route ClientHellos in JS (SNICallback) instead of natively. */
   deferred: boolean
+  /** Contexts added with server.addContext(), routed after the hosts. */
+  extra?: ReadonlyArray<{ names: string[], config: NativeHandle, context: HostContext }>
   logger?: Logger
 }
 
@@ -209,12 +211,19 @@ export function buildHosts (list: readonly HostOptions[], defaults: HostTlsOptio
       configs.push(built.config)
       hosts.push(built.context)
     })
-    const router = new addon.HostRouter(hosts.map((h, i) => ({ names: h.names, config: configs[i] })),
-      { strictSNI: shared.strictSNI, deferred: shared.deferred })
+    const entries = hosts.map((h, i) => ({ names: h.names, config: configs[i] }))
+    // Added contexts are borrowed (their owner destroys them), and the
+    // hosts' own names win over them.
+    const routed = [...hosts]
+    for (const extra of shared.extra ?? []) {
+      entries.push({ names: extra.names, config: extra.config })
+      routed.push({ ...extra.context, index: routed.length, names: extra.names })
+    }
+    const router = new addon.HostRouter(entries, { strictSNI: shared.strictSNI, deferred: shared.deferred })
     return {
       router,
-      hosts,
-      configs,
+      hosts: routed,
+      configs: [...configs, ...(shared.extra ?? []).map((e) => e.config)],
       destroy: () => {
         router.destroy()
         for (const c of configs) c.destroy()

@@ -1,6 +1,6 @@
 // createServer(): a net.Server whose connections are TLS-terminated by
 // rustls, with mod_tls virtual hosts (SPEC §3, §4).
-import { X509Certificate } from 'node:crypto'
+import crypto, { X509Certificate } from 'node:crypto'
 import net from 'node:net'
 
 import { certificateBlocks, type CertificateEntry, type PemInput } from './certs'
@@ -15,10 +15,10 @@ import { RustlsSocket } from './socket'
 export interface ServerOptions extends HostTlsOptions {
   /** Virtual hosts; the first one serves clients without SNI. */
   hosts?: readonly HostOptions[]
-  /** Single-host shorthand (node:tls): PEM chain, leaf first. */
-  cert?: PemInput
-  /** Single-host shorthand: PEM private key. */
-  key?: PemInput
+  /** Single-host shorthand (node:tls): PEM chain, leaf first; an array for several chains (e.g. ECDSA and RSA). */
+  cert?: PemInput | readonly PemInput[]
+  /** Single-host shorthand: PEM private key(s); with several, each is matched to its certificate. */
+  key?: PemInput | readonly (PemInput | { pem: PemInput, passphrase?: string })[]
   passphrase?: string
   /** Single-host shorthand: several certificates (e.g. ECDSA and RSA). */
   certificates?: readonly CertificateEntry[]
@@ -34,6 +34,12 @@ export interface ServerOptions extends HostTlsOptions {
   logger?: Logger
   /** As net.Server: keep the writable side open after the peer's close_notify. */
   allowHalfOpen?: boolean
+  /** As net.Server, for accepted connections. */
+  noDelay?: boolean
+  keepAlive?: boolean
+  keepAliveInitialDelay?: number
+  /** highWaterMark of each connection's plaintext side, in bytes. */
+  highWaterMark?: number
   /** node:tls requestCert/rejectUnauthorized/ca map onto clientAuth. */
   requestCert?: boolean
   rejectUnauthorized?: boolean
@@ -92,6 +98,7 @@ interface ServerState {
 export class Server extends net.Server {
   #state: ServerState
   #options: ServerOptions
+  #contexts: Array<{ names: string[], context: SecureContext }> = []
   #sessionCache: NativeHandle | null = null
   #sessionCacheSize = 0
   #ticketer: NativeHandle | null = null
@@ -100,7 +107,13 @@ export class Server extends net.Server {
   constructor (options: ServerOptions, secureConnectionListener?: (socket: RustlsSocket) => void) {
     // The TCP side stays half-open: TLS half-close (close_notify) is decided
     // per RustlsSocket, which ends the transport itself when it should.
-    super({ allowHalfOpen: true, pauseOnConnect: false })
+    super({
+      allowHalfOpen: true,
+      pauseOnConnect: false,
+      noDelay: options?.noDelay,
+      keepAlive: options?.keepAlive,
+      keepAliveInitialDelay: options?.keepAliveInitialDelay,
+    })
     if (options === null || typeof options !== 'object') {
       throw new ConfigError('ERR_TLS_CONFIG_INVALID', '', 'options must be an object')
     }
@@ -136,6 +149,41 @@ export class Server extends net.Server {
     this.#options = options
     this.#logger = options.logger ?? this.#logger
     this.#retire(previous, false)
+  }
+
+  /**
+   * node:tls addContext: serve `hostname` (exact or "*." wildcard) with
+   * `context` from now on, after the configured hosts' names. The context
+   * stays the caller's: destroy it after the server closed.
+   */
+  addContext (hostname: string, context: SecureContext): void {
+    if (!(context instanceof SecureContext)) {
+      throw new UnsupportedOptionError('addContext', 'give a SecureContext made by createSecureContext()')
+    }
+    this.#contexts.push({ names: [hostname.toLowerCase()], context })
+    try {
+      this.reload()
+    } catch (err) {
+      this.#contexts.pop()
+      throw err
+    }
+  }
+
+  /** node:tls setSecureContext: replaces the server-wide TLS options (and the shorthand host). */
+  setSecureContext (options: Partial<ServerOptions>): void {
+    this.reload({ ...this.#options, ...options })
+  }
+
+  /** The configured ticket keys, or undefined when sessions live in the server cache only. */
+  getTicketKeys (): Buffer | undefined {
+    const keys = this.#options.ticketKeys
+    if (keys === undefined) return undefined
+    return Array.isArray(keys) ? Buffer.concat(keys as Buffer[]) : keys as Buffer
+  }
+
+  /** Replaces the ticket keys (N × 80 bytes) for new connections. */
+  setTicketKeys (keys: Buffer | readonly Buffer[]): void {
+    this.reload({ ...this.#options, ticketKeys: keys })
   }
 
   /** Index and names of the host that `serverName` selects (-1: refused). */
@@ -179,6 +227,7 @@ export class Server extends net.Server {
         ticketer,
         strictSNI: options.strictSNI ?? options.hosts !== undefined,
         deferred: options.SNICallback !== undefined,
+        extra: this.#contexts?.map((c) => ({ names: c.names, config: c.context.native, context: c.context.host })),
         logger: options.logger,
       }, options.hosts !== undefined ? 'hosts' : '')
       this.#ticketer?.destroy()
@@ -259,9 +308,10 @@ export class Server extends net.Server {
       onClientHello: options.SNICallback === undefined ? undefined : (s) => this.#sniCallback(s, state, options),
       handshakeTimeout: options.handshakeTimeout ?? 120000,
       allowHalfOpen: options.allowHalfOpen ?? false,
+      highWaterMark: options.highWaterMark,
+      release,
       logger: this.#logger,
     })
-    socket.once('close', release)
     socket.once('secure', () => this.emit('secureConnection', socket))
   }
 }
@@ -275,16 +325,46 @@ function singleHost (options: ServerOptions): HostOptions {
   if (options.cert === undefined && options.certificates === undefined) {
     throw new ConfigError('ERR_TLS_CONFIG_CERTIFICATE', 'cert', 'a certificate is required (cert/key, certificates or hosts)')
   }
-  const names = certificateDnsNames(options.certificates?.[0]?.cert ?? options.cert)
+  const certificates = options.certificates ?? (Array.isArray(options.cert) ? pairCertificates(options) : undefined)
+  const names = certificateDnsNames(certificates?.[0]?.cert ?? options.cert as PemInput)
   const primary = names.find((n) => !n.startsWith('*.')) ?? 'localhost'
   return {
     serverName: primary,
     aliases: names.filter((n) => n !== primary),
-    certificates: options.certificates,
-    cert: options.cert,
-    key: options.key,
+    certificates,
+    cert: certificates === undefined ? options.cert as PemInput : undefined,
+    key: certificates === undefined ? options.key as PemInput : undefined,
     passphrase: options.passphrase,
   }
+}
+
+/**
+ * node:tls' arrays of chains and keys: each chain gets the key whose public
+ * key matches its leaf (OpenSSL pairs them by key type, not by position).
+ */
+function pairCertificates (options: ServerOptions): CertificateEntry[] {
+  const chains = options.cert as readonly PemInput[]
+  const keys = (Array.isArray(options.key) ? options.key : options.key === undefined ? [] : [options.key])
+    .map((k: PemInput | { pem: PemInput, passphrase?: string }) =>
+      typeof k === 'object' && !Buffer.isBuffer(k) ? { pem: k.pem, passphrase: k.passphrase ?? options.passphrase } : { pem: k, passphrase: options.passphrase })
+  const spki = (key: crypto.KeyObject): string => key.export({ type: 'spki', format: 'der' }).toString('base64')
+  return chains.map((chain, i) => {
+    const leaf = certificateBlocks(chain)[0]
+    let wanted: string | undefined
+    try {
+      wanted = leaf === undefined ? undefined : spki(new X509Certificate(leaf).publicKey)
+    } catch {
+      wanted = undefined
+    }
+    const match = keys.find((k) => {
+      try {
+        return wanted !== undefined && spki(crypto.createPublicKey({ key: k.pem, format: 'pem', passphrase: k.passphrase } as crypto.PublicKeyInput)) === wanted
+      } catch {
+        return false
+      }
+    }) ?? keys[i]
+    return { cert: chain, key: match?.pem, passphrase: match?.passphrase }
+  })
 }
 
 function certificateDnsNames (cert: PemInput | undefined): string[] {

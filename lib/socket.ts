@@ -15,7 +15,7 @@ import { Duplex } from 'node:stream'
 import { certificateObject, type PeerCertificate } from './cert-info'
 import { cipherInfoForId } from './ciphers'
 import { derToPem } from './certs'
-import { HandshakeTimeoutError, RustlsError } from './errors'
+import { HandshakeTimeoutError, RustlsError, UnsupportedOptionError } from './errors'
 import type { HostContext } from './hosts'
 import { type Logger, silentLogger } from './log'
 import { addon, Flag, LocalResult, type ConnectionInfo, type NativeConnection, type NativeHandle, results, Slot } from './native'
@@ -61,7 +61,18 @@ export interface SocketInit {
   verificationDisabled?: boolean
   handshakeTimeout?: number
   allowHalfOpen?: boolean
+  /** Readable/Writable highWaterMark of the plaintext side (bytes). */
+  highWaterMark?: number
+  /** Called once the socket closed: releases what was made for it alone. */
+  release?: () => void
   logger?: Logger
+}
+
+/** Options of `new RustlsSocket(socket, options)`; see lib/wrap.ts. */
+export type WrapOptions = import('./wrap').WrapOptions
+
+function isSocketInit (value: unknown): value is SocketInit {
+  return typeof value === 'object' && value !== null && 'connection' in value && 'transport' in value
 }
 
 export class RustlsSocket extends Duplex {
@@ -96,8 +107,20 @@ export class RustlsSocket extends Duplex {
   #writeError: Error | null = null
   #logger: Logger
 
-  constructor (init: SocketInit) {
-    super({ allowHalfOpen: init.allowHalfOpen ?? false, emitClose: true, decodeStrings: true })
+  /**
+   * `new RustlsSocket(socket, options)` wraps an existing connected Duplex
+   * (e.g. after STARTTLS), as `new tls.TLSSocket(socket, options)`:
+   * `isServer: true` with server TLS options (cert, key, ...), otherwise a
+   * client with connect()'s TLS options. The internal form takes a prepared
+   * native connection.
+   */
+  constructor (socket: Duplex, options?: WrapOptions)
+  constructor (init: SocketInit)
+  constructor (first: SocketInit | Duplex, options?: WrapOptions) {
+    // Lazy: wrap.ts needs this module's exports (hosts, client contexts).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const init: SocketInit = isSocketInit(first) ? first : (require('./wrap') as typeof import('./wrap')).wrapInit(first, options ?? {})
+    super({ allowHalfOpen: init.allowHalfOpen ?? false, emitClose: true, decodeStrings: true, highWaterMark: init.highWaterMark })
     this.#init = init
     this.#conn = init.connection
     this.#transport = init.transport
@@ -110,6 +133,8 @@ export class RustlsSocket extends Duplex {
     t.on('error', this.#onTransportError)
     t.on('close', this.#onTransportClose)
     t.on('timeout', this.#onTimeout)
+    // A wrapped socket may have been paused by its previous reader.
+    if (typeof t.resume === 'function') t.resume()
     if (init.handshakeTimeout !== undefined && init.handshakeTimeout > 0) {
       this.#timer = setTimeout(this.#onHandshakeTimeout, init.handshakeTimeout)
       this.#timer.unref()
@@ -203,6 +228,49 @@ export class RustlsSocket extends Duplex {
       if (peer !== undefined) vars.SSL_CLIENT_CERT = derToPem(peer)
     }
     return vars
+  }
+
+  /** rustls never renegotiates (TLS 1.3 has no renegotiation at all): nothing to disable. */
+  disableRenegotiation (): void {}
+
+  renegotiate (): never {
+    throw new UnsupportedOptionError('renegotiate', 'rustls does not renegotiate; TLS 1.3 replaced renegotiation')
+  }
+
+  exportKeyingMaterial (): never {
+    throw new UnsupportedOptionError('exportKeyingMaterial', 'rustls-ffi does not expose keying material export')
+  }
+
+  getFinished (): never {
+    throw new UnsupportedOptionError('getFinished', 'rustls does not expose Finished messages')
+  }
+
+  getPeerFinished (): never {
+    throw new UnsupportedOptionError('getPeerFinished', 'rustls does not expose Finished messages')
+  }
+
+  getSession (): never {
+    throw new UnsupportedOptionError('getSession', 'sessions stay inside rustls; reuse a ClientContext to resume')
+  }
+
+  getTLSTicket (): never {
+    throw new UnsupportedOptionError('getTLSTicket', 'tickets stay inside rustls; reuse a ClientContext to resume')
+  }
+
+  getSharedSigalgs (): never {
+    throw new UnsupportedOptionError('getSharedSigalgs', 'rustls-ffi does not expose the shared signature algorithms')
+  }
+
+  setMaxSendFragment (): never {
+    throw new UnsupportedOptionError('setMaxSendFragment', 'rustls fixes the fragment size per configuration')
+  }
+
+  setServername (): never {
+    throw new UnsupportedOptionError('setServername', 'give servername to connect()')
+  }
+
+  enableTrace (): never {
+    throw new UnsupportedOptionError('enableTrace', 'OpenSSL tracing does not apply to rustls')
   }
 
   /** The virtual host that took this connection (server side). */
@@ -694,6 +762,7 @@ export class RustlsSocket extends Duplex {
     const conn = this.#conn
     this.#conn = null
     conn?.destroy()
+    this.#init.release?.()
     const t = this.#transport
     t.removeListener('data', this.#onData)
     t.removeListener('end', this.#onTransportEnd)

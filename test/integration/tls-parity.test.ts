@@ -1,0 +1,156 @@
+// node:tls parity scenarios, in the manner of Node's own test-tls-* tests:
+// every "supported" row of docs/node-tls-parity.md that no other file
+// covers, and the rows that must throw ERR_RUSTLS_UNSUPPORTED_OPTION.
+import assert from 'node:assert/strict'
+import net, { type AddressInfo } from 'node:net'
+import { after, describe, test } from 'node:test'
+import tls from 'node:tls'
+
+import { connect, createSecureContext, createServer, RustlsSocket, UnsupportedOptionError } from '../../lib/index'
+import { fixtures } from '../helpers/certs'
+import { sClient } from '../helpers/peers'
+import { assertNoLiveHandles, readAll, settle, startServer } from '../helpers/tls'
+
+const f = fixtures()
+const ecdsa = { cert: f.localhostEcdsa.cert, key: f.localhostEcdsa.key }
+
+describe('node:tls parity', () => {
+  test('test-tls-alpn-server-client: the server picks its first protocol the client offers', async () => {
+    const srv = await startServer({ ...ecdsa, ALPNProtocols: ['h2', 'http/1.1'] }, (s) => s.end(String(s.alpnProtocol)))
+    try {
+      const cases: Array<[string[] | undefined, string]> = [[['http/1.1', 'h2'], 'h2'], [['http/1.1'], 'http/1.1'], [undefined, 'false']]
+      for (const [offer, expected] of cases) {
+        const c = tls.connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca, ALPNProtocols: offer })
+        assert.equal((await readAll(c)).toString(), expected)
+      }
+      // No protocol in common: rustls refuses (RFC 7301 §3.2 no_application_protocol).
+      const c = tls.connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca, ALPNProtocols: ['spdy/3'] })
+      const err = await new Promise<Error & { code?: string }>((resolve) => c.once('error', resolve))
+      assert.equal(err.code, 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL')
+    } finally {
+      await srv.close()
+    }
+  })
+
+  test('test-tls-peer-certificate: detailed chain with issuerCertificate links', async () => {
+    const srv = await startServer({ cert: f.aEcdsa.chain, key: f.aEcdsa.key }, (s) => s.end())
+    try {
+      const c = connect({ port: srv.port, host: '127.0.0.1', servername: 'a.example.test', ca: f.ca })
+      await new Promise((resolve) => c.once('secureConnect', resolve))
+      const peer = c.getPeerCertificate(true) as ReturnType<RustlsSocket['getPeerCertificate']> & { subject: { CN: string }, issuerCertificate?: { subject: { CN: string }, ca: boolean } }
+      assert.equal(peer.subject.CN, 'a.example.test')
+      assert.match(String((peer as { subjectaltname?: string }).subjectaltname), /DNS:a\.example\.test/)
+      assert.equal(peer.issuerCertificate?.ca, true)
+      assert.notEqual(peer.issuerCertificate?.subject.CN, 'a.example.test')
+      const plain = c.getPeerCertificate() as { issuerCertificate?: unknown, raw: Buffer, fingerprint256: string }
+      assert.equal(plain.issuerCertificate, undefined)
+      assert.equal(plain.fingerprint256, c.getPeerX509Certificate()?.fingerprint256)
+      assert.ok(Buffer.isBuffer(plain.raw))
+      assert.equal(c.getEphemeralKeyInfo()?.type, 'ECDH')
+      await readAll(c)
+    } finally {
+      await srv.close()
+    }
+  })
+
+  test('test-tls-multi-key: cert and key arrays, each key paired with its own certificate', async () => {
+    // Keys deliberately in the other order than their certificates.
+    const srv = await startServer({ cert: [f.localhostRsa.cert, f.localhostEcdsa.cert], key: [f.localhostEcdsa.key, f.localhostRsa.key] }, (s) => s.end())
+    try {
+      const rsa = await sClient(['-connect', `127.0.0.1:${srv.port}`, '-servername', 'localhost', '-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256'], { holdOpenMs: 50 })
+      assert.match(rsa.stdout, /Peer signature type: RSA/)
+      const ec = await sClient(['-connect', `127.0.0.1:${srv.port}`, '-servername', 'localhost', '-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-GCM-SHA256'], { holdOpenMs: 50 })
+      assert.match(ec.stdout, /Peer signature type: ECDSA/)
+    } finally {
+      await srv.close()
+    }
+  })
+
+  test('test-tls-add-context: addContext serves a new name; setSecureContext replaces the default', async () => {
+    const b = createSecureContext({ cert: f.bEcdsa.chain, key: f.bEcdsa.key })
+    const srv = await startServer({ cert: f.aEcdsa.chain, key: f.aEcdsa.key, strictSNI: true }, (s) => s.end())
+    const subject = async (servername: string): Promise<string | undefined> => {
+      const r = await sClient(['-connect', `127.0.0.1:${srv.port}`, '-servername', servername], { holdOpenMs: 50 })
+      return r.stdout.match(/subject=.*?CN ?= ?([^,\n]+)/)?.[1]
+    }
+    try {
+      assert.equal(await subject('b.example.test'), undefined)
+      srv.server.addContext('b.example.test', b)
+      assert.equal(await subject('b.example.test'), 'b.example.test')
+      assert.equal(await subject('a.example.test'), 'a.example.test')
+      srv.server.setSecureContext({ cert: f.localhostEcdsa.cert, key: f.localhostEcdsa.key })
+      assert.equal(await subject('localhost'), 'localhost')
+      assert.equal(await subject('b.example.test'), 'b.example.test')
+      assert.throws(() => srv.server.addContext('x.example.test', {} as never), UnsupportedOptionError)
+    } finally {
+      await srv.close()
+      b.destroy()
+    }
+  })
+
+  test('test-tls-ticket: setTicketKeys / getTicketKeys', async () => {
+    const srv = await startServer({ ...ecdsa }, (s) => s.end())
+    try {
+      assert.equal(srv.server.getTicketKeys(), undefined)
+      srv.server.setTicketKeys(f.ticketKeys)
+      assert.deepEqual(srv.server.getTicketKeys(), f.ticketKeys)
+      // node:tls' 48-byte keys are not rustls-node's 80-byte keys.
+      assert.throws(() => srv.server.setTicketKeys(Buffer.alloc(48)), { code: 'ERR_TLS_CONFIG_TICKET_KEYS' })
+    } finally {
+      await srv.close()
+    }
+  })
+
+  test('test-tls-wrap-econnreset style: new RustlsSocket(socket, options) over an existing TCP socket, both roles', async () => {
+    // STARTTLS-like: plain TCP first, then TLS on the same sockets.
+    const raw = net.createServer((plain) => {
+      plain.once('data', () => {
+        plain.pause()
+        const secure = new RustlsSocket(plain, { isServer: true, cert: ecdsa.cert, key: ecdsa.key })
+        secure.on('data', (d: Buffer) => secure.end(`tls:${d.toString()}`))
+        plain.write('GO\n')
+        plain.resume()
+      })
+    })
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve))
+    try {
+      const plain = net.connect((raw.address() as AddressInfo).port, '127.0.0.1')
+      await new Promise((resolve) => plain.once('connect', resolve))
+      plain.write('STARTTLS\n')
+      await new Promise((resolve) => plain.once('data', resolve))
+      const secure = new RustlsSocket(plain, { ca: f.ca, servername: 'localhost' })
+      await new Promise((resolve) => secure.once('secureConnect', resolve))
+      assert.equal(secure.authorized, true)
+      secure.write('hello')
+      assert.equal((await readAll(secure)).toString(), 'tls:hello')
+    } finally {
+      await new Promise<void>((resolve) => raw.close(() => resolve()))
+    }
+  })
+
+  test('methods rustls cannot provide throw ERR_RUSTLS_UNSUPPORTED_OPTION; disableRenegotiation is a no-op', async () => {
+    const srv = await startServer({ ...ecdsa }, (s) => s.end())
+    try {
+      const c = connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+      await new Promise((resolve) => c.once('secureConnect', resolve))
+      for (const name of ['renegotiate', 'exportKeyingMaterial', 'getFinished', 'getPeerFinished', 'getSession', 'getTLSTicket', 'getSharedSigalgs', 'setMaxSendFragment', 'setServername', 'enableTrace'] as const) {
+        assert.throws(() => (c[name] as () => unknown)(), (err: unknown) => err instanceof UnsupportedOptionError && err.option === name, name)
+      }
+      c.disableRenegotiation()
+      await readAll(c)
+    } finally {
+      await srv.close()
+    }
+  })
+
+  test('server options rustls cannot honour throw ERR_RUSTLS_UNSUPPORTED_OPTION naming the option', () => {
+    for (const option of ['pfx', 'dhparam', 'ecdhCurve', 'secureProtocol', 'secureOptions', 'sessionIdContext', 'sessionTimeout', 'sigalgs', 'pskCallback', 'ALPNCallback', 'ciphers', 'enableTrace', 'clientCertEngine']) {
+      assert.throws(() => createServer({ ...ecdsa, [option]: 'x' } as never), (err: unknown) => err instanceof UnsupportedOptionError && err.option === option, option)
+    }
+  })
+})
+
+after(async () => {
+  await settle(100)
+  assertNoLiveHandles()
+})
