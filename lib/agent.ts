@@ -8,7 +8,6 @@ import type { Duplex } from 'node:stream'
 
 import { ClientContext, connect, type ClientContextOptions } from './client'
 import { ConfigError, UnsupportedOptionError } from './errors'
-import { avoidWritevLoss } from './http'
 import type { RustlsSocket } from './socket'
 
 export interface RustlsAgentOptions extends http.AgentOptions, ClientContextOptions {
@@ -40,7 +39,15 @@ const REQUEST_TLS_OPTIONS = [
   'checkServerIdentity', 'session', 'ALPNProtocols', 'pskCallback',
 ] as const
 
-const AGENT_KEYS = ['keepAlive', 'keepAliveMsecs', 'maxSockets', 'maxTotalSockets', 'maxFreeSockets', 'scheduling', 'timeout'] as const
+/**
+ * Options that make the ClientContext; every other option goes to
+ * http.Agent (and from it to each connection).
+ * @internal
+ */
+export const CONTEXT_KEYS: ReadonlySet<string> = new Set<keyof ClientContextOptions>([
+  'ca', 'crls', 'certificates', 'cert', 'key', 'passphrase', 'protocol', 'minVersion', 'maxVersion',
+  'ciphersPrefer', 'ciphersSuppress', 'ALPNProtocols', 'enableSni', 'dangerouslyDisableVerification', 'logger',
+])
 
 const DEFAULT_MAX_CACHED_SESSIONS = 100
 
@@ -56,11 +63,23 @@ export class RustlsAgent extends http.Agent {
     if (options === null || typeof options !== 'object') {
       throw new ConfigError('ERR_TLS_CONFIG_INVALID', '', 'options must be an object')
     }
-    const agentOptions: http.AgentOptions = { keepAlive: true }
-    for (const key of AGENT_KEYS) {
-      if (options[key] !== undefined) (agentOptions as Record<string, unknown>)[key] = options[key]
+    const agentOptions: Record<string, unknown> = { keepAlive: true }
+    const tls: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(options)) {
+      if (key === 'handshakeTimeout' || key === 'maxCachedSessions' || value === undefined) continue
+      if (CONTEXT_KEYS.has(key)) {
+        tls[key] = value
+      } else if (key === 'rejectUnauthorized') {
+        if (value === false) throw new UnsupportedOptionError(key, 'verification cannot be turned off; dangerouslyDisableVerification exists for tests')
+      } else if ((REQUEST_TLS_OPTIONS as readonly string[]).includes(key)) {
+        // A node:tls option with no rustls counterpart here (e.g. `crl`:
+        // the option is `crls`) would otherwise pass unnoticed.
+        throw new UnsupportedOptionError(key, 'not a RustlsAgent TLS option (see ClientContextOptions: ca, crls, certificates, protocol, ciphersPrefer, ...)')
+      } else {
+        agentOptions[key] = value
+      }
     }
-    super(agentOptions)
+    super(agentOptions as http.AgentOptions)
     if (options.ALPNProtocols !== undefined) {
       throw new UnsupportedOptionError('ALPNProtocols', 'http.Agent speaks HTTP/1.1 only; the agent offers http/1.1')
     }
@@ -70,13 +89,10 @@ export class RustlsAgent extends http.Agent {
     }
     this.#maxContexts = max
     this.#handshakeTimeout = options.handshakeTimeout
-    const { handshakeTimeout: _h, maxCachedSessions: _m, ...rest } = options
-    const tls: ClientContextOptions = { ...rest, ALPNProtocols: ['http/1.1'] }
-    for (const key of AGENT_KEYS) delete (tls as Record<string, unknown>)[key]
+    this.#tls = { ...tls, ALPNProtocols: ['http/1.1'] }
     // Configuration errors surface here, with their key path, rather than
     // on the first request.
-    new ClientContext(tls).destroy()
-    this.#tls = tls
+    new ClientContext(this.#tls).destroy()
     // http.Agent's own protocol check (ClientRequest: agent.protocol must
     // match the URL's) and default port.
     Object.assign(this, { protocol: 'https:', defaultPort: 443 })
@@ -120,7 +136,6 @@ export class RustlsAgent extends http.Agent {
       handshakeTimeout: this.#handshakeTimeout,
     })
     if (!shared) socket.once('close', () => context.destroy())
-    avoidWritevLoss(socket)
     if (options.timeout !== undefined) socket.setTimeout(options.timeout)
     const keepAlive = (options as { keepAlive?: boolean }).keepAlive
     if (keepAlive === true) socket.setKeepAlive(true, (options as { keepAliveInitialDelay?: number }).keepAliveInitialDelay)

@@ -66,6 +66,7 @@ const UNSUPPORTED_CLIENT: Record<string, string> = {
   pskIdentityHint: 'TLS-PSK is not supported by rustls-ffi',
   dhparam: 'rustls has no finite-field Diffie-Hellman',
   sessionIdContext: 'not applicable to clients',
+  honorCipherOrder: 'a server option: a client offers suites in ciphersPrefer order',
 }
 
 /**

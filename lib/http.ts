@@ -46,12 +46,15 @@ export interface HttpsServerOptions extends ServerOptions, http.ServerOptions {
 }
 
 /**
- * The `https.createServer` listener shape. Over HTTP/2 the objects are the
- * `http2` compatibility request/response (Http2ServerRequest/Response).
+ * The request listener: `(req, res)` as for `https.createServer`; over
+ * HTTP/2 they are the `http2` compatibility objects (Http2ServerRequest /
+ * Http2ServerResponse). Declared in method form so that its parameters
+ * are checked bivariantly: listeners typed for https.createServer (an
+ * Express app, say) are accepted as well.
  */
-export type HttpsRequestListener =
-  | ((req: http.IncomingMessage, res: http.ServerResponse) => void)
-  | ((req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void)
+export type HttpsRequestListener = {
+  bivariant (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void
+}['bivariant']
 
 type Listener = (...args: any[]) => void // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -73,16 +76,22 @@ const TLS_GETTERS = [
 ] as const
 
 interface H1State {
-  /** Responses not yet closed on this connection. */
-  inFlight: number
+  /** Responses not yet closed on this connection (pipelining: several). */
+  responses: Set<http.ServerResponse>
 }
 
 /**
  * An HTTPS server over rustls that speaks HTTP/1.1 and HTTP/2 on one port,
  * and behaves like an `https.Server`: listen, close, address, 'request',
- * 'upgrade', 'checkContinue', 'timeout' events, setTimeout and the
- * HTTP/1.1 timeouts. The rustls Server's events ('secureConnection',
- * 'tlsClientError') and methods (reload, setHosts, hosts) stay available.
+ * 'upgrade', 'connect', 'checkContinue', 'clientError', 'timeout' events,
+ * setTimeout and the HTTP/1.1 timeouts; like `http2.createSecureServer`
+ * it emits 'stream', 'session', 'sessionError' and 'unknownProtocol'.
+ * The rustls Server's events ('secureConnection', 'tlsClientError') and
+ * methods (reload, setHosts, hosts) stay available.
+ *
+ * Express (4 and 5) cannot run on node's http2 compatibility objects, here
+ * as with http2.createSecureServer: give an Express app
+ * `ALPNProtocols: ['http/1.1']`.
  */
 export class HttpsServer extends Server {
   /** The HTTP/1.1 server connections with ALPN http/1.1 (or none) go to. */
@@ -148,7 +157,11 @@ export class HttpsServer extends Server {
     super.close(callback)
     this.#closing = true
     for (const [socket, state] of this.#h1) {
-      if (state.inFlight === 0) this.#endGracefully(socket)
+      if (state.responses.size === 0) this.#endGracefully(socket)
+      // Headers not sent yet: they say Connection: close, and node's http
+      // ends the connection after the response. Otherwise the 'close'
+      // hook of #trackH1 ends it.
+      for (const res of state.responses) if (!res.headersSent) res.shouldKeepAlive = false
     }
     for (const session of this.#sessions.keys()) this.#closeSession(session)
     return this
@@ -157,7 +170,7 @@ export class HttpsServer extends Server {
   /** Ends HTTP/1.1 connections that have no request in flight. */
   closeIdleConnections (): void {
     for (const [socket, state] of this.#h1) {
-      if (state.inFlight === 0) this.#endGracefully(socket)
+      if (state.responses.size === 0) this.#endGracefully(socket)
     }
   }
 
@@ -168,7 +181,7 @@ export class HttpsServer extends Server {
   }
 
   /** As https.Server#setTimeout: idle socket timeout in ms (0: none), for both protocols. */
-  setTimeout (msecs: number, callback?: () => void): this {
+  setTimeout (msecs: number, callback?: (connection: RustlsSocket | http2.ServerHttp2Session) => void): this {
     this.http1.setTimeout(msecs)
     this.http2.setTimeout(msecs)
     if (callback !== undefined) this.on('timeout', callback)
@@ -210,7 +223,6 @@ export class HttpsServer extends Server {
   }
 
   #dispatch = (socket: RustlsSocket): void => {
-    avoidWritevLoss(socket)
     this.#connectionHost.set(socket, this.hosts[socket.hostIndex])
     const alpn = socket.alpnProtocol
     if (alpn === 'h2') {
@@ -225,17 +237,18 @@ export class HttpsServer extends Server {
     // No ALPN from the client means HTTP/1.1 (RFC 7301 §3.1 leaves the
     // protocol to out-of-band agreement; https has always been HTTP/1.x).
     if (alpn === false || alpn === 'http/1.1') {
-      const state: H1State = { inFlight: 0 }
+      const state: H1State = { responses: new Set() }
       this.#h1.set(socket, state)
       socket.once('close', () => this.#h1.delete(socket))
       this.http1.emit('connection', socket)
       // A connection whose handshake finished after close() may still carry
       // one request; it gets Connection: close, or is ended when idle.
-      if (this.#closing) setTimeout(() => { if (state.inFlight === 0) this.#endGracefully(socket) }, CLOSE_GRACE_MS).unref()
+      if (this.#closing) setTimeout(() => { if (state.responses.size === 0) this.#endGracefully(socket) }, CLOSE_GRACE_MS).unref()
       return
     }
-    // A protocol from a custom ALPNProtocols list: the user's to handle.
-    if (!this.emit('unknownProtocol', socket)) socket.destroy()
+    // A protocol from a custom ALPNProtocols list: the user's to handle
+    // (as http2.createSecureServer's 'unknownProtocol').
+    if (!this.emit('unknownProtocol', socket)) this.#endGracefully(socket)
   }
 
   #onSession = (session: http2.ServerHttp2Session): void => {
@@ -268,11 +281,11 @@ export class HttpsServer extends Server {
     const socket = req.socket as unknown as RustlsSocket
     const state = this.#h1.get(socket)
     if (state === undefined) return
-    state.inFlight++
+    state.responses.add(res)
     if (this.#closing) res.shouldKeepAlive = false
     res.once('close', () => {
-      state.inFlight--
-      if (this.#closing && state.inFlight === 0) this.#endGracefully(socket)
+      state.responses.delete(res)
+      if (this.#closing && state.responses.size === 0) this.#endGracefully(socket)
     })
   }
 
@@ -363,19 +376,6 @@ export class HttpsServer extends Server {
     if (target === own) return 0
     return target.certificateKey === own.certificateKey && target.policyKey === own.policyKey ? 0 : 421
   }
-}
-
-/**
- * Workaround, until lib/socket.ts is fixed: RustlsSocket#_writev drops the
- * chunks between the first one the transport answers write() === false to
- * and the last (repro: test/ecosystem/repro-writev-loss.ts). HTTP/2 (through
- * the JSStreamSocket), ws and http all write corked batches. Without an own
- * `_writev`, stream.Writable hands buffered chunks to `_write` one by one,
- * which waits for the transport's 'drain' correctly.
- * @internal
- */
-export function avoidWritevLoss (socket: RustlsSocket): void {
-  Object.defineProperty(socket, '_writev', { value: null, configurable: true, writable: true })
 }
 
 function withDefaultAlpn<T extends ServerOptions> (options: T): T {

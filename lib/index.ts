@@ -10,3 +10,4 @@ export { ConfigError, HandshakeTimeoutError, RustlsError, UnsupportedOptionError
 export type { Logger } from './log'
 export type { PeerCertificate } from './cert-info'
 export { liveHandles, rustlsVersion } from './diagnostics'
+export * from './http-exports'

@@ -296,6 +296,7 @@ export class Server extends net.Server {
       transport,
       connection,
       isServer: true,
+      server: this,
       hostFor: (index) => {
         release()
         return state.built.hosts[index]

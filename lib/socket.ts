@@ -48,6 +48,8 @@ export interface SocketInit {
   transport: Duplex
   connection: NativeConnection
   isServer: boolean
+  /** Server side: the accepting server, exposed as socket.server. */
+  server?: import('node:net').Server
   /** Server: resolves the host chosen by the native router. */
   hostFor?: (index: number) => HostContext | undefined
   /** Server: emits tlsClientError / counts; called once per failed handshake. */
@@ -84,7 +86,9 @@ export class RustlsSocket extends Duplex {
   /** Peer verified (client: server chain; server: a client certificate). */
   authorized = false
   authorizationError: string | null = null
-  readonly server: boolean
+  /** Server side: the server that accepted this connection (as net.Socket#server). */
+  server: import('node:net').Server | undefined
+  readonly #isServer: boolean
 
   #conn: NativeConnection | null
   #transport: Duplex
@@ -124,7 +128,8 @@ export class RustlsSocket extends Duplex {
     this.#init = init
     this.#conn = init.connection
     this.#transport = init.transport
-    this.server = init.isServer
+    this.#isServer = init.isServer
+    this.server = init.server
     this.#logger = init.logger ?? silentLogger
     if (!init.isServer && init.servername !== undefined) this.servername = init.servername
     const t = this.#transport
@@ -205,7 +210,7 @@ export class RustlsSocket extends Duplex {
    */
   getEnvVars (): Record<string, string> {
     const vars: Record<string, string> = { HTTPS: 'on' }
-    const sni = this.server ? this.#info?.serverName : this.servername
+    const sni = this.#isServer ? this.#info?.serverName : this.servername
     if (typeof sni === 'string' && sni !== '') vars.SSL_TLS_SNI = sni
     const protocol = this.getProtocol()
     if (protocol !== null) vars.SSL_PROTOCOL = protocol
@@ -486,7 +491,7 @@ export class RustlsSocket extends Duplex {
     this.#clearHandshakeTimer()
     this.#info = this.#conn.info()
     if (this.#info.alpn !== undefined) this.alpnProtocol = this.#info.alpn
-    if (this.server) {
+    if (this.#isServer) {
       this.#host ??= this.#init.hostFor?.(this.#info.host)
       const hasPeer = (this.#info.peerCertificates ?? 0) > 0
       this.authorized = hasPeer
@@ -503,7 +508,7 @@ export class RustlsSocket extends Duplex {
     }
     this.#flushQueued()
     if (this.destroyed) return
-    this.emit(this.server ? 'secure' : 'secureConnect')
+    this.emit(this.#isServer ? 'secure' : 'secureConnect')
   }
 
   #onTlsError (result: number): void {
@@ -515,10 +520,10 @@ export class RustlsSocket extends Duplex {
     this.#logger.debug({ code: err.code, handshake: duringHandshake }, 'TLS connection failed')
     // The alert (if any) was queued by #sendRaw; end the transport after it.
     this.#endTransportSoon()
-    if (duringHandshake && this.server && this.#init.onClientError !== undefined) {
+    if (duringHandshake && this.#isServer && this.#init.onClientError !== undefined) {
       this.#init.onClientError(err, this)
       this.destroy()
-    } else if (result === LocalResult.UnrecognizedName && this.server) {
+    } else if (result === LocalResult.UnrecognizedName && this.#isServer) {
       this.destroy()
     } else {
       this.#destroyForPeer(err)
@@ -585,7 +590,7 @@ export class RustlsSocket extends Duplex {
       this.destroy()
       return
     }
-    if (!this.#secure && this.server && this.#init.onClientError !== undefined) {
+    if (!this.#secure && this.#isServer && this.#init.onClientError !== undefined) {
       this.#failed = true
       this.#init.onClientError(err, this)
       this.destroy()
@@ -791,7 +796,7 @@ export class RustlsSocket extends Duplex {
   }
 
   #ownLeaf (): Buffer | undefined {
-    if (!this.server) return this.#init.ownLeaf
+    if (!this.#isServer) return this.#init.ownLeaf
     const index = this.#info?.certificate ?? -1
     return index >= 0 ? this.#host?.leafDers[index] : undefined
   }

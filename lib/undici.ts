@@ -7,9 +7,9 @@
 // which it then connects itself; whoever calls the connector has it.
 import net from 'node:net'
 
+import { CONTEXT_KEYS } from './agent'
 import { ClientContext, connect, type ClientContextOptions } from './client'
 import { ConfigError, UnsupportedOptionError } from './errors'
-import { avoidWritevLoss } from './http'
 
 /** What undici passes to a connector (undici's buildConnector.Options). */
 export interface UndiciConnectOptions {
@@ -79,6 +79,13 @@ export function rustlsConnector (options: RustlsConnectorOptions): RustlsConnect
     throw new ConfigError('ERR_TLS_CONFIG_INVALID', '', 'options must be an object')
   }
   const { allowH2, timeout, keepAlive, keepAliveInitialDelay, servername, socketPath, context: given, ...tls } = options
+  for (const [key, value] of Object.entries(tls)) {
+    // node:tls / net options undici's own connector takes (rejectUnauthorized,
+    // crl, lookup, ...) would otherwise be ignored without a word.
+    if (value !== undefined && !CONTEXT_KEYS.has(key)) {
+      throw new UnsupportedOptionError(key, 'not a rustlsConnector option (TLS: ca, crls, certificates, protocol, ciphersPrefer, ...; connection: allowH2, timeout, keepAlive, servername, socketPath)')
+    }
+  }
   if (tls.ALPNProtocols !== undefined) {
     throw new UnsupportedOptionError('ALPNProtocols', 'the connector offers http/1.1, and h2 with allowH2: true, which is what undici can speak')
   }
@@ -123,7 +130,7 @@ export function rustlsConnector (options: RustlsConnectorOptions): RustlsConnect
         socket: transport,
         // An IP address is verified against the certificate's IP SANs and
         // sent without SNI (RFC 6066 §3 forbids IP literals there).
-        servername: opts.servername ?? servername ?? host,
+        servername: opts.servername || servername || host,
         context,
         handshakeTimeout,
       })
@@ -132,7 +139,6 @@ export function rustlsConnector (options: RustlsConnectorOptions): RustlsConnect
       callback(err as Error, null)
       return
     }
-    avoidWritevLoss(socket)
     if (keepAlive !== false) socket.setKeepAlive(true, keepAliveInitialDelay ?? DEFAULT_KEEPALIVE_DELAY_MS)
     socket.setNoDelay(true)
     let pending = true

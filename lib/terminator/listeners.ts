@@ -110,7 +110,10 @@ export class Terminator {
 
   async #listen (): Promise<void> {
     for (const addr of this.config.listen) {
-      const server = net.createServer({ noDelay: true }, this.#onRawConnection)
+      // allowHalfOpen: the TLS layer decides when the transport ends; a
+      // client's FIN after its close_notify must not end our side while
+      // the backend still answers (net would end it on its own otherwise).
+      const server = net.createServer({ noDelay: true, allowHalfOpen: true }, this.#onRawConnection)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen({ port: addr.port, host: addr.host }, () => {
