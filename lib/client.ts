@@ -10,7 +10,7 @@ import { alpnList } from './hosts'
 import { type Logger, silentLogger } from './log'
 import { addon, type NativeHandle } from './native'
 import { resolveProtocol, type TlsVersionName } from './protocol'
-import { rejectUnsupported } from './server'
+import { rejectUnsupported, UNSUPPORTED_CLIENT_OPTIONS } from './unsupported'
 import { RustlsSocket } from './socket'
 
 export interface ClientContextOptions {
@@ -46,28 +46,6 @@ export interface ClientContextOptions {
   logger?: Logger
 }
 
-const UNSUPPORTED_CLIENT: Record<string, string> = {
-  pfx: 'PKCS#12 input is not supported; give cert and key as PEM',
-  secureProtocol: 'use minVersion or protocol',
-  secureOptions: 'OpenSSL option flags do not apply to rustls',
-  ciphers: 'use ciphersPrefer / ciphersSuppress (OpenSSL cipher strings do not apply)',
-  ecdhCurve: 'rustls chooses key exchange groups itself',
-  sigalgs: 'rustls chooses signature schemes itself',
-  checkServerIdentity: 'rustls verifies the name itself; use servername',
-  session: 'reuse a ClientContext (context option) to resume sessions',
-  pskCallback: 'TLS-PSK is not supported by rustls-ffi',
-  privateKeyEngine: 'OpenSSL engines do not apply to rustls',
-  privateKeyIdentifier: 'OpenSSL engines do not apply to rustls',
-  enableTrace: 'OpenSSL tracing does not apply to rustls',
-  minDHSize: 'rustls has no finite-field Diffie-Hellman',
-  requestOCSP: 'rustls-ffi does not hand the stapled OCSP response to the application',
-  onread: 'plaintext is delivered through the stream',
-  secureContext: 'pass a ClientContext as `context`',
-  pskIdentityHint: 'TLS-PSK is not supported by rustls-ffi',
-  dhparam: 'rustls has no finite-field Diffie-Hellman',
-  sessionIdContext: 'not applicable to clients',
-  honorCipherOrder: 'a server option: a client offers suites in ciphersPrefer order',
-}
 
 /**
  * A reusable client configuration: build it once and pass it as `context`
@@ -84,7 +62,7 @@ export class ClientContext {
     if (options === null || typeof options !== 'object') {
       throw new ConfigError('ERR_TLS_CONFIG_INVALID', '', 'options must be an object')
     }
-    rejectUnsupported(options, UNSUPPORTED_CLIENT)
+    rejectUnsupported(options, UNSUPPORTED_CLIENT_OPTIONS)
     const disable = options.dangerouslyDisableVerification === true
     if ((options as { rejectUnauthorized?: unknown }).rejectUnauthorized === false && !disable) {
       throw new UnsupportedOptionError('rejectUnauthorized',
@@ -182,10 +160,15 @@ export interface ConnectOptions extends ClientContextOptions {
 
 export function connect (options: ConnectOptions, secureConnectListener?: () => void): RustlsSocket
 export function connect (port: number, host?: string, options?: ConnectOptions, secureConnectListener?: () => void): RustlsSocket
+export function connect (path: string, options?: ConnectOptions, secureConnectListener?: () => void): RustlsSocket
 export function connect (...args: unknown[]): RustlsSocket {
   let options: ConnectOptions
   let listener: (() => void) | undefined
-  if (typeof args[0] === 'number') {
+  if (typeof args[0] === 'string') {
+    // connect(path[, options][, callback]): a Unix domain socket.
+    options = { ...(typeof args[1] === 'object' ? args[1] as ConnectOptions : {}), path: args[0] }
+    listener = args.find((a) => typeof a === 'function') as (() => void) | undefined
+  } else if (typeof args[0] === 'number') {
     const host = typeof args[1] === 'string' ? args[1] : undefined
     const rest = args.slice(host === undefined ? 1 : 2)
     options = { ...(typeof rest[0] === 'object' ? rest[0] as ConnectOptions : {}), port: args[0], host: host ?? (rest[0] as ConnectOptions | undefined)?.host }

@@ -4,6 +4,7 @@ import { ConfigError } from './errors'
 import { applyTlsOptions, buildHost, type HostContext, type HostOptions, type HostTlsOptions } from './hosts'
 import type { Logger } from './log'
 import type { NativeHandle } from './native'
+import { rejectUnsupported, UNSUPPORTED_SERVER_OPTIONS } from './unsupported'
 import { createSessionCache, createTicketer, sessionCacheSize, type SessionCacheOption } from './session'
 
 export interface SecureContextOptions extends Omit<HostOptions, 'serverName'> {
@@ -27,6 +28,7 @@ export class SecureContext {
     if (options === null || typeof options !== 'object') {
       throw new ConfigError('ERR_TLS_CONFIG_INVALID', '', 'options must be an object')
     }
+    rejectUnsupported(options, UNSUPPORTED_SERVER_OPTIONS)
     const cache = createSessionCache(sessionCacheSize(options.sessionCache, 'sessionCache'))
     let ticketer: NativeHandle | null = null
     try {

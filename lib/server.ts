@@ -5,6 +5,7 @@ import net from 'node:net'
 
 import { certificateBlocks, type CertificateEntry, type PemInput } from './certs'
 import { ConfigError, UnsupportedOptionError } from './errors'
+import { rejectUnsupported, UNSUPPORTED_SERVER_OPTIONS } from './unsupported'
 import { buildHosts, type BuiltHosts, type HostOptions, type HostTlsOptions } from './hosts'
 import { type Logger, silentLogger } from './log'
 import { addon, type NativeHandle } from './native'
@@ -54,34 +55,6 @@ export interface ServerOptions extends HostTlsOptions {
    * native routing by `hosts` names.
    */
   SNICallback?: (servername: string, callback: (err: Error | null, context?: SecureContext) => void) => void
-}
-
-/** node:tls server options rustls cannot honour: each throws by name. */
-const UNSUPPORTED: Record<string, string> = {
-  pfx: 'PKCS#12 input is not supported; give cert and key as PEM',
-  dhparam: 'rustls has no finite-field Diffie-Hellman',
-  ecdhCurve: 'rustls chooses key exchange groups itself',
-  secureProtocol: 'use minVersion or protocol',
-  secureOptions: 'OpenSSL option flags do not apply to rustls',
-  sessionIdContext: 'sessions are bound to the host by rustls',
-  sessionTimeout: 'the cache is bounded by size; tickets carry their own lifetime',
-  privateKeyEngine: 'OpenSSL engines do not apply to rustls',
-  privateKeyIdentifier: 'OpenSSL engines do not apply to rustls',
-  clientCertEngine: 'OpenSSL engines do not apply to rustls',
-  sigalgs: 'rustls chooses signature schemes itself',
-  enableTrace: 'OpenSSL tracing does not apply to rustls',
-  pskCallback: 'TLS-PSK is not supported by rustls-ffi',
-  pskIdentityHint: 'TLS-PSK is not supported by rustls-ffi',
-  ALPNCallback: 'rustls selects ALPN from ALPNProtocols in server order',
-  ciphers: 'use ciphersPrefer / ciphersSuppress (OpenSSL cipher strings do not apply)',
-}
-
-export function rejectUnsupported (options: object, table: Record<string, string>): void {
-  for (const [name, reason] of Object.entries(table)) {
-    if (reason !== '' && (options as Record<string, unknown>)[name] !== undefined) {
-      throw new UnsupportedOptionError(name, reason)
-    }
-  }
 }
 
 interface ServerState {
@@ -197,7 +170,7 @@ export class Server extends net.Server {
   }
 
   #build (options: ServerOptions): ServerState {
-    rejectUnsupported(options, UNSUPPORTED)
+    rejectUnsupported(options, UNSUPPORTED_SERVER_OPTIONS)
     if (options.handshakeTimeout !== undefined && (typeof options.handshakeTimeout !== 'number' || options.handshakeTimeout < 0)) {
       throw new ConfigError('ERR_TLS_CONFIG_INVALID', 'handshakeTimeout', 'must be a number of milliseconds >= 0', options.handshakeTimeout)
     }

@@ -403,17 +403,16 @@ export class RustlsSocket extends Duplex {
         return
       }
       const proceed = this.#afterCall(out, flags, error, data)
+      // After close_notify the transport keeps flowing: its EOF ends it.
+      if (this.destroyed || this.#failed || this.#peerClosed) return
       if (!proceed) {
         // Paused by backpressure: keep the rest for _read().
-        if (!this.#failed && !this.destroyed) {
-          this.#holdInput(input, offset)
-          this.#mustDrain = (flags & Flag.PlainFull) !== 0
-          this.#readPaused = true
-          this.#transportPause()
-        }
+        this.#holdInput(input, offset)
+        this.#mustDrain = (flags & Flag.PlainFull) !== 0
+        this.#readPaused = true
+        this.#transportPause()
         return
       }
-      if (this.destroyed || this.#failed || this.#peerClosed) return
       if (!more && (flags & Flag.PlainFull) === 0) return
       if (input === null) input = EMPTY
     }

@@ -2,6 +2,7 @@
 // Duplex (node:tls' `new tls.TLSSocket(socket, options)`), server or client.
 import type { Duplex } from 'node:stream'
 
+import type { PemInput } from './certs'
 import { ClientContext, type ClientContextOptions } from './client'
 import { addon, type NativeHandle } from './native'
 import { createSecureContext, SecureContext, type SecureContextOptions } from './secure-context'
@@ -30,7 +31,12 @@ export function wrapInit (transport: Duplex, options: WrapOptions): SocketInit {
     logger: options.logger,
   }
   if (options.isServer === true) {
-    const context = options.secureContext ?? createSecureContext(options)
+    const node = options as WrapOptions & { requestCert?: boolean, rejectUnauthorized?: boolean, crl?: ClientContextOptions['crls'] }
+    // node:tls' requestCert/rejectUnauthorized/ca, as createServer maps them.
+    const clientAuth = options.clientAuth ?? (node.requestCert === true
+      ? { mode: node.rejectUnauthorized === false ? 'optional' as const : 'required' as const, ca: options.ca as PemInput | PemInput[], crls: node.crl ?? options.crls }
+      : undefined)
+    const context = options.secureContext ?? createSecureContext({ ...options, clientAuth })
     const owned = options.secureContext === undefined
     let router: NativeHandle
     try {

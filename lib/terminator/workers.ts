@@ -66,7 +66,7 @@ export async function runPrimary (options: PrimaryOptions): Promise<number> {
       workers.delete(worker)
       if (stopping) return
       if (Date.now() - started > HEALTHY_MS) backoff = RESTART_MIN_MS
-      logger.error({ worker: worker.id, pid: worker.process.pid, code, signal, restartInMs: backoff }, 'worker died; restarting it')
+      logger.error({ worker: worker.id, workerPid: worker.process.pid, code, signal, restartInMs: backoff }, 'worker died; restarting it')
       own.workerRestarted()
       setTimeout(() => { if (!stopping) fork() }, backoff)
       backoff = Math.min(backoff * 2, RESTART_MAX_MS)

@@ -26,6 +26,12 @@ export async function startServer (options: ServerOptions, onSecure?: (socket: R
     sockets.add(s)
     s.once('close', () => sockets.delete(s))
   })
+  // Raw connections too: one still in its handshake would keep close() waiting.
+  const raw = new Set<Duplex>()
+  server.on('connection', (s: Duplex) => {
+    raw.add(s)
+    s.once('close', () => raw.delete(s))
+  })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
   return {
@@ -34,6 +40,7 @@ export async function startServer (options: ServerOptions, onSecure?: (socket: R
     clientErrors,
     close: async () => {
       for (const s of sockets) s.destroy()
+      for (const s of raw) s.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }

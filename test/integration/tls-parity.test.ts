@@ -8,7 +8,7 @@ import tls from 'node:tls'
 
 import { connect, createSecureContext, createServer, RustlsSocket, UnsupportedOptionError } from '../../lib/index'
 import { fixtures } from '../helpers/certs'
-import { sClient } from '../helpers/peers'
+import { sClient, waitFor } from '../helpers/peers'
 import { assertNoLiveHandles, readAll, settle, startServer } from '../helpers/tls'
 
 const f = fixtures()
@@ -143,9 +143,48 @@ describe('node:tls parity', () => {
     }
   })
 
+  test('connect(path), timeout, highWaterMark, addresses, noDelay/keepAlive: the net-level options', async () => {
+    const sockPath = `${f.dir}/tls-${process.pid}.sock`
+    const seen: Array<{ remote?: string, local?: number, hwm: number }> = []
+    const server = createServer({ ...ecdsa, highWaterMark: 1024, noDelay: true, keepAlive: true }, (s) => {
+      seen.push({ remote: s.remoteAddress, local: s.localPort, hwm: s.readableHighWaterMark })
+      s.end('over tls')
+    })
+    await new Promise<void>((resolve) => server.listen(sockPath, resolve))
+    const tcp = await startServer({ ...ecdsa }, (s) => {
+      seen.push({ remote: s.remoteAddress, local: s.localPort, hwm: s.readableHighWaterMark })
+      s.write('hi')
+    })
+    try {
+      const viaPath = connect(sockPath, { servername: 'localhost', ca: f.ca, highWaterMark: 2048 })
+      assert.equal(viaPath.readableHighWaterMark, 2048)
+      assert.equal((await readAll(viaPath)).toString(), 'over tls')
+      assert.equal(seen[0].hwm, 1024)
+
+      const c = connect({ port: tcp.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca, timeout: 150, noDelay: true, keepAlive: true })
+      await new Promise((resolve) => c.once('secureConnect', resolve))
+      assert.equal(c.remoteAddress, '127.0.0.1')
+      assert.equal(c.remotePort, tcp.port)
+      assert.equal(c.localAddress, '127.0.0.1')
+      assert.equal((c.address() as AddressInfo).port, c.localPort)
+      await waitFor(() => seen.length === 2, 5000, 'server side secure')
+      assert.equal(seen[1].remote, '127.0.0.1')
+      assert.equal(seen[1].local, tcp.port)
+      // The idle timeout of node:tls' `timeout` option reaches the socket.
+      const start = Date.now()
+      await new Promise((resolve) => c.once('timeout', resolve))
+      assert.ok(Date.now() - start >= 100)
+      c.destroy()
+    } finally {
+      await tcp.close()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  })
+
   test('server options rustls cannot honour throw ERR_RUSTLS_UNSUPPORTED_OPTION naming the option', () => {
-    for (const option of ['pfx', 'dhparam', 'ecdhCurve', 'secureProtocol', 'secureOptions', 'sessionIdContext', 'sessionTimeout', 'sigalgs', 'pskCallback', 'ALPNCallback', 'ciphers', 'enableTrace', 'clientCertEngine']) {
+    for (const option of ['pfx', 'dhparam', 'ecdhCurve', 'secureProtocol', 'secureOptions', 'sessionIdContext', 'sessionTimeout', 'sigalgs', 'pskCallback', 'ALPNCallback', 'ciphers', 'enableTrace', 'clientCertEngine', 'pauseOnConnect']) {
       assert.throws(() => createServer({ ...ecdsa, [option]: 'x' } as never), (err: unknown) => err instanceof UnsupportedOptionError && err.option === option, option)
+      assert.throws(() => createSecureContext({ ...ecdsa, [option]: 'x' } as never), (err: unknown) => err instanceof UnsupportedOptionError && err.option === option, option)
     }
   })
 })
