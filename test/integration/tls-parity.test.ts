@@ -181,6 +181,26 @@ describe('node:tls parity', () => {
     }
   })
 
+  test('handshakeTimeout: a client that stalls mid-ClientHello is closed, nothing is sent, tlsClientError says why', async () => {
+    const srv = await startServer({ ...ecdsa, handshakeTimeout: 300 })
+    try {
+      const raw = net.connect(srv.port, '127.0.0.1')
+      const received: Buffer[] = []
+      raw.on('data', (d: Buffer) => received.push(d))
+      // The first bytes of a TLS record header, then silence.
+      raw.write(Buffer.from([0x16, 0x03, 0x01, 0x02]))
+      const start = Date.now()
+      await new Promise((resolve) => raw.once('close', resolve))
+      const elapsed = Date.now() - start
+      assert.ok(elapsed >= 250 && elapsed < 2000, `closed after ${elapsed} ms`)
+      assert.equal(Buffer.concat(received).length, 0)
+      await settle()
+      assert.equal(srv.clientErrors.at(-1)?.code, 'ERR_TLS_HANDSHAKE_TIMEOUT')
+    } finally {
+      await srv.close()
+    }
+  })
+
   test('server options rustls cannot honour throw ERR_RUSTLS_UNSUPPORTED_OPTION naming the option', () => {
     for (const option of ['pfx', 'dhparam', 'ecdhCurve', 'secureProtocol', 'secureOptions', 'sessionIdContext', 'sessionTimeout', 'sigalgs', 'pskCallback', 'ALPNCallback', 'ciphers', 'enableTrace', 'clientCertEngine', 'pauseOnConnect']) {
       assert.throws(() => createServer({ ...ecdsa, [option]: 'x' } as never), (err: unknown) => err instanceof UnsupportedOptionError && err.option === option, option)
