@@ -8,7 +8,6 @@ import type { Duplex } from 'node:stream'
 import { ClientContext, connect } from '../client'
 import { RustlsError } from '../errors'
 import type { BackendConfig } from './config'
-import { avoidVectoredWrites } from './workarounds'
 
 /** Idle pooled backend connections close after this long: below the 5 s keep-alive of common servers (Node's default), so the pool never reuses a connection the backend is closing. */
 const POOL_IDLE_MS = 4000
@@ -71,7 +70,6 @@ export class HostBackend {
     if (this.#context !== undefined) {
       const servername = this.config.tls?.serverName ?? (addr.kind === 'tcp' ? addr.host : 'localhost')
       socket = connect({ socket: raw, context: this.#context, servername, handshakeTimeout: this.config.connectTimeout })
-      avoidVectoredWrites(socket)
       readyEvent = 'secureConnect'
     }
     const timer = setTimeout(() => socket.destroy(new BackendTimeoutError(addr.text, this.config.connectTimeout)), this.config.connectTimeout)

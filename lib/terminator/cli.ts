@@ -9,7 +9,6 @@ import pino, { type Logger as PinoLogger } from 'pino'
 
 import { listCiphers, supportedCiphers, type CipherInfo } from '../ciphers'
 import { rustlsVersion } from '../diagnostics'
-import { addon } from '../native'
 import { checkConfig } from './check'
 import { type ConfigProblem, ConfigProblems, formatProblem, LOG_LEVELS, loadConfigFile, parseListenAddress, type LogLevel, type TerminatorConfig } from './config'
 import { DEMO_LISTEN, startDemo } from './demo'
@@ -174,6 +173,11 @@ async function serve (file: string, level: LogLevel | undefined): Promise<number
   installCrashLog(logger)
   const workers = workerCount(config)
   if (cluster.isPrimary && workers > 1) {
+    // The workers would each fail (and be restarted, and fail...) on a
+    // configuration whose files do not load: the primary checks it all first.
+    const checked = checkConfig(file)
+    if (checked.problems.length > 0) return startFailed(new ConfigProblems(checked.problems), logger, file)
+    for (const w of checked.warnings) logger.warn(w)
     return await runPrimary({
       workers,
       logger,
@@ -273,7 +277,3 @@ export function run (): void {
     process.exit(1)
   })
 }
-
-// The addon loads lazily through ../native; touching it here makes a
-// broken install fail with the loader's message before any work.
-void addon

@@ -59,8 +59,9 @@ export type BackendAddress =
   | { kind: 'tcp', host: string, port: number, text: string }
   | { kind: 'unix', path: string, text: string }
 
+/** One TLSCertificate entry. */
 export interface CertificateFiles {
-  /** Absolute path of the PEM chain, leaf first. */
+  /** Absolute path of the PEM chain, leaf first. Required. */
   cert: string
   /** Absolute path of the PEM key; undefined: the key is in `cert`. */
   key?: string
@@ -72,32 +73,51 @@ export interface CertificateFiles {
 
 export type ClientAuthMode = 'required' | 'optional' | 'none'
 
+/** `clientAuth` (SPEC §4.7). */
 export interface ClientAuthFiles {
+  /** 'required': no verified client certificate, no connection; 'optional': verified if sent; 'none'. No default: must be given. */
   mode: ClientAuthMode
+  /** Absolute path of the PEM CA bundle client certificates must chain to. Required unless mode is 'none'. */
   ca?: string
+  /** Absolute paths of PEM CRLs; a revoked client certificate fails the handshake. Default: none. */
   crls?: string[]
 }
 
 /** TLS settings a host can set and otherwise inherits from the top level. */
 export interface HostTlsConfig {
+  /** mod_tls TLSProtocol minimum ('v1.2+', 'v1.3+', 'TLSv0x0304+', ...). Default 'v1.2+'. */
   protocol?: string
+  /** TLSCiphersPrefer: suites used first, in order (IANA, OpenSSL, TLS13_ or TLS_CIPHER_0xNNNN names). Default: none. */
   ciphersPrefer?: string[]
+  /** TLSCiphersSuppress: suites never used. Default: none. */
   ciphersSuppress?: string[]
+  /** TLSHonorClientOrder: true, the client's suite order wins; false, the server's. Default true. */
   honorClientOrder?: boolean
+  /** ALPN protocols in server preference order. Default: ['h2', 'http/1.1'] in http mode, none in tcp mode. */
   alpn?: string[]
+  /** TLSOptions: 'StdEnvVars', 'ExportCertData', 'Defaults' (each optionally + or -). Default: none. */
   options?: string[]
+  /** Client certificates. Default: none requested. */
   clientAuth?: ClientAuthFiles
 }
 
+/** `backend.tls`: TLS to the backend (mod_tls TLSProxy*, SPEC §4.8). */
 export interface BackendTlsConfig {
-  /** Absolute path of the CA bundle, or 'system'. Undefined only with dangerouslyDisableVerification. */
+  /** TLSProxyCA: absolute path of the PEM CA bundle, or 'system' (the OS store). Required unless dangerouslyDisableVerification. */
   ca?: string
+  /** SNI sent and name verified. Default: the backend host (an IP is verified as an IP SAN, without SNI). Required for unix: addresses. */
   serverName?: string
+  /** TLSProxyProtocol minimum. Default 'v1.2+'. */
   protocol?: string
+  /** TLSProxyCiphersPrefer. Default: none. */
   ciphersPrefer?: string[]
+  /** TLSProxyCiphersSuppress. Default: none. */
   ciphersSuppress?: string[]
+  /** TLSProxyMachineCertificate: client certificates presented to the backend. Default: none. */
   certificates?: CertificateFiles[]
+  /** ALPN offered to the backend. Default ['http/1.1'] in http mode, none in tcp mode. */
   alpn?: string[]
+  /** Skip verification of the backend certificate entirely (tests, isolated networks). Default false. */
   dangerouslyDisableVerification: boolean
 }
 
@@ -105,41 +125,61 @@ export type BackendMode = 'tcp' | 'http'
 export type ProxyProtocolVersion = 'none' | 'v1' | 'v2'
 
 export interface BackendConfig {
+  /** "HOST:PORT", "[IPv6]:PORT" or "unix:/path". Required. */
   address: BackendAddress
+  /** 'tcp': bytes both ways; 'http': HTTP/1.1 and HTTP/2 in front, HTTP/1.1 behind. Default 'tcp'. */
   mode: BackendMode
+  /** tcp mode: PROXY header sent first ('none', 'v1', 'v2'). Default 'none'. */
   proxyProtocol: ProxyProtocolVersion
-  /** ms to establish the backend connection (TCP and TLS). */
+  /** Milliseconds to connect (and finish TLS) to the backend. Default 5000. */
   connectTimeout: number
-  /** http mode: ms the backend may stay silent (504 before the response head). */
+  /** http mode: milliseconds the backend may stay silent; 504 if no response head came by then. Default 60000. */
   timeout: number
+  /** TLS to the backend. Default: plaintext. */
   tls?: BackendTlsConfig
 }
 
 export interface HostConfig extends HostTlsConfig {
+  /** Primary name (exact). Required. */
   serverName: string
+  /** More names: exact or '*.' wildcards of one label. Default: none. */
   aliases: string[]
+  /** TLSCertificate: one or more; the first the client can use wins. Required. */
   certificates: CertificateFiles[]
+  /** Where this host's connections go. Required. */
   backend: BackendConfig
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
+/** The whole file, normalized. Top-level TLS keys (HostTlsConfig) are defaults for every host. */
 export interface TerminatorConfig extends HostTlsConfig {
   /** Absolute path of the file read, if any. */
   file?: string
+  /** Folder relative paths resolve against. Default: the configuration file's folder. */
   serverRoot: string
+  /** TLSEngine: addresses to accept TLS on; every host is served on each. Required. */
   listen: ListenAddress[]
+  /** TLSStrictSNI: refuse clients whose SNI names no host. Default true. */
   strictSNI: boolean
+  /** TLSSessionCache: sessions kept for resumption, or 'none'. Default {size: 20000}. */
   sessionCache: number | { size: number } | 'none'
-  /** Absolute path of the ticket key file. */
+  /** Absolute path of a file of 80-byte ticket keys shared across workers and restarts. Default: generated per start. */
   ticketKeys?: string
+  /** Milliseconds a client has to finish its handshake. Default 10000. */
   handshakeTimeout: number
+  /** Milliseconds SIGTERM waits for live connections before closing them. Default 10000. */
   drainTimeout: number
+  /** Most client connections open at once per process; more are closed at once. Default: no limit. */
   maxConnections?: number
+  /** Processes serving the ports (node:cluster), or 'auto' (one per CPU). Default 1. */
   workers: number | 'auto'
+  /** pino level. Default {level: 'info'}. */
   log: { level: LogLevel }
+  /** Prometheus /metrics on a separate address. Default: off. */
   metrics?: { listen: ListenAddress }
+  /** Virtual hosts; the first one serves clients without SNI. Required. */
   hosts: HostConfig[]
 }
 

@@ -123,6 +123,8 @@ type FrontResponse = http.ServerResponse | http2.Http2ServerResponse
 export function backendRequestHeaders (req: FrontRequest, ctx: ConnectionContext, hostIndex: number): Record<string, string | string[]> {
   const listed = connectionTokens(req.headers.connection)
   const headers = groupRaw(req.rawHeaders, (n) => !n.startsWith(':') && !HOP_BY_HOP.has(n) && !listed.has(n) && !isReservedHeader(n))
+  // HTTP/2 splits cookies into crumbs; HTTP/1.1 wants one field (RFC 9113 §8.2.3).
+  if (Array.isArray(headers.cookie)) headers.cookie = headers.cookie.join('; ')
   const authority = (req.headers[':authority'] as string | undefined) ?? req.headers.host
   headers.host = authority ?? ctx.generation.hosts[hostIndex].serverName
   headers['x-forwarded-for'] = ctx.clientAddress
@@ -148,6 +150,9 @@ function replayable (req: FrontRequest): boolean {
   if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') return false
   return req instanceof http2.Http2ServerRequest ? req.stream.endAfterHeaders : true
 }
+
+/** An HTTP/2 session with no traffic for this long is closed. */
+const H2_IDLE_MS = 120_000
 
 class BackendResponseTimeout extends Error {
   readonly code = 'ERR_BACKEND_TIMEOUT'
@@ -180,10 +185,19 @@ export class HttpFrontend {
     this.#h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head))
     this.#h1.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       this.#logger.debug({ code: err.code }, 'malformed HTTP/1.1 request')
-      if (!socket.destroyed && socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
-      else socket.destroy()
+      // As node's own default answer, with the connection closed after it.
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+      if (!socket.destroyed && socket.writable) {
+        this.#metrics.httpResponse(status)
+        socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+      } else {
+        socket.destroy()
+      }
     })
     this.#h2 = http2.createServer()
+    // HTTP/1.1 connections idle past Node's keepAliveTimeout (5 s) close;
+    // HTTP/2 sessions have no such default and would stay forever.
+    this.#h2.setTimeout(H2_IDLE_MS)
     this.#h2.on('session', (session: http2.ServerHttp2Session) => {
       // Emitted synchronously from emit('connection') in accept().
       if (this.#pending !== undefined) this.#contexts.set(session, this.#pending)
@@ -338,7 +352,6 @@ export class HttpFrontend {
       refuse(500, 'internal error\n')
       return
     }
-    socket.on('error', () => {})
     const r = route(ctx, req.headers.host)
     if ('status' in r) {
       this.#logger.info({ remoteAddress: ctx.clientAddress, sni: ctx.sni, authority: req.headers.host, status: r.status }, r.reason)

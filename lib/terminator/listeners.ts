@@ -16,7 +16,6 @@ import { HttpFrontend, sslHeaders } from './http-backend'
 import { Metrics } from './metrics'
 import { buildAll, Generation } from './reload'
 import { forwardTcp } from './tcp-backend'
-import { avoidVectoredWrites } from './workarounds'
 
 export interface TerminatorOptions {
   /** Reads the configuration and its files; called at start and on every reload. */
@@ -38,6 +37,8 @@ export class Terminator {
   readonly #options: TerminatorOptions
   readonly #logger: PinoLogger
   readonly #tlsLogger: PinoLogger
+  readonly #tcpLogger: PinoLogger
+  readonly #httpLogger: PinoLogger
   readonly #server: Server
   readonly #http: HttpFrontend
   #generation: Generation
@@ -54,6 +55,8 @@ export class Terminator {
     this.#options = options
     this.#logger = options.logger
     this.#tlsLogger = options.logger.child({ component: 'tls' })
+    this.#tcpLogger = options.logger.child({ component: 'tcp' })
+    this.#httpLogger = options.logger.child({ component: 'http' })
     this.metrics = options.metrics ?? new Metrics()
     this.metrics.setLiveBytes(() => {
       let received = 0
@@ -70,7 +73,7 @@ export class Terminator {
     this.#server.on('secureConnection', this.#onSecure)
     this.#server.on('tlsClientError', this.#onClientError)
     this.#generation = new Generation(1, loaded, this.#server.hosts, backends)
-    this.#http = new HttpFrontend({ logger: this.#logger.child({ component: 'http' }), metrics: this.metrics })
+    this.#http = new HttpFrontend({ logger: this.#httpLogger, metrics: this.metrics })
   }
 
   /** Loads the configuration, builds everything and listens. Throws ConfigProblems or a listen error. */
@@ -105,7 +108,9 @@ export class Terminator {
   }
 
   #applyLevel (level: LogLevel): void {
-    if (this.#options.fixedLevel !== true) this.#logger.level = level
+    if (this.#options.fixedLevel === true) return
+    // pino children copy the level when made; they follow the parent only when told.
+    for (const l of [this.#logger, this.#tlsLogger, this.#tcpLogger, this.#httpLogger]) l.level = level
   }
 
   async #listen (): Promise<void> {
@@ -163,7 +168,6 @@ export class Terminator {
     const raw = socket.transport as net.Socket
     const generation = this.#generationOf.get(raw) ?? this.#generation
     const index = socket.hostIndex
-    avoidVectoredWrites(socket)
     const resumed = socket.isSessionReused()
     this.metrics.handshake('ok', undefined, resumed)
     socket.on('error', (err: Error & { code?: string }) => this.#logger.debug({ code: err.code, remoteAddress: socket.remoteAddress }, 'client connection failed'))
@@ -184,7 +188,7 @@ export class Terminator {
       return
     }
     if (backend.config.mode === 'tcp') {
-      forwardTcp(socket, backend, { logger: this.#logger.child({ component: 'tcp' }), metrics: this.metrics })
+      forwardTcp(socket, backend, { logger: this.#tcpLogger, metrics: this.metrics })
       return
     }
     this.#http.accept(socket, {

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test'
 import { fixtures } from '../helpers/certs'
 import { curl } from '../helpers/peers'
 import { type EchoReply, httpEcho, type HttpEcho } from './backends'
-import { LEVEL, serveConfig, type TerminatorProcess } from './harness'
+import { LEVEL, serveConfig, stopClean, type TerminatorProcess } from './harness'
 
 const f = fixtures()
 let mtls: HttpEcho
@@ -64,7 +64,7 @@ before(async () => {
 })
 
 after(async () => {
-  assert.equal((await t.stop()).code, 0)
+  await stopClean(t)
   await Promise.all([mtls.close(), tls12only.close(), plain.close(), new Promise<void>((resolve) => tlsEcho.close(() => resolve()))])
 })
 

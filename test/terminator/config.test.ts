@@ -10,7 +10,7 @@ import {
   ConfigProblems, DEFAULTS, loadConfigFile, parseBackendAddress, parseConfigText, parseDuration, parseListenAddress, validateConfig,
 } from '../../lib/terminator/config'
 import { loadFiles } from '../../lib/terminator/files'
-import { fixtures } from '../helpers/certs'
+import { fixtures, repoRoot } from '../helpers/certs'
 import { tempDir, writeConfig } from './harness'
 
 const f = fixtures()
@@ -160,4 +160,16 @@ test('files become library options: contents, default ALPN per mode, backend ALP
   assert.deepEqual(loaded.backends[0].tls?.ALPNProtocols, ['http/1.1'])
   assert.equal((loaded.backends[0].tls?.ca as Buffer).toString(), f.ca.toString())
   assert.equal(loaded.backends[1].tls, undefined)
+})
+
+test('the examples in docs/terminator.md are valid configurations', () => {
+  const doc = fs.readFileSync(path.join(repoRoot(), 'docs', 'terminator.md'), 'utf8')
+  const blocks = [...doc.matchAll(/```(yaml|json)\n([\s\S]*?)```/g)]
+  assert.equal(blocks.length, 3)
+  for (const [, lang, text] of blocks) {
+    const c = validateConfig(parseConfigText(text, `example.${lang}`), { baseDir: '/etc/rustls-node', checkFiles: false })
+    assert.ok(c.hosts.length > 0)
+  }
+  assert.deepEqual(blocks.map(([, lang, text]) => (validateConfig(parseConfigText(text, `x.${lang}`), { checkFiles: false }).hosts.map((h) => h.backend.mode))),
+    [['tcp'], ['http', 'http'], ['http']])
 })

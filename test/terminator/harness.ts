@@ -2,6 +2,7 @@
 // child process, with a generated configuration file, its pino JSON log
 // lines collected from stdout. Every child is killed when the test process
 // exits; every temporary folder is removed.
+import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -161,4 +162,18 @@ export async function serveConfig (config: unknown, opts: StartOptions = {}): Pr
   const dir = tempDir()
   const file = writeConfig(dir, config)
   return { t: await startTerminator(file, opts), dir, file }
+}
+
+/**
+ * SIGTERM, then asserts a clean stop: exit 0 and, in the terminator's (or
+ * each cluster worker's) `stopped` line, no native handle left alive.
+ */
+export async function stopClean (t: TerminatorProcess): Promise<void> {
+  const exit = await t.stop()
+  assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}\n${t.stderr()}`)
+  const stopped = t.logs().filter((l) => l.msg === 'stopped' && l.liveHandles !== undefined)
+  assert.ok(stopped.length > 0, 'a stopped line')
+  for (const line of stopped) {
+    assert.deepEqual(line.liveHandles, { certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0 })
+  }
 }

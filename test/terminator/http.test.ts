@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
+import http2 from 'node:http2'
 import path from 'node:path'
+import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 
 import WebSocket from 'ws'
@@ -13,7 +15,7 @@ import WebSocket from 'ws'
 import { fixtures } from '../helpers/certs'
 import { curl } from '../helpers/peers'
 import { type EchoReply, httpEcho, type HttpEcho } from './backends'
-import { LEVEL, serveConfig, tempDir, type TerminatorProcess } from './harness'
+import { LEVEL, serveConfig, stopClean, tempDir, type TerminatorProcess } from './harness'
 
 const f = fixtures()
 const dir = tempDir()
@@ -48,9 +50,7 @@ before(async () => {
 })
 
 after(async () => {
-  assert.equal((await t.stop()).code, 0)
-  const stopped = t.logs().find((l) => l.msg === 'stopped')
-  assert.ok(Object.values(stopped?.liveHandles as Record<string, number>).every((n) => n === 0), JSON.stringify(stopped))
+  await stopClean(t)
   await Promise.all([echoA.close(), echoB.close(), echoW.close()])
 })
 
@@ -199,4 +199,35 @@ test('WebSocket: the upgrade passes through and messages echo both ways', async 
   const up = echoA.upgrades.at(-1)
   assert.equal(up?.['x-forwarded-for'], '127.0.0.1')
   assert.equal(up?.['x-ssl-tls-sni'], 'a.example.test')
+})
+
+test('HTTP/2 cookie crumbs become one Cookie field for the HTTP/1.1 backend', async () => {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { ca: f.ca, servername: 'a.example.test' })
+  try {
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = session.request({ ':path': '/cookies', ':authority': `a.example.test:${port}`, cookie: ['a=1', 'b=2'] })
+      let data = ''
+      req.setEncoding('utf8')
+      req.on('data', (d: string) => { data += d })
+      req.on('end', () => resolve(data))
+      req.on('error', reject)
+      req.end()
+    })
+    const echo = JSON.parse(body) as EchoReply
+    assert.equal(echo.headers.cookie, 'a=1; b=2')
+    assert.equal(echo.rawHeaders.filter((n) => n.toLowerCase() === 'cookie').length, 1)
+  } finally {
+    session.close()
+  }
+})
+
+test('a malformed HTTP/1.1 request gets 400 and the connection closes', async () => {
+  const answer = await new Promise<string>((resolve, reject) => {
+    const c = tls.connect({ host: '127.0.0.1', port, servername: 'a.example.test', ca: f.ca, ALPNProtocols: ['http/1.1'] }, () => c.write('NOT HTTP AT ALL\r\n\r\n'))
+    let got = ''
+    c.on('data', (d: Buffer) => { got += d.toString() })
+    c.on('error', reject)
+    c.on('close', () => resolve(got))
+  })
+  assert.equal(answer, 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
 })

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test'
 import { fixtures } from '../helpers/certs'
 import { curl, sClient, waitFor } from '../helpers/peers'
 import { httpEcho, type HttpEcho } from './backends'
-import { serveConfig, type TerminatorProcess } from './harness'
+import { serveConfig, stopClean, type TerminatorProcess } from './harness'
 
 const f = fixtures()
 let echo: HttpEcho
@@ -33,7 +33,7 @@ before(async () => {
 })
 
 after(async () => {
-  assert.equal((await t.stop()).code, 0)
+  await stopClean(t)
   await echo.close()
 })
 
@@ -166,6 +166,6 @@ test('maxConnections: a connection over the limit is closed at once and counted'
     })
     assert.match(third, /^HTTP\/1\.1 200 OK/)
   } finally {
-    assert.equal((await limited.stop()).code, 0)
+    await stopClean(limited)
   }
 })

@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test'
 import { fixtures } from '../helpers/certs'
 import { curl, sClient, waitFor } from '../helpers/peers'
 import { httpEcho, type HttpEcho } from './backends'
-import { LEVEL, startTerminator, tempDir, writeConfig } from './harness'
+import { LEVEL, startTerminator, stopClean, tempDir, writeConfig } from './harness'
 
 const f = fixtures()
 let echo: HttpEcho
@@ -81,7 +81,7 @@ test('SIGHUP: new certificate for new connections while a download on the old on
     assert.match(await issuerOf(t.port), /CN = rustls-node test other CA$/)
     assert.equal((await curl(['--cacert', f.path('other-ca.pem'), '-o', '/dev/null', '-w', '%{http_code}', `https://localhost:${t.port}/`])).stdout, '200')
   } finally {
-    assert.equal((await t.stop()).code, 0)
+    await stopClean(t)
   }
 })
 
@@ -132,7 +132,7 @@ test('SIGTERM with a connection that never ends: closed after drainTimeout', asy
   await closed
   const elapsed = Date.now() - started
   assert.ok(elapsed >= 600 && elapsed < 3000, `closed after ${elapsed} ms`)
-  assert.equal((await t.exited).code, 0)
+  await stopClean(t)
   const warn = t.logs().find((l) => l.msg === 'drain timeout: closing the remaining connections')
   assert.equal(warn?.level, LEVEL.warn)
   assert.equal(warn?.open, 1)
@@ -161,6 +161,6 @@ test('handshakeTimeout: 4 bytes of a ClientHello or nothing at all; nothing is s
     assert.equal(line?.level, LEVEL.info)
     assert.equal(line?.remoteAddress, '127.0.0.1')
   } finally {
-    assert.equal((await t.stop()).code, 0)
+    await stopClean(t)
   }
 })

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test'
 import { fixtures } from '../helpers/certs'
 import { curl, sClient } from '../helpers/peers'
 import { httpEcho, type HttpEcho } from './backends'
-import { LEVEL, serveConfig, type TerminatorProcess } from './harness'
+import { LEVEL, serveConfig, stopClean, type TerminatorProcess } from './harness'
 
 const f = fixtures()
 let echoA: HttpEcho
@@ -48,8 +48,8 @@ before(async () => {
 })
 
 after(async () => {
-  assert.equal((await strict.stop()).code, 0)
-  assert.equal((await relaxed.stop()).code, 0)
+  await stopClean(strict)
+  await stopClean(relaxed)
   await echoA.close()
   await echoB.close()
 })

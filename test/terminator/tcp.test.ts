@@ -10,7 +10,7 @@ import { PP2 } from '../../lib/terminator/proxy-protocol'
 import { fixtures } from '../helpers/certs'
 import { sClient, waitFor } from '../helpers/peers'
 import { type RecordedConnection, tcpRecorder, type TcpRecorder } from './backends'
-import { LEVEL, serveConfig, type TerminatorProcess } from './harness'
+import { LEVEL, serveConfig, stopClean, type TerminatorProcess } from './harness'
 import { parseSsl, parseV2, tlvText } from './proxy-parser'
 
 const f = fixtures()
@@ -39,7 +39,7 @@ before(async () => {
 })
 
 after(async () => {
-  assert.equal((await t.stop()).code, 0)
+  await stopClean(t)
   await rec.close()
 })
 

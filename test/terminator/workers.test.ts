@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test'
 import { fixtures } from '../helpers/certs'
 import { curl, freePort, sClient, waitFor } from '../helpers/peers'
 import { httpEcho, type HttpEcho } from './backends'
-import { LEVEL, serveConfig, tempDir, type TerminatorProcess } from './harness'
+import { LEVEL, serveConfig, stopClean, tempDir, TerminatorProcess } from './harness'
 
 const f = fixtures()
 let echo: HttpEcho
@@ -100,12 +100,22 @@ test('a worker that dies is replaced and the port keeps serving', async () => {
 })
 
 test('SIGTERM on the primary drains every worker and exits 0', async () => {
-  const exit = await t.stop()
-  assert.equal(exit.code, 0)
-  const stopped = t.logs().filter((l) => l.msg === 'stopped')
+  await stopClean(t)
   // Two live workers and the primary.
-  assert.equal(stopped.length, 3)
-  for (const s of stopped.filter((l) => l.pid !== t.pid)) {
-    assert.ok(Object.values(s.liveHandles as Record<string, number>).every((n) => n === 0), JSON.stringify(s))
-  }
+  assert.equal(t.logs().filter((l) => l.msg === 'stopped').length, 3)
+  assert.equal(t.logs().filter((l) => l.msg === 'stopped' && l.liveHandles !== undefined).length, 2)
+})
+
+test('a cluster whose certificate does not load never forks: exit 2 with the problem', async () => {
+  const dir = tempDir()
+  const file = path.join(dir, 'bad.yaml')
+  fs.writeFileSync(file, JSON.stringify({
+    listen: ['127.0.0.1:0'],
+    workers: 2,
+    hosts: [{ serverName: 'localhost', certificates: [{ cert: f.localhostEcdsa.certPath, key: f.path('mismatch.key') }], backend: { address: '127.0.0.1:1' } }],
+  }))
+  const bad = new TerminatorProcess(['serve', '-c', file])
+  assert.equal((await bad.exited).code, 2)
+  assert.match(bad.stderr(), /hosts\[0\]\.certificates\[0\]\.key: .*KeyMismatch/)
+  assert.equal(bad.logs().some((l) => l.msg === 'cluster primary started'), false)
 })
