@@ -513,6 +513,11 @@ export class RustlsSocket extends Duplex {
   #onTlsError (result: number): void {
     if (this.#failed) return
     this.#failed = true
+    if (this.#isServer && this.servername === false && this.#conn !== null) {
+      // A refused or failed ClientHello still names what the client asked for.
+      const name = this.#conn.info().serverName
+      if (name !== undefined && name !== '') this.servername = name
+    }
     this.#clearHandshakeTimer()
     const err = new RustlsError(result)
     const duringHandshake = !this.#secure

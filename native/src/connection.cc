@@ -501,9 +501,8 @@ Napi::Value Connection::Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("host", host_);
   o.Set("certificate", certificate_);
-  if (server_ && (accepted_ != nullptr || conn_ != nullptr)) {
-    o.Set("serverName", Napi::String::New(env, server_name_));
-  }
+  // The SNI the client sent, also after a refusal (for logs and tlsClientError).
+  if (server_ && !server_name_.empty()) o.Set("serverName", Napi::String::New(env, server_name_));
   if (conn_ == nullptr) return o;
   o.Set("version", static_cast<uint32_t>(rustls_connection_get_protocol_version(conn_)));
   o.Set("cipherSuite", static_cast<uint32_t>(rustls_connection_get_negotiated_ciphersuite(conn_)));

@@ -60,6 +60,10 @@ describe('virtual hosts', () => {
       assert.match(refused.stderr, /unrecognized name/)
       await settle()
       assert.equal(strict.clientErrors.at(-1)?.code, 'ERR_RUSTLS_SNI_REFUSED')
+      // The refused name is still known, for the operator's logs.
+      const refusedSocket = new Promise<RustlsSocket>((resolve) => strict.server.once('tlsClientError', (_err: Error, s: RustlsSocket) => resolve(s)))
+      await presented(strict.port, ['-servername', 'refused.example.test'])
+      assert.equal((await refusedSocket).servername, 'refused.example.test')
       assert.equal((await presented(relaxed.port, ['-servername', 'unknown.example.test'])).cn, 'b.example.test')
     } finally {
       await strict.close()
