@@ -8,6 +8,7 @@ import http from 'node:http'
 import http2 from 'node:http2'
 import type net from 'node:net'
 
+import { checkAuthority } from './authority'
 import type { HostContext } from './hosts'
 import { Server, type ServerOptions } from './server'
 import type { RustlsSocket } from './socket'
@@ -103,7 +104,9 @@ export class HttpsServer extends Server {
   readonly #h1 = new Map<RustlsSocket, H1State>()
   readonly #sessions = new Map<http2.ServerHttp2Session, RustlsSocket>()
   /** Host each connection was handshaken for (index into the hosts of that moment). */
-  readonly #connectionHost = new WeakMap<RustlsSocket, HostContext | undefined>()
+  // The hosts of the configuration that accepted each connection, which a
+  // reload may since have replaced.
+  readonly #connectionHost = new WeakMap<RustlsSocket, { hosts: readonly HostContext[], index: number }>()
   /** The RustlsSocket being handed to the http2 server (its 'session' event is synchronous). */
   #handingOver: RustlsSocket | null = null
   readonly #forwarders = new Map<string, Array<{ from: EventEmitter, listener: Listener }>>()
@@ -223,7 +226,7 @@ export class HttpsServer extends Server {
   }
 
   #dispatch = (socket: RustlsSocket): void => {
-    this.#connectionHost.set(socket, this.hosts[socket.hostIndex])
+    this.#connectionHost.set(socket, { hosts: this.hosts, index: socket.hostIndex })
     const alpn = socket.alpnProtocol
     if (alpn === 'h2') {
       this.#handingOver = socket
@@ -366,37 +369,24 @@ export class HttpsServer extends Server {
    * this connection's certificate and settings do not serve).
    */
   #misdirected (socket: RustlsSocket | undefined, authority: string | undefined): 0 | 403 | 421 {
-    if (!this.#hostCheck || socket === undefined || this.hosts.length < 2) return 0
-    if (typeof socket.servername !== 'string' || socket.servername === '') return 403
-    if (authority === undefined) return 0
-    const own = this.#connectionHost.get(socket)
-    const index = this.selectHost(authority)
-    const target = index < 0 ? undefined : this.hosts[index]
-    if (own === undefined || target === undefined) return 421
-    if (target === own) return 0
-    return target.certificateKey === own.certificateKey && target.policyKey === own.policyKey ? 0 : 421
+    if (!this.#hostCheck || socket === undefined) return 0
+    const accepted = this.#connectionHost.get(socket)
+    if (accepted === undefined || accepted.hosts.length < 2) return 0
+    const sni = typeof socket.servername === 'string' && socket.servername !== ''
+    return checkAuthority(accepted.hosts, accepted.index, sni, authority).status
   }
+
 }
 
 function withDefaultAlpn<T extends ServerOptions> (options: T): T {
   return options.ALPNProtocols === undefined ? { ...options, ALPNProtocols: DEFAULT_HTTPS_ALPN } : options
 }
 
-/** Host name of a request's :authority (HTTP/2) or Host header, without port or trailing dot. */
+/** The :authority (HTTP/2) or Host header of a request, as sent. */
 function authorityOf (headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders): string | undefined {
   const raw = (headers as Record<string, string | string[] | undefined>)[':authority'] ?? headers.host
   const value = Array.isArray(raw) ? raw[0] : raw
-  if (value === undefined || value === '') return undefined
-  let host = value
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']')
-    host = end < 0 ? host : host.slice(1, end)
-  } else {
-    const colon = host.indexOf(':')
-    if (colon >= 0) host = host.slice(0, colon)
-  }
-  if (host.endsWith('.')) host = host.slice(0, -1)
-  return host.toLowerCase()
+  return value === undefined || value === '' ? undefined : value
 }
 
 function exposeTlsSurface (target: Record<string, unknown>, socket: RustlsSocket): void {

@@ -6,10 +6,10 @@
 // applies SPEC §4.2's 421 / 403 rules and passes WebSocket upgrades through.
 import http from 'node:http'
 import http2 from 'node:http2'
-import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { pipeline } from 'node:stream'
 
+import { checkAuthority } from '../authority'
 import type { Logger } from '../log'
 import type { RustlsSocket } from '../socket'
 import { backendErrorKind, type HostBackend } from './backend'
@@ -58,14 +58,6 @@ export function sslHeaders (vars: Record<string, string>): Record<string, string
   return out
 }
 
-/** The host part of a Host / :authority value, lower-cased, without port or trailing dot. */
-export function authorityHost (authority: string): string | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:]*))(?::\d*)?$/.exec(authority.trim())
-  if (m === null) return undefined
-  const host = (m[1] ?? m[2] ?? '').toLowerCase().replace(/\.$/, '')
-  return host === '' ? undefined : host
-}
-
 type Route = { status: 403 | 421, reason: string } | { backend: HostBackend, hostIndex: number }
 
 /**
@@ -77,26 +69,12 @@ type Route = { status: 403 | 421, reason: string } | { backend: HostBackend, hos
  */
 export function route (ctx: ConnectionContext, authority: string | undefined): Route {
   const gen = ctx.generation
-  if (ctx.sni === undefined && gen.hosts.length > 1) {
-    return { status: 403, reason: 'the client sent no SNI and this port serves several hosts' }
+  const check = checkAuthority(gen.hosts, ctx.hostIndex, ctx.sni !== undefined, authority)
+  if (check.status !== 0) return check
+  if (check.host !== ctx.hostIndex && gen.backends[check.host].config.mode !== 'http') {
+    return { status: 421, reason: 'the host the request names is not served in http mode' }
   }
-  let index = ctx.hostIndex
-  const name = authority === undefined ? undefined : authorityHost(authority)
-  if (name !== undefined && net.isIP(name) === 0) {
-    const other = gen.select(name)
-    if (other >= 0 && other !== index) {
-      const a = gen.hosts[index]
-      const b = gen.hosts[other]
-      if (a.certificateKey !== b.certificateKey || a.policyKey !== b.policyKey) {
-        return { status: 421, reason: 'the request names another host than the TLS connection (SNI) was made for' }
-      }
-      if (gen.backends[other].config.mode !== 'http') {
-        return { status: 421, reason: 'the host the request names is not served in http mode' }
-      }
-      index = other
-    }
-  }
-  return { backend: gen.backends[index], hostIndex: index }
+  return { backend: gen.backends[check.host], hostIndex: check.host }
 }
 
 /** rawHeaders as name → value(s), repeated fields kept. */

@@ -4,8 +4,9 @@
 // backend. A connection stays with the generation it was accepted under, so
 // a reload never changes what a live connection talks to; a retired
 // generation is released when its last connection closes.
-import type { Logger } from '../log'
+import { hostIndexFor } from '../authority'
 import { ClientContext } from '../client'
+import type { Logger } from '../log'
 import type { HostContext } from '../hosts'
 import { createServer, type Server, type ServerOptions } from '../server'
 import { silentLogger } from '../log'
@@ -143,22 +144,9 @@ export class Generation {
     return this.#connections
   }
 
-  /**
-   * The host a request's Host/:authority names: an exact name first, then
-   * a `*.` alias covering one label (the router's rules, SPEC §4.2); -1 for
-   * a name no host lists. The library's server.selectHost() answers for
-   * the current generation only, while a connection keeps the generation it
-   * was accepted under, whose router may already be gone.
-   */
+  /** The host a request's Host/:authority names in this generation, or -1 (see lib/authority.ts). */
   select (name: string): number {
-    const n = name.toLowerCase().replace(/\.$/, '')
-    for (const h of this.hosts) if (h.names.includes(n)) return h.index
-    const dot = n.indexOf('.')
-    if (dot > 0) {
-      const suffix = `*${n.slice(dot)}`
-      for (const h of this.hosts) if (h.names.includes(suffix)) return h.index
-    }
-    return -1
+    return hostIndexFor(this.hosts, name)
   }
 
   acquire (): void {
