@@ -22,17 +22,7 @@ Napi::Function HostRouter::Init(Napi::Env env) {
 }
 
 HostRouter* HostRouter::FromValue(Napi::Value value, const char* name) {
-  if (!HasTag(value, kHostRouterTag)) {
-    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE",
-              std::string("The \"") + name + "\" argument must be a HostRouter");
-    return nullptr;
-  }
-  HostRouter* router = Unwrap(value.As<Napi::Object>());
-  if (router->closed()) {
-    ThrowCode(value.Env(), "ERR_RUSTLS_HANDLE_DESTROYED", std::string(name) + " was destroyed");
-    return nullptr;
-  }
-  return router;
+  return UnwrapLive<HostRouter>(value, kHostRouterTag, name, "HostRouter");
 }
 
 HostRouter::HostRouter(const Napi::CallbackInfo& info)

@@ -30,6 +30,7 @@ class HostRouter : public Napi::ObjectWrap<HostRouter> {
   ~HostRouter() override { Close(); }
 
   bool closed() const { return hosts_.empty(); }
+  bool live() const { return !closed(); }
   // With `deferred`, the ClientHello is handed to JS (SNICallback-style)
   // instead of being routed here.
   bool deferred() const { return deferred_; }

@@ -11,17 +11,7 @@ Napi::Function CertifiedKey::Init(Napi::Env env) {
 }
 
 CertifiedKey* CertifiedKey::FromValue(Napi::Value value, const char* name) {
-  if (!HasTag(value, kCertifiedKeyTag)) {
-    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE",
-              std::string("The \"") + name + "\" argument must be a CertifiedKey");
-    return nullptr;
-  }
-  CertifiedKey* key = Unwrap(value.As<Napi::Object>());
-  if (key->key_ == nullptr) {
-    ThrowCode(value.Env(), "ERR_RUSTLS_HANDLE_DESTROYED", std::string(name) + " was destroyed");
-    return nullptr;
-  }
-  return key;
+  return UnwrapLive<CertifiedKey>(value, kCertifiedKeyTag, name, "CertifiedKey");
 }
 
 CertifiedKey::CertifiedKey(const Napi::CallbackInfo& info)

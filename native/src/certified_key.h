@@ -19,6 +19,7 @@ class CertifiedKey : public Napi::ObjectWrap<CertifiedKey> {
   ~CertifiedKey() override { Close(); }
 
   const rustls_certified_key* get() const { return key_; }
+  bool live() const { return key_ != nullptr; }
 
  private:
   // certificate(i): DER of the i-th certificate of the chain (0 = leaf).

@@ -14,6 +14,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <string>
 
 #include "glue.h"
 
@@ -100,6 +101,24 @@ extern const napi_type_tag kConnectionTag;
 
 bool HasTag(Napi::Value value, const napi_type_tag& tag);
 void SetTag(Napi::Object object, const napi_type_tag& tag);
+
+// The live native object `value` wraps, or nullptr after throwing: a value
+// without T's tag is a type error, a destroyed handle ERR_RUSTLS_HANDLE_DESTROYED.
+// T::Unwrap is only reached once the tag proved the object is a T.
+template <typename T>
+T* UnwrapLive(Napi::Value value, const napi_type_tag& tag, const char* name, const char* type) {
+  if (!HasTag(value, tag)) {
+    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE",
+              std::string("The \"") + name + "\" argument must be a " + type);
+    return nullptr;
+  }
+  T* object = T::Unwrap(value.As<Napi::Object>());
+  if (!object->live()) {
+    ThrowCode(value.Env(), "ERR_RUSTLS_HANDLE_DESTROYED", std::string(name) + " was destroyed");
+    return nullptr;
+  }
+  return object;
+}
 
 // Reads a Buffer/TypedArray argument as bytes; throws ERR_INVALID_ARG_TYPE.
 bool GetBytes(Napi::Value value, const char* name, const uint8_t** data, size_t* len);

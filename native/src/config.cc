@@ -112,6 +112,23 @@ bool ReadKeys(Napi::Value value, std::vector<const rustls_certified_key*>* out) 
   return true;
 }
 
+// The options server and client configs share: certified keys, protocol
+// versions, cipher suites, ALPN. `alpn` points into `alpn_storage`.
+struct CommonOptions {
+  std::vector<const rustls_certified_key*> keys;
+  std::vector<uint16_t> versions;
+  std::vector<uint16_t> suites;
+  std::vector<std::string> alpn_storage;
+  std::vector<rustls_slice_bytes> alpn;
+
+  bool Read(Napi::Object options) {
+    return ReadKeys(Option(options, "certifiedKeys"), &keys) &&
+           ReadU16List(Option(options, "versions"), "versions", &versions) &&
+           ReadU16List(Option(options, "cipherSuites"), "cipherSuites", &suites) &&
+           ReadAlpn(Option(options, "alpn"), &alpn_storage, &alpn);
+  }
+};
+
 // A crypto provider with the given cipher suites in the given order (the
 // order is the server's preference), or the default provider if `suites` is
 // empty. Unknown ids are the caller's bug: lib/ciphers.ts only passes ids
@@ -239,17 +256,7 @@ Napi::Function ServerConfig::Init(Napi::Env env) {
 }
 
 ServerConfig* ServerConfig::FromValue(Napi::Value value, const char* name) {
-  if (!HasTag(value, kServerConfigTag)) {
-    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE",
-              std::string("The \"") + name + "\" argument must be a ServerConfig");
-    return nullptr;
-  }
-  ServerConfig* config = Unwrap(value.As<Napi::Object>());
-  if (config->config_ == nullptr) {
-    ThrowCode(value.Env(), "ERR_RUSTLS_HANDLE_DESTROYED", std::string(name) + " was destroyed");
-    return nullptr;
-  }
-  return config;
+  return UnwrapLive<ServerConfig>(value, kServerConfigTag, name, "ServerConfig");
 }
 
 // new ServerConfig({certifiedKeys, versions, cipherSuites?, ignoreClientOrder,
@@ -266,17 +273,9 @@ ServerConfig::ServerConfig(const Napi::CallbackInfo& info)
     }
   }
   Napi::Object options = info[0].As<Napi::Object>();
-
-  std::vector<const rustls_certified_key*> keys;
-  std::vector<uint16_t> versions, suites;
-  std::vector<std::string> alpn_storage;
-  std::vector<rustls_slice_bytes> alpn;
-  if (!ReadKeys(Option(options, "certifiedKeys"), &keys) ||
-      !ReadU16List(Option(options, "versions"), "versions", &versions) ||
-      !ReadU16List(Option(options, "cipherSuites"), "cipherSuites", &suites) ||
-      !ReadAlpn(Option(options, "alpn"), &alpn_storage, &alpn)) {
-    return;
-  }
+  CommonOptions common;
+  if (!common.Read(options)) return;
+  std::vector<const rustls_certified_key*>& keys = common.keys;
   if (keys.empty()) {
       ThrowResult(env, RUSTLS_RESULT_NO_CERT_RESOLVER, "certificates");
       return;
@@ -290,13 +289,13 @@ ServerConfig::ServerConfig(const Napi::CallbackInfo& info)
   size_t send_tickets =
       send_tickets_value.IsNumber() ? send_tickets_value.As<Napi::Number>().Uint32Value() : 2;
 
-  ProviderPtr provider(BuildProvider(env, suites));
+  ProviderPtr provider(BuildProvider(env, common.suites));
   if (provider.get() == nullptr) return;
 
   rustls_server_config_builder* builder = nullptr;
   // Borrows provider and keeps its own reference.
-  rustls_result r = rustls_server_config_builder_new_custom(provider.get(), versions.data(),
-                                                            versions.size(), &builder);
+  rustls_result r = rustls_server_config_builder_new_custom(
+      provider.get(), common.versions.data(), common.versions.size(), &builder);
   if (r != RUSTLS_RESULT_OK) {
       ThrowResult(env, r, "versions");
       return;
@@ -314,8 +313,9 @@ ServerConfig::ServerConfig(const Napi::CallbackInfo& info)
   }
   // The builder keeps its own references to the keys.
   r = rustls_server_config_builder_set_certified_keys(builder, keys.data(), keys.size());
-  if (r == RUSTLS_RESULT_OK && !alpn.empty()) {
-    r = rustls_server_config_builder_set_alpn_protocols(builder, alpn.data(), alpn.size());
+  if (r == RUSTLS_RESULT_OK && !common.alpn.empty()) {
+    r = rustls_server_config_builder_set_alpn_protocols(builder, common.alpn.data(),
+                                                          common.alpn.size());
   }
   if (r == RUSTLS_RESULT_OK) {
     r = rustls_server_config_builder_set_ignore_client_order(
@@ -364,17 +364,7 @@ Napi::Function ClientConfig::Init(Napi::Env env) {
 }
 
 ClientConfig* ClientConfig::FromValue(Napi::Value value, const char* name) {
-  if (!HasTag(value, kClientConfigTag)) {
-    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE",
-              std::string("The \"") + name + "\" argument must be a ClientConfig");
-    return nullptr;
-  }
-  ClientConfig* config = Unwrap(value.As<Napi::Object>());
-  if (config->config_ == nullptr) {
-    ThrowCode(value.Env(), "ERR_RUSTLS_HANDLE_DESTROYED", std::string(name) + " was destroyed");
-    return nullptr;
-  }
-  return config;
+  return UnwrapLive<ClientConfig>(value, kClientConfigTag, name, "ClientConfig");
 }
 
 // new ClientConfig({ca?, crls?, systemRoots?, dangerouslyDisableVerification, versions,
@@ -390,21 +380,14 @@ ClientConfig::ClientConfig(const Napi::CallbackInfo& info)
     }
   }
   Napi::Object options = info[0].As<Napi::Object>();
-  std::vector<const rustls_certified_key*> keys;
-  std::vector<uint16_t> versions, suites;
-  std::vector<std::string> alpn_storage;
-  std::vector<rustls_slice_bytes> alpn;
-  if (!ReadKeys(Option(options, "certifiedKeys"), &keys) ||
-      !ReadU16List(Option(options, "versions"), "versions", &versions) ||
-      !ReadU16List(Option(options, "cipherSuites"), "cipherSuites", &suites) ||
-      !ReadAlpn(Option(options, "alpn"), &alpn_storage, &alpn)) {
-    return;
-  }
-  ProviderPtr provider(BuildProvider(env, suites));
+  CommonOptions common;
+  if (!common.Read(options)) return;
+  std::vector<const rustls_certified_key*>& keys = common.keys;
+  ProviderPtr provider(BuildProvider(env, common.suites));
   if (provider.get() == nullptr) return;
   rustls_client_config_builder* builder = nullptr;
-  rustls_result r = rustls_client_config_builder_new_custom(provider.get(), versions.data(),
-                                                            versions.size(), &builder);
+  rustls_result r = rustls_client_config_builder_new_custom(
+      provider.get(), common.versions.data(), common.versions.size(), &builder);
   if (r != RUSTLS_RESULT_OK) {
       ThrowResult(env, r, "versions");
       return;
@@ -441,8 +424,9 @@ ClientConfig::ClientConfig(const Napi::CallbackInfo& info)
   }
   // Without a verifier, build fails with NO_SERVER_CERT_VERIFIER: there is no
   // silent "trust everything".
-  if (r == RUSTLS_RESULT_OK && !alpn.empty()) {
-    r = rustls_client_config_builder_set_alpn_protocols(builder, alpn.data(), alpn.size());
+  if (r == RUSTLS_RESULT_OK && !common.alpn.empty()) {
+    r = rustls_client_config_builder_set_alpn_protocols(builder, common.alpn.data(),
+                                                        common.alpn.size());
   }
   if (r == RUSTLS_RESULT_OK && !keys.empty()) {
     r = rustls_client_config_builder_set_certified_key(builder, keys.data(), keys.size());

@@ -20,6 +20,7 @@ class ServerConfig : public Napi::ObjectWrap<ServerConfig> {
 
   // NULL once destroyed: users of a config check before each use.
   const rustls_server_config* get() const { return config_; }
+  bool live() const { return config_ != nullptr; }
 
  private:
   Napi::Value Destroy(const Napi::CallbackInfo& info);
@@ -38,6 +39,7 @@ class ClientConfig : public Napi::ObjectWrap<ClientConfig> {
   ~ClientConfig() override { Close(); }
 
   const rustls_client_config* get() const { return config_; }
+  bool live() const { return config_ != nullptr; }
 
  private:
   Napi::Value Destroy(const Napi::CallbackInfo& info);

@@ -10,17 +10,9 @@ Napi::Function SessionCache::Init(Napi::Env env) {
 const rn_session_cache* SessionCache::FromOptional(Napi::Value value, bool* ok) {
   *ok = true;
   if (value.IsUndefined() || value.IsNull()) return nullptr;
-  if (!HasTag(value, kSessionCacheTag)) {
-    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE", "sessionCache must be a SessionCache");
-    *ok = false;
-    return nullptr;
-  }
-  SessionCache* cache = Unwrap(value.As<Napi::Object>());
-  if (cache->cache_ == nullptr) {
-    ThrowCode(value.Env(), "ERR_RUSTLS_HANDLE_DESTROYED", "sessionCache was destroyed");
-    *ok = false;
-  }
-  return cache->cache_;
+  SessionCache* handle = UnwrapLive<SessionCache>(value, kSessionCacheTag, "sessionCache", "SessionCache");
+  *ok = handle != nullptr;
+  return handle == nullptr ? nullptr : handle->cache_;
 }
 
 SessionCache::SessionCache(const Napi::CallbackInfo& info)
@@ -62,17 +54,9 @@ Napi::Function Ticketer::Init(Napi::Env env) {
 const rn_ticketer* Ticketer::FromOptional(Napi::Value value, bool* ok) {
   *ok = true;
   if (value.IsUndefined() || value.IsNull()) return nullptr;
-  if (!HasTag(value, kTicketerTag)) {
-    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE", "ticketer must be a Ticketer");
-    *ok = false;
-    return nullptr;
-  }
-  Ticketer* t = Unwrap(value.As<Napi::Object>());
-  if (t->ticketer_ == nullptr) {
-    ThrowCode(value.Env(), "ERR_RUSTLS_HANDLE_DESTROYED", "ticketer was destroyed");
-    *ok = false;
-  }
-  return t->ticketer_;
+  Ticketer* handle = UnwrapLive<Ticketer>(value, kTicketerTag, "ticketer", "Ticketer");
+  *ok = handle != nullptr;
+  return handle == nullptr ? nullptr : handle->ticketer_;
 }
 
 Ticketer::Ticketer(const Napi::CallbackInfo& info)

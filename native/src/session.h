@@ -17,6 +17,8 @@ class SessionCache : public Napi::ObjectWrap<SessionCache> {
   explicit SessionCache(const Napi::CallbackInfo& info);
   ~SessionCache() override { Close(); }
 
+  bool live() const { return cache_ != nullptr; }
+
  private:
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   void Close();
@@ -33,6 +35,8 @@ class Ticketer : public Napi::ObjectWrap<Ticketer> {
   // new Ticketer(keyMaterial, lifetimeSeconds)
   explicit Ticketer(const Napi::CallbackInfo& info);
   ~Ticketer() override { Close(); }
+
+  bool live() const { return ticketer_ != nullptr; }
 
  private:
   Napi::Value Destroy(const Napi::CallbackInfo& info);
