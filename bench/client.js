@@ -1,0 +1,223 @@
+'use strict'
+// The load generator process. It is the same node:tls client whichever
+// server it talks to (node:tls or rustls-node), so the server is the only
+// difference between the two measurements; 'net' is a plain TCP client for
+// the no-TLS limits. Usage: node client.js '<json config>'.
+//
+// config: {stack: 'tls'|'net', port, ca (path), version: '1.2'|'1.3',
+//          ciphers (OpenSSL/IANA names as node:tls takes them), resume}
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const net = require('node:net')
+const tls = require('node:tls')
+
+const { emit, serveControl } = require('./child')
+
+const config = JSON.parse(process.argv[2])
+const CHUNK = crypto.randomBytes(64 * 1024)
+const CONNECTION_TIMEOUT_MS = 20000
+const ca = config.stack === 'tls' ? fs.readFileSync(config.ca) : null
+const tlsVersion = config.version === '1.2' ? 'TLSv1.2' : 'TLSv1.3'
+
+/** Latest session per handshake loop ("slot"), for resumption. */
+const sessions = []
+let bulk = null
+let bulkBytesIn = 0
+const byteWaiters = []
+const held = new Set()
+
+function dial (session) {
+  if (config.stack === 'net') return net.connect({ host: '127.0.0.1', port: config.port })
+  return tls.connect({
+    host: '127.0.0.1',
+    port: config.port,
+    servername: 'localhost',
+    ca,
+    minVersion: tlsVersion,
+    maxVersion: tlsVersion,
+    ciphers: config.ciphers,
+    session,
+  })
+}
+
+const connectEvent = () => config.stack === 'net' ? 'connect' : 'secureConnect'
+
+function newStats () {
+  return { completed: 0, resumed: 0, notResumed: 0, tickets: 0, errors: 0, errorCodes: {}, protocols: {}, ciphers: {} }
+}
+
+function count (map, key) {
+  map[key] = (map[key] ?? 0) + 1
+}
+
+/**
+ * One connection: connect, handshake, close_notify + FIN, wait for the
+ * server's close. Resolves (never rejects) once the socket closed.
+ */
+function handshakeOnce (slot, stats, resume) {
+  return new Promise((resolve) => {
+    const socket = dial(resume ? sessions[slot] : undefined)
+    let secured = false
+    let failed = false
+    const timer = setTimeout(() => {
+      fail({ code: 'BENCH_TIMEOUT' })
+      socket.destroy()
+    }, CONNECTION_TIMEOUT_MS)
+    const fail = (err) => {
+      if (failed) return
+      failed = true
+      stats.errors++
+      count(stats.errorCodes, err.code ?? err.message)
+    }
+    if (resume && config.stack === 'tls') socket.on('session', (s) => { sessions[slot] = s })
+    socket.once(connectEvent(), () => {
+      secured = true
+      if (config.stack === 'tls') {
+        count(stats.protocols, socket.getProtocol())
+        count(stats.ciphers, socket.getCipher()?.standardName)
+        if (socket.isSessionReused()) stats.resumed++
+        else stats.notResumed++
+        if (socket.getTLSTicket() !== undefined) stats.tickets++
+      }
+      socket.end()
+    })
+    socket.on('data', () => {})
+    socket.on('error', fail)
+    socket.once('close', () => {
+      clearTimeout(timer)
+      if (secured && !failed) stats.completed++
+      else if (!secured) fail({ code: 'BENCH_CLOSED_BEFORE_HANDSHAKE' })
+      resolve()
+    })
+  })
+}
+
+/** `count` handshakes, `concurrency` in flight. */
+async function handshakes ({ count: total, concurrency, resume }) {
+  const stats = newStats()
+  let started = 0
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, async (_, slot) => {
+    while (started < total) {
+      started++
+      await handshakeOnce(slot, stats, resume === true)
+    }
+  }))
+  return { ...stats, wallMs: performance.now() - t0 }
+}
+
+function sendBytes (socket, total) {
+  return new Promise((resolve, reject) => {
+    let left = total
+    const pump = () => {
+      while (left > 0) {
+        const n = Math.min(left, CHUNK.length)
+        left -= n
+        const last = left === 0
+        const ok = socket.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n), last ? (err) => (err ? reject(err) : resolve()) : undefined)
+        if (last) return
+        if (!ok) {
+          socket.once('drain', pump)
+          return
+        }
+      }
+    }
+    pump()
+  })
+}
+
+/** Opens `count` connections and keeps them open and idle. */
+async function openIdle ({ count: total, concurrency }) {
+  const stats = newStats()
+  let started = 0
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, async () => {
+    while (started < total) {
+      started++
+      await new Promise((resolve) => {
+        const socket = dial(undefined)
+        const timer = setTimeout(() => socket.destroy(Object.assign(new Error('timeout'), { code: 'BENCH_TIMEOUT' })), CONNECTION_TIMEOUT_MS)
+        socket.once(connectEvent(), () => {
+          clearTimeout(timer)
+          stats.completed++
+          held.add(socket)
+          resolve()
+        })
+        socket.on('data', () => {})
+        socket.on('error', (err) => {
+          clearTimeout(timer)
+          stats.errors++
+          count(stats.errorCodes, err.code ?? err.message)
+          resolve()
+        })
+        socket.once('close', () => {
+          held.delete(socket)
+          resolve()
+        })
+      })
+    }
+  }))
+  return { ...stats, wallMs: performance.now() - t0, held: held.size }
+}
+
+serveControl({
+  handshakes,
+  openIdle,
+  /** Ends every held connection and waits until all closed. */
+  async closeIdle () {
+    const closing = [...held].map((s) => new Promise((resolve) => {
+      s.once('close', resolve)
+      s.end()
+      setTimeout(() => s.destroy(), 5000).unref()
+    }))
+    await Promise.all(closing)
+  },
+  /** Bulk: one connection; returns what was negotiated. */
+  async connect () {
+    bulk = dial(undefined)
+    await new Promise((resolve, reject) => {
+      bulk.once(connectEvent(), resolve)
+      bulk.once('error', reject)
+    })
+    bulk.on('error', () => {})
+    bulk.on('data', (chunk) => {
+      bulkBytesIn += chunk.length
+      while (byteWaiters.length > 0 && bulkBytesIn >= byteWaiters[0].target) byteWaiters.shift().resolve()
+    })
+    if (config.stack === 'net') return null
+    return { protocol: bulk.getProtocol(), cipher: bulk.getCipher()?.standardName, group: bulk.getEphemeralKeyInfo()?.name }
+  },
+  send ({ bytes }) {
+    return sendBytes(bulk, bytes)
+  },
+  /**
+   * Resolves once `until` bytes in all have arrived on the bulk connection
+   * (absolute, as in server.js: the server may send before this request is
+   * read); rejects after timeoutMs saying how far it got.
+   */
+  expect ({ until, timeoutMs }) {
+    if (bulkBytesIn >= until) return
+    return new Promise((resolve, reject) => {
+      const waiter = { target: until, resolve: () => { clearTimeout(timer); resolve() } }
+      const timer = setTimeout(() => {
+        byteWaiters.splice(byteWaiters.indexOf(waiter), 1)
+        reject(new Error(`received ${bulkBytesIn} of ${until} bytes after ${timeoutMs} ms (socket bytesRead=${bulk?.bytesRead})`))
+      }, timeoutMs)
+      byteWaiters.push(waiter)
+    })
+  },
+  /** Bytes the bulk socket has handed to the transport and still buffers. */
+  sendState () {
+    return bulk === null ? null : { writableLength: bulk.writableLength, bytesWritten: bulk.bytesWritten, writableNeedDrain: bulk.writableNeedDrain }
+  },
+  async disconnect () {
+    if (bulk === null) return
+    await new Promise((resolve) => {
+      bulk.once('close', resolve)
+      bulk.end()
+    })
+    bulk = null
+  },
+})
+
+emit('ready', { pid: process.pid })

@@ -1,0 +1,285 @@
+'use strict'
+// Turns the samples of a run into figures (median [min-max] per stack,
+// paired ratio, limit, target) and writes them as JSON and Markdown to
+// bench/results/, plus the summary section of bench/README.md.
+const fs = require('node:fs')
+const path = require('node:path')
+
+const RESULTS_DIR = path.join(__dirname, 'results')
+const README = path.join(__dirname, 'README.md')
+const README_START = '<!-- results:start -->'
+const README_END = '<!-- results:end -->'
+
+function median (xs) {
+  if (xs.length === 0) return null
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+function summary (xs) {
+  if (xs.length === 0) return null
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length }
+}
+
+/** Valid samples of one case and stack (no error, no failed verification). */
+function validSamples (results, caseId, stack) {
+  const c = results.cases[caseId]
+  if (c === undefined) return []
+  return c.samples.filter((s) => s.stack === stack && s.error === undefined && s.problems.length === 0)
+}
+
+function stat (results, caseId, stack, key) {
+  return summary(validSamples(results, caseId, stack).map((s) => s.values[key]).filter((v) => Number.isFinite(v)))
+}
+
+/**
+ * Ratio oriented so that > 1 means rustls-node is better, taken per round
+ * (the two stacks of a round ran back to back, so drift and neighbours'
+ * load hit both alike) and summarised like the figures.
+ */
+function pairedRatio (results, caseId, key, better) {
+  const node = new Map(validSamples(results, caseId, 'node').map((s) => [s.round, s.values[key]]))
+  const ratios = []
+  for (const s of validSamples(results, caseId, 'rustls')) {
+    const n = node.get(s.round)
+    const r = s.values[key]
+    if (!(n > 0) || !(r > 0)) continue
+    ratios.push(better === 'higher' ? r / n : n / r)
+  }
+  return summary(ratios)
+}
+
+const med = (results, caseId, stack, key) => stat(results, caseId, stack, key)?.median ?? null
+
+/** 1 / (1/a + 1/b): two costs per MB paid one after the other on one core. */
+function serial (a, b) {
+  return a > 0 && b > 0 ? 1 / (1 / a + 1 / b) : null
+}
+
+function sum (...xs) {
+  return xs.every((x) => x !== null && Number.isFinite(x)) ? xs.reduce((a, b) => a + b, 0) : null
+}
+
+/**
+ * The rows of the main table. `limit` computes the machine's bound for the
+ * figure from the limit measurements of the same run (null when missing).
+ */
+function figureDefinitions (results) {
+  const bulk = results.cases.bulk
+  const mib = bulk?.params?.bytes !== undefined ? bulk.params.bytes / (1024 * 1024) : 256
+  const aes = med(results, 'aes-128-gcm', 'openssl', 'aesMbPerCpuS')
+  const floor = med(results, 'accept-close', 'net', 'cpuUsPerHandshake')
+  const ecdsa = med(results, 'public-key', 'openssl', 'ecdsaP256SignUs')
+  const rsa = med(results, 'public-key', 'openssl', 'rsa2048SignUs')
+  const x25519 = med(results, 'public-key', 'openssl', 'x25519Us')
+  const netBulk = (key) => med(results, 'bulk', 'net', key)
+  const rows = [
+    { scenario: 1, id: 'bulk-cpu', caseId: 'bulk', key: 'mbPerCpuS', title: `Bulk ${mib} MiB each way, TLS 1.3 AES-128-GCM: MB per server CPU-s`, unit: 'MB/CPU-s', better: 'higher', target: { ratio: 1.1 }, limit: serial(netBulk('mbPerCpuS'), aes), limitName: 'TCP+AES ceiling' },
+    { scenario: 1, id: 'bulk-up-cpu', caseId: 'bulk', key: 'upMbPerCpuS', title: 'Bulk upload (server decrypts): MB per server CPU-s', unit: 'MB/CPU-s', better: 'higher', limit: serial(netBulk('upMbPerCpuS'), aes), limitName: 'TCP+AES ceiling' },
+    { scenario: 1, id: 'bulk-down-cpu', caseId: 'bulk', key: 'downMbPerCpuS', title: 'Bulk download (server encrypts): MB per server CPU-s', unit: 'MB/CPU-s', better: 'higher', limit: serial(netBulk('downMbPerCpuS'), aes), limitName: 'TCP+AES ceiling' },
+    { scenario: 1, id: 'bulk-wall', caseId: 'bulk', key: 'mbPerS', title: 'Bulk, both directions: MB/s (wall clock)', unit: 'MB/s', better: 'higher', limit: netBulk('mbPerS'), limitName: 'plain TCP' },
+  ]
+  const handshakeRows = [
+    ['full-tls13-ecdsa', 'Full handshake TLS 1.3, ECDSA P-256', { ratio: 2.0 }, sum(floor, ecdsa, x25519)],
+    ['full-tls13-rsa', 'Full handshake TLS 1.3, RSA-2048', { ratio: 1.3 }, sum(floor, rsa, x25519)],
+    ['full-tls12-ecdsa', 'Full handshake TLS 1.2, ECDSA P-256', undefined, sum(floor, ecdsa, x25519)],
+    ['resume-tls12-session-id', 'Resumed TLS 1.2 (session id)', { ratio: 2.0 }, floor],
+    ['resume-tls13-ticket', 'Resumed TLS 1.3 (stateless ticket)', { ratio: 2.0 }, sum(floor, x25519)],
+    ['resume-tls13-default', 'Resumed TLS 1.3 (each server\'s default store)', undefined, sum(floor, x25519)],
+  ]
+  for (const [caseId, title, target, limit] of handshakeRows) {
+    rows.push({ scenario: caseId.startsWith('full') ? 2 : 3, id: `${caseId}-cpu`, caseId, key: 'cpuUsPerHandshake', title: `${title}: server CPU-µs per handshake`, unit: 'µs', better: 'lower', target, limit, limitName: caseId.startsWith('full') ? 'floor + sign + X25519' : caseId.includes('tls12') ? 'accept+close floor' : 'floor + X25519' })
+    rows.push({ scenario: caseId.startsWith('full') ? 2 : 3, id: `${caseId}-rate`, caseId, key: 'handshakesPerS', title: `${title}: handshakes/s (wall clock, client-bound)`, unit: '/s', better: 'higher' })
+  }
+  for (const caseId of Object.keys(results.cases).filter((id) => id.startsWith('idle-'))) {
+    const n = Number(caseId.slice(5))
+    rows.push({ scenario: 4, id: `${caseId}-rss`, caseId, key: 'rssKiBPerConn', title: `Idle memory at ${n.toLocaleString('en-US')} connections: server RSS KiB per connection`, unit: 'KiB', better: 'lower', target: { ratio: 2.5, text: '≤ 0.4× node:tls' }, limit: med(results, caseId, 'net', 'rssKiBPerConn'), limitName: 'plain TCP connection' })
+  }
+  rows.push(
+    { scenario: 5, id: 'terminator-keepalive-cpu', caseId: 'terminator', key: 'keepAliveReqPerCpuS', title: 'Terminator, keep-alive: requests per server CPU-s', unit: 'req/CPU-s', better: 'higher', target: { ratio: 1.5 }, limit: med(results, 'terminator', 'plain', 'keepAliveReqPerCpuS'), limitName: 'same proxy, no TLS' },
+    { scenario: 5, id: 'terminator-close-cpu', caseId: 'terminator', key: 'perConnectionReqPerCpuS', title: 'Terminator, one request per connection: requests per server CPU-s', unit: 'req/CPU-s', better: 'higher', target: { ratio: 1.5 }, limit: med(results, 'terminator', 'plain', 'perConnectionReqPerCpuS'), limitName: 'same proxy, no TLS' },
+    { scenario: 5, id: 'terminator-keepalive-rate', caseId: 'terminator', key: 'keepAliveReqPerS', title: 'Terminator, keep-alive: requests/s (wall clock)', unit: 'req/s', better: 'higher', limit: med(results, 'terminator', 'plain', 'keepAliveReqPerS'), limitName: 'same proxy, no TLS' },
+    { scenario: 5, id: 'terminator-close-rate', caseId: 'terminator', key: 'perConnectionReqPerS', title: 'Terminator, one request per connection: requests/s (wall clock)', unit: 'req/s', better: 'higher', limit: med(results, 'terminator', 'plain', 'perConnectionReqPerS'), limitName: 'same proxy, no TLS' },
+  )
+  return rows.filter((r) => results.cases[r.caseId] !== undefined)
+}
+
+function computeFigures (results) {
+  const figures = figureDefinitions(results).map((def) => {
+    const node = stat(results, def.caseId, 'node', def.key)
+    const rustls = stat(results, def.caseId, 'rustls', def.key)
+    const ratio = pairedRatio(results, def.caseId, def.key, def.better)
+    let pass = null
+    if (def.target !== undefined && ratio !== null) pass = ratio.median >= def.target.ratio
+    return { ...def, node, rustls, ratio, pass }
+  })
+  // Issue 5: bulk must also reach 85 % of the measured TCP+AES ceiling.
+  const bulk = figures.find((f) => f.id === 'bulk-cpu')
+  if (bulk !== undefined && bulk.limit !== null && bulk.rustls !== null) {
+    const share = bulk.rustls.median / bulk.limit
+    const nodeShare = bulk.node === null ? null : bulk.node.median / bulk.limit
+    figures.splice(figures.indexOf(bulk) + 1, 0, {
+      scenario: 1, id: 'bulk-ceiling-share', caseId: 'bulk', title: 'Bulk: share of the TCP+AES ceiling (MB per server CPU-s)', unit: '%', better: 'higher',
+      node: nodeShare === null ? null : { median: 100 * nodeShare, min: null, max: null, n: 1 },
+      rustls: { median: 100 * share, min: null, max: null, n: 1 },
+      ratio: null, limit: 100, limitName: 'ceiling', target: { share: 0.85, text: '≥ 85 %' }, pass: share >= 0.85,
+    })
+  }
+  return figures
+}
+
+function limitRows (results) {
+  const rows = []
+  const add = (title, s, unit, how) => { if (s !== null) rows.push({ title, value: s, unit, how }) }
+  add('AES-128-GCM, one core, 16 KiB blocks', stat(results, 'aes-128-gcm', 'openssl', 'aesMbPerCpuS'), 'MB/CPU-s', '`openssl speed -evp aes-128-gcm -bytes 16384`')
+  add('ECDSA P-256 signature', stat(results, 'public-key', 'openssl', 'ecdsaP256SignUs'), 'µs', '`openssl speed ecdsap256`')
+  add('RSA-2048 signature', stat(results, 'public-key', 'openssl', 'rsa2048SignUs'), 'µs', '`openssl speed rsa2048`')
+  add('X25519 key agreement (derive)', stat(results, 'public-key', 'openssl', 'x25519Us'), 'µs', '`openssl speed ecdhx25519`')
+  add('Plain TCP bulk, both directions (TCP ceiling)', stat(results, 'bulk', 'net', 'mbPerCpuS'), 'MB/CPU-s', 'node:net, same processes and cores as the TLS bulk run')
+  add('Plain TCP bulk, upload', stat(results, 'bulk', 'net', 'upMbPerCpuS'), 'MB/CPU-s', 'node:net')
+  add('Plain TCP bulk, download', stat(results, 'bulk', 'net', 'downMbPerCpuS'), 'MB/CPU-s', 'node:net')
+  add('Plain TCP bulk, wall clock', stat(results, 'bulk', 'net', 'mbPerS'), 'MB/s', 'node:net')
+  add('No-TLS accept + close (per-connection floor)', stat(results, 'accept-close', 'net', 'cpuUsPerHandshake'), 'µs', 'node:net server, same client loop as the handshakes')
+  for (const caseId of Object.keys(results.cases).filter((id) => id.startsWith('idle-'))) {
+    add(`Idle plain TCP connection at ${caseId.slice(5)}`, stat(results, caseId, 'net', 'rssKiBPerConn'), 'KiB', 'node:net server RSS growth')
+  }
+  add('Plain HTTP proxy, keep-alive', stat(results, 'terminator', 'plain', 'keepAliveReqPerCpuS'), 'req/CPU-s', 'node-proxy.js without TLS, wrk')
+  add('Plain HTTP proxy, one request per connection', stat(results, 'terminator', 'plain', 'perConnectionReqPerCpuS'), 'req/CPU-s', 'node-proxy.js without TLS, wrk')
+  return rows
+}
+
+function fmt (x) {
+  if (x === null || x === undefined || !Number.isFinite(x)) return 'n/a'
+  const a = Math.abs(x)
+  if (a >= 1000) return Math.round(x).toLocaleString('en-US')
+  if (a >= 100) return x.toFixed(0)
+  if (a >= 10) return x.toFixed(1)
+  return x.toFixed(2)
+}
+
+function cell (s) {
+  if (s === null) return 'n/a'
+  if (s.min === null || s.n === 1) return fmt(s.median)
+  return `${fmt(s.median)} [${fmt(s.min)}–${fmt(s.max)}]`
+}
+
+function ratioCell (s) {
+  if (s === null) return '–'
+  return s.n === 1 ? `${s.median.toFixed(2)}×` : `${s.median.toFixed(2)}× [${s.min.toFixed(2)}–${s.max.toFixed(2)}]`
+}
+
+function targetCell (f) {
+  if (f.target === undefined) return '–'
+  const text = f.target.text ?? `≥ ${f.target.ratio}×`
+  if (f.pass === null) return `${text}: n/a`
+  return `${text}: **${f.pass ? 'PASS' : 'FAIL'}**`
+}
+
+function limitCell (f) {
+  if (f.limit === undefined) return '–'
+  if (f.limit === null) return 'n/a'
+  return `${fmt(f.limit)} (${f.limitName})`
+}
+
+function markdownTable (figures) {
+  const lines = [
+    '| Figure | unit | node:tls | rustls-node | ratio (> 1: rustls-node better) | limit | target |',
+    '|---|---|---|---|---|---|---|',
+  ]
+  for (const f of figures) {
+    lines.push(`| ${f.title} | ${f.unit} | ${cell(f.node)} | ${cell(f.rustls)} | ${ratioCell(f.ratio)} | ${limitCell(f)} | ${targetCell(f)} |`)
+  }
+  return lines.join('\n')
+}
+
+function machineLine (m) {
+  return `${m.cpuModel}, ${m.cores} cores${m.hypervisor ? ` (${m.hypervisor} guest)` : ''}, Linux ${m.kernel}, ` +
+    `Node ${m.node} (OpenSSL ${m.nodeOpenssl}), ${m.rustls}, openssl CLI ${m.opensslCli}, ${m.wrk ?? 'wrk not installed'}. ` +
+    `${m.source ? `Source: commit ${m.source.commit}${m.source.modifiedFiles ? ` with ${m.source.modifiedFiles} modified tracked files` : ''}. ` : ''}` +
+    `Pinning: ${m.pinned ? `server on core ${m.serverCore}, client on core ${m.clientCore} (taskset)` : 'none (taskset unavailable): figures are less stable'}.`
+}
+
+function noiseLine (r) {
+  const o = r.otherCpu
+  return `Other processes used ${(100 * o.other).toFixed(1)} % of the machine's CPU during the run (up to ${(100 * o.maxSample).toFixed(0)} % during one sample; hypervisor steal ${(100 * o.steal).toFixed(1)} %).`
+}
+
+function markdown (results) {
+  const r = results
+  const out = []
+  out.push(`# rustls-node benchmarks: ${r.startedAt.slice(0, 19).replace('T', ' ')} UTC (${r.mode}${r.only ? `, only ${r.only.join(', ')}` : ''})`)
+  out.push('')
+  out.push(`Machine: ${machineLine(r.machine)}`)
+  out.push('')
+  out.push(`Rounds: ${r.rounds}, stacks alternated between rounds; cells are median [min–max] over the valid rounds; the ratio is the median of the per-round ratios, oriented so that > 1 means rustls-node is better. ` +
+    `${noiseLine(r)} Run time ${Math.round(r.durationS)} s.`)
+  out.push('')
+  out.push(markdownTable(r.figures))
+  out.push('')
+  const limits = limitRows(r)
+  if (limits.length > 0) {
+    out.push('## Limits (same run)')
+    out.push('')
+    out.push('| Limit | value | unit | how |')
+    out.push('|---|---|---|---|')
+    for (const l of limits) out.push(`| ${l.title} | ${cell(l.value)} | ${l.unit} | ${l.how} |`)
+    out.push('')
+  }
+  out.push('## Verification')
+  out.push('')
+  for (const [id, c] of Object.entries(r.cases)) {
+    const bad = c.samples.filter((s) => s.error !== undefined || s.problems.length > 0)
+    const valid = c.samples.length - bad.length
+    out.push(`- \`${id}\` (${c.title}): ${valid} of ${c.samples.length} samples valid${c.verified ? `; ${c.verified}` : ''}.`)
+    for (const s of bad) out.push(`  - round ${s.round + 1} ${s.stack}: ${s.error ?? s.problems.join('; ')}`)
+  }
+  if (r.notes.length > 0) {
+    out.push('')
+    out.push('## Notes')
+    out.push('')
+    for (const n of r.notes) out.push(`- ${n}`)
+  }
+  out.push('')
+  return out.join('\n')
+}
+
+function writeAtomic (file, text) {
+  const tmp = `${file}.${process.pid}.tmp`
+  fs.writeFileSync(tmp, text)
+  fs.renameSync(tmp, file)
+}
+
+/**
+ * Writes <stem>.json/.md and a dated copy. Only a complete full run is
+ * `latest` and goes into the README; --quick and --only runs get their
+ * own names so a smoke run never replaces the real figures.
+ */
+function writeResults (results) {
+  results.figures = computeFigures(results)
+  fs.mkdirSync(RESULTS_DIR, { recursive: true })
+  const suffix = results.mode === 'quick' ? '-quick' : results.only ? '-partial' : ''
+  const stamp = results.startedAt.slice(0, 19).replace(/:/g, '-')
+  const md = markdown(results)
+  const json = JSON.stringify(results, null, 2) + '\n'
+  const written = []
+  for (const stem of [`latest${suffix}`, `${stamp}${suffix}`]) {
+    writeAtomic(path.join(RESULTS_DIR, `${stem}.json`), json)
+    writeAtomic(path.join(RESULTS_DIR, `${stem}.md`), md)
+    written.push(`${stem}.json`, `${stem}.md`)
+  }
+  if (suffix === '' && fs.existsSync(README)) {
+    const text = fs.readFileSync(README, 'utf8')
+    const a = text.indexOf(README_START)
+    const b = text.indexOf(README_END)
+    if (a >= 0 && b > a) {
+      const section = `${README_START}\nLatest full run (${results.startedAt.slice(0, 10)}; [details](results/latest.md)). ${machineLine(results.machine)} ` +
+        `${noiseLine(results)}\n\n${markdownTable(results.figures)}\n${README_END}`
+      writeAtomic(README, text.slice(0, a) + section + text.slice(b + README_END.length))
+      written.push('../README.md')
+    }
+  }
+  return { markdown: md, written: written.map((f) => path.join('bench/results', f)) }
+}
+
+module.exports = { computeFigures, markdown, median, summary, writeResults }
