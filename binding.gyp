@@ -27,6 +27,7 @@
         'native/src/common.cc',
         'native/src/config.cc',
         'native/src/connection.cc',
+        'native/src/connection_io.cc',
         'native/src/session.cc'
       ],
       'include_dirs': [

@@ -202,6 +202,8 @@ export function connect (...args: unknown[]): RustlsSocket {
     transport,
     connection,
     isServer: false,
+    // A transport we made is ours alone: native code may pump it.
+    socketMode: options.socket === undefined,
     servername: net.isIP(servername) === 0 ? servername : undefined,
     ownLeaf: context.ownLeaf,
     verificationDisabled: context.verificationDisabled,

@@ -15,6 +15,8 @@ export const enum Slot {
   Error = 4,
   /** server: index of the host chosen by SNI, -1 before. */
   Host = 5,
+  /** socket mode: errno of a failed system call. */
+  Errno = 6,
 }
 
 export const enum Flag {
@@ -25,6 +27,12 @@ export const enum Flag {
   PlainFull = 1 << 4,
   Hello = 1 << 5,
   NeedConfig = 1 << 6,
+  /** Socket mode: all pending ciphertext reached the kernel. */
+  Drained = 1 << 7,
+  /** Socket mode: a read/write system call failed (errno in the event). */
+  IoError = 1 << 8,
+  /** Socket mode: the peer's FIN arrived. */
+  TransportEnd = 1 << 9,
 }
 
 /** Codes the addon reports besides rustls_result values. */
@@ -77,17 +85,27 @@ export interface HostRouterEntry {
   config: NativeHandle
 }
 
+/** Slots info() fills in the results array (it reuses it). */
+export const enum InfoSlot {
+  Version = 0,
+  Suite = 1,
+  Resumed = 2,
+  PeerCertificates = 3,
+  Host = 4,
+  Certificate = 5,
+}
+
+/** The negotiated parameters, as JS keeps them after info(). */
 export interface ConnectionInfo {
+  /** 0x0303 / 0x0304, 0 before negotiation. */
+  version: number
+  cipherSuite: number
+  resumed: boolean
+  peerCertificates: number
+  /** Server: index of the chosen host, -1 before. */
   host: number
+  /** Server: index of the certificate chosen in that host, -1 before. */
   certificate: number
-  serverName?: string
-  version?: number
-  cipherSuite?: number
-  cipherName?: string
-  group?: string
-  alpn?: string
-  resumed?: boolean
-  peerCertificates?: number
 }
 
 export interface ClientHelloInfo {
@@ -106,10 +124,26 @@ export interface NativeConnection {
     slab: Buffer, slabOffset: number, slabCapacity: number): void
   flush(slab: Buffer, slabOffset: number, slabCapacity: number): void
   sendCloseNotify(): void
-  info(): ConnectionInfo
+  /** Fills the InfoSlot slots of the results array. */
+  info(): void
+  /** Server: the SNI the client sent, also after a refusal. */
+  serverName(): string | undefined
+  alpnProtocol(): string | undefined
+  /** Key exchange group, e.g. X25519. */
+  groupName(): string | undefined
   clientHello(): ClientHelloInfo | undefined
   peerCertificate(index: number): Buffer | undefined
   destroy(): void
+  /** Socket mode: take over a duplicate of `fd`; events go to `onevent`. */
+  start(fd: number, onevent: (flags: number, plaintext: Buffer | undefined, error: number, errno: number, host: number) => void): void
+  readStart(): void
+  readStop(): void
+  /** 0: sent; 1: pending, a Drained event follows; -1: failed (see results). */
+  writeSocket(data: Buffer | Buffer[]): number
+  /** close_notify, then FIN when everything left; 1: pending (Drained follows). */
+  shutdownSocket(): number
+  setRef(ref: boolean): void
+  counters(): { bytesRead: number, bytesWritten: number }
 }
 
 export interface SupportedSuite {
@@ -156,3 +190,16 @@ const load = require('node-gyp-build') as (dir: string) => unknown
 
 export const addon = load(path.resolve(__dirname, '..', '..')) as Addon
 export const results = addon.results
+
+/** info() read out of the results array. */
+export function readInfo (conn: NativeConnection): ConnectionInfo {
+  conn.info()
+  return {
+    version: results[InfoSlot.Version],
+    cipherSuite: results[InfoSlot.Suite],
+    resumed: results[InfoSlot.Resumed] === 1,
+    peerCertificates: results[InfoSlot.PeerCertificates],
+    host: results[InfoSlot.Host],
+    certificate: results[InfoSlot.Certificate],
+  }
+}

@@ -270,6 +270,7 @@ export class Server extends net.Server {
       connection,
       isServer: true,
       server: this,
+      socketMode: true,
       hostFor: (index) => {
         release()
         return state.built.hosts[index]

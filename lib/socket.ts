@@ -11,6 +11,7 @@
 import { X509Certificate } from 'node:crypto'
 import type net from 'node:net'
 import { Duplex } from 'node:stream'
+import util from 'node:util'
 
 import { certificateObject, type PeerCertificate } from './cert-info'
 import { cipherInfoForId } from './ciphers'
@@ -18,7 +19,7 @@ import { derToPem } from './certs'
 import { HandshakeTimeoutError, RustlsError, UnsupportedOptionError } from './errors'
 import type { HostContext } from './hosts'
 import { type Logger, silentLogger } from './log'
-import { addon, Flag, LocalResult, type ConnectionInfo, type NativeConnection, type NativeHandle, results, Slot } from './native'
+import { addon, Flag, LocalResult, type ConnectionInfo, type NativeConnection, type NativeHandle, readInfo, results, Slot } from './native'
 import { versionName, type TlsVersionName } from './protocol'
 
 const SLAB_SIZE = 128 * 1024
@@ -67,8 +68,22 @@ export interface SocketInit {
   highWaterMark?: number
   /** Called once the socket closed: releases what was made for it alone. */
   release?: () => void
+  /**
+   * Run the pump in native code on the transport's file descriptor when it
+   * is a TCP or Unix net.Socket (see native/src/connection_io.cc); only for
+   * transports nobody else reads or writes (the ones server and connect()
+   * create). Default false: the JS pump.
+   */
+  socketMode?: boolean
   logger?: Logger
 }
+
+/**
+ * The TLS socket running over each transport: in socket mode the transport
+ * itself counts no bytes, so code that holds the transport (the
+ * terminator's connection accounting) asks the TLS socket.
+ */
+export const tlsSocketOf = new WeakMap<Duplex, RustlsSocket>()
 
 /** Options of `new RustlsSocket(socket, options)`; see lib/wrap.ts. */
 export type WrapOptions = import('./wrap').WrapOptions
@@ -93,6 +108,7 @@ export class RustlsSocket extends Duplex {
   #conn: NativeConnection | null
   #transport: Duplex
   #info: ConnectionInfo | undefined
+  #group: string | undefined
   #host: HostContext | undefined
   #init: SocketInit
   #secure = false
@@ -109,6 +125,13 @@ export class RustlsSocket extends Duplex {
   #timer: NodeJS.Timeout | null = null
   #peerError: Error | null = null
   #writeError: Error | null = null
+  // Socket mode: native code reads and writes the descriptor.
+  #socketMode = false
+  #drainWaiters: Array<() => void> = []
+  // The last push() of plaintext was refused (the reader is full).
+  #readerFull = false
+  #finalCounters = { bytesRead: 0, bytesWritten: 0 }
+  #idleTimer: NodeJS.Timeout | null = null
   #logger: Logger
 
   /**
@@ -133,21 +156,58 @@ export class RustlsSocket extends Duplex {
     this.#logger = init.logger ?? silentLogger
     if (!init.isServer && init.servername !== undefined) this.servername = init.servername
     const t = this.#transport
-    t.on('data', this.#onData)
-    t.on('end', this.#onTransportEnd)
+    tlsSocketOf.set(t, this)
     t.on('error', this.#onTransportError)
     t.on('close', this.#onTransportClose)
-    t.on('timeout', this.#onTimeout)
-    // A wrapped socket may have been paused by its previous reader.
-    if (typeof t.resume === 'function') t.resume()
     if (init.handshakeTimeout !== undefined && init.handshakeTimeout > 0) {
       this.#timer = setTimeout(this.#onHandshakeTimeout, init.handshakeTimeout)
       this.#timer.unref()
     }
+    const sock = t as net.Socket
+    if (init.socketMode === true && socketModeAvailable(sock)) {
+      // Keep net.Socket from reading: from here on only native code reads.
+      sock.pause()
+      if (sock.connecting) sock.once('connect', () => this.#startSocketMode())
+      else this.#startSocketMode()
+      return
+    }
+    t.on('data', this.#onData)
+    t.on('end', this.#onTransportEnd)
+    t.on('timeout', this.#onTimeout)
+    // A wrapped socket may have been paused by its previous reader.
+    if (typeof t.resume === 'function') t.resume()
     if (!init.isServer) {
-      const sock = t as net.Socket
       if (sock.connecting === true) sock.once('connect', () => this.#flush())
       else this.#flush()
+    }
+  }
+
+  /**
+   * Hands the descriptor to native code. The net.Socket stays open, idle,
+   * for the server's connection accounting and the address getters.
+   */
+  #startSocketMode (): void {
+    if (this.destroyed || this.#conn === null) return
+    const t = this.#transport as net.Socket
+    const handle = (t as unknown as { _handle: { fd: number, reading: boolean, readStop: () => number } | null })._handle
+    if (handle === null) return
+    if (handle.reading) {
+      handle.reading = false
+      handle.readStop()
+    }
+    this.#socketMode = true
+    this.once('finish', this.#onFinishSocketMode)
+    // An idle timeout set on the net.Socket (connect's `timeout`) moves to
+    // ours: the net.Socket sees no traffic from now on.
+    const idle = t.timeout ?? 0
+    if (idle > 0) {
+      t.setTimeout(0)
+      this.setTimeout(idle)
+    }
+    try {
+      this.#conn.start(handle.fd, this.#onSocketEvent)
+    } catch (err) {
+      this.destroy(err as Error)
     }
   }
 
@@ -172,8 +232,8 @@ export class RustlsSocket extends Duplex {
 
   /** Key exchange group, e.g. X25519 or X25519MLKEM768. */
   getEphemeralKeyInfo (): { type: 'ECDH', name: string } | null {
-    const group = this.#info?.group
-    return group === undefined || group === '' ? null : { type: 'ECDH', name: group }
+    this.#group ??= this.#conn?.groupName()
+    return this.#group === undefined ? null : { type: 'ECDH', name: this.#group }
   }
 
   /**
@@ -210,7 +270,7 @@ export class RustlsSocket extends Duplex {
    */
   getEnvVars (): Record<string, string> {
     const vars: Record<string, string> = { HTTPS: 'on' }
-    const sni = this.#isServer ? this.#info?.serverName : this.servername
+    const sni = this.servername
     if (typeof sni === 'string' && sni !== '') vars.SSL_TLS_SNI = sni
     const protocol = this.getProtocol()
     if (protocol !== null) vars.SSL_PROTOCOL = protocol
@@ -299,8 +359,8 @@ export class RustlsSocket extends Duplex {
     const out = this.#conn.accept(config, host?.index ?? -1)
     const flags = results[Slot.Flags]
     const error = results[Slot.Error]
-    this.#afterCall(out, flags, error)
-    if (!this.destroyed && !this.#failed) this.#resumeInput()
+    this.#afterCall(out, flags, error, results[Slot.Host])
+    if (!this.destroyed && !this.#failed && !this.#socketMode) this.#resumeInput()
   }
 
   get remoteAddress (): string | undefined { return (this.#transport as net.Socket).remoteAddress }
@@ -308,8 +368,15 @@ export class RustlsSocket extends Duplex {
   get remoteFamily (): string | undefined { return (this.#transport as net.Socket).remoteFamily }
   get localAddress (): string | undefined { return (this.#transport as net.Socket).localAddress }
   get localPort (): number | undefined { return (this.#transport as net.Socket).localPort }
-  get bytesRead (): number { return (this.#transport as net.Socket).bytesRead ?? 0 }
-  get bytesWritten (): number { return (this.#transport as net.Socket).bytesWritten ?? 0 }
+  get bytesRead (): number {
+    if (this.#socketMode) return (this.#conn?.counters() ?? this.#finalCounters).bytesRead
+    return (this.#transport as net.Socket).bytesRead ?? 0
+  }
+
+  get bytesWritten (): number {
+    if (this.#socketMode) return (this.#conn?.counters() ?? this.#finalCounters).bytesWritten
+    return (this.#transport as net.Socket).bytesWritten ?? 0
+  }
   get connecting (): boolean { return (this.#transport as net.Socket).connecting === true }
   get pending (): boolean { return !this.#secure }
   get readyState (): string { return (this.#transport as net.Socket).readyState ?? 'open' }
@@ -323,7 +390,15 @@ export class RustlsSocket extends Duplex {
 
   setTimeout (ms: number, callback?: () => void): this {
     const t = this.#transport as net.Socket
-    if (typeof t.setTimeout === 'function') t.setTimeout(ms)
+    if (this.#socketMode) {
+      // The net.Socket sees no traffic in socket mode: our own idle timer.
+      if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
+      this.#idleTimer = null
+      if (ms > 0) {
+        this.#idleTimer = setTimeout(this.#onIdle, ms)
+        this.#idleTimer.unref()
+      }
+    } else if (typeof t.setTimeout === 'function') t.setTimeout(ms)
     if (callback !== undefined) {
       if (ms === 0) this.removeListener('timeout', callback)
       else this.once('timeout', callback)
@@ -346,14 +421,23 @@ export class RustlsSocket extends Duplex {
   ref (): this {
     const t = this.#transport as net.Socket
     if (typeof t.ref === 'function') t.ref()
+    if (this.#socketMode) this.#conn?.setRef(true)
     return this
   }
 
   unref (): this {
     const t = this.#transport as net.Socket
     if (typeof t.unref === 'function') t.unref()
+    if (this.#socketMode) this.#conn?.setRef(false)
     return this
   }
+
+  #onIdle = (): void => {
+    this.#idleTimer = null
+    if (this.destroyed) return
+    this.emit('timeout')
+  }
+
 
   /** Ends gracefully (close_notify, FIN), then destroys once flushed. */
   destroySoon (): void {
@@ -363,6 +447,39 @@ export class RustlsSocket extends Duplex {
   }
 
   // ---- inbound ----------------------------------------------------------
+
+  /** Socket mode: one native event per readable/writable turn of the socket. */
+  #onSocketEvent = (flags: number, data: Buffer | undefined, error: number, errno: number, host: number): void => {
+    if (this.destroyed) return
+    if (this.#idleTimer !== null) this.#idleTimer.refresh()
+    if ((flags & Flag.Drained) !== 0) {
+      for (const waiter of this.#drainWaiters.splice(0)) waiter()
+      if (this.destroyed) return
+    }
+    if ((flags & Flag.IoError) !== 0 && (flags & Flag.Error) === 0) {
+      this.#onTransportError(errnoError(errno, 'read'))
+      return
+    }
+    this.#afterCall(undefined, flags, error, host, data ?? null)
+    if (this.destroyed || this.#failed) return
+    if (this.#readerFull && !this.#peerClosed) {
+      // Backpressure: native reading stops until _read() asks again.
+      this.#readPaused = true
+      this.#conn?.readStop()
+    }
+    if ((flags & Flag.TransportEnd) !== 0) {
+      this.#transportEnded = true
+      // Both directions done: the TCP connection is over, as a net.Socket
+      // would destroy itself; otherwise finish ours unless half-open.
+      if (this.writableFinished) this.destroy()
+      else if (!this.allowHalfOpen) this.end()
+    }
+  }
+
+  /** Socket mode: our FIN left; if the peer's came already, we are done. */
+  #onFinishSocketMode = (): void => {
+    if (this.#transportEnded && !this.destroyed) this.destroy()
+  }
 
   #onData = (chunk: Buffer): void => {
     if (this.#pending !== null) {
@@ -388,6 +505,7 @@ export class RustlsSocket extends Duplex {
       const consumed = results[Slot.Consumed]
       const plain = results[Slot.Plain]
       const error = results[Slot.Error]
+      const host = results[Slot.Host]
       offset += consumed
       let data: Buffer | null = null
       if (plain > 0) {
@@ -399,10 +517,10 @@ export class RustlsSocket extends Duplex {
         this.#holdInput(input, offset)
         this.#waitingConfig = true
         this.#transportPause()
-        this.#afterCall(out, flags, error)
+        this.#afterCall(out, flags, error, host)
         return
       }
-      const proceed = this.#afterCall(out, flags, error, data)
+      const proceed = this.#afterCall(out, flags, error, host, data)
       // After close_notify the transport keeps flowing: its EOF ends it.
       if (this.destroyed || this.#failed || this.#peerClosed) return
       if (!proceed) {
@@ -449,19 +567,16 @@ export class RustlsSocket extends Duplex {
    * routing, handshake completion, plaintext, errors, close_notify. Returns
    * false when the reader wants no more data now.
    */
-  #afterCall (out: Buffer | undefined, flags: number, error: number, data: Buffer | null = null): boolean {
+  #afterCall (out: Buffer | undefined, flags: number, error: number, host: number, data: Buffer | null = null): boolean {
     if (out !== undefined) this.#sendRaw(out)
-    if ((flags & Flag.Hello) !== 0 && this.#conn !== null) {
-      this.#info = this.#conn.info()
-      if (this.#host === undefined) this.#host = this.#init.hostFor?.(this.#info.host)
-      if (this.#info.serverName !== undefined && this.#info.serverName !== '') this.servername = this.#info.serverName
+    if ((flags & (Flag.Hello | Flag.NeedConfig)) !== 0 && this.#conn !== null) {
+      this.servername = this.#conn.serverName() ?? false
+      if ((flags & Flag.Hello) !== 0 && this.#host === undefined) this.#host = this.#init.hostFor?.(host)
     }
     if ((flags & Flag.NeedConfig) !== 0 && !this.#waitingConfig) {
       this.#waitingConfig = true
     }
     if ((flags & Flag.NeedConfig) !== 0 && this.#init.onClientHello !== undefined) {
-      if (this.#conn !== null) this.#info = this.#conn.info()
-      if (typeof this.#info?.serverName === 'string' && this.#info.serverName !== '') this.servername = this.#info.serverName
       this.#init.onClientHello(this)
       return false
     }
@@ -470,7 +585,11 @@ export class RustlsSocket extends Duplex {
       if (this.destroyed) return false
     }
     let proceed = true
-    if (data !== null && !this.destroyed) proceed = this.push(data)
+    this.#readerFull = false
+    if (data !== null && !this.destroyed) {
+      proceed = this.push(data)
+      this.#readerFull = !proceed
+    }
     if ((flags & Flag.Error) !== 0) {
       this.#onTlsError(error)
       return false
@@ -488,8 +607,9 @@ export class RustlsSocket extends Duplex {
     if (this.#secure || this.#conn === null) return
     this.#secure = true
     this.#clearHandshakeTimer()
-    this.#info = this.#conn.info()
-    if (this.#info.alpn !== undefined) this.alpnProtocol = this.#info.alpn
+    this.#info = readInfo(this.#conn)
+    const alpn = this.#conn.alpnProtocol()
+    if (alpn !== undefined) this.alpnProtocol = alpn
     if (this.#isServer) {
       this.#host ??= this.#init.hostFor?.(this.#info.host)
       const hasPeer = (this.#info.peerCertificates ?? 0) > 0
@@ -515,8 +635,7 @@ export class RustlsSocket extends Duplex {
     this.#failed = true
     if (this.#isServer && this.servername === false && this.#conn !== null) {
       // A refused or failed ClientHello still names what the client asked for.
-      const name = this.#conn.info().serverName
-      if (name !== undefined && name !== '') this.servername = name
+      this.servername = this.#conn.serverName() ?? false
     }
     this.#clearHandshakeTimer()
     const err = new RustlsError(result)
@@ -629,7 +748,13 @@ export class RustlsSocket extends Duplex {
   }
 
   override _read (): void {
-    if (this.#readPaused && !this.#waitingConfig) this.#resumeInput()
+    if (!this.#readPaused || this.#waitingConfig) return
+    if (this.#socketMode) {
+      this.#readPaused = false
+      this.#conn?.readStart()
+      return
+    }
+    this.#resumeInput()
   }
 
   // ---- outbound ---------------------------------------------------------
@@ -655,6 +780,10 @@ export class RustlsSocket extends Duplex {
       }
       return
     }
+    if (this.#socketMode) {
+      this.#complete(this.#writeSocket(chunks.map((c) => c.chunk)), callback)
+      return
+    }
     const t = this.#transport as net.Socket
     if (typeof t.cork === 'function') t.cork()
     let state: WriteState = 'ok'
@@ -664,6 +793,25 @@ export class RustlsSocket extends Duplex {
     }
     if (typeof t.uncork === 'function') t.uncork()
     this.#complete(state, callback)
+  }
+
+  /** Socket mode: encrypts and sends in native code, one call per batch. */
+  #writeSocket (data: Buffer | Buffer[]): WriteState {
+    const conn = this.#conn
+    if (conn === null || this.#failed) return 'failed'
+    const r = conn.writeSocket(data)
+    if (this.#idleTimer !== null) this.#idleTimer.refresh()
+    if (r >= 0) return r === 0 ? 'ok' : 'full'
+    const flags = results[Slot.Flags]
+    const error = results[Slot.Error]
+    if ((flags & Flag.IoError) !== 0 && error === 0) {
+      this.#writeError = errnoError(results[Slot.Errno], 'write')
+      this.#onTransportError(this.#writeError)
+    } else {
+      this.#writeError = new RustlsError(error !== 0 ? error : RUSTLS_RESULT_GENERAL)
+      this.#onTlsError(error !== 0 ? error : RUSTLS_RESULT_GENERAL)
+    }
+    return 'failed'
   }
 
   #flushQueued (): void {
@@ -681,6 +829,7 @@ export class RustlsSocket extends Duplex {
   /** Reports a write as done: now, after the transport drains, or failed. */
   #complete (state: WriteState, callback: (err?: Error | null) => void): void {
     if (state === 'failed') callback(this.#writeError ?? new Error('the TLS connection is closed'))
+    else if (state === 'full' && this.#socketMode) this.#drainWaiters.push(() => callback())
     else if (state === 'full') this.#transport.once('drain', () => callback())
     else callback()
   }
@@ -691,6 +840,7 @@ export class RustlsSocket extends Duplex {
    * was encrypted and queued either way.
    */
   #encrypt (chunk: Buffer): WriteState {
+    if (this.#socketMode) return this.#writeSocket(chunk)
     const conn = this.#conn
     if (conn === null || this.#failed) return 'failed'
     let offset = 0
@@ -755,6 +905,13 @@ export class RustlsSocket extends Duplex {
 
   override _final (callback: (err?: Error | null) => void): void {
     const conn = this.#conn
+    if (this.#socketMode) {
+      // close_notify, then the FIN once everything left (native).
+      const r = conn !== null && !this.#failed ? conn.shutdownSocket() : 0
+      if (r === 1) this.#drainWaiters.push(() => callback())
+      else callback()
+      return
+    }
     if (conn !== null && this.#secure && !this.#failed) {
       // close_notify first, then the transport's FIN (RFC 8446 §6.1).
       conn.sendCloseNotify()
@@ -770,13 +927,19 @@ export class RustlsSocket extends Duplex {
     for (const { callback: cb } of this.#queued.splice(0)) cb(err ?? new Error('socket destroyed'))
     const conn = this.#conn
     this.#conn = null
+    if (conn !== null && this.#socketMode) this.#finalCounters = conn.counters()
     conn?.destroy()
     this.#init.release?.()
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
+    for (const waiter of this.#drainWaiters.splice(0)) waiter()
     const t = this.#transport
     t.removeListener('data', this.#onData)
     t.removeListener('end', this.#onTransportEnd)
     t.removeListener('timeout', this.#onTimeout)
-    if (!t.destroyed) {
+    if (this.#socketMode) {
+      // Our duplicate is closed (conn.destroy above); now the original.
+      if (!t.destroyed) t.destroy()
+    } else if (!t.destroyed) {
       // Give a queued alert or close_notify the chance to leave first.
       if (t.writableLength > 0 && !this.#failed) t.end()
       else if (!this.#failed) t.destroy()
@@ -816,6 +979,24 @@ export class RustlsSocket extends Duplex {
 function noop (): void {}
 
 type WriteState = 'ok' | 'full' | 'failed'
+
+/**
+ * A net.Socket on a real descriptor (TCP or Unix) that nothing has read
+ * from yet: native code can take it over.
+ */
+function socketModeAvailable (socket: net.Socket): boolean {
+  if (process.platform === 'win32' || process.env.RUSTLS_NODE_JS_PUMP === '1') return false
+  const handle = (socket as unknown as { _handle?: { fd?: number } | null })._handle
+  if (handle === null || handle === undefined || typeof handle.fd !== 'number') return false
+  // Connecting sockets get their descriptor before 'connect' on Unix.
+  return (handle.fd >= 0 || socket.connecting) && socket.readableLength === 0 && socket.writableLength === 0
+}
+
+/** A Node-style system error (code, errno, syscall) for a socket failure. */
+function errnoError (errno: number, syscall: string): Error {
+  const code = errno > 0 ? util.getSystemErrorName(-errno) : 'EIO'
+  return Object.assign(new Error(`${syscall} ${code}`), { code, errno: -errno, syscall })
+}
 
 /** rustls_result GENERAL: used when rustls stops taking data without a code. */
 const RUSTLS_RESULT_GENERAL = 7112

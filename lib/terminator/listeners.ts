@@ -9,7 +9,7 @@ import type { Logger as PinoLogger } from 'pino'
 
 import { liveHandles } from '../diagnostics'
 import type { Server, ServerOptions } from '../server'
-import type { RustlsSocket } from '../socket'
+import { type RustlsSocket, tlsSocketOf } from '../socket'
 import { ConfigProblems, formatProblem, problemFromError, type LogLevel } from './config'
 import type { LoadedConfig } from './files'
 import { HttpFrontend, sslHeaders } from './http-backend'
@@ -62,8 +62,9 @@ export class Terminator {
       let received = 0
       let sent = 0
       for (const s of this.#open) {
-        received += s.bytesRead
-        sent += s.bytesWritten
+        const { bytesRead, bytesWritten } = tlsSocketOf.get(s) ?? s
+        received += bytesRead
+        sent += bytesWritten
       }
       return { received, sent }
     })
@@ -155,7 +156,8 @@ export class Terminator {
     this.metrics.connectionOpened()
     raw.once('close', () => {
       this.#open.delete(raw)
-      this.metrics.connectionClosed(raw.bytesRead, raw.bytesWritten)
+      const { bytesRead, bytesWritten } = tlsSocketOf.get(raw) ?? raw
+      this.metrics.connectionClosed(bytesRead, bytesWritten)
       generation.release()
       if (this.#open.size === 0) this.#drained?.()
     })

@@ -4,6 +4,7 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -24,9 +25,14 @@ constexpr size_t kRecordOverhead = 64;
 // garbage collection sees what idle handles cost.
 constexpr int64_t kConnectionBytes = 8 * 1024;
 
+}  // namespace
+
 // Ciphertext produced during feed/accept: handshake flights, alerts, tickets.
-// One buffer per thread, reused across calls; copied out once per call.
+// One buffer per thread, reused across calls; copied out once per call (or
+// written to the socket, in socket mode).
 thread_local std::vector<uint8_t> scratch;
+
+namespace {
 
 // A fatal unrecognized_name alert (RFC 6066 §3), sent in the clear before
 // any handshake keys exist, for a strict-SNI refusal.
@@ -52,17 +58,6 @@ int AppendVectoredToScratch(void*, const rustls_iovec* iov, size_t count, size_t
 
 }  // namespace
 
-struct Connection::Input {
-  const uint8_t* data = nullptr;
-  size_t len = 0;
-  size_t pos = 0;
-};
-
-struct Connection::Slab {
-  uint8_t* base = nullptr;
-  size_t cap = 0;
-  size_t len = 0;
-};
 
 namespace {
 
@@ -130,9 +125,19 @@ Napi::Function Connection::Init(Napi::Env env) {
                          InstanceMethod<&Connection::Flush>("flush"),
                          InstanceMethod<&Connection::SendCloseNotify>("sendCloseNotify"),
                          InstanceMethod<&Connection::Info>("info"),
+                         InstanceMethod<&Connection::ServerName>("serverName"),
+                         InstanceMethod<&Connection::AlpnProtocol>("alpnProtocol"),
+                         InstanceMethod<&Connection::GroupName>("groupName"),
                          InstanceMethod<&Connection::ClientHello>("clientHello"),
                          InstanceMethod<&Connection::PeerCertificate>("peerCertificate"),
                          InstanceMethod<&Connection::Destroy>("destroy"),
+                         InstanceMethod<&Connection::Start>("start"),
+                         InstanceMethod<&Connection::ReadStart>("readStart"),
+                         InstanceMethod<&Connection::ReadStop>("readStop"),
+                         InstanceMethod<&Connection::WriteSocket>("writeSocket"),
+                         InstanceMethod<&Connection::ShutdownSocket>("shutdownSocket"),
+                         InstanceMethod<&Connection::SetRef>("setRef"),
+                         InstanceMethod<&Connection::Counters>("counters"),
                      });
 }
 
@@ -271,6 +276,8 @@ bool Connection::IntoConnection(const rustls_server_config* config, int host, in
     }
     return false;
   }
+  // In socket mode whole batches are encrypted at once (see start()).
+  if (socket_mode()) rustls_connection_set_buffer_limit(conn_, SIZE_MAX);
   // Records that arrived with the ClientHello are buffered in the
   // connection; process them now rather than on the next chunk.
   r = rustls_connection_process_new_packets(conn_);
@@ -291,6 +298,12 @@ void Connection::CheckHandshake(int32_t* flags) {
 
 bool Connection::DrainPlaintext(Slab& plain, int32_t* flags) {
   for (;;) {
+    if (plain.len >= plain.cap && plain.grow != nullptr) {
+      // resize() zero-fills: rustls_connection_read wants initialized memory.
+      plain.grow->resize(plain.len + 16 * 1024);
+      plain.base = plain.grow->data();
+      plain.cap = plain.grow->size();
+    }
     if (plain.len >= plain.cap) {
       *flags |= kFlagPlainFull;
       return false;
@@ -440,6 +453,14 @@ Napi::Value Connection::Accept(const Napi::CallbackInfo& info) {
     FlushToScratch();
     CheckHandshake(&flags);
   }
+  if (socket_mode()) {
+    // The flight goes straight to the socket; reading resumes.
+    if (!FlushSocket()) flags |= kFlagIoError;
+    want_read_ = error_ == 0;
+    UpdatePoll();
+    Finish(env, flags, 0, 0, 0);
+    return env.Undefined();
+  }
   return TakeScratch(env, flags, 0, 0);
 }
 
@@ -495,33 +516,52 @@ Napi::Value Connection::SendCloseNotify(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// info(): the negotiated parameters as numbers in the results array (see
+// InfoSlot), so that reading them creates no object; strings come from
+// serverName(), alpnProtocol() and groupName(), only when asked for.
 Napi::Value Connection::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("host", host_);
-  o.Set("certificate", certificate_);
-  // The SNI the client sent, also after a refusal (for logs and tlsClientError).
-  if (server_ && !server_name_.empty()) o.Set("serverName", Napi::String::New(env, server_name_));
-  if (conn_ == nullptr) return o;
-  o.Set("version", static_cast<uint32_t>(rustls_connection_get_protocol_version(conn_)));
-  o.Set("cipherSuite", static_cast<uint32_t>(rustls_connection_get_negotiated_ciphersuite(conn_)));
-  rustls_str suite = rustls_connection_get_negotiated_ciphersuite_name(conn_);
-  o.Set("cipherName", Napi::String::New(env, suite.data, suite.len));
-  rustls_str group = rustls_connection_get_negotiated_key_exchange_group_name(conn_);
-  o.Set("group", Napi::String::New(env, group.data, group.len));
-  const uint8_t* alpn = nullptr;
-  size_t alpn_len = 0;
-  // Borrowed until the next mutating call: copied at once.
-  rustls_connection_get_alpn_protocol(conn_, &alpn, &alpn_len);
-  if (alpn != nullptr) {
-    o.Set("alpn", Napi::String::New(env, std::string(reinterpret_cast<const char*>(alpn), alpn_len)));
+  int32_t* out = Data(env)->results_data;
+  out[kInfoHost] = host_;
+  out[kInfoCertificate] = certificate_;
+  if (conn_ == nullptr) {
+    out[kInfoVersion] = out[kInfoSuite] = out[kInfoResumed] = out[kInfoPeerCertificates] = 0;
+    return env.Undefined();
   }
-  o.Set("resumed", rustls_connection_handshake_kind(conn_) == RUSTLS_HANDSHAKE_KIND_RESUMED);
-  uint32_t peers = 0;
-  while (rustls_connection_get_peer_certificate(conn_, peers) != nullptr) peers++;
-  o.Set("peerCertificates", peers);
-  return o;
+  out[kInfoVersion] = rustls_connection_get_protocol_version(conn_);
+  out[kInfoSuite] = rustls_connection_get_negotiated_ciphersuite(conn_);
+  out[kInfoResumed] = rustls_connection_handshake_kind(conn_) == RUSTLS_HANDSHAKE_KIND_RESUMED ? 1 : 0;
+  int32_t peers = 0;
+  while (rustls_connection_get_peer_certificate(conn_, static_cast<size_t>(peers)) != nullptr) peers++;
+  out[kInfoPeerCertificates] = peers;
+  return env.Undefined();
+}
+
+// The SNI the client sent (server side), also after a refusal; undefined if none.
+Napi::Value Connection::ServerName(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!server_ || server_name_.empty()) return env.Undefined();
+  return Napi::String::New(env, server_name_);
+}
+
+Napi::Value Connection::AlpnProtocol(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_ || conn_ == nullptr) return env.Undefined();
+  const uint8_t* alpn = nullptr;
+  size_t len = 0;
+  // Borrowed until the next mutating call: copied at once.
+  rustls_connection_get_alpn_protocol(conn_, &alpn, &len);
+  if (alpn == nullptr) return env.Undefined();
+  return Napi::String::New(env, std::string(reinterpret_cast<const char*>(alpn), len));
+}
+
+Napi::Value Connection::GroupName(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_ || conn_ == nullptr) return env.Undefined();
+  rustls_str group = rustls_connection_get_negotiated_key_exchange_group_name(conn_);
+  if (group.len == 0) return env.Undefined();
+  return Napi::String::New(env, group.data, group.len);
 }
 
 Napi::Value Connection::ClientHello(const Napi::CallbackInfo& info) {
@@ -574,6 +614,7 @@ Napi::Value Connection::Destroy(const Napi::CallbackInfo& info) {
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
+  CloseSocket();
   FreeAcceptState();
   rustls_connection_free(conn_);
   conn_ = nullptr;

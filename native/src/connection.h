@@ -13,7 +13,11 @@
 #ifndef RUSTLS_NODE_CONNECTION_H
 #define RUSTLS_NODE_CONNECTION_H
 
+#include <uv.h>
+
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "common.h"
 
@@ -26,7 +30,18 @@ enum ResultSlot : int {
   kResultCipher = 3,    // ciphertext bytes: returned Buffer (feed) / slab (write, flush)
   kResultError = 4,     // rustls_result or LocalResult once an error occurred
   kResultHost = 5,      // server: index of the host chosen, -1 before
+  kResultErrno = 6,     // socket mode: errno of a failed system call
   kResultSlots = 8,
+};
+
+// Slots of info(), which reuses the results array.
+enum InfoSlot : int {
+  kInfoVersion = 0,
+  kInfoSuite = 1,
+  kInfoResumed = 2,
+  kInfoPeerCertificates = 3,
+  kInfoHost = 4,
+  kInfoCertificate = 5,
 };
 
 enum ResultFlag : int32_t {
@@ -37,6 +52,10 @@ enum ResultFlag : int32_t {
   kFlagPlainFull = 1 << 4,      // the plaintext region filled up: call again
   kFlagHello = 1 << 5,          // server: ClientHello routed to a host
   kFlagNeedConfig = 1 << 6,     // server, deferred router: call accept(config)
+  // Socket mode only (see connection_io.cc):
+  kFlagDrained = 1 << 7,        // every pending ciphertext byte reached the kernel
+  kFlagIoError = 1 << 8,        // a read/write system call failed; errno in the event
+  kFlagTransportEnd = 1 << 9,   // the peer's FIN arrived
 };
 
 class HostRouter;
@@ -50,9 +69,22 @@ class Connection : public Napi::ObjectWrap<Connection> {
   explicit Connection(const Napi::CallbackInfo& info);
   ~Connection() override { Close(); }
 
- // Exposed for the rustls I/O callbacks in connection.cc.
-  struct Input;
-  struct Slab;
+  // Input chunk and plaintext output of one pump call; public for the
+  // rustls I/O callbacks.
+  struct Input {
+    const uint8_t* data = nullptr;
+    size_t len = 0;
+    size_t pos = 0;
+  };
+
+  struct Slab {
+    uint8_t* base = nullptr;
+    size_t cap = 0;
+    size_t len = 0;
+    // Socket mode: plaintext goes into a vector that grows instead of
+    // stopping at `cap` (JS applies backpressure by stopping reads instead).
+    std::vector<uint8_t>* grow = nullptr;
+  };
 
  private:
 
@@ -67,10 +99,36 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value Flush(const Napi::CallbackInfo& info);
   Napi::Value SendCloseNotify(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value ServerName(const Napi::CallbackInfo& info);
+  Napi::Value AlpnProtocol(const Napi::CallbackInfo& info);
+  Napi::Value GroupName(const Napi::CallbackInfo& info);
   Napi::Value ClientHello(const Napi::CallbackInfo& info);
   Napi::Value PeerCertificate(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   void Close();
+
+  // Socket mode (connection_io.cc): native code owns a duplicate of the TCP
+  // socket's file descriptor and does the reads, writes and the pump itself;
+  // JS gets one callback per readable event and makes one call per write.
+  // start(fd, onevent(flags, plaintext|undefined, error, errno, host))
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value ReadStart(const Napi::CallbackInfo& info);
+  Napi::Value ReadStop(const Napi::CallbackInfo& info);
+  // writeSocket(buffer | buffer[]) → 0 sent, 1 pending (kFlagDrained follows), -1 failed
+  Napi::Value WriteSocket(const Napi::CallbackInfo& info);
+  // shutdownSocket() → close_notify, then FIN once everything is sent
+  Napi::Value ShutdownSocket(const Napi::CallbackInfo& info);
+  Napi::Value SetRef(const Napi::CallbackInfo& info);
+  Napi::Value Counters(const Napi::CallbackInfo& info);
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  void OnReadable();
+  void OnWritable();
+  bool FlushSocket();
+  Napi::Value FinishSocketWrite(Napi::Env env);
+  void UpdatePoll();
+  void Emit(int32_t flags, const std::vector<uint8_t>* plain);
+  void CloseSocket();
+  bool socket_mode() const { return fd_ >= 0; }
 
   bool CheckOpen(Napi::Env env);
   bool Accepting(Input& in, bool eof, int32_t* flags);
@@ -100,6 +158,23 @@ class Connection : public Napi::ObjectWrap<Connection> {
   bool eof_fed_ = false;
   bool closed_ = false;
   int64_t external_bytes_ = 0;
+  // Socket mode.
+  int fd_ = -1;
+  uv_poll_t* poll_ = nullptr;
+  int poll_events_ = 0;
+  bool want_read_ = false;
+  bool socket_eof_ = false;
+  bool shutdown_pending_ = false;
+  bool shut_down_ = false;
+  bool write_blocked_ = false;
+  int errno_ = 0;
+  uint64_t bytes_read_ = 0;
+  uint64_t bytes_written_ = 0;
+  // Ciphertext that did not come from rustls' own queue (acceptor alerts)
+  // or that the kernel did not take yet.
+  std::vector<uint8_t> out_pending_;
+  Napi::FunctionReference onevent_;
+  std::unique_ptr<Napi::AsyncContext> async_;
   HandleCount count_;
 };
 

@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 
-import { addon, Flag, LocalResult, type NativeConnection, type NativeHandle, results, Slot } from '../../lib/native'
+import { addon, Flag, LocalResult, type NativeConnection, type NativeHandle, readInfo, results, Slot } from '../../lib/native'
 
 const root = path.resolve(__dirname, '..', '..', '..')
 const data = (name: string): Buffer => fs.readFileSync(path.join(root, 'native', 'rust', 'testdata', name))
@@ -85,12 +85,15 @@ test('handshake completes on both sides and reports the routed host', () => {
   assert.ok(serverFlags & Flag.Hello)
   assert.ok(serverFlags & Flag.HandshakeDone)
   assert.ok(clientFlags & Flag.HandshakeDone)
-  const info = pair.server.info()
+  const info = readInfo(pair.server)
   assert.equal(info.host, 0)
   assert.equal(info.certificate, 0)
-  assert.equal(info.serverName, 'localhost')
+  assert.equal(pair.server.serverName(), 'localhost')
   assert.equal(info.version, 0x0304)
-  assert.equal(pair.client.info().peerCertificates, 1)
+  assert.equal(info.resumed, false)
+  assert.equal(readInfo(pair.client).peerCertificates, 1)
+  assert.equal(pair.client.serverName(), undefined)
+  assert.match(pair.server.groupName() ?? '', /X25519/)
   release(pair)
 })
 

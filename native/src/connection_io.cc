@@ -1,0 +1,369 @@
+// Socket mode of Connection: the byte pump below JS.
+//
+// Native code owns a dup() of the TCP socket's descriptor, polls it on the
+// Node event loop (uv_poll_t), reads ciphertext, runs rustls and writes
+// ciphertext itself. JS sees one callback per readable event (plaintext and
+// flags) and makes one call per outbound batch; no Buffer crosses for
+// ciphertext at all, and nothing is copied through JS streams.
+//
+// The original net.Socket stays open but idle (reading stopped, nothing
+// written) so the server's connection accounting is unchanged; the
+// duplicate is what native code reads, writes and shuts down. A TCP
+// connection ends when both descriptors are closed.
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+
+#include "connection.h"
+
+namespace rustls_node {
+
+extern thread_local std::vector<uint8_t> scratch;
+
+namespace {
+
+// One read of up to this much per readable event and iteration.
+constexpr size_t kReadSize = 64 * 1024;
+// Reads per readable event before yielding to the event loop, so one busy
+// connection cannot starve the others.
+constexpr int kReadsPerEvent = 4;
+
+thread_local std::vector<uint8_t> read_buffer;
+thread_local std::vector<uint8_t> plaintext;
+
+struct WriteTarget {
+  int fd;
+  uint64_t* written;
+};
+
+// rustls_write_vectored_callback: one writev() of what rustls has queued.
+// EAGAIN leaves the rest in rustls' queue until the socket is writable.
+int WritevToSocket(void* userdata, const rustls_iovec* iov, size_t count, size_t* out_n) {
+  auto* target = static_cast<WriteTarget*>(userdata);
+  const struct iovec* v = reinterpret_cast<const struct iovec*>(iov);
+  ssize_t n;
+  do {
+    n = writev(target->fd, v, static_cast<int>(std::min<size_t>(count, IOV_MAX)));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno;
+  *target->written += static_cast<uint64_t>(n);
+  *out_n = static_cast<size_t>(n);
+  return 0;
+}
+
+bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+}  // namespace
+
+Napi::Value Connection::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  if (socket_mode()) {
+    ThrowCode(env, "ERR_INVALID_STATE", "the connection already runs on a socket");
+    return env.Undefined();
+  }
+  if (!info[0].IsNumber() || !info[1].IsFunction()) {
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "start(fd, onevent) needs a descriptor and a function");
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) {
+    ThrowCode(env, "ERR_RUSTLS_SOCKET", std::string("cannot duplicate the socket: ") + strerror(errno));
+    return env.Undefined();
+  }
+  // The duplicate shares the description (and O_NONBLOCK) with the
+  // original; set it anyway: a blocking read here would stall the loop.
+  int fl = fcntl(dup_fd, F_GETFL);
+  if (fl < 0 || fcntl(dup_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    close(dup_fd);
+    ThrowCode(env, "ERR_RUSTLS_SOCKET", "cannot make the socket non-blocking");
+    return env.Undefined();
+  }
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    close(dup_fd);
+    ThrowCode(env, "ERR_RUSTLS_SOCKET", "no event loop");
+    return env.Undefined();
+  }
+  auto* poll = new uv_poll_t;
+  if (uv_poll_init(loop, poll, dup_fd) != 0) {
+    delete poll;
+    close(dup_fd);
+    ThrowCode(env, "ERR_RUSTLS_SOCKET", "cannot poll the socket");
+    return env.Undefined();
+  }
+  poll->data = this;
+  poll_ = poll;
+  fd_ = dup_fd;
+  onevent_ = Napi::Persistent(info[1].As<Napi::Function>());
+  async_ = std::make_unique<Napi::AsyncContext>(env, "RustlsSocket");
+  // Whole batches are encrypted at once; pending ciphertext is bounded by
+  // what JS writes before waiting for kFlagDrained.
+  if (conn_ != nullptr) rustls_connection_set_buffer_limit(conn_, SIZE_MAX);
+  want_read_ = true;
+  // A client's ClientHello (or anything queued before start) leaves now.
+  if (conn_ != nullptr && !FlushSocket()) {
+    Emit(kFlagIoError, nullptr);
+    return env.Undefined();
+  }
+  UpdatePoll();
+  return env.Undefined();
+}
+
+void Connection::UpdatePoll() {
+  if (poll_ == nullptr) return;
+  int events = 0;
+  if (want_read_ && !socket_eof_ && error_ == 0 && accepted_ == nullptr) events |= UV_READABLE;
+  if (write_blocked_) events |= UV_WRITABLE;
+  if (events == poll_events_) return;
+  poll_events_ = events;
+  if (events == 0) uv_poll_stop(poll_);
+  else uv_poll_start(poll_, events, OnPoll);
+}
+
+void Connection::OnPoll(uv_poll_t* handle, int status, int events) {
+  auto* self = static_cast<Connection*>(handle->data);
+  if (self == nullptr || self->closed_) return;
+  Napi::HandleScope scope(self->Env());
+  if (status < 0) {
+    self->errno_ = -status;
+    self->Emit(kFlagIoError, nullptr);
+    return;
+  }
+  if ((events & UV_WRITABLE) != 0) self->OnWritable();
+  if (!self->closed_ && (events & UV_READABLE) != 0) self->OnReadable();
+}
+
+void Connection::OnWritable() {
+  write_blocked_ = false;
+  bool ok = FlushSocket();
+  UpdatePoll();
+  if (!ok) {
+    Emit(kFlagIoError, nullptr);
+  } else if (!write_blocked_) {
+    Emit(kFlagDrained, nullptr);
+  }
+}
+
+void Connection::OnReadable() {
+  if (read_buffer.size() < kReadSize) read_buffer.resize(kReadSize);
+  plaintext.clear();
+  Slab plain;
+  plain.grow = &plaintext;
+  int32_t flags = 0;
+  scratch.clear();
+  for (int i = 0; i < kReadsPerEvent && want_read_ && error_ == 0 && !socket_eof_; i++) {
+    ssize_t n;
+    do {
+      n = read(fd_, read_buffer.data(), kReadSize);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (WouldBlock(errno)) break;
+      errno_ = errno;
+      flags |= kFlagIoError;
+      break;
+    }
+    Input in;
+    bool eof = n == 0;
+    if (eof) {
+      socket_eof_ = true;
+      flags |= kFlagTransportEnd;
+    } else {
+      bytes_read_ += static_cast<uint64_t>(n);
+      in.data = read_buffer.data();
+      in.len = static_cast<size_t>(n);
+    }
+    bool ready = conn_ != nullptr || Accepting(in, eof, &flags);
+    if (ready && error_ == 0) Pump(in, eof, plain, &flags);
+    if (accepted_ != nullptr) break;  // deferred routing: JS picks the config
+    if (static_cast<size_t>(n) < kReadSize) break;
+  }
+  if ((flags & kFlagIoError) == 0 && !FlushSocket()) flags |= kFlagIoError;
+  plaintext.resize(plain.len);
+  UpdatePoll();
+  if (flags != 0 || !plaintext.empty()) Emit(flags, &plaintext);
+}
+
+bool Connection::FlushSocket() {
+  if (fd_ < 0) return true;
+  // Bytes produced outside rustls' queue (pump flights copied to scratch,
+  // acceptor alerts) go first, in order.
+  if (!scratch.empty()) {
+    out_pending_.insert(out_pending_.end(), scratch.begin(), scratch.end());
+    scratch.clear();
+  }
+  while (!out_pending_.empty()) {
+    ssize_t n;
+    do {
+      n = write(fd_, out_pending_.data(), out_pending_.size());
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (WouldBlock(errno)) {
+        write_blocked_ = true;
+        return true;
+      }
+      errno_ = errno;
+      return false;
+    }
+    bytes_written_ += static_cast<uint64_t>(n);
+    out_pending_.erase(out_pending_.begin(), out_pending_.begin() + n);
+  }
+  if (conn_ != nullptr) {
+    WriteTarget target{fd_, &bytes_written_};
+    while (rustls_connection_wants_write(conn_)) {
+      size_t n = 0;
+      int err = rustls_connection_write_tls_vectored(conn_, WritevToSocket, &target, &n);
+      if (err != 0) {
+        if (WouldBlock(err)) {
+          write_blocked_ = true;
+          return true;
+        }
+        errno_ = err;
+        return false;
+      }
+      if (n == 0) break;
+    }
+  }
+  if (shutdown_pending_ && !shut_down_) {
+    // Everything (close_notify last) reached the kernel: now the FIN.
+    shut_down_ = true;
+    shutdown(fd_, SHUT_WR);
+  }
+  return true;
+}
+
+void Connection::Emit(int32_t flags, const std::vector<uint8_t>* plain) {
+  if (closed_ || onevent_.IsEmpty()) return;
+  Napi::Env env = Env();
+  Napi::Value data = env.Undefined();
+  if (plain != nullptr && !plain->empty()) data = Napi::Buffer<uint8_t>::Copy(env, plain->data(), plain->size());
+  flags |= error_ != 0 ? kFlagError : 0;
+  // MakeCallback: async hooks see the socket, and ticks/microtasks run after.
+  onevent_.MakeCallback(Value(), {Napi::Number::New(env, flags), data, Napi::Number::New(env, error_),
+                                  Napi::Number::New(env, errno_), Napi::Number::New(env, host_)},
+                        *async_);
+  if (env.IsExceptionPending()) {
+    // As for any event callback: the exception is the process's uncaught one.
+    Napi::Error err = env.GetAndClearPendingException();
+    napi_fatal_exception(env, err.Value());
+  }
+}
+
+Napi::Value Connection::ReadStart(const Napi::CallbackInfo& info) {
+  if (!closed_ && !want_read_) {
+    want_read_ = true;
+    UpdatePoll();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Connection::ReadStop(const Napi::CallbackInfo& info) {
+  if (!closed_ && want_read_) {
+    want_read_ = false;
+    UpdatePoll();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Connection::WriteSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  if (!socket_mode() || conn_ == nullptr || error_ != 0 || shutdown_pending_) {
+    int32_t flags = 0;
+    if (error_ == 0) Fail(RUSTLS_RESULT_GENERAL, &flags);
+    return FinishSocketWrite(env);
+  }
+  auto encrypt = [&](Napi::Value value) -> bool {
+    const uint8_t* data;
+    size_t len;
+    if (!GetBytes(value, "data", &data, &len)) return false;
+    size_t off = 0;
+    while (off < len) {
+      size_t n = 0;
+      // With no buffer limit (set in start()) rustls takes everything.
+      rustls_result r = rustls_connection_write(conn_, data + off, len - off, &n);
+      if (r != RUSTLS_RESULT_OK || n == 0) {
+        int32_t flags = 0;
+        Fail(r != RUSTLS_RESULT_OK ? r : RUSTLS_RESULT_GENERAL, &flags);
+        return true;
+      }
+      off += n;
+    }
+    return true;
+  };
+  if (info[0].IsArray()) {
+    Napi::Array chunks = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < chunks.Length() && error_ == 0; i++) {
+      if (!encrypt(chunks.Get(i))) return env.Undefined();
+    }
+  } else if (!encrypt(info[0])) {
+    return env.Undefined();
+  }
+  return FinishSocketWrite(env);
+}
+
+// Reports a socket write through the results array and the return value:
+// 0 all sent, 1 pending (kFlagDrained follows), -1 failed (see results).
+Napi::Value Connection::FinishSocketWrite(Napi::Env env) {
+  int32_t flags = 0;
+  if (error_ == 0 && !FlushSocket()) flags |= kFlagIoError;
+  UpdatePoll();
+  Finish(env, flags, 0, 0, 0);
+  Data(env)->results_data[kResultErrno] = errno_;
+  if (error_ != 0 || (flags & kFlagIoError) != 0) return Napi::Number::New(env, -1);
+  return Napi::Number::New(env, write_blocked_ ? 1 : 0);
+}
+
+Napi::Value Connection::ShutdownSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env) || !socket_mode() || shutdown_pending_) return env.Undefined();
+  // close_notify first, then the FIN once it left (RFC 8446 §6.1).
+  if (conn_ != nullptr && error_ == 0 && handshake_done_) rustls_connection_send_close_notify(conn_);
+  shutdown_pending_ = true;
+  return FinishSocketWrite(env);
+}
+
+Napi::Value Connection::SetRef(const Napi::CallbackInfo& info) {
+  if (poll_ != nullptr) {
+    if (info[0].ToBoolean().Value()) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    else uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Connection::Counters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bytesRead", static_cast<double>(bytes_read_));
+  o.Set("bytesWritten", static_cast<double>(bytes_written_));
+  return o;
+}
+
+void Connection::CloseSocket() {
+  if (poll_ != nullptr) {
+    uv_poll_t* poll = poll_;
+    poll_ = nullptr;
+    poll->data = nullptr;
+    uv_poll_stop(poll);
+    // The handle's memory belongs to libuv until the close callback.
+    uv_close(reinterpret_cast<uv_handle_t*>(poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+  }
+  if (fd_ >= 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+  if (!onevent_.IsEmpty()) onevent_.Reset();
+  async_.reset();
+  out_pending_.clear();
+  out_pending_.shrink_to_fit();
+}
+
+}  // namespace rustls_node
