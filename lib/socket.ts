@@ -171,12 +171,19 @@ export class RustlsSocket extends Duplex {
       else this.#startSocketMode()
       return
     }
+    this.#attachJsPump()
+  }
+
+  /** The JS pump: transport 'data' events feed the native connection. */
+  #attachJsPump (): void {
+    const t = this.#transport
+    const sock = t as net.Socket
     t.on('data', this.#onData)
     t.on('end', this.#onTransportEnd)
     t.on('timeout', this.#onTimeout)
     // A wrapped socket may have been paused by its previous reader.
     if (typeof t.resume === 'function') t.resume()
-    if (!init.isServer) {
+    if (!this.#isServer) {
       if (sock.connecting === true) sock.once('connect', () => this.#flush())
       else this.#flush()
     }
@@ -189,13 +196,30 @@ export class RustlsSocket extends Duplex {
   #startSocketMode (): void {
     if (this.destroyed || this.#conn === null) return
     const t = this.#transport as net.Socket
-    const handle = (t as unknown as { _handle: { fd: number, reading: boolean, readStop: () => number } | null })._handle
+    const handle = (t as unknown as { _handle: { fd: number, reading: boolean, readStop: () => number, readStart: () => number } | null })._handle
     if (handle === null) return
     if (handle.reading) {
       handle.reading = false
       handle.readStop()
     }
+    // Set first: start() may already report (a client's failed first write).
     this.#socketMode = true
+    try {
+      this.#conn.start(handle.fd, this.#onSocketEvent)
+    } catch (err) {
+      // No descriptor to spare (EMFILE) or none to poll: the JS pump works
+      // on any transport.
+      this.#socketMode = false
+      this.#logger.debug({ err }, 'socket mode unavailable; pumping in JS')
+      // Undo the readStop above: net.Socket's own bookkeeping may still
+      // think a read is under way and would not start one itself.
+      if (!handle.reading) {
+        handle.reading = true
+        handle.readStart()
+      }
+      this.#attachJsPump()
+      return
+    }
     this.once('finish', this.#onFinishSocketMode)
     // An idle timeout set on the net.Socket (connect's `timeout`) moves to
     // ours: the net.Socket sees no traffic from now on.
@@ -203,11 +227,6 @@ export class RustlsSocket extends Duplex {
     if (idle > 0) {
       t.setTimeout(0)
       this.setTimeout(idle)
-    }
-    try {
-      this.#conn.start(handle.fd, this.#onSocketEvent)
-    } catch (err) {
-      this.destroy(err as Error)
     }
   }
 

@@ -79,14 +79,8 @@ Napi::Value Connection::Start(const Napi::CallbackInfo& info) {
     ThrowCode(env, "ERR_RUSTLS_SOCKET", std::string("cannot duplicate the socket: ") + strerror(errno));
     return env.Undefined();
   }
-  // The duplicate shares the description (and O_NONBLOCK) with the
-  // original; set it anyway: a blocking read here would stall the loop.
-  int fl = fcntl(dup_fd, F_GETFL);
-  if (fl < 0 || fcntl(dup_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-    close(dup_fd);
-    ThrowCode(env, "ERR_RUSTLS_SOCKET", "cannot make the socket non-blocking");
-    return env.Undefined();
-  }
+  // The duplicate shares the open file description, O_NONBLOCK included,
+  // with libuv's descriptor: reads and writes here never block the loop.
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
     close(dup_fd);
