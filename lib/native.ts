@@ -142,6 +142,8 @@ export interface NativeConnection {
   writeSocket(data: Buffer | Buffer[]): number
   /** close_notify, then FIN when everything left; 1: pending (Drained follows). */
   shutdownSocket(): number
+  /** Stop polling the descriptor (a transport closed underneath); TLS state stays. */
+  closeSocket(): void
   setRef(ref: boolean): void
   counters(): { bytesRead: number, bytesWritten: number }
 }

@@ -221,6 +221,7 @@ export class RustlsSocket extends Duplex {
       return
     }
     this.once('finish', this.#onFinishSocketMode)
+    this.#makeTransportInert(t)
     // An idle timeout set on the net.Socket (connect's `timeout`) moves to
     // ours: the net.Socket sees no traffic from now on.
     const idle = t.timeout ?? 0
@@ -492,6 +493,33 @@ export class RustlsSocket extends Duplex {
       // would destroy itself; otherwise finish ours unless half-open.
       if (this.writableFinished) this.destroy()
       else if (!this.allowHalfOpen) this.end()
+    }
+  }
+
+  /**
+   * Socket mode polls the net.Socket's own descriptor: the net.Socket must
+   * not read, write or shut down any more (libuv would watch the
+   * descriptor again), and whoever destroys it must let native code stop
+   * polling before the descriptor is closed.
+   */
+  #makeTransportInert (t: net.Socket): void {
+    const conn = this.#conn
+    const owned = (): Error => Object.assign(new Error('the socket belongs to its TLS connection'), { code: 'ERR_RUSTLS_SOCKET_OWNED' })
+    const inner = t as unknown as {
+      _read: () => void
+      _write: (chunk: unknown, encoding: unknown, cb: (err?: Error) => void) => void
+      _writev: (chunks: unknown, cb: (err?: Error) => void) => void
+      _final: (cb: (err?: Error) => void) => void
+      _destroy: (err: Error | null, cb: (err?: Error | null) => void) => void
+    }
+    const destroy = inner._destroy
+    inner._read = () => {}
+    inner._write = (_chunk, _encoding, cb) => cb(owned())
+    inner._writev = (_chunks, cb) => cb(owned())
+    inner._final = (cb) => cb()
+    inner._destroy = (err, cb) => {
+      conn?.closeSocket()
+      destroy.call(t, err, cb)
     }
   }
 

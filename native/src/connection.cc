@@ -136,6 +136,7 @@ Napi::Function Connection::Init(Napi::Env env) {
                          InstanceMethod<&Connection::ReadStop>("readStop"),
                          InstanceMethod<&Connection::WriteSocket>("writeSocket"),
                          InstanceMethod<&Connection::ShutdownSocket>("shutdownSocket"),
+                         InstanceMethod<&Connection::CloseSocketJs>("closeSocket"),
                          InstanceMethod<&Connection::SetRef>("setRef"),
                          InstanceMethod<&Connection::Counters>("counters"),
                      });

@@ -118,6 +118,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value WriteSocket(const Napi::CallbackInfo& info);
   // shutdownSocket() → close_notify, then FIN once everything is sent
   Napi::Value ShutdownSocket(const Napi::CallbackInfo& info);
+  Napi::Value CloseSocketJs(const Napi::CallbackInfo& info);
   Napi::Value SetRef(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   static void OnPoll(uv_poll_t* handle, int status, int events);
@@ -160,6 +161,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   int64_t external_bytes_ = 0;
   // Socket mode.
   int fd_ = -1;
+  bool owns_fd_ = false;  // a duplicate we made, closed by us
   uv_poll_t* poll_ = nullptr;
   int poll_events_ = 0;
   bool want_read_ = false;

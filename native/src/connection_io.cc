@@ -1,15 +1,14 @@
 // Socket mode of Connection: the byte pump below JS.
 //
-// Native code owns a dup() of the TCP socket's descriptor, polls it on the
-// Node event loop (uv_poll_t), reads ciphertext, runs rustls and writes
-// ciphertext itself. JS sees one callback per readable event (plaintext and
+// Native code polls the TCP socket's descriptor on the Node event loop
+// (uv_poll_t), reads ciphertext, runs rustls and writes ciphertext itself. JS sees one callback per readable event (plaintext and
 // flags) and makes one call per outbound batch; no Buffer crosses for
 // ciphertext at all, and nothing is copied through JS streams.
 //
-// The original net.Socket stays open but idle (reading stopped, nothing
-// written) so the server's connection accounting is unchanged; the
-// duplicate is what native code reads, writes and shuts down. A TCP
-// connection ends when both descriptors are closed.
+// The net.Socket stays open but inert (lib/socket.ts: no reads, writes or
+// shutdown of its own; its destroy closes our poll first, then the
+// descriptor) so the server's connection accounting is unchanged. When
+// libuv still watches the descriptor, a dup() is polled instead.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -74,29 +73,41 @@ Napi::Value Connection::Start(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   int fd = info[0].As<Napi::Number>().Int32Value();
-  int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (dup_fd < 0) {
-    ThrowCode(env, "ERR_RUSTLS_SOCKET", std::string("cannot duplicate the socket: ") + strerror(errno));
-    return env.Undefined();
-  }
-  // The duplicate shares the open file description, O_NONBLOCK included,
-  // with libuv's descriptor: reads and writes here never block the loop.
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-    close(dup_fd);
     ThrowCode(env, "ERR_RUSTLS_SOCKET", "no event loop");
     return env.Undefined();
   }
   auto* poll = new uv_poll_t;
-  if (uv_poll_init(loop, poll, dup_fd) != 0) {
+  // The descriptor itself, when libuv no longer watches it (the net.Socket
+  // stopped reading and has no write queued): one descriptor per
+  // connection, as without TLS. JS makes the net.Socket inert first (no
+  // reads, writes or shutdown of its own) and closes this poll before the
+  // net.Socket closes the descriptor (lib/socket.ts).
+  int poll_fd = fd;
+  bool owned = false;
+  int r = uv_poll_init(loop, poll, fd);
+  if (r == UV_EEXIST) {
+    // Still watched by libuv: poll a duplicate instead (same socket).
+    poll_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (poll_fd < 0) {
+      delete poll;
+      ThrowCode(env, "ERR_RUSTLS_SOCKET", std::string("cannot duplicate the socket: ") + strerror(errno));
+      return env.Undefined();
+    }
+    owned = true;
+    r = uv_poll_init(loop, poll, poll_fd);
+  }
+  if (r != 0) {
     delete poll;
-    close(dup_fd);
-    ThrowCode(env, "ERR_RUSTLS_SOCKET", "cannot poll the socket");
+    if (owned) close(poll_fd);
+    ThrowCode(env, "ERR_RUSTLS_SOCKET", std::string("cannot poll the socket: ") + uv_strerror(r));
     return env.Undefined();
   }
   poll->data = this;
   poll_ = poll;
-  fd_ = dup_fd;
+  fd_ = poll_fd;
+  owns_fd_ = owned;
   onevent_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_ = std::make_unique<Napi::AsyncContext>(env, "RustlsSocket");
   // Whole batches are encrypted at once; pending ciphertext is bounded by
@@ -325,6 +336,13 @@ Napi::Value Connection::ShutdownSocket(const Napi::CallbackInfo& info) {
   return FinishSocketWrite(env);
 }
 
+// closeSocket(): stops polling the descriptor (and closes it if it is our
+// duplicate) but keeps the TLS state; for a transport closed underneath.
+Napi::Value Connection::CloseSocketJs(const Napi::CallbackInfo& info) {
+  CloseSocket();
+  return info.Env().Undefined();
+}
+
 Napi::Value Connection::SetRef(const Napi::CallbackInfo& info) {
   if (poll_ != nullptr) {
     if (info[0].ToBoolean().Value()) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
@@ -350,10 +368,9 @@ void Connection::CloseSocket() {
     // The handle's memory belongs to libuv until the close callback.
     uv_close(reinterpret_cast<uv_handle_t*>(poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
   }
-  if (fd_ >= 0) {
-    close(fd_);
-    fd_ = -1;
-  }
+  // A borrowed descriptor stays open: the net.Socket closes it right after.
+  if (fd_ >= 0 && owns_fd_) close(fd_);
+  fd_ = -1;
   if (!onevent_.IsEmpty()) onevent_.Reset();
   async_.reset();
   out_pending_.clear();

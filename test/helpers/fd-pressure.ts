@@ -1,9 +1,8 @@
-// Child process for the socket-mode fallback test: a server whose process
+// Child process for the socket-mode descriptor test: a server whose process
 // has exactly one free descriptor when the next client connects, so
-// accept() gets it and the duplicate socket mode needs cannot be made. The
-// connection must fall back to the JS pump and still work. Prints
-// `port=N`, then `fallback` for each connection that fell back; exits on
-// stdin EOF.
+// accept() gets the last one. Socket mode must serve the connection on that
+// descriptor alone. Prints `port=N`, then `fallback` for each connection
+// that had to fall back to the JS pump; exits on stdin EOF.
 import fs from 'node:fs'
 import type { AddressInfo } from 'node:net'
 

@@ -3,11 +3,13 @@
 // the fallback to the JS pump when no descriptor can be duplicated.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import tls from 'node:tls'
 
 import { connect } from '../../lib/index'
+import { addon, results, Slot } from '../../lib/native'
 import type { RustlsSocket } from '../../lib/socket'
 import { fixtures } from '../helpers/certs'
 import { waitFor } from '../helpers/peers'
@@ -63,7 +65,7 @@ describe('socket mode', () => {
     }
   })
 
-  test('with no descriptor to spare for the duplicate, a connection falls back to the JS pump and works', async () => {
+  test('one descriptor per connection: a server with a single free descriptor still serves a client', async () => {
     const script = path.join(__dirname, '..', 'helpers', 'fd-pressure.js')
     const child = spawn(process.execPath, [script, f.localhostEcdsa.certPath, f.localhostEcdsa.keyPath], { stdio: ['pipe', 'pipe', 'inherit'] })
     let out = ''
@@ -74,10 +76,33 @@ describe('socket mode', () => {
       const c = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
       c.end('still served')
       assert.equal((await readAll(c)).toString(), 'still served')
-      assert.match(out, /fallback/)
+      // Native code polls the accepted descriptor itself: nothing to fall back from.
+      assert.doesNotMatch(out, /fallback/)
     } finally {
       child.stdin.end()
       await new Promise((resolve) => child.once('close', resolve))
+    }
+  })
+
+  test('a descriptor native code cannot poll is refused with ERR_RUSTLS_SOCKET, and the connection stays usable', async () => {
+    // RustlsSocket falls back to the JS pump on this error (lib/socket.ts).
+    const key = new addon.CertifiedKey(f.localhostEcdsa.cert, f.localhostEcdsa.key)
+    const config = new addon.ServerConfig({ certifiedKeys: [key], versions: [0x0303, 0x0304], ignoreClientOrder: false, sendTickets: 0 })
+    key.destroy()
+    const router = new addon.HostRouter([{ names: ['localhost'], config }], { strictSNI: false, deferred: false })
+    const conn = new addon.Connection(router)
+    const file = fs.openSync(__filename, 'r')
+    try {
+      // A regular file cannot be polled (epoll refuses it).
+      assert.throws(() => conn.start(file, () => {}), { code: 'ERR_RUSTLS_SOCKET' })
+      const slab = Buffer.alloc(65536)
+      conn.feed(Buffer.from([0x16, 0x03, 0x01]), 0, 3, slab, 0, slab.length)
+      assert.equal(results[Slot.Error], 0)
+    } finally {
+      fs.closeSync(file)
+      conn.destroy()
+      router.destroy()
+      config.destroy()
     }
   })
 })
