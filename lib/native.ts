@@ -138,8 +138,13 @@ export interface NativeConnection {
   start(fd: number, onevent: (flags: number, plaintext: Buffer | undefined, error: number, errno: number, host: number) => void): void
   readStart(): void
   readStop(): void
-  /** 0: sent; 1: pending, a Drained event follows; -1: failed (see results). */
-  writeSocket(data: Buffer | Buffer[]): number
+  /**
+   * 0: sent; 1: pending, a Drained event follows; -1: failed (see results).
+   * With `defer`, only encrypted: flushSocket() sends.
+   */
+  writeSocket(data: Buffer | Buffer[], defer?: boolean): number
+  /** Sends what deferred writes left queued; same results as writeSocket. */
+  flushSocket(): number
   /** close_notify, then FIN when everything left; 1: pending (Drained follows). */
   shutdownSocket(): number
   /** Stop polling the descriptor (a transport closed underneath); TLS state stays. */

@@ -128,6 +128,9 @@ export class RustlsSocket extends Duplex {
   // Socket mode: native code reads and writes the descriptor.
   #socketMode = false
   #drainWaiters: Array<() => void> = []
+  #flushScheduled = false
+  // The kernel took less than we had: writes wait for the Drained event.
+  #writeBlocked = false
   // The last push() of plaintext was refused (the reader is full).
   #readerFull = false
   #finalCounters = { bytesRead: 0, bytesWritten: 0 }
@@ -473,6 +476,7 @@ export class RustlsSocket extends Duplex {
     if (this.destroyed) return
     if (this.#idleTimer !== null) this.#idleTimer.refresh()
     if ((flags & Flag.Drained) !== 0) {
+      this.#writeBlocked = false
       for (const waiter of this.#drainWaiters.splice(0)) waiter()
       if (this.destroyed) return
     }
@@ -842,13 +846,33 @@ export class RustlsSocket extends Duplex {
     this.#complete(state, callback)
   }
 
-  /** Socket mode: encrypts and sends in native code, one call per batch. */
+  /**
+   * Socket mode: encrypts in native code now and sends at the end of this
+   * event-loop turn, so that the writes of one turn (an HTTP response's
+   * head and body, say) leave in one writev().
+   */
   #writeSocket (data: Buffer | Buffer[]): WriteState {
     const conn = this.#conn
     if (conn === null || this.#failed) return 'failed'
-    const r = conn.writeSocket(data)
+    if (conn.writeSocket(data, true) < 0) return this.#socketWriteFailed()
     if (this.#idleTimer !== null) this.#idleTimer.refresh()
-    if (r >= 0) return r === 0 ? 'ok' : 'full'
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      process.nextTick(this.#flushSocketNow)
+    }
+    return this.#writeBlocked ? 'full' : 'ok'
+  }
+
+  #flushSocketNow = (): void => {
+    this.#flushScheduled = false
+    const conn = this.#conn
+    if (conn === null || this.#failed) return
+    const r = conn.flushSocket()
+    if (r === 1) this.#writeBlocked = true
+    else if (r < 0) this.#socketWriteFailed()
+  }
+
+  #socketWriteFailed (): WriteState {
     const flags = results[Slot.Flags]
     const error = results[Slot.Error]
     if ((flags & Flag.IoError) !== 0 && error === 0) {
@@ -974,7 +998,12 @@ export class RustlsSocket extends Duplex {
     for (const { callback: cb } of this.#queued.splice(0)) cb(err ?? new Error('socket destroyed'))
     const conn = this.#conn
     this.#conn = null
-    if (conn !== null && this.#socketMode) this.#finalCounters = conn.counters()
+    if (conn !== null && this.#socketMode) {
+      // write() then destroy() (node's http does it for a 408): what the
+      // kernel takes now still leaves, as net.Socket's own write would.
+      if (this.#flushScheduled && !this.#failed) conn.flushSocket()
+      this.#finalCounters = conn.counters()
+    }
     conn?.destroy()
     this.#init.release?.()
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)

@@ -135,6 +135,7 @@ Napi::Function Connection::Init(Napi::Env env) {
                          InstanceMethod<&Connection::ReadStart>("readStart"),
                          InstanceMethod<&Connection::ReadStop>("readStop"),
                          InstanceMethod<&Connection::WriteSocket>("writeSocket"),
+                         InstanceMethod<&Connection::FlushSocketJs>("flushSocket"),
                          InstanceMethod<&Connection::ShutdownSocket>("shutdownSocket"),
                          InstanceMethod<&Connection::CloseSocketJs>("closeSocket"),
                          InstanceMethod<&Connection::SetRef>("setRef"),

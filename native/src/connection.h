@@ -114,8 +114,10 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value ReadStart(const Napi::CallbackInfo& info);
   Napi::Value ReadStop(const Napi::CallbackInfo& info);
-  // writeSocket(buffer | buffer[]) → 0 sent, 1 pending (kFlagDrained follows), -1 failed
+  // writeSocket(buffer | buffer[], defer?) → 0 sent, 1 pending (kFlagDrained
+  // follows), -1 failed; with defer, encrypted only, sent by flushSocket().
   Napi::Value WriteSocket(const Napi::CallbackInfo& info);
+  Napi::Value FlushSocketJs(const Napi::CallbackInfo& info);
   // shutdownSocket() → close_notify, then FIN once everything is sent
   Napi::Value ShutdownSocket(const Napi::CallbackInfo& info);
   Napi::Value CloseSocketJs(const Napi::CallbackInfo& info);

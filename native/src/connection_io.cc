@@ -312,6 +312,19 @@ Napi::Value Connection::WriteSocket(const Napi::CallbackInfo& info) {
   } else if (!encrypt(info[0])) {
     return env.Undefined();
   }
+  // Deferred: the records wait in rustls' queue for flushSocket(), so that
+  // the writes of one event-loop turn leave in a single writev().
+  if (info[1].ToBoolean().Value()) {
+    Finish(env, error_ != 0 ? kFlagError : 0, 0, 0, 0);
+    return Napi::Number::New(env, error_ != 0 ? -1 : 0);
+  }
+  return FinishSocketWrite(env);
+}
+
+Napi::Value Connection::FlushSocketJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  if (!socket_mode()) return Napi::Number::New(env, 0);
   return FinishSocketWrite(env);
 }
 
