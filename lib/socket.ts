@@ -967,7 +967,12 @@ export class RustlsSocket extends Duplex {
   #endTransportSoon (): void {
     const t = this.#transport
     if (t.destroyed) return
-    if (t.writable) t.end()
+    if (this.#socketMode) {
+      // The alert already left (native flush); native code sends the FIN.
+      this.#conn?.shutdownSocket()
+    } else if (t.writable) {
+      t.end()
+    }
     // A peer that never closes its side must not keep the socket.
     const timer = setTimeout(() => t.destroy(), 2000)
     timer.unref()
