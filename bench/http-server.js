@@ -1,14 +1,10 @@
 'use strict'
-// Repro for the lead (issue 5 findings): small keep-alive HTTP/1.1 requests
-// served directly by http.createServer over rustls-node sockets cost more
-// server CPU per request than the same server over node:tls (no proxy, no
-// backend: only the TLS layer differs). A third server disables
-// RustlsSocket._writev, as lib/terminator/workarounds.ts does for the
-// terminator (avoidVectoredWrites): that is what `rustls-node serve` pays
-// until the _writev data-loss bug is fixed. The server runs in this process
-// on core 0, wrk (Debian) on core 1; the figure is process.cpuUsage() per
-// request. TCP_NODELAY is on everywhere, as https.createServer and the
-// terminator set it. Usage: node bench/repro/keepalive-small-requests.js [seconds]
+// Small HTTP/1.1 requests served directly by an HTTPS server, no proxy and
+// no backend, so only the TLS layer differs: https.createServer (node:tls)
+// against createHttpsServer (rustls-node), keep-alive and one request per
+// connection. The server runs in this process on core 0, wrk (Debian) on
+// core 1; the figure is process.cpuUsage() per request, reported as a ratio.
+// Usage: node bench/http-server.js [seconds] [rounds]
 // Needs: npx tsc -p tsconfig.json, node scripts/gen-certs.js, wrk, taskset.
 const { spawnSync, spawn } = require('node:child_process')
 const fs = require('node:fs')
@@ -16,12 +12,13 @@ const http = require('node:http')
 const https = require('node:https')
 const path = require('node:path')
 
-const root = path.resolve(__dirname, '..', '..')
-const { createServer } = require(path.join(root, 'dist', 'lib', 'index.js'))
+const root = path.resolve(__dirname, '..')
+const { createHttpsServer } = require(path.join(root, 'dist', 'lib', 'index.js'))
 const fixtures = path.join(root, 'test', 'fixtures', 'generated')
 const cert = fs.readFileSync(path.join(fixtures, 'localhost-ecdsa.pem'))
 const key = fs.readFileSync(path.join(fixtures, 'localhost-ecdsa.key'))
 const seconds = Number(process.argv[2] ?? 5)
+const rounds = Number(process.argv[3] ?? 3)
 const BODY = Buffer.from('hello\n')
 
 spawnSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' })
@@ -58,21 +55,20 @@ async function measure (name, server, close) {
   return us
 }
 
+function median (xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
+
 async function main () {
   for (const close of [false, true]) {
-    const viaNode = await measure('node:tls', https.createServer({ cert, key }, handler), close)
-    const plainHttp = http.createServer(handler)
-    const rustls = createServer({ cert, key, noDelay: true }, (socket) => plainHttp.emit('connection', socket))
-    const viaRustls = await measure('rustls', rustls, close)
-    plainHttp.close()
-    const plainHttp2 = http.createServer(handler)
-    const noWritev = createServer({ cert, key, noDelay: true }, (socket) => {
-      socket._writev = undefined
-      plainHttp2.emit('connection', socket)
-    })
-    const viaNoWritev = await measure('rustls, no _writev', noWritev, close)
-    plainHttp2.close()
-    console.log(`  node:tls/rustls-node = ${(viaNode / viaRustls).toFixed(2)}, node:tls/(rustls-node without _writev) = ${(viaNode / viaNoWritev).toFixed(2)} (> 1: rustls-node cheaper)`)
+    const ratios = []
+    for (let i = 0; i < rounds; i++) {
+      const viaNode = await measure('node:tls', https.createServer({ cert, key }, handler), close)
+      const viaRustls = await measure('rustls-node', createHttpsServer({ cert, key }, handler), close)
+      ratios.push(viaNode / viaRustls)
+    }
+    console.log(`  ${close ? 'Connection: close' : 'keep-alive'}: node:tls CPU / rustls-node CPU per request, median of ${rounds} = ${median(ratios).toFixed(2)} (> 1: rustls-node cheaper)`)
   }
 }
 
