@@ -822,7 +822,11 @@ export class RustlsSocket extends Duplex {
     let total = 0
     for (const c of chunks) total += c.chunk.length
     if (total <= COALESCE_LIMIT) {
-      this._write(Buffer.concat(chunks.map((c) => c.chunk), total), 'binary', callback)
+      const joined = Buffer.concat(chunks.map((c) => c.chunk), total)
+      // The stream already gathered this batch (a cork, an HTTP response):
+      // in socket mode it leaves now, without waiting for the turn's end.
+      if (this.#socketMode && this.#secure) this.#complete(this.#writeSocket(joined, true), callback)
+      else this._write(joined, 'binary', callback)
       return
     }
     if (!this.#secure) {
@@ -832,7 +836,7 @@ export class RustlsSocket extends Duplex {
       return
     }
     if (this.#socketMode) {
-      this.#complete(this.#writeSocket(chunks.map((c) => c.chunk)), callback)
+      this.#complete(this.#writeSocket(chunks.map((c) => c.chunk), true), callback)
       return
     }
     const t = this.#transport as net.Socket
@@ -848,15 +852,19 @@ export class RustlsSocket extends Duplex {
 
   /**
    * Socket mode: encrypts in native code now and sends at the end of this
-   * event-loop turn, so that the writes of one turn (an HTTP response's
-   * head and body, say) leave in one writev().
+   * event-loop turn, so that the writes of one turn leave in one writev();
+   * `now` sends at once (with anything still queued before it), for a
+   * batch the stream has already gathered.
    */
-  #writeSocket (data: Buffer | Buffer[]): WriteState {
+  #writeSocket (data: Buffer | Buffer[], now = false): WriteState {
     const conn = this.#conn
     if (conn === null || this.#failed) return 'failed'
-    if (conn.writeSocket(data, true) < 0) return this.#socketWriteFailed()
+    const r = conn.writeSocket(data, !now)
+    if (r < 0) return this.#socketWriteFailed()
     if (this.#idleTimer !== null) this.#idleTimer.refresh()
-    if (!this.#flushScheduled) {
+    if (now) {
+      if (r === 1) this.#writeBlocked = true
+    } else if (!this.#flushScheduled) {
       this.#flushScheduled = true
       process.nextTick(this.#flushSocketNow)
     }
