@@ -201,6 +201,23 @@ describe('node:tls parity', () => {
     }
   })
 
+  test('test-tls-connect-simple style: \'connection\' gives the raw socket before \'secureConnection\'', async () => {
+    const events: string[] = []
+    const srv = await startServer(ecdsa, (s) => s.end())
+    srv.server.on('connection', (raw: net.Socket) => {
+      events.push(`connection:${raw instanceof net.Socket}:${raw.remoteAddress}`)
+    })
+    srv.server.on('secureConnection', (s: RustlsSocket) => events.push(`secureConnection:${s.encrypted}`))
+    try {
+      const c = tls.connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+      await readAll(c)
+      await settle()
+      assert.deepEqual(events, ['connection:true:127.0.0.1', 'secureConnection:true'])
+    } finally {
+      await srv.close()
+    }
+  })
+
   test('server options rustls cannot honour throw ERR_RUSTLS_UNSUPPORTED_OPTION naming the option', () => {
     for (const option of ['pfx', 'dhparam', 'ecdhCurve', 'secureProtocol', 'secureOptions', 'sessionIdContext', 'sessionTimeout', 'sigalgs', 'pskCallback', 'ALPNCallback', 'ciphers', 'enableTrace', 'clientCertEngine', 'pauseOnConnect']) {
       assert.throws(() => createServer({ ...ecdsa, [option]: 'x' } as never), (err: unknown) => err instanceof UnsupportedOptionError && err.option === option, option)
