@@ -68,6 +68,10 @@ export async function startDemo (listen: string, logger: PinoLogger): Promise<De
         serverName: 'localhost',
         certificates: [{ cert: 'localhost.pem', key: 'localhost.key' }],
         options: ['StdEnvVars'],
+        // The server's suite order (rustls': AES-GCM before ChaCha20,
+        // forward secrecy only), as scanners expect of a public endpoint;
+        // the library default stays the client's order (SPEC §4.3).
+        honorClientOrder: false,
         backend: { address: `127.0.0.1:${backendPort}`, mode: 'http' },
       }],
     }, { baseDir: dir })

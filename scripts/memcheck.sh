@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Native memory safety (issue 6, item 2): builds the addon with
+# AddressSanitizer into a separate tree (build/Release is never touched) and
+# runs the native tests, the socket-mode smoke run, the reliability tests
+# that drive native code (use after destroy, a short pump fuzz) and a
+# subset of the integration tests against it. Expected: zero ASan reports.
+#
+#   scripts/memcheck.sh            ASan (falls back to valgrind when ASan
+#                                  cannot load into this node)
+#   scripts/memcheck.sh valgrind   valgrind memcheck on the smoke run and the
+#                                  pump test instead (slow: minutes)
+#
+# What is instrumented: the C++ addon (native/src). The Rust staticlib
+# (rustls-ffi and our glue) is linked as built by cargo, uninstrumented:
+# its memory safety is Rust's. Its heap still goes through malloc, which
+# ASan replaces, so C++ writing past a Rust-allocated buffer, double or
+# mismatched frees on either side of the C ABI, and use after free of
+# memory freed by Rust are still caught. Node itself is not ASan-built, so
+# the runtime is preloaded (LD_PRELOAD) and leak detection is off (V8 and
+# Node keep allocations alive until exit by design).
+#
+# Needs: g++ (with libasan), node-gyp (bundled with npm), the Rust staticlib
+# (scripts/build-rust.js, run here if missing), dist/ (npx tsc).
+# Environment: MEMCHECK_DIR (default: a temporary folder, removed at the
+# end unless MEMCHECK_KEEP=1), MEMCHECK_FUZZ_INPUTS (default 20000).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+MODE="${1:-asan}"
+WORK="${MEMCHECK_DIR:-$(mktemp -d /tmp/rustls-node-memcheck.XXXXXX)}"
+cleanup () { [ "${MEMCHECK_KEEP:-0}" = 1 ] || rm -rf "$WORK"; }
+trap cleanup EXIT
+
+log () { printf '\n== memcheck: %s\n' "$*"; }
+
+[ -f "$ROOT/target/ffi/librustls_node.a" ] || node "$ROOT/scripts/build-rust.js"
+[ -d "$ROOT/dist/test/native" ] || node "$ROOT/node_modules/typescript/bin/tsc" -p "$ROOT/tsconfig.json"
+
+# A copy of the repository that node-gyp-build resolves to: compiled JS and
+# the sources; node_modules, target (the staticlib) and the test fixtures
+# shared by symlink. -p keeps mtimes, so make sees the cargo action as done.
+mkdir -p "$WORK"
+for item in package.json binding.gyp Cargo.toml Cargo.lock native scripts dist bin; do
+  cp -rp "$ROOT/$item" "$WORK/"
+done
+for item in node_modules target test; do
+  ln -sfn "$ROOT/$item" "$WORK/$item"
+done
+
+NODEDIR="$(cd "$(dirname "$(command -v node)")/.." && pwd)"
+NODE_GYP="$(dirname "$(command -v node)")/../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
+[ -f "$NODE_GYP" ] || NODE_GYP="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
+
+build_asan () {
+  log "building the addon with -fsanitize=address in $WORK/build"
+  local flags="-fsanitize=address -fno-omit-frame-pointer -g -O1"
+  (cd "$WORK" && CFLAGS="$flags" CXXFLAGS="$flags" LDFLAGS="-fsanitize=address" \
+    node "$NODE_GYP" rebuild --release --nodedir="$NODEDIR" --jobs="${JOBS:-2}" >"$WORK/build.log" 2>&1) || {
+    tail -40 "$WORK/build.log"; echo "memcheck: the ASan build failed" >&2; exit 1; }
+  local symbols
+  symbols="$(nm -D --undefined-only "$WORK/build/Release/rustls_node.node")"
+  grep -q __asan_ <<<"$symbols" || {
+    echo "memcheck: the built addon is not instrumented" >&2; exit 1; }
+}
+
+# The runs, in the copy. Each prints node:test's summary; a report makes
+# the process abort (halt_on_error) and leaves asan.<pid> in $WORK/reports.
+TESTS_NATIVE=(dist/test/native/pump.test.js)
+TESTS_RELIABILITY=(dist/test/reliability/native-safety.test.js dist/test/reliability/fuzz-pump.test.js)
+TESTS_INTEGRATION=(
+  dist/test/integration/server-interop.test.js
+  dist/test/integration/client-interop.test.js
+  dist/test/integration/resumption.test.js
+  dist/test/integration/virtual-hosts.test.js
+  dist/test/integration/client-auth.test.js
+)
+
+run_asan () {
+  local libasan
+  libasan="$(gcc -print-file-name=libasan.so)"
+  [ -f "$libasan" ] || { echo "memcheck: libasan.so not found" >&2; return 2; }
+  mkdir -p "$WORK/reports" "$WORK/peers"
+  # The peers the tests spawn (openssl, curl) run without the preloaded
+  # runtime: curl's resolver thread hangs under an uninstrumented ASan
+  # preload, and they are not what is being checked.
+  for peer in openssl curl; do
+    printf '#!/bin/sh\nexec env -u LD_PRELOAD -u ASAN_OPTIONS %s "$@"\n' "$(command -v $peer)" >"$WORK/peers/$peer"
+    chmod +x "$WORK/peers/$peer"
+  done
+  export PATH="$WORK/peers:$PATH"
+  export LD_PRELOAD="$libasan"
+  # detect_leaks=0: node is not ASan-built and keeps memory until exit.
+  # Children (openssl, curl) get the runtime too but are not instrumented.
+  export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:log_path=$WORK/reports/asan:strict_string_checks=1:detect_stack_use_after_return=0:allocator_may_return_null=1"
+  # Loads, and the module mapped is the instrumented copy, not build/Release.
+  local probe="require('./dist/lib/native'); const maps = require('fs').readFileSync('/proc/self/maps', 'utf8'); process.stdout.write(maps.includes('$WORK/build/Release/rustls_node.node') ? 'asan-loaded\n' : 'wrong-module\n')"
+  if ! (cd "$WORK" && node -e "$probe") 2>"$WORK/load.log" | grep -q asan-loaded; then
+    unset LD_PRELOAD ASAN_OPTIONS
+    cat "$WORK/load.log" >&2
+    return 2
+  fi
+  local status=0
+  log "socket-mode smoke run under ASan"
+  (cd "$WORK" && node dist/test/native/socket-mode-smoke.js) || status=1
+  log "native, reliability and integration tests under ASan"
+  (cd "$WORK" && RUSTLS_NODE_FUZZ_INPUTS="${MEMCHECK_FUZZ_INPUTS:-20000}" node --test --test-reporter=spec --test-concurrency=1 \
+    "${TESTS_NATIVE[@]}" "${TESTS_RELIABILITY[@]}" "${TESTS_INTEGRATION[@]}" 2>&1 | tee "$WORK/tests.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
+  grep -qE '^ℹ fail 0$' "$WORK/tests.log" || status=1
+  unset LD_PRELOAD ASAN_OPTIONS
+  local reports
+  reports=$(ls "$WORK/reports" 2>/dev/null | wc -l)
+  log "AddressSanitizer reports: $reports"
+  if [ "$reports" -gt 0 ]; then
+    for r in "$WORK"/reports/*; do echo "--- $r"; head -60 "$r"; done
+    status=1
+  fi
+  return $status
+}
+
+run_valgrind () {
+  command -v valgrind >/dev/null || { echo "memcheck: valgrind is not installed" >&2; return 1; }
+  log "valgrind memcheck: socket-mode smoke run and the pump test (release build)"
+  local status=0
+  for t in dist/test/native/socket-mode-smoke.js "--test dist/test/native/pump.test.js"; do
+    # shellcheck disable=SC2086
+    (cd "$ROOT" && valgrind --tool=memcheck --error-exitcode=99 --errors-for-leak-kinds=none \
+      --suppressions=/dev/null --quiet node $t) || status=1
+  done
+  return $status
+}
+
+if [ "$MODE" = valgrind ]; then
+  run_valgrind
+  exit $?
+fi
+build_asan
+set +e
+run_asan
+status=$?
+set -e
+if [ $status -eq 2 ]; then
+  log "ASan cannot load into this node; falling back to valgrind memcheck"
+  run_valgrind
+  exit $?
+fi
+[ $status -eq 0 ] && log "clean: zero reports" || log "FAILED"
+exit $status
