@@ -173,3 +173,10 @@ test('the examples in docs/terminator.md are valid configurations', () => {
   assert.deepEqual(blocks.map(([, lang, text]) => (validateConfig(parseConfigText(text, `x.${lang}`), { checkFiles: false }).hosts.map((h) => h.backend.mode))),
     [['tcp'], ['http', 'http'], ['http']])
 })
+
+test('the examples in README.md are valid configurations, one per mode', () => {
+  const readme = fs.readFileSync(path.join(repoRoot(), 'README.md'), 'utf8')
+  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+  assert.deepEqual(blocks.map(([, text]) => validateConfig(parseConfigText(text, 'example.yaml'), { checkFiles: false }).hosts.map((h) => h.backend.mode)),
+    [['tcp'], ['http']])
+})
