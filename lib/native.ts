@@ -140,7 +140,8 @@ export interface NativeConnection {
   readStop(): void
   /**
    * 0: sent; 1: pending, a Drained event follows; -1: failed (see results).
-   * With `defer`, only encrypted: flushSocket() sends.
+   * With `defer`, only encrypted (flushSocket() sends), unless 64 KiB of
+   * plaintext wait unsent: then it is sent at once and may return 1.
    */
   writeSocket(data: Buffer | Buffer[], defer?: boolean): number
   /** Sends what deferred writes left queued; same results as writeSocket. */

@@ -862,9 +862,10 @@ export class RustlsSocket extends Duplex {
     const r = conn.writeSocket(data, !now)
     if (r < 0) return this.#socketWriteFailed()
     if (this.#idleTimer !== null) this.#idleTimer.refresh()
-    if (now) {
-      if (r === 1) this.#writeBlocked = true
-    } else if (!this.#flushScheduled) {
+    // 1: the kernel is full (sent at once because `now`, or because the
+    // deferred data passed native code's encrypt-ahead limit).
+    if (r === 1) this.#writeBlocked = true
+    if (!now && !this.#flushScheduled) {
       this.#flushScheduled = true
       process.nextTick(this.#flushSocketNow)
     }

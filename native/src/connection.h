@@ -171,6 +171,10 @@ class Connection : public Napi::ObjectWrap<Connection> {
   bool shutdown_pending_ = false;
   bool shut_down_ = false;
   bool write_blocked_ = false;
+  // Plaintext taken by writeSocket() since the kernel last took everything:
+  // past kEncryptAhead it is sent at once, so a writer that never waits
+  // cannot pile up ciphertext in rustls' queue.
+  size_t unflushed_ = 0;
   int errno_ = 0;
   uint64_t bytes_read_ = 0;
   uint64_t bytes_written_ = 0;

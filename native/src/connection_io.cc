@@ -30,6 +30,8 @@ namespace {
 
 // One read of up to this much per readable event and iteration.
 constexpr size_t kReadSize = 64 * 1024;
+// How much plaintext writeSocket() encrypts ahead of what the kernel took.
+constexpr size_t kEncryptAhead = 64 * 1024;
 // Reads per readable event before yielding to the event loop, so one busy
 // connection cannot starve the others.
 constexpr int kReadsPerEvent = 4;
@@ -237,6 +239,7 @@ bool Connection::FlushSocket() {
       if (n == 0) break;
     }
   }
+  unflushed_ = 0;
   if (shutdown_pending_ && !shut_down_) {
     // Everything (close_notify last) reached the kernel: now the FIN.
     shut_down_ = true;
@@ -286,6 +289,7 @@ Napi::Value Connection::WriteSocket(const Napi::CallbackInfo& info) {
     if (error_ == 0) Fail(RUSTLS_RESULT_GENERAL, &flags);
     return FinishSocketWrite(env);
   }
+  bool io_failed = false;
   auto encrypt = [&](Napi::Value value) -> bool {
     const uint8_t* data;
     size_t len;
@@ -293,14 +297,21 @@ Napi::Value Connection::WriteSocket(const Napi::CallbackInfo& info) {
     size_t off = 0;
     while (off < len) {
       size_t n = 0;
-      // With no buffer limit (set in start()) rustls takes everything.
-      rustls_result r = rustls_connection_write(conn_, data + off, len - off, &n);
+      // With no buffer limit (set in start()) rustls takes everything; in
+      // slices, so that what the kernel takes leaves between them.
+      size_t slice = std::min(len - off, kEncryptAhead);
+      rustls_result r = rustls_connection_write(conn_, data + off, slice, &n);
       if (r != RUSTLS_RESULT_OK || n == 0) {
         int32_t flags = 0;
         Fail(r != RUSTLS_RESULT_OK ? r : RUSTLS_RESULT_GENERAL, &flags);
         return true;
       }
       off += n;
+      unflushed_ += n;
+      if (unflushed_ >= kEncryptAhead && !write_blocked_ && !io_failed) {
+        // A failure is reported by the final flush below, which meets it again.
+        io_failed = !FlushSocket();
+      }
     }
     return true;
   };
@@ -314,7 +325,7 @@ Napi::Value Connection::WriteSocket(const Napi::CallbackInfo& info) {
   }
   // Deferred: the records wait in rustls' queue for flushSocket(), so that
   // the writes of one event-loop turn leave in a single writev().
-  if (info[1].ToBoolean().Value()) {
+  if (info[1].ToBoolean().Value() && unflushed_ < kEncryptAhead && !io_failed) {
     Finish(env, error_ != 0 ? kFlagError : 0, 0, 0, 0);
     return Napi::Number::New(env, error_ != 0 ? -1 : 0);
   }
