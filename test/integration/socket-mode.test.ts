@@ -41,6 +41,46 @@ describe('socket mode', () => {
     }
   })
 
+  test('a writer that writes while write() returns true meets backpressure before its stream piles up', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 7)
+    const total = 64 * 1024 * 1024
+    let handedOverBeforeFalse = -1
+    const srv = await startServer(ecdsa, (s) => {
+      let left = total
+      const pump = (): void => {
+        while (left > 0) {
+          left -= chunk.length
+          const ok = s.write(chunk)
+          if (!ok) {
+            if (handedOverBeforeFalse < 0) handedOverBeforeFalse = total - left
+            s.once('drain', pump)
+            return
+          }
+        }
+        s.end()
+      }
+      pump()
+    })
+    try {
+      const c = tls.connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+      c.pause()
+      const ended = new Promise((resolve, reject) => { c.once('end', resolve); c.once('error', reject) })
+      // The client reads nothing until the server's write() said false: only
+      // the kernel's buffers (a few MiB on loopback) may take data meanwhile.
+      await waitFor(() => handedOverBeforeFalse >= 0, 10_000, 'write() returning false')
+      let received = 0
+      c.on('data', (d: Buffer) => { received += d.length })
+      c.resume()
+      await ended
+      assert.equal(received, total)
+      // Before native code bounded its encrypt-ahead, write() stayed true
+      // until all 64 MiB sat encrypted in rustls' queue.
+      assert.ok(handedOverBeforeFalse <= 24 * 1024 * 1024, `write() first returned false after ${handedOverBeforeFalse} bytes`)
+    } finally {
+      await srv.close()
+    }
+  })
+
   test('setTimeout fires on idleness and is pushed back by traffic', async () => {
     const srv = await startServer(ecdsa, (s) => s.on('data', () => {}))
     try {
