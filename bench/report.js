@@ -255,6 +255,29 @@ function writeAtomic (file, text) {
  * `latest` and goes into the README; --quick and --only runs get their
  * own names so a smoke run never replaces the real figures.
  */
+/**
+ * The READMEs that carry a summary of the latest full run between the
+ * results markers: bench/README.md gets every figure, the project README
+ * the figures that have a target.
+ */
+const SUMMARIES = [
+  { file: README, details: 'results/latest.md', targetsOnly: false },
+  { file: path.join(__dirname, '..', 'README.md'), details: 'bench/results/latest.md', targetsOnly: true },
+]
+
+function writeSummary ({ file, details, targetsOnly }, results) {
+  if (!fs.existsSync(file)) return false
+  const text = fs.readFileSync(file, 'utf8')
+  const a = text.indexOf(README_START)
+  const b = text.indexOf(README_END)
+  if (a < 0 || b < a) return false
+  const figures = targetsOnly ? results.figures.filter((f) => f.target) : results.figures
+  const section = `${README_START}\nLatest full run (${results.startedAt.slice(0, 10)}; [details](${details})). ${machineLine(results.machine)} ` +
+    `${noiseLine(results)}\n\n${markdownTable(figures)}\n${README_END}`
+  writeAtomic(file, text.slice(0, a) + section + text.slice(b + README_END.length))
+  return true
+}
+
 function writeResults (results) {
   results.figures = computeFigures(results)
   fs.mkdirSync(RESULTS_DIR, { recursive: true })
@@ -268,18 +291,12 @@ function writeResults (results) {
     writeAtomic(path.join(RESULTS_DIR, `${stem}.md`), md)
     written.push(`${stem}.json`, `${stem}.md`)
   }
-  if (suffix === '' && fs.existsSync(README)) {
-    const text = fs.readFileSync(README, 'utf8')
-    const a = text.indexOf(README_START)
-    const b = text.indexOf(README_END)
-    if (a >= 0 && b > a) {
-      const section = `${README_START}\nLatest full run (${results.startedAt.slice(0, 10)}; [details](results/latest.md)). ${machineLine(results.machine)} ` +
-        `${noiseLine(results)}\n\n${markdownTable(results.figures)}\n${README_END}`
-      writeAtomic(README, text.slice(0, a) + section + text.slice(b + README_END.length))
-      written.push('../README.md')
+  if (suffix === '') {
+    for (const r of SUMMARIES) {
+      if (writeSummary(r, results)) written.push(path.relative(RESULTS_DIR, r.file))
     }
   }
   return { markdown: md, written: written.map((f) => path.join('bench/results', f)) }
 }
 
-module.exports = { computeFigures, markdown, median, summary, writeResults }
+module.exports = { computeFigures, markdown, median, summary, writeResults, writeSummary, SUMMARIES }
