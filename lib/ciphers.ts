@@ -1,7 +1,7 @@
 // Cipher suite names and the mod_tls cipher policy (SPEC §4.3).
 //
 // "Known" suites come from the IANA registry (lib/cipher-table.ts, generated
-// from shared/data/tls-cipher-suites.csv); "supported" ones are those the
+// from data/tls-cipher-suites.csv); "supported" ones are those the
 // linked rustls build offers, in rustls' preference order. A name that is not
 // known is a configuration error; a known but unsupported one is only warned
 // about, so that a configuration written for OpenSSL keeps working.

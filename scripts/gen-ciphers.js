@@ -1,16 +1,21 @@
 #!/usr/bin/env node
 'use strict'
 // Generates lib/cipher-table.ts from the IANA TLS Cipher Suites registry
-// export (../shared/data/tls-cipher-suites.csv, columns id,iana_name,
-// openssl_name,tls13). The table is checked in so that neither install nor
-// build needs the CSV; test/unit/ciphers.test.ts re-renders it and fails when
-// the checked-in copy was edited by hand or the CSV changed.
-// Run after updating the CSV: node scripts/gen-ciphers.js [path/to/csv]
+// export (data/tls-cipher-suites.csv, columns id,iana_name,openssl_name,
+// tls13: a copy of the workspace's ../shared/data/tls-cipher-suites.csv, kept
+// in the repository so a clean clone can check the table). The table is
+// checked in so that neither install nor build needs the CSV;
+// test/unit/ciphers.test.ts re-renders it and fails when the checked-in copy
+// was edited by hand, or when the copy differs from the shared file.
+// Run after updating the CSV: cp ../shared/data/tls-cipher-suites.csv data/ &&
+// node scripts/gen-ciphers.js [path/to/csv]
 const fs = require('node:fs')
 const path = require('node:path')
 
 const root = path.resolve(__dirname, '..')
-const DEFAULT_CSV = path.resolve(__dirname, '..', '..', 'shared', 'data', 'tls-cipher-suites.csv')
+const DEFAULT_CSV = path.join(root, 'data', 'tls-cipher-suites.csv')
+// The workspace's shared copy, when the repository sits next to it.
+const SHARED_CSV = path.resolve(root, '..', 'shared', 'data', 'tls-cipher-suites.csv')
 const OUTPUT = path.join(root, 'lib', 'cipher-table.ts')
 const HEADER = 'id,iana_name,openssl_name,tls13'
 // Names are emitted inside single quotes unescaped, and lib/ciphers.ts splits
@@ -85,7 +90,7 @@ function render (text, source) {
   ].join('\n')
 }
 
-module.exports = { parseCsv, render, DEFAULT_CSV, OUTPUT }
+module.exports = { parseCsv, render, DEFAULT_CSV, SHARED_CSV, OUTPUT }
 
 if (require.main === module) {
   const csv = process.argv[2] ? path.resolve(process.argv[2]) : DEFAULT_CSV
