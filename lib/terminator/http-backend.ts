@@ -39,6 +39,10 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
  * standard `Forwarded` (RFC 7239) goes too: it makes the same claims.
  */
 export function isReservedHeader (name: string): boolean {
+  // Every reserved name starts with x or f: most headers stop here, before
+  // any string is made (this runs for every header of every request).
+  const first = name.charCodeAt(0) | 0x20
+  if (first !== 0x78 && first !== 0x66) return false
   const n = name.toLowerCase().replace(/_/g, '-')
   return n.startsWith('x-ssl-') || n.startsWith('x-forwarded-') || n === 'forwarded'
 }
@@ -76,21 +80,41 @@ export function route (ctx: ConnectionContext, authority: string | undefined): R
   return { backend: gen.backends[check.host], hostIndex: check.host }
 }
 
-/** rawHeaders as name → value(s), repeated fields kept. */
-function groupRaw (raw: readonly string[], keep: (lowerName: string) => boolean): Record<string, string | string[]> {
+const NO_TOKENS: ReadonlySet<string> = new Set()
+
+/**
+ * The field names a message's Connection header lists (RFC 9110 §7.6.1),
+ * lower case, read from rawHeaders: the parsed `headers` object of a
+ * backend response is built lazily, and only this would build it.
+ */
+function connectionTokens (raw: readonly string[]): ReadonlySet<string> {
+  let tokens: Set<string> | undefined
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i].length !== 10 || raw[i].toLowerCase() !== 'connection') continue
+    for (const part of raw[i + 1].split(',')) {
+      const token = part.trim().toLowerCase()
+      if (token !== '') (tokens ??= new Set()).add(token)
+    }
+  }
+  return tokens ?? NO_TOKENS
+}
+
+/**
+ * rawHeaders as name → value(s), repeated fields kept, without hop-by-hop
+ * fields and those the Connection header lists; for a client request also
+ * without HTTP/2 pseudo-headers and the ones only the terminator may set.
+ */
+function forwardedFields (raw: readonly string[], fromClient: boolean): Record<string, string | string[]> {
+  const listed = connectionTokens(raw)
   const out: Record<string, string | string[]> = {}
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i].toLowerCase()
-    if (!keep(name)) continue
+    if (HOP_BY_HOP.has(name) || (listed.size !== 0 && listed.has(name))) continue
+    if (fromClient && (name.charCodeAt(0) === 0x3a || isReservedHeader(name))) continue
     const prev = out[name]
     out[name] = prev === undefined ? raw[i + 1] : Array.isArray(prev) ? [...prev, raw[i + 1]] : [prev, raw[i + 1]]
   }
   return out
-}
-
-function connectionTokens (value: string | string[] | undefined): Set<string> {
-  const text = Array.isArray(value) ? value.join(',') : value ?? ''
-  return new Set(text.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t !== ''))
 }
 
 type FrontRequest = http.IncomingMessage | http2.Http2ServerRequest
@@ -98,8 +122,7 @@ type FrontResponse = http.ServerResponse | http2.Http2ServerResponse
 
 /** The backend request headers for a client request (SPEC §5 http mode). */
 export function backendRequestHeaders (req: FrontRequest, ctx: ConnectionContext, hostIndex: number): Record<string, string | string[]> {
-  const listed = connectionTokens(req.headers.connection)
-  const headers = groupRaw(req.rawHeaders, (n) => !n.startsWith(':') && !HOP_BY_HOP.has(n) && !listed.has(n) && !isReservedHeader(n))
+  const headers = forwardedFields(req.rawHeaders, true)
   // HTTP/2 splits cookies into crumbs; HTTP/1.1 wants one field (RFC 9113 §8.2.3).
   if (Array.isArray(headers.cookie)) headers.cookie = headers.cookie.join('; ')
   const authority = (req.headers[':authority'] as string | undefined) ?? req.headers.host
@@ -111,8 +134,7 @@ export function backendRequestHeaders (req: FrontRequest, ctx: ConnectionContext
 }
 
 function responseHeaders (res: http.IncomingMessage): Record<string, string | string[]> {
-  const listed = connectionTokens(res.headers.connection)
-  return groupRaw(res.rawHeaders, (n) => !HOP_BY_HOP.has(n) && !listed.has(n))
+  return forwardedFields(res.rawHeaders, false)
 }
 
 function addressOptions (backend: HostBackend): http.RequestOptions {

@@ -92,6 +92,11 @@ export async function httpEcho (opts: HttpEchoOptions = {}): Promise<HttpEcho> {
       return
     }
     if (url.pathname === '/stall') return
+    if (url.pathname === '/listed') {
+      // A response whose Connection header names a field of its own (RFC 9110 §7.6.1).
+      res.writeHead(200, { 'content-type': 'text/plain', connection: 'keep-alive, X-Hop', 'x-hop': 'backend-private', 'x-kept': 'yes' }).end('listed\n')
+      return
+    }
     if (url.pathname === '/sha256') {
       const hash = crypto.createHash('sha256')
       let size = 0

@@ -104,6 +104,24 @@ test('a host without StdEnvVars/ExportCertData gets no X-SSL-* headers, and spoo
   assert.equal(h['x-forwarded-for'], '127.0.0.1')
 })
 
+test('fields a Connection header lists are dropped both ways, the others kept (RFC 9110 §7.6.1)', async () => {
+  const r = await get('a.example.test', ['--http1.1', '-H', 'Connection: keep-alive, X-Drop-Me', '-H', 'X-Drop-Me: secret', '-H', 'Keep-Alive: timeout=5',
+    '-H', 'X-Custom: kept'], '/headers')
+  assert.equal(r.code, 0, r.stderr)
+  const h = (JSON.parse(r.stdout) as EchoReply).headers
+  assert.equal(h['x-custom'], 'kept')
+  assert.equal(h['x-drop-me'], undefined)
+  assert.equal(h['keep-alive'], undefined)
+  for (const version of ['--http1.1', '--http2']) {
+    const res = await get('a.example.test', [version, '-D', '-'], '/listed')
+    assert.equal(res.code, 0, res.stderr)
+    const head = res.stdout.toLowerCase()
+    assert.match(head, /\r\nx-kept: yes\r\n/, version)
+    assert.doesNotMatch(head, /x-hop/, version)
+    assert.ok(res.stdout.endsWith('listed\n'), version)
+  }
+})
+
 test('421: Host names another host with other certificates (HTTP/1.1 and HTTP/2)', async () => {
   const seen = echoB.seen.length + echoA.seen.length
   for (const version of ['--http1.1', '--http2']) {
