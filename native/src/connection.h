@@ -129,7 +129,8 @@ class Connection : public Napi::ObjectWrap<Connection> {
   bool FlushSocket();
   Napi::Value FinishSocketWrite(Napi::Env env);
   void UpdatePoll();
-  void Emit(int32_t flags, const std::vector<uint8_t>* plain);
+  // Calls JS with the flags and a copy of plain_len bytes of plaintext.
+  void Emit(int32_t flags, const uint8_t* plain = nullptr, size_t plain_len = 0);
   void CloseSocket();
   bool socket_mode() const { return fd_ >= 0; }
 

@@ -118,7 +118,7 @@ Napi::Value Connection::Start(const Napi::CallbackInfo& info) {
   want_read_ = true;
   // A client's ClientHello (or anything queued before start) leaves now.
   if (conn_ != nullptr && !FlushSocket()) {
-    Emit(kFlagIoError, nullptr);
+    Emit(kFlagIoError);
     return env.Undefined();
   }
   UpdatePoll();
@@ -142,7 +142,7 @@ void Connection::OnPoll(uv_poll_t* handle, int status, int events) {
   Napi::HandleScope scope(self->Env());
   if (status < 0) {
     self->errno_ = -status;
-    self->Emit(kFlagIoError, nullptr);
+    self->Emit(kFlagIoError);
     return;
   }
   if ((events & UV_WRITABLE) != 0) self->OnWritable();
@@ -154,16 +154,20 @@ void Connection::OnWritable() {
   bool ok = FlushSocket();
   UpdatePoll();
   if (!ok) {
-    Emit(kFlagIoError, nullptr);
+    Emit(kFlagIoError);
   } else if (!write_blocked_) {
-    Emit(kFlagDrained, nullptr);
+    Emit(kFlagDrained);
   }
 }
 
 void Connection::OnReadable() {
   if (read_buffer.size() < kReadSize) read_buffer.resize(kReadSize);
-  plaintext.clear();
+  // plaintext keeps its size from event to event, so its bytes stay
+  // initialized (as rustls_connection_read requires) without being
+  // zero-filled again for every event; plain.len says how many are new.
   Slab plain;
+  plain.base = plaintext.data();
+  plain.cap = plaintext.size();
   plain.grow = &plaintext;
   int32_t flags = 0;
   scratch.clear();
@@ -194,9 +198,8 @@ void Connection::OnReadable() {
     if (static_cast<size_t>(n) < kReadSize) break;
   }
   if ((flags & kFlagIoError) == 0 && !FlushSocket()) flags |= kFlagIoError;
-  plaintext.resize(plain.len);
   UpdatePoll();
-  if (flags != 0 || !plaintext.empty()) Emit(flags, &plaintext);
+  if (flags != 0 || plain.len > 0) Emit(flags, plain.base, plain.len);
 }
 
 bool Connection::FlushSocket() {
@@ -248,11 +251,11 @@ bool Connection::FlushSocket() {
   return true;
 }
 
-void Connection::Emit(int32_t flags, const std::vector<uint8_t>* plain) {
+void Connection::Emit(int32_t flags, const uint8_t* plain, size_t plain_len) {
   if (closed_ || onevent_.IsEmpty()) return;
   Napi::Env env = Env();
   Napi::Value data = env.Undefined();
-  if (plain != nullptr && !plain->empty()) data = Napi::Buffer<uint8_t>::Copy(env, plain->data(), plain->size());
+  if (plain_len > 0) data = Napi::Buffer<uint8_t>::Copy(env, plain, plain_len);
   flags |= error_ != 0 ? kFlagError : 0;
   // MakeCallback: async hooks see the socket, and ticks/microtasks run after.
   onevent_.MakeCallback(Value(), {Napi::Number::New(env, flags), data, Napi::Number::New(env, error_),
