@@ -14,6 +14,18 @@ const root = path.resolve(__dirname, '..')
 const outDir = path.join(root, 'target', 'ffi')
 
 function main () {
+  // scripts/memcheck.sh builds an instrumented addon against the staticlib
+  // already built: cargo must not run there, or the sanitizer's CFLAGS
+  // would rebuild aws-lc with them into the shared target/.
+  if (process.env.RUSTLS_NODE_USE_BUILT_STATICLIB === '1') {
+    for (const file of ['librustls_node.a', path.join('include', 'rustls.h')]) {
+      if (!fs.existsSync(path.join(outDir, file))) {
+        console.error(`rustls-node: RUSTLS_NODE_USE_BUILT_STATICLIB=1 but ${path.join(outDir, file)} is missing (run scripts/build-rust.js first)`)
+        process.exit(1)
+      }
+    }
+    return
+  }
   const cargo = process.env.CARGO || 'cargo'
   const args = ['build', '--release', '--locked', '--lib', '--message-format=json-render-diagnostics']
   const run = spawnSync(cargo, args, {

@@ -35,14 +35,18 @@ log () { printf '\n== memcheck: %s\n' "$*"; }
 [ -f "$ROOT/target/ffi/librustls_node.a" ] || node "$ROOT/scripts/build-rust.js"
 [ -d "$ROOT/dist/test/native" ] || node "$ROOT/node_modules/typescript/bin/tsc" -p "$ROOT/tsconfig.json"
 
-# A copy of the repository that node-gyp-build resolves to: compiled JS and
-# the sources; node_modules, target (the staticlib) and the test fixtures
-# shared by symlink. -p keeps mtimes, so make sees the cargo action as done.
-mkdir -p "$WORK"
+# A copy of the repository that node-gyp-build resolves to: compiled JS,
+# the sources and a copy of the staticlib (target/ffi); node_modules and the
+# test fixtures shared by symlink. The shared target/ is never written: the
+# build below runs with RUSTLS_NODE_USE_BUILT_STATICLIB=1, so the sanitizer
+# flags reach the C++ addon only, never cargo (whose aws-lc build would
+# take them into target/ and into every later release link).
+mkdir -p "$WORK/target"
 for item in package.json binding.gyp Cargo.toml Cargo.lock native scripts dist bin; do
   cp -rp "$ROOT/$item" "$WORK/"
 done
-for item in node_modules target test; do
+cp -rp "$ROOT/target/ffi" "$WORK/target/"
+for item in node_modules test; do
   ln -sfn "$ROOT/$item" "$WORK/$item"
 done
 
@@ -53,7 +57,7 @@ NODE_GYP="$(dirname "$(command -v node)")/../lib/node_modules/npm/node_modules/n
 build_asan () {
   log "building the addon with -fsanitize=address in $WORK/build"
   local flags="-fsanitize=address -fno-omit-frame-pointer -g -O1"
-  (cd "$WORK" && CFLAGS="$flags" CXXFLAGS="$flags" LDFLAGS="-fsanitize=address" \
+  (cd "$WORK" && RUSTLS_NODE_USE_BUILT_STATICLIB=1 CFLAGS="$flags" CXXFLAGS="$flags" LDFLAGS="-fsanitize=address" \
     node "$NODE_GYP" rebuild --release --nodedir="$NODEDIR" --jobs="${JOBS:-2}" >"$WORK/build.log" 2>&1) || {
     tail -40 "$WORK/build.log"; echo "memcheck: the ASan build failed" >&2; exit 1; }
   local symbols
