@@ -134,7 +134,7 @@ export interface NativeConnection {
   clientHello(): ClientHelloInfo | undefined
   peerCertificate(index: number): Buffer | undefined
   destroy(): void
-  /** Socket mode: take over a duplicate of `fd`; events go to `onevent`. */
+  /** Socket mode: poll `fd` (a duplicate while libuv still watches it); events go to `onevent`. */
   start(fd: number, onevent: (flags: number, plaintext: Buffer | undefined, error: number, errno: number, host: number) => void): void
   readStart(): void
   readStop(): void

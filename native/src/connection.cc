@@ -335,6 +335,10 @@ bool Connection::DrainPlaintext(Slab& plain, int32_t* flags) {
 }
 
 void Connection::FlushToScratch() {
+  // Socket mode: FlushSocket() writev()s rustls' queue straight to the
+  // kernel, and every caller there flushes the socket next; a copy into
+  // scratch would only add two copies of each flight.
+  if (socket_mode()) return;
   while (rustls_connection_wants_write(conn_)) {
     size_t n = 0;
     if (rustls_connection_write_tls_vectored(conn_, AppendVectoredToScratch, nullptr, &n) != 0 ||

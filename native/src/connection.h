@@ -107,9 +107,10 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   void Close();
 
-  // Socket mode (connection_io.cc): native code owns a duplicate of the TCP
-  // socket's file descriptor and does the reads, writes and the pump itself;
-  // JS gets one callback per readable event and makes one call per write.
+  // Socket mode (connection_io.cc): native code polls the TCP socket's
+  // descriptor (a duplicate only while libuv still watches it) and does the
+  // reads, writes and the pump itself; JS gets one callback per readable
+  // event and makes one call per write batch.
   // start(fd, onevent(flags, plaintext|undefined, error, errno, host))
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value ReadStart(const Napi::CallbackInfo& info);

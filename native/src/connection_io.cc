@@ -204,8 +204,8 @@ void Connection::OnReadable() {
 
 bool Connection::FlushSocket() {
   if (fd_ < 0) return true;
-  // Bytes produced outside rustls' queue (pump flights copied to scratch,
-  // acceptor alerts) go first, in order.
+  // Bytes produced outside rustls' queue (the acceptor's alerts, written
+  // before any connection exists) go first.
   if (!scratch.empty()) {
     out_pending_.insert(out_pending_.end(), scratch.begin(), scratch.end());
     scratch.clear();
