@@ -104,13 +104,23 @@ function histogramIs (map, expected) {
   return keys.length === 1 && keys[0] === expected
 }
 
-async function measureBulk (def, stack, ctx) {
-  const pair = await startPair(def, stack, ctx)
-  const { server, client } = pair
-  const problems = []
-  const values = {}
-  const info = {}
+/**
+ * One sample: a fresh server/client pair of `stack`; `body` fills values,
+ * info and problems, and the pair is stopped (and checked) whatever happens.
+ */
+async function withPair (def, stack, ctx, execArgv, body) {
+  const pair = await startPair(def, stack, ctx, execArgv)
+  const sample = { server: pair.server, client: pair.client, problems: [], values: {}, info: {} }
   try {
+    await body(sample)
+  } finally {
+    await stopPair(pair, sample.problems)
+  }
+  return { values: sample.values, info: sample.info, problems: sample.problems }
+}
+
+function measureBulk (def, stack, ctx) {
+  return withPair(def, stack, ctx, undefined, async ({ server, client, problems, values, info }) => {
     const clientView = await client.request('connect')
     const serverView = await server.request('connection', { timeoutMs: 10000 })
     if (stack !== 'net') {
@@ -122,33 +132,26 @@ async function measureBulk (def, stack, ctx) {
       }
     }
     // A transfer that stalls fails the sample with how far it got on
-    // both ends, instead of hanging the run.
-    const timeoutMs = TRANSFER_TIMEOUT_MS
-    // Byte targets are totals since the connection opened: the sender may
-    // start before the receiver has read its 'expect'.
-    let uploaded = 0
-    let downloaded = 0
-    const upload = async (bytes) => {
-      uploaded += bytes
-      const arrived = server.request('expect', { until: uploaded, timeoutMs }, timeoutMs + 10000)
-      const sent = client.request('send', { bytes }, timeoutMs + 10000)
-      try {
-        await Promise.all([arrived, sent])
-      } catch (err) {
-        const state = await client.request('sendState').catch(() => null)
-        throw new Error(`upload: ${err.message}; client writable side ${JSON.stringify(state)}`)
+    // both ends, instead of hanging the run. Byte targets are totals since
+    // the connection opened: the sender may start before the receiver has
+    // read its 'expect'.
+    const transfer = (name, sender, receiver) => {
+      let total = 0
+      return async (bytes) => {
+        total += bytes
+        const timeoutMs = TRANSFER_TIMEOUT_MS
+        const arrived = receiver.request('expect', { until: total, timeoutMs }, timeoutMs + 10000)
+        const sent = sender.request('send', { bytes }, timeoutMs + 10000)
+        try {
+          await Promise.all([arrived, sent])
+        } catch (err) {
+          const state = await sender.request('sendState').catch(() => null)
+          throw new Error(`${name}: ${err.message}; sender's writable side ${JSON.stringify(state)}`)
+        }
       }
     }
-    const download = async (bytes) => {
-      downloaded += bytes
-      const arrived = client.request('expect', { until: downloaded, timeoutMs }, timeoutMs + 10000)
-      const sent = server.request('send', { bytes }, timeoutMs + 10000)
-      try {
-        await Promise.all([arrived, sent])
-      } catch (err) {
-        throw new Error(`download: ${err.message}`)
-      }
-    }
+    const upload = transfer('upload', client, server)
+    const download = transfer('download', server, client)
     // Warm-up (JIT, socket buffers) in both directions, not measured.
     await upload(def.warmBytes)
     await download(def.warmBytes)
@@ -171,19 +174,11 @@ async function measureBulk (def, stack, ctx) {
     values.mbPerS = 2 * mb / ((up.wallMs + down.wallMs) / 1000)
     info.raw = { bytesEachWay: def.bytes, up, down }
     await client.request('disconnect')
-  } finally {
-    await stopPair(pair, problems)
-  }
-  return { values, info, problems }
+  })
 }
 
-async function measureHandshakes (def, stack, ctx) {
-  const pair = await startPair(def, stack, ctx)
-  const { server, client } = pair
-  const problems = []
-  const values = {}
-  const info = {}
-  try {
+function measureHandshakes (def, stack, ctx) {
+  return withPair(def, stack, ctx, undefined, async ({ server, client, problems, values, info }) => {
     const params = { count: def.count, concurrency: HANDSHAKE_CONCURRENCY, resume: def.resume }
     // Warm-up; for resumption it also leaves every loop a session to resume.
     await client.request('handshakes', { ...params, count: def.warm })
@@ -213,28 +208,20 @@ async function measureHandshakes (def, stack, ctx) {
         if (s.resumed !== s.handshakes) problems.push(`server resumed ${s.resumed} of ${s.handshakes}`)
         if (def.resumption === 'session-id' && r.tickets > 0) problems.push(`${r.tickets} connections received a TLS 1.2 ticket: not a session-id resumption`)
       } else if (r.resumed > 0 || s.resumed > 0) {
-        problems.push(`${r.resumed} handshakes resumed in a full-handshake run`)
+        problems.push(`handshakes resumed in a full-handshake run: client ${r.resumed}, server ${s.resumed}`)
       }
     }
-  } finally {
-    await stopPair(pair, problems)
-  }
-  return { values, info, problems }
+  })
 }
 
-async function measureIdleMemory (def, stack, ctx) {
+function measureIdleMemory (def, stack, ctx) {
   // --expose-gc: RSS is read after full collections, so garbage from the
   // handshakes does not count as per-connection memory.
-  const pair = await startPair(def, stack, ctx, ['--expose-gc'])
-  const { server, client } = pair
-  const problems = []
-  const values = {}
-  const info = {}
-  try {
+  return withPair(def, stack, ctx, ['--expose-gc'], async ({ server, client, problems, values, info }) => {
     // Lazily created state (JIT, pools, slabs) belongs to the baseline.
     await client.request('openIdle', { count: IDLE_WARM_CONNECTIONS, concurrency: IDLE_OPEN_CONCURRENCY })
     await client.request('closeIdle')
-    await server.request('waitLive', { count: 0, timeoutMs: 10000 }).catch(() => {})
+    await server.request('waitLive', { count: 0, timeoutMs: 10000 })
     const before = await server.request('memory')
     const r = await client.request('openIdle', { count: def.count, concurrency: IDLE_OPEN_CONCURRENCY }, 300000)
     await server.request('waitLive', { count: def.count, timeoutMs: 30000 })
@@ -249,10 +236,7 @@ async function measureIdleMemory (def, stack, ctx) {
     if (r.errors > 0) problems.push(`${r.errors} connection errors: ${JSON.stringify(r.errorCodes)}`)
     if (r.held !== def.count) problems.push(`${r.held} of ${def.count} connections held`)
     await client.request('closeIdle', {}, 120000)
-  } finally {
-    await stopPair(pair, problems)
-  }
-  return { values, info, problems }
+  })
 }
 
 const DRIVERS = { bulk: measureBulk, handshake: measureHandshakes, memory: measureIdleMemory }
@@ -261,4 +245,4 @@ function measure (def, stack, ctx) {
   return DRIVERS[def.kind](def, stack, ctx)
 }
 
-module.exports = { cases, measure, SIZES, HANDSHAKE_CONCURRENCY, IDLE_OPEN_CONCURRENCY }
+module.exports = { cases, measure, SIZES }

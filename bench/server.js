@@ -209,8 +209,9 @@ serveControl({
   /** Resolves once `count` connections are established (idle memory). */
   async waitLive ({ count: wanted, timeoutMs }) {
     const deadline = Date.now() + timeoutMs
-    while (sockets.size < wanted) {
-      if (Date.now() > deadline) throw new Error(`only ${sockets.size} of ${wanted} connections established`)
+    // Also waits for closes: count 0 is the baseline after the warm-up.
+    while (sockets.size !== wanted) {
+      if (Date.now() > deadline) throw new Error(`${sockets.size} connections live, waited for ${wanted}`)
       await delay(20)
     }
   },
