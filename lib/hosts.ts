@@ -72,6 +72,26 @@ export interface HostContext {
   policyKey: string
 }
 
+const AUTH_RANK: Record<ClientAuthMode, number> = { none: 0, optional: 1, required: 2 }
+
+/**
+ * Why a context made apart from the server (createSecureContext, served by
+ * addContext or an SNICallback answer) would serve a client with less than
+ * the server's own host demands, or undefined. node:tls keeps the server's
+ * requestCert and protocol minimum whichever context SNI picks; here the
+ * context's rustls config decides, so a weaker one is refused, never used.
+ */
+export function weakerContext (server: HostContext, context: HostContext): string | undefined {
+  if (AUTH_RANK[context.clientAuth] < AUTH_RANK[server.clientAuth]) {
+    return `the server's clientAuth is ${server.clientAuth} but the context's is ${context.clientAuth}: give the context the same clientAuth (or requestCert/ca)`
+  }
+  // 'TLSv1.2' < 'TLSv1.3' as strings.
+  if (context.minVersion < server.minVersion) {
+    return `the server's protocol minimum is ${server.minVersion} but the context allows ${context.minVersion}`
+  }
+  return undefined
+}
+
 export interface BuiltHosts {
   router: NativeHandle & { select: (name: string) => number }
   hosts: HostContext[]

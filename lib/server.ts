@@ -6,7 +6,7 @@ import net from 'node:net'
 import { certificateBlocks, type CertificateEntry, type PemInput } from './certs'
 import { ConfigError, UnsupportedOptionError } from './errors'
 import { rejectUnsupported, UNSUPPORTED_SERVER_OPTIONS } from './unsupported'
-import { buildHosts, type BuiltHosts, type HostOptions, type HostTlsOptions } from './hosts'
+import { buildHosts, type BuiltHosts, type HostOptions, type HostTlsOptions, weakerContext } from './hosts'
 import { type Logger, silentLogger } from './log'
 import { addon, type NativeHandle } from './native'
 import { createSessionCache, createTicketer, sessionCacheSize, type SessionCacheOption } from './session'
@@ -203,6 +203,13 @@ export class Server extends net.Server {
         extra: this.#contexts?.map((c) => ({ names: c.names, config: c.context.native, context: c.context.host })),
         logger: options.logger,
       }, options.hosts !== undefined ? 'hosts' : '')
+      const weaker = this.#contexts
+        .map((c) => ({ name: c.names[0], why: weakerContext(built.hosts[0], c.context.host) }))
+        .find((c) => c.why !== undefined)
+      if (weaker !== undefined) {
+        built.destroy()
+        throw new ConfigError('ERR_TLS_CONFIG_WEAKER_CONTEXT', 'addContext', `${weaker.name}: ${weaker.why}`)
+      }
       this.#ticketer?.destroy()
       this.#ticketer = ticketer
       return { built, accepting: 0, retired: false }
@@ -235,7 +242,15 @@ export class Server extends net.Server {
       if (answered || socket.destroyed) return
       answered = true
       if (err !== null && err !== undefined) socket.acceptWith(null)
-      else if (context instanceof SecureContext) socket.acceptWith(context.native, context.host)
+      else if (context instanceof SecureContext) {
+        const why = weakerContext(state.built.hosts[0], context.host)
+        if (why === undefined) {
+          socket.acceptWith(context.native, context.host)
+        } else {
+          this.#logger.error({ servername: name }, `SNICallback context refused: ${why}`)
+          socket.acceptWith(null)
+        }
+      }
       else useDefault()
     }
     try {

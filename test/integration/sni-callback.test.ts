@@ -52,6 +52,44 @@ describe('SNICallback', () => {
       for (const c of contexts.values()) c.destroy()
     }
   })
+
+  test('a context asking less than the server (client certificate, protocol minimum) is refused, never served', async () => {
+    const weak = createSecureContext({ cert: f.aEcdsa.chain, key: f.aEcdsa.key, serverName: 'a.example.test' })
+    const errors: string[] = []
+    const logger = { error: (_o: unknown, msg?: string) => { errors.push(String(msg)) }, warn () {}, info () {}, debug () {}, trace () {} }
+    const srv = await startServer({
+      cert: f.localhostEcdsa.cert,
+      key: f.localhostEcdsa.key,
+      clientAuth: { mode: 'required', ca: f.clientCa },
+      minVersion: 'TLSv1.3',
+      logger,
+      SNICallback: (_name, cb) => cb(null, weak),
+    }, (s: RustlsSocket) => s.end('served'))
+    try {
+      // Served by `weak`, this client (no certificate, TLS 1.2) would get in.
+      const c = tls.connect({ port: srv.port, host: '127.0.0.1', servername: 'a.example.test', ca: f.ca, maxVersion: 'TLSv1.2' })
+      const err = await new Promise<Error & { code?: string }>((resolve) => {
+        c.once('error', resolve)
+        c.once('secureConnect', () => resolve(Object.assign(new Error('served'), { code: 'SERVED' })))
+      })
+      c.destroy()
+      assert.match(String(err.code), /ERR_SSL_TLSV1_UNRECOGNIZED_NAME|ECONNRESET/)
+      await settle()
+      assert.equal(srv.clientErrors.at(-1)?.code, 'ERR_RUSTLS_SNI_REFUSED')
+      assert.equal(errors.length, 1)
+      assert.match(errors[0], /clientAuth is required but the context's is none/)
+      // addContext refuses the same context at once, naming the host.
+      assert.throws(() => srv.server.addContext('a.example.test', weak), (e: Error & { code?: string }) =>
+        e.code === 'ERR_TLS_CONFIG_WEAKER_CONTEXT' && /a\.example\.test: the server's clientAuth is required/.test(e.message))
+      const strong = createSecureContext({ cert: f.aEcdsa.chain, key: f.aEcdsa.key, serverName: 'a.example.test', clientAuth: { mode: 'required', ca: f.clientCa } })
+      // Same client authentication, but TLS 1.2 still allowed.
+      assert.throws(() => srv.server.addContext('a.example.test', strong), /protocol minimum is TLSv1.3 but the context allows TLSv1.2/)
+      strong.destroy()
+    } finally {
+      await srv.close()
+      weak.destroy()
+    }
+  })
 })
 
 after(async () => {
