@@ -171,9 +171,9 @@ describe('node:tls parity', () => {
       assert.equal(seen[1].remote, '127.0.0.1')
       assert.equal(seen[1].local, tcp.port)
       // The idle timeout of node:tls' `timeout` option reaches the socket.
-      const start = Date.now()
+      // (No lower bound on the wait: the timer runs from the last traffic,
+      // before this line, and a loaded machine may get here late.)
       await new Promise((resolve) => c.once('timeout', resolve))
-      assert.ok(Date.now() - start >= 100)
       c.destroy()
     } finally {
       await tcp.close()

@@ -114,10 +114,10 @@ function get (name: string, urlPath = '/', extra: string[] = []): ReturnType<typ
 }
 
 /** A 4 MiB download on the healthy host, ~2.5 s long; resolves with its sha256 check. */
-function slowDownload (): Promise<{ ok: boolean, detail: string }> {
+function slowDownload (msPerChunk = 40): Promise<{ ok: boolean, detail: string }> {
   const size = 4 << 20
   const out = path.join(dir, `download-${crypto.randomUUID()}`)
-  return curl(['--cacert', f.path('ca.pem'), '-o', out, '-w', '%{http_code} %{size_download}', `https://localhost:${term.port}/slow/${size}?ms=40`], { timeoutMs: 30_000 })
+  return curl(['--cacert', f.path('ca.pem'), '-o', out, '-w', '%{http_code} %{size_download}', `https://localhost:${term.port}/slow/${size}?ms=${msPerChunk}`], { timeoutMs: 30_000 })
     .then((r) => {
       const body = fs.existsSync(out) ? fs.readFileSync(out) : Buffer.alloc(0)
       const same = crypto.createHash('sha256').update(body).digest('hex') === crypto.createHash('sha256').update(echo.blob(size)).digest('hex')
@@ -193,7 +193,9 @@ function failedReloads (): LogLine[] {
 }
 
 test('a configuration that does not parse, then a certificate replaced by garbage mid-flight: the old configuration keeps serving', async () => {
-  const download = slowDownload()
+  let downloadSettled = false
+  // 64 chunks × 100 ms: still running after the reloads below.
+  const download = slowDownload(100).finally(() => { downloadSettled = true })
   await waitFor(() => echo.seen.filter((s) => s.url.startsWith('/slow/')).length >= 2, 5000, 'the second download to start')
   const good = fs.readFileSync(configFile)
 
@@ -219,6 +221,9 @@ test('a configuration that does not parse, then a certificate replaced by garbag
   // A valid new pair (another CA): new connections get it.
   fs.copyFileSync(f.otherLocalhost.chainPath, path.join(dir, 'cert.pem'))
   fs.copyFileSync(f.otherLocalhost.keyPath, path.join(dir, 'key.pem'))
+  // Otherwise the download below would not show that a reload leaves a
+  // live connection alone.
+  assert.equal(downloadSettled, false, 'the download is still running at the valid reload')
   term.signal('SIGHUP')
   await term.waitForLog((l) => l.msg === 'configuration reloaded', 'the reload')
   assert.match(await issuer(), /CN = rustls-node test other CA$/)
