@@ -15,14 +15,14 @@ import { assertNoLiveHandles, readAll, settle, startServer } from '../helpers/tl
 const f = fixtures()
 const server = { cert: f.localhostEcdsa.cert, key: f.localhostEcdsa.key, options: ['StdEnvVars', 'ExportCertData'] }
 
-interface Outcome { secure: boolean, error?: string, vars?: Record<string, string>, peerCN?: string, authorized?: boolean }
+interface Outcome { secure: boolean, error?: string, vars?: Record<string, string>, peerCN?: string, authorized?: boolean, authorizationError?: string | null }
 
 /** Runs one node:tls client with `clientCert` against `options`; reports what the server saw. */
 async function attempt (options: ServerOptions, clientCert?: { cert: Buffer, key: Buffer }, version: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<Outcome> {
   let seen: Outcome | undefined
   const srv = await startServer(options, (s: RustlsSocket) => {
     const peer = s.getPeerCertificate() as { subject?: { CN?: string } }
-    seen = { secure: true, vars: s.getEnvVars(), peerCN: peer.subject?.CN, authorized: s.authorized }
+    seen = { secure: true, vars: s.getEnvVars(), peerCN: peer.subject?.CN, authorized: s.authorized, authorizationError: s.authorizationError }
     s.end('hello')
   })
   try {
@@ -94,6 +94,24 @@ describe('client authentication', () => {
     assert.equal(out.peerCN, 'client one')
     assert.deepEqual(await attempt({ cert: server.cert, key: server.key, requestCert: true, ca: f.clientCa }),
       { secure: false, error: 'ERR_RUSTLS_NO_CERTIFICATES_PRESENTED' })
+  })
+
+  test('node:tls rejectUnauthorized: false with requestCert: a client without a certificate is served, a bad one still refused', async () => {
+    const lenient: ServerOptions = { ...server, requestCert: true, rejectUnauthorized: false, ca: f.clientCa }
+    const out = await attempt(lenient)
+    assert.equal(out.secure, true)
+    assert.equal(out.authorized, false)
+    assert.equal(out.authorizationError, 'NO_CLIENT_CERTIFICATE')
+    assert.equal(out.vars?.SSL_CLIENT_VERIFY, 'NONE')
+    assert.deepEqual(await attempt(lenient, { cert: f.clientOther.cert, key: f.clientOther.key }),
+      { secure: false, error: 'ERR_RUSTLS_CERT_UNKNOWN_ISSUER' })
+  })
+
+  test('node:tls crl: a revoked client certificate is refused', async () => {
+    const withNodeCrl: ServerOptions = { cert: server.cert, key: server.key, requestCert: true, ca: f.clientCa, crl: f.clientCrl }
+    assert.deepEqual(await attempt(withNodeCrl, { cert: f.clientRevoked.cert, key: f.clientRevoked.key }),
+      { secure: false, error: 'ERR_RUSTLS_CERT_REVOKED' })
+    assert.equal((await attempt(withNodeCrl, { cert: f.client.cert, key: f.client.key })).secure, true)
   })
 })
 

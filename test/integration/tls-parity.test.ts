@@ -218,6 +218,72 @@ describe('node:tls parity', () => {
     }
   })
 
+  test('the remaining rows: honorCipherOrder, wire-format ALPN, getCertificate, socket methods, remoteFamily, client versions, no SNI for an IP', async () => {
+    const answer = (s: RustlsSocket): void => {
+      const own = s.getCertificate() as { subject?: { CN?: string } }
+      s.end(`${s.getCipher()?.standardName}|${s.alpnProtocol}|${own.subject?.CN}|${s.remoteFamily}|${s.servername}`)
+    }
+    // Wire format: length-prefixed names, as node:tls accepts.
+    const wire = Buffer.concat([Buffer.from([2]), Buffer.from('h2'), Buffer.from([8]), Buffer.from('http/1.1')])
+    const offer = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256'
+    const serverOrder = await startServer({ ...ecdsa, honorCipherOrder: true, ciphersPrefer: 'TLS_CHACHA20_POLY1305_SHA256', ALPNProtocols: wire }, answer)
+    const clientOrder = await startServer({ ...ecdsa, honorCipherOrder: false, ciphersPrefer: 'TLS_CHACHA20_POLY1305_SHA256' }, answer)
+    const old = tls.createServer({ ...ecdsa, maxVersion: 'TLSv1.2' }, (s) => s.end('tls12'))
+    await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve))
+    const oldPort = (old.address() as AddressInfo).port
+    try {
+      const get = async (port: number): Promise<string> => {
+        const c = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: f.ca, ciphers: offer, ALPNProtocols: ['http/1.1', 'h2'] })
+        return (await readAll(c)).toString()
+      }
+      assert.equal(await get(serverOrder.port), 'TLS_CHACHA20_POLY1305_SHA256|h2|localhost|IPv4|localhost')
+      assert.equal(await get(clientOrder.port), 'TLS_AES_128_GCM_SHA256|false|localhost|IPv4|localhost')
+
+      // Socket methods forward to the transport and chain, as on a TLSSocket.
+      const c = connect({ port: serverOrder.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+      assert.equal(c.setNoDelay(true), c)
+      assert.equal(c.setKeepAlive(true, 1000), c)
+      assert.equal(c.unref(), c)
+      assert.equal(c.ref(), c)
+      assert.match((await readAll(c)).toString(), /\|IPv4\|localhost$/)
+
+      // Client minVersion / maxVersion against a TLS 1.2-only node:tls server.
+      const atLeast13 = connect({ port: oldPort, host: '127.0.0.1', servername: 'localhost', ca: f.ca, minVersion: 'TLSv1.3' })
+      const err = await new Promise<Error & { code?: string }>((resolve) => atLeast13.once('error', resolve))
+      assert.match(String(err.code), /^ERR_RUSTLS_/)
+      const upTo13 = connect({ port: oldPort, host: '127.0.0.1', servername: 'localhost', ca: f.ca, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' })
+      assert.equal((await readAll(upTo13)).toString(), 'tls12')
+
+      // An IP address as host and no servername: no SNI is sent.
+      const noSni = connect({ port: serverOrder.port, host: '127.0.0.1', dangerouslyDisableVerification: true })
+      assert.match((await readAll(noSni)).toString(), /\|false$/)
+    } finally {
+      await serverOrder.close()
+      await clientOrder.close()
+      await new Promise<void>((resolve) => old.close(() => resolve()))
+    }
+  })
+
+  test('test-tls-client-allow-half-open style: connect({allowHalfOpen}) keeps writing after the server ended', async () => {
+    let got = ''
+    const done = new Promise<string>((resolve) => {
+      // Our server: node:tls' end() sends its FIN without close_notify,
+      // which our client rightly reports as a truncation.
+      const srv = createServer({ ...ecdsa, allowHalfOpen: true }, (s) => {
+        s.on('data', (d: Buffer) => { got += d.toString() })
+        s.on('end', () => { s.destroy(); srv.close(); resolve(got) })
+        s.end('bye')
+      })
+      srv.listen(0, '127.0.0.1', () => {
+        const c = connect({ port: (srv.address() as AddressInfo).port, host: '127.0.0.1', servername: 'localhost', ca: f.ca, allowHalfOpen: true })
+        c.on('data', () => {})
+        // The server's close_notify arrived; our side is still writable.
+        c.on('end', () => { assert.equal(c.writable, true); c.end('after end') })
+      })
+    })
+    assert.equal(await done, 'after end')
+  })
+
   test('server options rustls cannot honour throw ERR_RUSTLS_UNSUPPORTED_OPTION naming the option', () => {
     for (const option of ['pfx', 'dhparam', 'ecdhCurve', 'secureProtocol', 'secureOptions', 'sessionIdContext', 'sessionTimeout', 'sigalgs', 'pskCallback', 'ALPNCallback', 'ciphers', 'enableTrace', 'clientCertEngine', 'pauseOnConnect']) {
       assert.throws(() => createServer({ ...ecdsa, [option]: 'x' } as never), (err: unknown) => err instanceof UnsupportedOptionError && err.option === option, option)
