@@ -44,7 +44,9 @@ export type AuthorityCheck =
  * - no Host, an IP address, or a name no host lists → the connection's host.
  */
 export function checkAuthority (hosts: readonly HostContext[], connectionHost: number, sniSent: boolean, authority: string | undefined): AuthorityCheck {
-  if (!sniSent && hosts.length > 1) {
+  // One host: nothing to misdirect to (runs for every request).
+  if (hosts.length < 2) return { status: 0, host: connectionHost }
+  if (!sniSent) {
     return { status: 403, reason: 'the client sent no SNI and this port serves several hosts' }
   }
   const name = authority === undefined ? undefined : authorityHost(authority)

@@ -6,7 +6,6 @@
 import type { EventEmitter } from 'node:events'
 import http from 'node:http'
 import http2 from 'node:http2'
-import type net from 'node:net'
 
 import { checkAuthority } from './authority'
 import type { HostContext } from './hosts'
@@ -103,23 +102,18 @@ export class HttpsServer extends Server {
   #closing = false
   readonly #h1 = new Map<RustlsSocket, H1State>()
   readonly #sessions = new Map<http2.ServerHttp2Session, RustlsSocket>()
-  /** Host each connection was handshaken for (index into the hosts of that moment). */
   // The hosts of the configuration that accepted each connection, which a
   // reload may since have replaced.
   readonly #connectionHost = new WeakMap<RustlsSocket, { hosts: readonly HostContext[], index: number }>()
   /** The RustlsSocket being handed to the http2 server (its 'session' event is synchronous). */
   #handingOver: RustlsSocket | null = null
   readonly #forwarders = new Map<string, Array<{ from: EventEmitter, listener: Listener }>>()
-  readonly #noDelay: boolean
-  readonly #keepAlive: { enable: boolean, initialDelay: number }
 
   constructor (options: HttpsServerOptions, requestListener?: HttpsRequestListener) {
-    super(withDefaultAlpn(options))
+    // noDelay defaults to true as for node:http; the net.Server applies it
+    // (and keepAlive) to each accepted connection.
+    super({ ...withDefaultAlpn(options), noDelay: options.noDelay ?? true })
     this.#hostCheck = options.hostCheck !== false
-    // Node's http applies these to the sockets its own net.Server accepts;
-    // here the outer server accepts them.
-    this.#noDelay = options.noDelay ?? true
-    this.#keepAlive = { enable: options.keepAlive === true, initialDelay: options.keepAliveInitialDelay ?? 0 }
     this.http1 = http.createServer(options)
     // http.Server starts its connection tracking (headersTimeout and
     // requestTimeout enforcement, closeIdleConnections) on its own
@@ -129,7 +123,6 @@ export class HttpsServer extends Server {
 
     this.http1.on('request', this.#trackH1)
     this.http2.on('session', this.#onSession)
-    this.on('connection', this.#onTcpConnection)
     this.on('secureConnection', this.#dispatch)
     this.on('newListener', this.#onNewListener)
     this.on('removeListener', this.#onRemoveListener)
@@ -219,11 +212,6 @@ export class HttpsServer extends Server {
   set maxRequestsPerSocket (count: number | null) { this.http1.maxRequestsPerSocket = count }
 
   // ---- dispatch ---------------------------------------------------------
-
-  #onTcpConnection = (transport: net.Socket): void => {
-    transport.setNoDelay(this.#noDelay)
-    if (this.#keepAlive.enable) transport.setKeepAlive(true, this.#keepAlive.initialDelay)
-  }
 
   #dispatch = (socket: RustlsSocket): void => {
     this.#connectionHost.set(socket, { hosts: this.hosts, index: socket.hostIndex })
@@ -371,7 +359,7 @@ export class HttpsServer extends Server {
   #misdirected (socket: RustlsSocket | undefined, authority: string | undefined): 0 | 403 | 421 {
     if (!this.#hostCheck || socket === undefined) return 0
     const accepted = this.#connectionHost.get(socket)
-    if (accepted === undefined || accepted.hosts.length < 2) return 0
+    if (accepted === undefined) return 0
     const sni = typeof socket.servername === 'string' && socket.servername !== ''
     return checkAuthority(accepted.hosts, accepted.index, sni, authority).status
   }
