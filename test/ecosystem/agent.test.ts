@@ -10,10 +10,11 @@ import { test } from 'node:test'
 
 import { createHttpsAgent, type RustlsAgent } from '../../lib/agent'
 import { createHttpsServer } from '../../lib/http'
-import { liveHandles, RustlsError, UnsupportedOptionError } from '../../lib/index'
+import { RustlsError, UnsupportedOptionError } from '../../lib/index'
 import type { RustlsSocket } from '../../lib/socket'
 import { fixtures } from '../helpers/certs'
 import { waitFor } from '../helpers/peers'
+import { waitNoLiveHandles } from '../helpers/tls'
 
 const f = fixtures()
 const localhost = { cert: f.localhostEcdsa.cert, key: f.localhostEcdsa.key }
@@ -169,7 +170,5 @@ test('per-request TLS options are refused, not ignored', async () => {
 })
 
 test('no native handle is left once everything is closed', async () => {
-  const zero = { certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0 }
-  await waitFor(() => Object.values(liveHandles()).every((n) => n === 0), 3000, 'handles to be released').catch(() => {})
-  assert.deepEqual(liveHandles(), zero)
+  await waitNoLiveHandles()
 })

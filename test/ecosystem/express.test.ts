@@ -12,9 +12,9 @@ import express, { type NextFunction, type Request, type Response } from 'express
 
 import { createHttpsAgent } from '../../lib/agent'
 import { createHttpsServer, type HttpsServer } from '../../lib/http'
-import { liveHandles } from '../../lib/index'
 import { fixtures } from '../helpers/certs'
-import { curl, waitFor } from '../helpers/peers'
+import { curl } from '../helpers/peers'
+import { waitNoLiveHandles } from '../helpers/tls'
 
 const f = fixtures()
 
@@ -115,7 +115,5 @@ test('an HTTP/1.1 client on the default h2+http/1.1 server, through the RustlsAg
 })
 
 test('no native handle is left once everything is closed', async () => {
-  const zero = { certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0 }
-  await waitFor(() => Object.values(liveHandles()).every((n) => n === 0), 3000, 'handles to be released').catch(() => {})
-  assert.deepEqual(liveHandles(), zero)
+  await waitNoLiveHandles()
 })

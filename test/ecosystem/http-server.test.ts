@@ -13,10 +13,11 @@ import type { Readable } from 'node:stream'
 import { after, test } from 'node:test'
 
 import { createHttpsServer, type HttpsServer, type HttpsServerOptions } from '../../lib/http'
-import { connect, liveHandles } from '../../lib/index'
+import { connect } from '../../lib/index'
 import type { RustlsSocket } from '../../lib/socket'
 import { fixtures } from '../helpers/certs'
 import { curl, sClient, waitFor } from '../helpers/peers'
+import { waitNoLiveHandles } from '../helpers/tls'
 
 const f = fixtures()
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rustls-http-'))
@@ -317,7 +318,5 @@ test('hostCheck: false serves any Host', async () => {
 })
 
 test('no native handle is left once everything is closed', async () => {
-  const zero = { certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0 }
-  await waitFor(() => Object.values(liveHandles()).every((n) => n === 0), 3000, 'handles to be released').catch(() => {})
-  assert.deepEqual(liveHandles(), zero)
+  await waitNoLiveHandles()
 })

@@ -13,10 +13,11 @@ import WebSocket, { WebSocketServer } from 'ws'
 
 import { createHttpsAgent } from '../../lib/agent'
 import { createHttpsServer, type HttpsServer } from '../../lib/http'
-import { connect, liveHandles } from '../../lib/index'
+import { connect } from '../../lib/index'
 import type { RustlsSocket } from '../../lib/socket'
 import { fixtures } from '../helpers/certs'
 import { waitFor } from '../helpers/peers'
+import { waitNoLiveHandles } from '../helpers/tls'
 
 const f = fixtures()
 
@@ -136,7 +137,5 @@ test('a plain HTTPS request on the same server still reaches the request listene
 })
 
 test('no native handle is left once everything is closed', async () => {
-  const zero = { certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0 }
-  await waitFor(() => Object.values(liveHandles()).every((n) => n === 0), 3000, 'handles to be released').catch(() => {})
-  assert.deepEqual(liveHandles(), zero)
+  await waitNoLiveHandles()
 })

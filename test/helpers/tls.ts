@@ -89,6 +89,16 @@ export function assertNoLiveHandles (): void {
   })
 }
 
+/**
+ * assertNoLiveHandles() once every count reached zero, or after `ms`:
+ * sockets and servers release their native handles on close events.
+ */
+export async function waitNoLiveHandles (ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (Object.values(liveHandles()).some((n) => n !== 0) && Date.now() < deadline) await settle(20)
+  assertNoLiveHandles()
+}
+
 /** Waits until the event loop had a chance to run close handlers. */
 export function settle (ms = 50): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
