@@ -281,8 +281,6 @@ interface FeedState {
   handshakeDone: boolean
   peerClosed: boolean
   plain: number
-  /** Ciphertext produced for the peer (used for established pairs). */
-  out: Buffer[]
 }
 
 function clean (code: number): boolean {
@@ -293,8 +291,8 @@ function clean (code: number): boolean {
  * Feeds `input` in `chunks`, then EOF, checking every call's results.
  * Throws FuzzFinding on any violation.
  */
-function feedAll (conn: NativeConnection, input: Buffer, chunks: number[], capacity: number, deferredConfig: NativeHandle | null, eof: boolean, keepOut = false): FeedState {
-  const st: FeedState = { error: 0, handshakeDone: false, peerClosed: false, plain: 0, out: [] }
+function feedAll (conn: NativeConnection, input: Buffer, chunks: number[], capacity: number, deferredConfig: NativeHandle | null): FeedState {
+  const st: FeedState = { error: 0, handshakeDone: false, peerClosed: false, plain: 0 }
   const check = (what: string, length: number, out: Buffer | undefined): number => {
     const flags = results[Slot.Flags]
     const error = results[Slot.Error]
@@ -305,7 +303,6 @@ function feedAll (conn: NativeConnection, input: Buffer, chunks: number[], capac
     if (consumed < 0 || consumed > length) throw new FuzzFinding(`${what}: consumed ${consumed} of ${length}`, input)
     if (plain < 0 || plain > capacity) throw new FuzzFinding(`${what}: ${plain} plaintext bytes in a ${capacity}-byte region`, input)
     if ((out?.length ?? 0) !== results[Slot.Cipher]) throw new FuzzFinding(`${what}: returned ${out?.length ?? 0} bytes, results[Cipher]=${results[Slot.Cipher]}`, input)
-    if (out !== undefined && keepOut) st.out.push(out)
     if ((flags & Flag.HandshakeDone) !== 0) st.handshakeDone = true
     if ((flags & Flag.PeerClosed) !== 0) st.peerClosed = true
     st.plain += plain
@@ -336,7 +333,7 @@ function feedAll (conn: NativeConnection, input: Buffer, chunks: number[], capac
     if (st.error !== 0) break
     offset = end
   }
-  if (st.error === 0 && eof) {
+  if (st.error === 0) {
     let out = conn.feed(null, 0, 0, slab, 0, capacity)
     let flags = check('eof', 0, out)
     // Plaintext still queued (PlainFull) is drained before the EOF counts.
@@ -410,7 +407,7 @@ export function runInput (t: Targets, corpus: Transcript[], seed: number, index:
       for (let i = 0; i < mutations; i++) input = mutateOnce(rng, input, rng.pick(corpus).bytes)
       const g: Generated = { target: 'established', input, describe: `established ${toS ? 'client→server' : 'server→client'}, ${mutations} mutation(s)` }
       trace?.(g)
-      const st = feedAll(to, input, chunking(rng, input.length), capacity, null, true)
+      const st = feedAll(to, input, chunking(rng, input.length), capacity, null)
       if (mutations === 0 && st.error !== 0 && !(st.error === 7010)) throw new FuzzFinding(`an unmodified stream failed with ${st.error}`, input)
       outcome = { target: 'established', code: st.error, handshakeDone: true, plain: st.plain, ms: 0 }
     } finally {
@@ -448,7 +445,7 @@ export function runInput (t: Targets, corpus: Transcript[], seed: number, index:
     const g: Generated = { target: server ? 'server' : 'client', input, describe }
     trace?.(g)
     try {
-      const st = feedAll(conn, input, chunking(rng, input.length), capacity, deferred, true)
+      const st = feedAll(conn, input, chunking(rng, input.length), capacity, deferred)
       outcome = { target: g.target, code: st.error, handshakeDone: st.handshakeDone, plain: st.plain, ms: 0 }
     } finally {
       conn.destroy()

@@ -28,10 +28,6 @@ export interface HttpEcho {
   seen: Array<{ method: string, url: string }>
   /** Headers of the WebSocket upgrade requests seen so far. */
   upgrades: http.IncomingHttpHeaders[]
-  /** New TCP connections seen so far. */
-  connections: () => number
-  /** TLS sessions resumed so far (TLS backends). */
-  resumed: () => number
   close: () => Promise<void>
 }
 
@@ -57,8 +53,6 @@ export async function httpEcho (opts: HttpEchoOptions = {}): Promise<HttpEcho> {
     return b
   }
   const seen: HttpEcho['seen'] = []
-  let connections = 0
-  let resumed = 0
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     seen.push({ method: req.method ?? '', url: req.url ?? '' })
     const url = new URL(req.url ?? '/', 'http://x')
@@ -122,11 +116,6 @@ export async function httpEcho (opts: HttpEchoOptions = {}): Promise<HttpEcho> {
     req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body))
   }
   const server: http.Server = opts.tls !== undefined ? https.createServer(opts.tls, handler) : http.createServer(handler)
-  server.on(opts.tls !== undefined ? 'secureConnection' : 'connection', (s: tls.TLSSocket) => {
-    connections++
-    if (opts.tls !== undefined && s.isSessionReused()) resumed++
-  })
-  // node:tls reports resumption reliably only after the handshake.
   const upgrades: http.IncomingHttpHeaders[] = []
   const wss = new WebSocketServer({ server })
   wss.on('connection', (ws, req) => {
@@ -140,8 +129,6 @@ export async function httpEcho (opts: HttpEchoOptions = {}): Promise<HttpEcho> {
     blob,
     seen,
     upgrades,
-    connections: () => connections,
-    resumed: () => resumed,
     close: async () => {
       for (const c of wss.clients) c.terminate()
       wss.close()
