@@ -30,6 +30,18 @@ function serverConfig (): { key: InstanceType<typeof addon.CertifiedKey>, config
   return { key, config }
 }
 
+/**
+ * Stops libuv reading `raw` (as lib/socket.ts does before socket mode):
+ * pause() alone leaves libuv reading into the stream's buffer, and native
+ * code would never see the bytes. Returns the descriptor.
+ */
+function stopLibuvReading (raw: net.Socket): number {
+  const handle = (raw as unknown as { _handle: { fd: number, reading: boolean, readStop: () => number } })._handle
+  handle.reading = false
+  handle.readStop()
+  return handle.fd
+}
+
 function connectionMethods (conn: NativeConnection): Array<[string, () => unknown]> {
   const input = Buffer.alloc(8)
   return [
@@ -189,8 +201,7 @@ test('socket mode: a Connection destroyed while its descriptor is polled, with b
   const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve))
   const peer = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
   const raw = await accepted
-  raw.pause()
-  const fd = (raw as unknown as { _handle: { fd: number } })._handle.fd
+  const fd = stopLibuvReading(raw)
   const conn = new addon.Connection(router)
   conn.start(fd, (flags) => { events.push(flags) })
   // Garbage arrives and is being processed; destroy races with it.
@@ -199,6 +210,36 @@ test('socket mode: a Connection destroyed while its descriptor is polled, with b
   peer.write(Buffer.alloc(3000, 0x17))
   await settle(50)
   assert.deepEqual(events, [], 'no event after destroy()')
+  assert.throws(() => conn.writeSocket(Buffer.from('x')), DESTROYED)
+  peer.destroy()
+  raw.destroy()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  for (const h of [router, config, key]) h.destroy()
+  assertNoLiveHandles()
+})
+
+test('socket mode: destroy() from inside the native event callback, more bytes arriving after, stops cleanly', async () => {
+  const { key, config } = serverConfig()
+  const router = new addon.HostRouter([{ names: ['localhost'], config }], { strictSNI: true, deferred: false })
+  const events: number[] = []
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve))
+  const peer = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+  const raw = await accepted
+  const fd = stopLibuvReading(raw)
+  const conn = new addon.Connection(router)
+  let first: () => void = () => {}
+  const firstEvent = new Promise<void>((resolve) => { first = resolve })
+  // The handle dies while native code is still inside its readable event.
+  conn.start(fd, (flags) => { events.push(flags); conn.destroy(); first() })
+  // A complete record holding a complete, 1-byte ClientHello: a decode
+  // error, so an event, at once.
+  peer.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00]))
+  await firstEvent
+  peer.write(Buffer.alloc(3000, 0x17))
+  await settle(50)
+  assert.equal(events.length, 1, 'exactly the event during which destroy() ran')
   assert.throws(() => conn.writeSocket(Buffer.from('x')), DESTROYED)
   peer.destroy()
   raw.destroy()
