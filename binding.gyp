@@ -28,7 +28,11 @@
         'native/src/config.cc',
         'native/src/connection.cc',
         'native/src/connection_io.cc',
-        'native/src/session.cc'
+        'native/src/endpoint.cc',
+        'native/src/listener.cc',
+        'native/src/net_io.cc',
+        'native/src/session.cc',
+        'native/src/splice.cc'
       ],
       'include_dirs': [
         "<!(node -p \"require('node-addon-api').include_dir\")",

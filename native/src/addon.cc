@@ -7,7 +7,9 @@
 #include "common.h"
 #include "config.h"
 #include "connection.h"
+#include "listener.h"
 #include "session.h"
+#include "splice.h"
 
 namespace rustls_node {
 namespace {
@@ -43,6 +45,8 @@ Napi::Value LiveHandles(const Napi::CallbackInfo& info) {
   o.Set("ticketers", static_cast<double>(data->live[kTicketerHandle]));
   o.Set("hostRouters", static_cast<double>(data->live[kHostRouterHandle]));
   o.Set("connections", static_cast<double>(data->live[kConnectionHandle]));
+  o.Set("listeners", static_cast<double>(data->live[kListenerHandle]));
+  o.Set("backendTargets", static_cast<double>(data->live[kBackendTargetHandle]));
   return o;
 }
 
@@ -57,6 +61,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ticketer = Ticketer::Init(env);
   Napi::Function host_router = HostRouter::Init(env);
   Napi::Function connection = Connection::Init(env);
+  Napi::Function listener = Listener::Init(env);
+  Napi::Function backend_target = BackendTarget::Init(env);
   data->certified_key = Napi::Persistent(certified_key);
   data->server_config = Napi::Persistent(server_config);
   data->client_config = Napi::Persistent(client_config);
@@ -64,6 +70,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->ticketer = Napi::Persistent(ticketer);
   data->host_router = Napi::Persistent(host_router);
   data->connection = Napi::Persistent(connection);
+  data->listener = Napi::Persistent(listener);
+  data->backend_target = Napi::Persistent(backend_target);
 
   Napi::Int32Array results = Napi::Int32Array::New(env, kResultSlots);
   data->results = Napi::Persistent(results);
@@ -76,6 +84,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Ticketer", ticketer);
   exports.Set("HostRouter", host_router);
   exports.Set("Connection", connection);
+  exports.Set("Listener", listener);
+  exports.Set("BackendTarget", backend_target);
+  exports.Set("setCipherNames", Napi::Function::New(env, SetCipherNames));
   exports.Set("results", results);
   exports.Set("supportedCipherSuites", Napi::Function::New(env, SupportedCipherSuites));
   exports.Set("version", Napi::Function::New(env, Version));

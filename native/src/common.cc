@@ -12,6 +12,7 @@ const napi_type_tag kSessionCacheTag = {0x5a7c9e1b3d5f7a82ULL, 0x6d8f0a2c4e6b8d1
 const napi_type_tag kTicketerTag = {0x2b4d6f8a0c2e4a93ULL, 0x7e9a1c3e5a7c9e25ULL};
 const napi_type_tag kHostRouterTag = {0x8c0e2a4c6e8a0c36ULL, 0x3f5b7d9f1b3d5f47ULL};
 const napi_type_tag kConnectionTag = {0x4d6f8b0d2f4b6d58ULL, 0x9a2c4e6a8c0e2a69ULL};
+const napi_type_tag kBackendTargetTag = {0x6e8a0c2e4a6c8e71ULL, 0x2d4f6b8d0f2b4d83ULL};
 
 void ThrowResult(Napi::Env env, uint32_t result, const std::string& step) {
   char buf[512];

@@ -34,6 +34,8 @@ enum HandleKind {
   kTicketerHandle,
   kHostRouterHandle,
   kConnectionHandle,
+  kListenerHandle,
+  kBackendTargetHandle,
   kHandleKinds,
 };
 
@@ -45,6 +47,8 @@ struct AddonData {
   Napi::FunctionReference ticketer;
   Napi::FunctionReference host_router;
   Napi::FunctionReference connection;
+  Napi::FunctionReference listener;
+  Napi::FunctionReference backend_target;
   // Results of the last pump call (see connection.h), shared by all
   // connections of this environment: JS reads them right after each call.
   Napi::Reference<Napi::Int32Array> results;
@@ -98,6 +102,7 @@ extern const napi_type_tag kSessionCacheTag;
 extern const napi_type_tag kTicketerTag;
 extern const napi_type_tag kHostRouterTag;
 extern const napi_type_tag kConnectionTag;
+extern const napi_type_tag kBackendTargetTag;
 
 bool HasTag(Napi::Value value, const napi_type_tag& tag);
 void SetTag(Napi::Object object, const napi_type_tag& tag);

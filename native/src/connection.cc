@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -10,6 +11,7 @@
 
 #include "acceptor.h"
 #include "config.h"
+#include "listener.h"
 
 namespace rustls_node {
 
@@ -60,18 +62,6 @@ int AppendVectoredToScratch(void*, const rustls_iovec* iov, size_t count, size_t
 
 
 namespace {
-
-// rustls_read_callback over the caller's input chunk. Returning 0 bytes
-// tells rustls the peer closed the stream, so it is only called with input
-// left, or on purpose to signal EOF.
-int ReadFromInput(void* userdata, uint8_t* buf, size_t n, size_t* out_n) {
-  auto* in = static_cast<Connection::Input*>(userdata);
-  size_t k = std::min(n, in->len - in->pos);
-  if (k > 0) std::memcpy(buf, in->data + in->pos, k);
-  in->pos += k;
-  *out_n = k;
-  return 0;
-}
 
 // rustls_write_vectored_callback into the caller's slab: copies what fits;
 // EAGAIN when nothing does, so rustls keeps the rest queued.
@@ -140,14 +130,56 @@ Napi::Function Connection::Init(Napi::Env env) {
                          InstanceMethod<&Connection::CloseSocketJs>("closeSocket"),
                          InstanceMethod<&Connection::SetRef>("setRef"),
                          InstanceMethod<&Connection::Counters>("counters"),
+                         InstanceMethod<&Connection::Addresses>("addresses"),
+                         InstanceMethod<&Connection::SetSocketOption>("setSocketOption"),
                      });
+}
+
+namespace {
+// new Connection(External(&kAdoptMarker)): an empty shell Adopt() fills.
+int kAdoptMarker = 0;
+}  // namespace
+
+Napi::Object Connection::Adopt(Napi::Env env, Adopted&& a) {
+  Napi::Object object =
+      Data(env)->connection.New({Napi::External<int>::New(env, &kAdoptMarker)});
+  if (env.IsExceptionPending()) {
+    // The shell could not be made: nothing may leak.
+    CloseAndFree(a.poll);
+    if (a.fd >= 0) close(a.fd);
+    rustls_connection_free(a.conn);
+    return object;
+  }
+  Connection* c = Unwrap(object);
+  c->adopted_ = true;
+  c->server_ = true;
+  c->conn_ = a.conn;
+  c->fd_ = a.fd;
+  c->owns_fd_ = true;
+  c->poll_ = a.poll;
+  c->poll_->data = c;
+  c->poll_events_ = 0;
+  c->server_name_ = std::move(a.server_name);
+  c->host_ = a.host;
+  c->certificate_ = a.certificate;
+  c->bytes_read_ = a.bytes_in;
+  c->bytes_written_ = a.bytes_out;
+  c->handshake_done_ = true;
+  c->peer_closed_ = a.peer_closed;
+  c->socket_eof_ = a.transport_end;
+  c->eof_fed_ = a.transport_end;
+  c->stats_ = std::move(a.stats);
+  rustls_connection_set_buffer_limit(c->conn_, SIZE_MAX);
+  return object;
 }
 
 Connection::Connection(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<Connection>(info), count_(kConnectionHandle) {
   Napi::Env env = info.Env();
   SetTag(info.This().As<Napi::Object>(), kConnectionTag);
-  if (HasTag(info[0], kHostRouterTag)) {
+  if (info[0].IsExternal() && info[0].As<Napi::External<int>>().Data() == &kAdoptMarker) {
+    // Filled by Adopt().
+  } else if (HasTag(info[0], kHostRouterTag)) {
     if (HostRouter::FromValue(info[0], "router") == nullptr) return;
     server_ = true;
     router_ = Napi::Persistent(info[0].As<Napi::Object>());
@@ -210,7 +242,7 @@ bool Connection::Accepting(Input& in, bool eof, int32_t* flags) {
   for (;;) {
     if (in.pos < in.len) {
       size_t n = 0;
-      if (rustls_acceptor_read_tls(acceptor_, ReadFromInput, &in, &n) != 0) {
+      if (rustls_acceptor_read_tls(acceptor_, ReadFromCursor, &in, &n) != 0) {
         Fail(RUSTLS_RESULT_IO, flags);
         return false;
       }
@@ -369,14 +401,14 @@ void Connection::Pump(Input& in, bool eof, Slab& plain, int32_t* flags) {
       // rustls takes at most one buffer's worth per call; loop until the
       // chunk is consumed. Plaintext was drained above, so rustls' 16 KiB
       // received-plaintext limit cannot make this fail.
-      if (rustls_connection_read_tls(conn_, ReadFromInput, &in, &n) != 0) {
+      if (rustls_connection_read_tls(conn_, ReadFromCursor, &in, &n) != 0) {
         Fail(RUSTLS_RESULT_IO, flags);
         break;
       }
     } else if (eof && !eof_fed_) {
       // A read of 0 bytes tells rustls about the transport EOF.
       eof_fed_ = true;
-      rustls_connection_read_tls(conn_, ReadFromInput, &in, &n);
+      rustls_connection_read_tls(conn_, ReadFromCursor, &in, &n);
     } else {
       break;
     }
@@ -624,6 +656,10 @@ void Connection::Close() {
   FreeAcceptState();
   rustls_connection_free(conn_);
   conn_ = nullptr;
+  if (stats_ != nullptr) {
+    stats_->Closed(bytes_read_, bytes_written_);
+    stats_.reset();
+  }
   count_.Release();
   if (external_bytes_ != 0) {
     Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_bytes_);

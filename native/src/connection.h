@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common.h"
+#include "net_io.h"
 
 namespace rustls_node {
 
@@ -59,6 +60,7 @@ enum ResultFlag : int32_t {
 };
 
 class HostRouter;
+struct ListenerStats;
 
 class Connection : public Napi::ObjectWrap<Connection> {
  public:
@@ -71,11 +73,25 @@ class Connection : public Napi::ObjectWrap<Connection> {
 
   // Input chunk and plaintext output of one pump call; public for the
   // rustls I/O callbacks.
-  struct Input {
-    const uint8_t* data = nullptr;
-    size_t len = 0;
-    size_t pos = 0;
+  using Input = InputCursor;
+
+  // A server connection the native listener accepted and handshook
+  // (listener.cc), handed to JS in socket mode: start() polls its
+  // descriptor with the poll handle the listener made for it.
+  struct Adopted {
+    int fd = -1;
+    uv_poll_t* poll = nullptr;
+    rustls_connection* conn = nullptr;
+    std::string server_name;
+    int host = -1;
+    int certificate = -1;
+    uint64_t bytes_in = 0;
+    uint64_t bytes_out = 0;
+    bool peer_closed = false;
+    bool transport_end = false;
+    std::shared_ptr<ListenerStats> stats;
   };
+  static Napi::Object Adopt(Napi::Env env, Adopted&& adopted);
 
   struct Slab {
     uint8_t* base = nullptr;
@@ -124,6 +140,11 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value CloseSocketJs(const Napi::CallbackInfo& info);
   Napi::Value SetRef(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
+  // addresses() → {remoteAddress, remotePort, remoteFamily, localAddress,
+  // localPort, localFamily} of the descriptor (no net.Socket to ask).
+  Napi::Value Addresses(const Napi::CallbackInfo& info);
+  // setSocketOption('noDelay' | 'keepAlive', enable, initialDelayMs?)
+  Napi::Value SetSocketOption(const Napi::CallbackInfo& info);
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void OnReadable();
   void OnWritable();
@@ -173,6 +194,9 @@ class Connection : public Napi::ObjectWrap<Connection> {
   bool shutdown_pending_ = false;
   bool shut_down_ = false;
   bool write_blocked_ = false;
+  // Adopted from the native listener: the descriptor and poll wait for start().
+  bool adopted_ = false;
+  std::shared_ptr<ListenerStats> stats_;
   // Plaintext taken by writeSocket() since the kernel last took everything:
   // past kEncryptAhead it is sent at once, so a writer that never waits
   // cannot pile up ciphertext in rustls' queue.

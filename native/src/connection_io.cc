@@ -22,6 +22,11 @@
 
 #include "connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include "net_io.h"
+
 namespace rustls_node {
 
 extern thread_local std::vector<uint8_t> scratch;
@@ -39,33 +44,23 @@ constexpr int kReadsPerEvent = 4;
 thread_local std::vector<uint8_t> read_buffer;
 thread_local std::vector<uint8_t> plaintext;
 
-struct WriteTarget {
-  int fd;
-  uint64_t* written;
-};
-
-// rustls_write_vectored_callback: one writev() of what rustls has queued.
-// EAGAIN leaves the rest in rustls' queue until the socket is writable.
-int WritevToSocket(void* userdata, const rustls_iovec* iov, size_t count, size_t* out_n) {
-  auto* target = static_cast<WriteTarget*>(userdata);
-  const struct iovec* v = reinterpret_cast<const struct iovec*>(iov);
-  ssize_t n;
-  do {
-    n = writev(target->fd, v, static_cast<int>(std::min<size_t>(count, IOV_MAX)));
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return errno;
-  *target->written += static_cast<uint64_t>(n);
-  *out_n = static_cast<size_t>(n);
-  return 0;
-}
-
-bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
-
 }  // namespace
 
 Napi::Value Connection::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
+  if (adopted_ && onevent_.IsEmpty() && info[1].IsFunction()) {
+    // Accepted and handshook natively: the descriptor is ours already.
+    onevent_ = Napi::Persistent(info[1].As<Napi::Function>());
+    async_ = std::make_unique<Napi::AsyncContext>(env, "RustlsSocket");
+    want_read_ = true;
+    if (!FlushSocket()) {
+      Emit(kFlagIoError);
+      return env.Undefined();
+    }
+    UpdatePoll();
+    return env.Undefined();
+  }
   if (socket_mode()) {
     ThrowCode(env, "ERR_INVALID_STATE", "the connection already runs on a socket");
     return env.Undefined();
@@ -227,10 +222,10 @@ bool Connection::FlushSocket() {
     out_pending_.erase(out_pending_.begin(), out_pending_.begin() + n);
   }
   if (conn_ != nullptr) {
-    WriteTarget target{fd_, &bytes_written_};
+    FdWriter target{fd_, &bytes_written_};
     while (rustls_connection_wants_write(conn_)) {
       size_t n = 0;
-      int err = rustls_connection_write_tls_vectored(conn_, WritevToSocket, &target, &n);
+      int err = rustls_connection_write_tls_vectored(conn_, WritevToFd, &target, &n);
       if (err != 0) {
         if (WouldBlock(err)) {
           write_blocked_ = true;
@@ -386,15 +381,41 @@ Napi::Value Connection::Counters(const Napi::CallbackInfo& info) {
   return o;
 }
 
-void Connection::CloseSocket() {
-  if (poll_ != nullptr) {
-    uv_poll_t* poll = poll_;
-    poll_ = nullptr;
-    poll->data = nullptr;
-    uv_poll_stop(poll);
-    // The handle's memory belongs to libuv until the close callback.
-    uv_close(reinterpret_cast<uv_handle_t*>(poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+Napi::Value Connection::Addresses(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  if (fd_ < 0) return o;
+  auto put = [&](const char* prefix, const SocketAddress& a) {
+    if (a.family == 0) return;
+    std::string p(prefix);
+    o.Set(p + "Address", Napi::String::New(env, a.address));
+    o.Set(p + "Port", Napi::Number::New(env, a.port));
+    o.Set(p + "Family", Napi::String::New(env, a.family == 6 ? "IPv6" : "IPv4"));
+  };
+  put("remote", PeerAddress(fd_));
+  put("local", LocalAddress(fd_));
+  return o;
+}
+
+Napi::Value Connection::SetSocketOption(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (fd_ < 0 || !info[0].IsString()) return env.Undefined();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  int on = info[1].ToBoolean().Value() ? 1 : 0;
+  if (name == "noDelay") {
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  } else if (name == "keepAlive") {
+    setsockopt(fd_, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    if (on != 0 && info[2].IsNumber()) {
+      int delay = static_cast<int>(info[2].As<Napi::Number>().Int64Value() / 1000);
+      if (delay > 0) setsockopt(fd_, IPPROTO_TCP, TCP_KEEPIDLE, &delay, sizeof delay);
+    }
   }
+  return env.Undefined();
+}
+
+void Connection::CloseSocket() {
+  CloseAndFree(poll_);
   // A borrowed descriptor stays open: the net.Socket closes it right after.
   if (fd_ >= 0 && owns_fd_) close(fd_);
   fd_ = -1;

@@ -1,0 +1,909 @@
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "acceptor.h"
+#include "config.h"
+#include "connection.h"
+#include "splice.h"
+
+namespace rustls_node {
+
+namespace {
+
+// Accepts per readable event of the listening socket, so that a burst of
+// connections cannot starve the ones already accepted.
+constexpr int kAcceptsPerEvent = 64;
+// Reads per readable event of a handshaking connection.
+constexpr int kReadsPerEvent = 4;
+// After EMFILE and the like, accepting resumes after this long.
+constexpr uint64_t kAcceptPauseMs = 100;
+
+// A fatal unrecognized_name alert (RFC 6066 §3), sent in the clear before
+// any handshake keys exist, for a strict-SNI refusal.
+const uint8_t kUnrecognizedNameAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70};
+
+int AppendBytes(void* userdata, const uint8_t* buf, size_t n, size_t* out_n) {
+  auto* out = static_cast<std::vector<uint8_t>*>(userdata);
+  out->insert(out->end(), buf, buf + n);
+  *out_n = n;
+  return 0;
+}
+
+// Best effort: an alert for a client we are about to drop goes out in one
+// write if the kernel takes it.
+void WriteNow(int fd, const uint8_t* data, size_t len) {
+  ssize_t n;
+  do {
+    n = write(fd, data, len);
+  } while (n < 0 && errno == EINTR);
+}
+
+void WriteAlert(int fd, rustls_accepted_alert* alert) {
+  if (alert == nullptr) return;
+  std::vector<uint8_t> bytes;
+  size_t n = 0;
+  while (rustls_accepted_alert_write_tls(alert, AppendBytes, &bytes, &n) == 0 && n > 0) {
+  }
+  rustls_accepted_alert_free(alert);
+  if (!bytes.empty()) WriteNow(fd, bytes.data(), bytes.size());
+}
+
+// A Node-style system error (code, errno, syscall, address, port).
+void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& address, int port) {
+  int uv = uv_translate_sys_error(err);
+  std::string message = std::string(syscall) + " " + uv_err_name(uv) + ": " + uv_strerror(uv);
+  if (!address.empty()) message += " " + address + (port >= 0 ? ":" + std::to_string(port) : "");
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, uv_err_name(uv)));
+  e.Set("errno", Napi::Number::New(env, uv));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  if (!address.empty()) e.Set("address", Napi::String::New(env, address));
+  if (port >= 0) e.Set("port", Napi::Number::New(env, port));
+  e.ThrowAsJavaScriptException();
+}
+
+Napi::Object AddressObject(Napi::Env env, const SocketAddress& a) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("address", Napi::String::New(env, a.address));
+  o.Set("family", Napi::String::New(env, a.family == 6 ? "IPv6" : "IPv4"));
+  o.Set("port", Napi::Number::New(env, a.port));
+  return o;
+}
+
+}  // namespace
+
+// ---- Deadlines ------------------------------------------------------------
+
+Deadlines::Deadlines(uv_loop_t* loop) : loop_(loop), timer_(new uv_timer_t) {
+  uv_timer_init(loop, timer_);
+  timer_->data = this;
+  // Connections keep the loop alive through their polls, not through this.
+  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
+}
+
+Deadlines::~Deadlines() { CloseAndFree(timer_); }
+
+void Deadlines::Add(Timed* item, uint64_t ms) {
+  Remove(item);
+  TimedList& list = lists_[ms];
+  item->deadline_ = uv_now(loop_) + ms;
+  item->list_ = &list;
+  item->prev_ = list.tail;
+  item->next_ = nullptr;
+  if (list.tail != nullptr) list.tail->next_ = item;
+  else list.head = item;
+  list.tail = item;
+  if (armed_ == 0 || item->deadline_ < armed_) Rearm();
+}
+
+void Deadlines::Remove(Timed* item) {
+  TimedList* list = item->list_;
+  if (list == nullptr) return;
+  if (item->prev_ != nullptr) item->prev_->next_ = item->next_;
+  else list->head = item->next_;
+  if (item->next_ != nullptr) item->next_->prev_ = item->prev_;
+  else list->tail = item->prev_;
+  item->prev_ = item->next_ = nullptr;
+  item->list_ = nullptr;
+}
+
+void Deadlines::Rearm() {
+  uint64_t next = 0;
+  for (auto& [ms, list] : lists_) {
+    if (list.head != nullptr && (next == 0 || list.head->deadline_ < next)) next = list.head->deadline_;
+  }
+  armed_ = next;
+  if (next == 0) {
+    uv_timer_stop(timer_);
+    return;
+  }
+  uint64_t now = uv_now(loop_);
+  uv_timer_start(timer_, OnTimer, next > now ? next - now : 0, 0);
+}
+
+void Deadlines::OnTimer(uv_timer_t* timer) {
+  auto* self = static_cast<Deadlines*>(timer->data);
+  if (self == nullptr) return;
+  uint64_t now = uv_now(self->loop_);
+  self->armed_ = 0;
+  // Lists are never erased, so references stay valid while callbacks add
+  // or remove items.
+  for (auto& [ms, list] : self->lists_) {
+    while (list.head != nullptr && list.head->deadline_ <= now) {
+      Timed* item = list.head;
+      self->Remove(item);
+      item->OnDeadline();
+    }
+  }
+  self->Rearm();
+}
+
+void ListenerStats::Closed(uint64_t in, uint64_t out) {
+  live--;
+  closed++;
+  bytes_in += in;
+  bytes_out += out;
+  if (live == 0 && owner != nullptr && owner->closed()) owner->Drained();
+}
+
+// ---- Owned ----------------------------------------------------------------
+
+Owned::Owned(Listener* listener) : listener_(listener) { listener->Link(this); }
+
+Owned::~Owned() { listener_->Unlink(this); }
+
+// ---- Listener ------------------------------------------------------------
+
+Napi::Function Listener::Init(Napi::Env env) {
+  return DefineClass(env, "Listener",
+                     {
+                         InstanceMethod<&Listener::Listen>("listen"),
+                         InstanceMethod<&Listener::SetRoutes>("setRoutes"),
+                         InstanceMethod<&Listener::SetOptions>("setOptions"),
+                         InstanceMethod<&Listener::CloseJs>("close"),
+                         InstanceMethod<&Listener::AbortAll>("abortAll"),
+                         InstanceMethod<&Listener::Counters>("counters"),
+                         InstanceMethod<&Listener::SetRef>("setRef"),
+                     });
+}
+
+Listener::Listener(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<Listener>(info), stats_(std::make_shared<ListenerStats>()), count_(kListenerHandle) {
+  stats_->owner = this;
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) {
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "new Listener(onevent, options) needs a function");
+    return;
+  }
+  if (napi_get_uv_event_loop(env, &loop_) != napi_ok || loop_ == nullptr) {
+    ThrowCode(env, "ERR_RUSTLS_SOCKET", "no event loop");
+    return;
+  }
+  onevent_ = Napi::Persistent(info[0].As<Napi::Function>());
+  async_ = std::make_unique<Napi::AsyncContext>(env, "RustlsListener");
+  deadlines_ = std::make_unique<Deadlines>(loop_);
+  check_ = new uv_check_t;
+  uv_check_init(loop_, check_);
+  // Active only while reports wait, and then it must keep the loop alive
+  // until they are delivered.
+  check_->data = this;
+  if (info[1].IsObject()) SetOptions(info);
+  count_.Acquire(env);
+}
+
+Napi::Value Listener::SetOptions(const Napi::CallbackInfo& info) {
+  if (!info[1].IsObject()) return info.Env().Undefined();
+  Napi::Object o = info[1].As<Napi::Object>();
+  Napi::Value v = o.Get("handshakeTimeout");
+  if (v.IsNumber()) handshake_timeout_ms_ = static_cast<uint64_t>(std::max<int64_t>(0, v.As<Napi::Number>().Int64Value()));
+  v = o.Get("noDelay");
+  if (v.IsBoolean()) no_delay_ = v.As<Napi::Boolean>().Value();
+  v = o.Get("keepAlive");
+  if (v.IsBoolean()) keep_alive_ = v.As<Napi::Boolean>().Value();
+  v = o.Get("keepAliveInitialDelay");
+  if (v.IsNumber()) keep_alive_delay_s_ = std::max(1, static_cast<int>(v.As<Napi::Number>().Int64Value() / 1000));
+  v = o.Get("maxConnections");
+  if (v.IsNumber()) stats_->max = std::max<int64_t>(0, v.As<Napi::Number>().Int64Value());
+  v = o.Get("reportFailures");
+  if (v.IsBoolean()) report_failures_ = v.As<Napi::Boolean>().Value();
+  v = o.Get("reportHandshakes");
+  if (v.IsBoolean()) report_handshakes_ = v.As<Napi::Boolean>().Value();
+  return info.Env().Undefined();
+}
+
+// listen({fd} | {path} | {host, port, backlog, reusePort, ipv6Only})
+//   → {address, family, port}; throws a system error (EADDRINUSE ...).
+Napi::Value Listener::Listen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_ || listen_fd_ >= 0) {
+    ThrowCode(env, "ERR_SERVER_ALREADY_LISTEN", "the listener is already listening or closed");
+    return env.Undefined();
+  }
+  if (!info[0].IsObject()) {
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "listen(options) needs an object");
+    return env.Undefined();
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  int backlog = o.Get("backlog").IsNumber() ? o.Get("backlog").As<Napi::Number>().Int32Value() : 511;
+  int fd = -1;
+  bool is_unix = false;
+  if (o.Get("fd").IsNumber()) {
+    // A listening socket the caller hands over (socket activation).
+    fd = o.Get("fd").As<Napi::Number>().Int32Value();
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+      ThrowSystemError(env, errno, "listen", "", -1);
+      return env.Undefined();
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    is_unix = ss.ss_family == AF_UNIX;
+  } else if (o.Get("path").IsString()) {
+    std::string path = o.Get("path").As<Napi::String>().Utf8Value();
+    sockaddr_un un{};
+    if (path.size() >= sizeof un.sun_path) {
+      ThrowSystemError(env, ENAMETOOLONG, "listen", path, -1);
+      return env.Undefined();
+    }
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, path.data(), path.size());
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof un) != 0 || listen(fd, backlog) != 0) {
+      int err = errno;
+      if (fd >= 0) close(fd);
+      ThrowSystemError(env, err, "listen", path, -1);
+      return env.Undefined();
+    }
+    is_unix = true;
+  } else {
+    std::string host = o.Get("host").IsString() ? o.Get("host").As<Napi::String>().Utf8Value() : "";
+    int port = o.Get("port").IsNumber() ? o.Get("port").As<Napi::Number>().Int32Value() : 0;
+    bool reuse_port = o.Get("reusePort").ToBoolean().Value();
+    bool v6only = o.Get("ipv6Only").ToBoolean().Value();
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    // No host: every address, dual-stack as Node does ("::"), IPv4 only
+    // where IPv6 is missing.
+    std::string bind_host = host.empty() ? "::" : host;
+    for (int attempt = 0; attempt < 2; attempt++) {
+      ss = {};
+      auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+      auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+      if (inet_pton(AF_INET, bind_host.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(static_cast<uint16_t>(port));
+        len = sizeof *v4;
+      } else if (inet_pton(AF_INET6, bind_host.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(static_cast<uint16_t>(port));
+        len = sizeof *v6;
+      } else {
+        ThrowCode(env, "ERR_INVALID_ARG_VALUE", "listen: host must be an IP address (resolved before): " + bind_host);
+        return env.Undefined();
+      }
+      fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0 && host.empty() && ss.ss_family == AF_INET6 && errno == EAFNOSUPPORT) {
+        bind_host = "0.0.0.0";
+        continue;
+      }
+      break;
+    }
+    int one = 1;
+    int err = 0;
+    if (fd < 0) err = errno;
+    // As libuv: SO_REUSEADDR on every TCP listener (restarts do not wait
+    // for TIME_WAIT); SO_REUSEPORT only when asked (several processes).
+    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) err = errno;
+    if (err == 0 && reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) err = errno;
+    if (err == 0 && ss.ss_family == AF_INET6) {
+      int v = v6only ? 1 : 0;
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v);
+    }
+    if (err == 0 && bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) err = errno;
+    if (err == 0 && listen(fd, backlog) != 0) err = errno;
+    if (err != 0) {
+      if (fd >= 0) close(fd);
+      ThrowSystemError(env, err, "listen", bind_host, port);
+      return env.Undefined();
+    }
+  }
+  auto* poll = new uv_poll_t;
+  if (uv_poll_init(loop_, poll, fd) != 0) {
+    delete poll;
+    close(fd);
+    ThrowCode(env, "ERR_RUSTLS_SOCKET", "cannot poll the listening socket");
+    return env.Undefined();
+  }
+  poll->data = this;
+  listen_poll_ = poll;
+  listen_fd_ = fd;
+  if (!is_unix) {
+    // TCP options apply to accepted sockets only where the family has them.
+  } else {
+    no_delay_ = false;
+    keep_alive_ = false;
+  }
+  uv_poll_start(listen_poll_, UV_READABLE, OnListenPoll);
+  if (!referenced_) uv_unref(reinterpret_cast<uv_handle_t*>(listen_poll_));
+  // Kept alive by its socket and connections, not by JS references alone.
+  if (!self_ref_) {
+    self_ref_ = true;
+    Ref();
+  }
+  if (is_unix) {
+    Napi::Object a = Napi::Object::New(env);
+    return a;
+  }
+  return AddressObject(env, LocalAddress(fd));
+}
+
+// setRoutes(router, plans[], id): the hosts (and what happens to each
+// host's connections) for connections accepted from now on.
+Napi::Value Listener::SetRoutes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  HostRouter* router = HostRouter::FromValue(info[0], "router");
+  if (router == nullptr) return env.Undefined();
+  if (router->deferred()) {
+    ThrowCode(env, "ERR_RUSTLS_UNSUPPORTED_OPTION", "the native listener routes natively: SNICallback needs the JS path");
+    return env.Undefined();
+  }
+  auto set = std::make_unique<RouteSet>();
+  set->id = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
+  set->router_ref = Napi::Persistent(info[0].As<Napi::Object>());
+  set->router = router;
+  if (info[1].IsArray()) {
+    Napi::Array plans = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < plans.Length(); i++) {
+      Plan plan;
+      Napi::Value entry = plans.Get(i);
+      if (entry.IsObject()) {
+        Napi::Object p = entry.As<Napi::Object>();
+        if (p.Get("kind").IsNumber() && p.Get("kind").As<Napi::Number>().Int32Value() == Plan::kTcp) {
+          BackendTarget* target = BackendTarget::FromValue(p.Get("target"), "plans[].target");
+          if (target == nullptr) return env.Undefined();
+          plan.kind = Plan::kTcp;
+          plan.target = target;
+          set->target_refs.push_back(Napi::Persistent(p.Get("target").As<Napi::Object>()));
+        }
+      }
+      set->plans.push_back(plan);
+    }
+  }
+  RouteSet* previous = current_;
+  current_ = set.release();
+  if (previous != nullptr) {
+    previous->retired = true;
+    retired_.push_back(previous);
+    previous->live++;  // Release() below does the bookkeeping once
+    Release(previous);
+  }
+  return env.Undefined();
+}
+
+void Listener::Release(RouteSet* set) {
+  if (set == nullptr) return;
+  set->live--;
+  if (!set->retired || set->live > 0) return;
+  retired_.erase(std::remove(retired_.begin(), retired_.end(), set), retired_.end());
+  idle_sets_.push_back(set->id);
+  delete set;
+  ScheduleFlush();
+}
+
+void Listener::Link(Owned* o) {
+  o->next_ = head_;
+  if (head_ != nullptr) head_->prev_ = o;
+  head_ = o;
+}
+
+void Listener::Unlink(Owned* o) {
+  if (o->prev_ != nullptr) o->prev_->next_ = o->next_;
+  else if (head_ == o) head_ = o->next_;
+  if (o->next_ != nullptr) o->next_->prev_ = o->prev_;
+  o->prev_ = o->next_ = nullptr;
+  MaybeRelease();
+}
+
+void Listener::MaybeRelease() {
+  if (!closed_ || head_ != nullptr || finalizing_) return;
+  // Closed and nothing left: JS references alone decide from now on.
+  count_.Release();
+  if (self_ref_) {
+    self_ref_ = false;
+    Unref();
+  }
+}
+
+void Listener::OnListenPoll(uv_poll_t* handle, int status, int events) {
+  auto* self = static_cast<Listener*>(handle->data);
+  if (self == nullptr || self->closed_) return;
+  self->AcceptAll();
+}
+
+void Listener::OnResume(uv_timer_t* timer) {
+  auto* self = static_cast<Listener*>(timer->data);
+  if (self == nullptr || self->closed_ || self->listen_poll_ == nullptr) return;
+  uv_poll_start(self->listen_poll_, UV_READABLE, OnListenPoll);
+}
+
+void Listener::AcceptAll() {
+  for (int i = 0; i < kAcceptsPerEvent && listen_fd_ >= 0; i++) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors or memory: stop polling for a moment rather
+        // than spin on a readable socket we cannot accept from.
+        uv_poll_stop(listen_poll_);
+        if (resume_timer_ == nullptr) {
+          resume_timer_ = new uv_timer_t;
+          uv_timer_init(loop_, resume_timer_);
+          resume_timer_->data = this;
+          uv_unref(reinterpret_cast<uv_handle_t*>(resume_timer_));
+        }
+        uv_timer_start(resume_timer_, OnResume, kAcceptPauseMs, 0);
+      }
+      return;
+    }
+    stats_->accepted++;
+    if ((stats_->max > 0 && stats_->live >= stats_->max) || current_ == nullptr) {
+      stats_->rejected++;
+      close(fd);
+      continue;
+    }
+    int one = 1;
+    if (no_delay_) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (keep_alive_) {
+      setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+      if (keep_alive_delay_s_ > 0) setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keep_alive_delay_s_, sizeof keep_alive_delay_s_);
+    }
+    auto* p = new Pending(this, fd, current_);
+    if (!p->Start()) delete p;
+  }
+}
+
+void Listener::HandshakeDone(bool resumed) {
+  handshakes_++;
+  if (resumed) resumed_++;
+}
+
+void Listener::Failed(uint32_t code, int sys_errno, const std::string& sni, const Endpoint& ep) {
+  failures_by_code_[code]++;
+  if (!report_failures_) return;
+  failures_.push_back({code, sys_errno, sni, PeerAddress(ep.fd()), ep.bytes_in, ep.bytes_out});
+  ScheduleFlush();
+}
+
+void Listener::Handshook(Pending* p) {
+  if (!report_handshakes_) return;
+  rustls_connection* conn = p->endpoint().conn();
+  const uint8_t* alpn = nullptr;
+  size_t alpn_len = 0;
+  rustls_connection_get_alpn_protocol(conn, &alpn, &alpn_len);
+  handshakes_done_.push_back({p->set()->id, p->host(), p->sni(), PeerAddress(p->endpoint().fd()),
+                              rustls_connection_get_protocol_version(conn), rustls_connection_get_negotiated_ciphersuite(conn),
+                              alpn == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(alpn), alpn_len),
+                              rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED});
+  ScheduleFlush();
+}
+
+void Listener::Drained() {
+  drained_ = true;
+  ScheduleFlush();
+}
+
+void Listener::BackendFailed(RouteSet* set, int host, const char* kind, uint32_t code, int sys_errno) {
+  backend_errors_[kind]++;
+  backend_failures_.push_back({set != nullptr ? set->id : 0, host, kind, code, sys_errno});
+  ScheduleFlush();
+}
+
+void Listener::ScheduleFlush() {
+  if (check_active_ || check_ == nullptr) return;
+  check_active_ = true;
+  uv_check_start(check_, OnCheck);
+}
+
+void Listener::OnCheck(uv_check_t* handle) {
+  auto* self = static_cast<Listener*>(handle->data);
+  if (self == nullptr) return;
+  self->check_active_ = false;
+  uv_check_stop(handle);
+  self->Flush();
+}
+
+// One JS call per kind of news per loop turn; each list goes flat, a fixed
+// number of values per entry.
+void Listener::Flush() {
+  if (onevent_.IsEmpty()) return;
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  auto call = [&](std::initializer_list<napi_value> args) {
+    onevent_.MakeCallback(Value(), args, *async_);
+    if (env.IsExceptionPending()) {
+      Napi::Error err = env.GetAndClearPendingException();
+      napi_fatal_exception(env, err.Value());
+    }
+  };
+  auto text = [&](const std::string& s) -> Napi::Value { return s.empty() ? env.Undefined() : Napi::String::New(env, s); };
+  auto num = [&](double n) -> Napi::Value { return Napi::Number::New(env, n); };
+  auto errno_name = [&](int e) -> Napi::Value { return e != 0 ? Napi::String::New(env, ErrnoName(e)) : env.Undefined(); };
+  auto report = [&](auto& pending, Event kind, auto&& put) {
+    if (pending.empty()) return;
+    std::remove_reference_t<decltype(pending)> list;
+    list.swap(pending);
+    Napi::Array a = Napi::Array::New(env);
+    uint32_t k = 0;
+    auto add = [&](Napi::Value v) { a.Set(k++, v); };
+    for (const auto& item : list) put(item, add);
+    call({num(kind), a});
+  };
+  report(failures_, kEventFailures, [&](const Failure& f, auto& add) {
+    add(num(f.code));
+    add(errno_name(f.sys_errno));
+    add(text(f.sni));
+    add(text(f.peer.address));
+    add(num(f.peer.port));
+    add(num(static_cast<double>(f.bytes_in)));
+    add(num(static_cast<double>(f.bytes_out)));
+  });
+  report(backend_failures_, kEventBackend, [&](const BackendFailure& f, auto& add) {
+    add(num(f.set));
+    add(num(f.host));
+    add(Napi::String::New(env, f.kind));
+    add(num(f.code));
+    add(errno_name(f.sys_errno));
+  });
+  report(handshakes_done_, kEventHandshakes, [&](const Handshake& h, auto& add) {
+    add(num(h.set));
+    add(num(h.host));
+    add(text(h.sni));
+    add(text(h.peer.address));
+    add(num(h.peer.port));
+    add(num(h.version));
+    add(num(h.suite));
+    add(text(h.alpn));
+    add(Napi::Boolean::New(env, h.resumed));
+  });
+  std::vector<int> idle;
+  idle.swap(idle_sets_);
+  for (int id : idle) call({num(kEventIdle), num(id)});
+  if (drained_) {
+    drained_ = false;
+    call({num(kEventClosed)});
+  }
+}
+
+void Listener::Deliver(Pending* p) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  TlsEndpoint& ep = p->endpoint();
+  Connection::Adopted a;
+  a.server_name = p->sni();
+  a.host = p->host();
+  a.certificate = p->certificate();
+  a.bytes_in = ep.bytes_in;
+  a.bytes_out = ep.bytes_out;
+  a.peer_closed = ep.peer_closed();
+  a.transport_end = ep.input_ended();
+  a.stats = stats_;
+  a.poll = ep.TakePoll();
+  a.fd = ep.TakeFd();
+  a.conn = ep.TakeConnection();
+  int32_t flags = kFlagHandshakeDone | (a.peer_closed ? kFlagPeerClosed : 0) | (a.transport_end ? kFlagTransportEnd : 0);
+  int set_id = p->set()->id;
+  int host = p->host();
+  Napi::Value early = env.Undefined();
+  if (!p->early().empty()) early = Napi::Buffer<uint8_t>::Copy(env, p->early().data(), p->early().size());
+  // JS accounts for the connection from here on; the set only counted it
+  // while its router was needed.
+  Release(p->TakeSet());
+  delete p;
+  Napi::Object conn = Connection::Adopt(env, std::move(a));
+  if (env.IsExceptionPending()) {
+    Napi::Error err = env.GetAndClearPendingException();
+    napi_fatal_exception(env, err.Value());
+    return;
+  }
+  onevent_.MakeCallback(Value(),
+                        {Napi::Number::New(env, kEventSecure), conn, Napi::Number::New(env, set_id),
+                         Napi::Number::New(env, host), Napi::Number::New(env, flags), early},
+                        *async_);
+  if (env.IsExceptionPending()) {
+    Napi::Error err = env.GetAndClearPendingException();
+    napi_fatal_exception(env, err.Value());
+  }
+}
+
+Napi::Value Listener::CloseJs(const Napi::CallbackInfo& info) {
+  StopListening();
+  if (!closed_) {
+    closed_ = true;
+    // No new connections: the current routes retire like a replaced set.
+    if (current_ != nullptr) {
+      RouteSet* set = current_;
+      current_ = nullptr;
+      set->retired = true;
+      retired_.push_back(set);
+      set->live++;
+      Release(set);
+    }
+    if (stats_->live == 0) Drained();
+  }
+  MaybeRelease();
+  return info.Env().Undefined();
+}
+
+void Listener::StopListening() {
+  CloseAndFree(listen_poll_);
+  CloseAndFree(resume_timer_);
+  if (listen_fd_ >= 0) close(listen_fd_);
+  listen_fd_ = -1;
+}
+
+Napi::Value Listener::AbortAll(const Napi::CallbackInfo& info) {
+  while (head_ != nullptr) head_->Abort();
+  return info.Env().Undefined();
+}
+
+Napi::Value Listener::Counters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  const ListenerStats& s = *stats_;
+  uint64_t live_in = 0;
+  uint64_t live_out = 0;
+  uint64_t owned = 0;
+  for (Owned* c = head_; c != nullptr; c = c->next_) {
+    live_in += c->BytesIn();
+    live_out += c->BytesOut();
+    owned++;
+  }
+  o.Set("accepted", static_cast<double>(s.accepted));
+  o.Set("rejected", static_cast<double>(s.rejected));
+  o.Set("live", static_cast<double>(s.live));
+  o.Set("owned", static_cast<double>(owned));
+  o.Set("closed", static_cast<double>(s.closed));
+  o.Set("bytesIn", static_cast<double>(s.bytes_in));
+  o.Set("bytesOut", static_cast<double>(s.bytes_out));
+  o.Set("liveBytesIn", static_cast<double>(live_in));
+  o.Set("liveBytesOut", static_cast<double>(live_out));
+  o.Set("handshakes", static_cast<double>(handshakes_));
+  o.Set("resumed", static_cast<double>(resumed_));
+  Napi::Object failures = Napi::Object::New(env);
+  for (auto& [code, n] : failures_by_code_) failures.Set(std::to_string(code), static_cast<double>(n));
+  o.Set("failures", failures);
+  Napi::Object backend = Napi::Object::New(env);
+  for (auto& [kind, n] : backend_errors_) backend.Set(kind, static_cast<double>(n));
+  o.Set("backendErrors", backend);
+  return o;
+}
+
+Napi::Value Listener::SetRef(const Napi::CallbackInfo& info) {
+  referenced_ = info[0].ToBoolean().Value();
+  if (listen_poll_ != nullptr) {
+    if (referenced_) uv_ref(reinterpret_cast<uv_handle_t*>(listen_poll_));
+    else uv_unref(reinterpret_cast<uv_handle_t*>(listen_poll_));
+  }
+  return info.Env().Undefined();
+}
+
+void Listener::Close() {
+  // Finalizer or environment teardown: nothing may outlive us.
+  finalizing_ = true;
+  stats_->owner = nullptr;
+  StopListening();
+  closed_ = true;
+  while (head_ != nullptr) head_->Abort();
+  if (current_ != nullptr) {
+    delete current_;
+    current_ = nullptr;
+  }
+  for (RouteSet* s : retired_) delete s;
+  retired_.clear();
+  CloseAndFree(check_);
+  deadlines_.reset();
+  count_.Release();
+}
+
+// ---- Pending --------------------------------------------------------------
+
+Pending::Pending(Listener* listener, int fd, RouteSet* set) : Owned(listener), ep_(fd, nullptr), set_(set) {
+  listener->stats()->live++;
+  set_->live++;
+}
+
+Pending::~Pending() {
+  listener_->deadlines().Remove(this);
+  rustls_acceptor_free(acceptor_);
+  acceptor_ = nullptr;
+  // Still ours (not handed on): the connection ends here.
+  if (ep_.fd() >= 0) listener_->stats()->Closed(ep_.bytes_in, ep_.bytes_out);
+  listener_->Release(set_);
+}
+
+bool Pending::Start() {
+  acceptor_ = rustls_acceptor_new();
+  if (!ep_.StartPoll(listener_->loop(), static_cast<Pending*>(this))) return false;
+  ep_.SetEvents(UV_READABLE, OnPoll);
+  if (listener_->handshake_timeout_ms_ > 0) listener_->deadlines().Add(this, listener_->handshake_timeout_ms_);
+  return true;
+}
+
+void Pending::OnDeadline() {
+  // Nothing is sent to a client that did not finish its handshake in time.
+  Fail(kHandshakeTimeout, false);
+}
+
+void Pending::OnPoll(uv_poll_t* handle, int status, int events) {
+  auto* self = static_cast<Pending*>(handle->data);
+  if (self == nullptr) return;
+  if (status < 0) {
+    self->Fail(kTransportError, false);
+    return;
+  }
+  self->Advance(events);
+}
+
+void Pending::Advance(int events) {
+  if ((events & UV_READABLE) != 0) {
+    PlainBuffer& plain = SharedPlain();
+    plain.len = 0;
+    for (int i = 0; i < kReadsPerEvent && ep_.handshaking(); i++) {
+      Io r;
+      if (ep_.conn() == nullptr) {
+        uint8_t* buf = ReadBuffer();
+        ssize_t n = ep_.ReadRaw(buf, kReadSize);
+        if (n < 0 && WouldBlock(errno)) break;
+        if (n < 0) ep_.sys_errno = errno;
+        if (n <= 0) {
+          // The client left before its ClientHello was complete.
+          Fail(n == 0 ? static_cast<uint32_t>(RUSTLS_RESULT_UNEXPECTED_EOF) : kTransportError, false);
+          return;
+        }
+        InputCursor in{buf, static_cast<size_t>(n), 0};
+        if (!Accept(in)) {
+          if (acceptor_ == nullptr && ep_.conn() == nullptr) return;  // failed: gone
+          continue;
+        }
+        r = ep_.Feed(in, &plain);
+      } else {
+        r = ep_.Read(&plain);
+      }
+      if (r == Io::kWouldBlock) break;
+      if (r == Io::kFailed) {
+        Fail(ep_.tls_error != 0 ? ep_.tls_error : static_cast<uint32_t>(kTransportError), ep_.tls_error != 0);
+        return;
+      }
+      if (r == Io::kEnd) break;
+    }
+    if (plain.len > 0) early_.insert(early_.end(), plain.bytes.begin(), plain.bytes.begin() + static_cast<ptrdiff_t>(plain.len));
+  }
+  if (ep_.conn() != nullptr && ep_.Flush() == Io::kFailed) {
+    Fail(kTransportError, false);
+    return;
+  }
+  if (ep_.conn() != nullptr && !ep_.handshaking()) {
+    Established();
+    return;
+  }
+  if (ep_.input_ended()) {
+    Fail(static_cast<uint32_t>(RUSTLS_RESULT_UNEXPECTED_EOF), false);
+    return;
+  }
+  ep_.SetEvents(UV_READABLE | (ep_.HasQueued() ? UV_WRITABLE : 0), OnPoll);
+}
+
+// The acceptor until the ClientHello is complete, then routing by SNI and
+// the host's config (rustls_accepted_into_connection). Returns true once a
+// connection exists; false with the acceptor still there: more input is
+// needed; false with neither: this connection failed (and is deleted).
+bool Pending::Accept(InputCursor& in) {
+  for (;;) {
+    if (in.pos < in.len) {
+      size_t n = 0;
+      if (rustls_acceptor_read_tls(acceptor_, ReadFromCursor, &in, &n) != 0) {
+        rustls_acceptor_free(acceptor_);
+        acceptor_ = nullptr;
+        Fail(RUSTLS_RESULT_IO, false);
+        return false;
+      }
+    }
+    rustls_accepted* accepted = nullptr;
+    rustls_accepted_alert* alert = nullptr;
+    rustls_result r = rustls_acceptor_accept(acceptor_, &accepted, &alert);
+    if (r == RUSTLS_RESULT_ACCEPTOR_NOT_READY) {
+      if (in.pos >= in.len) return false;
+      continue;
+    }
+    rustls_acceptor_free(acceptor_);
+    acceptor_ = nullptr;
+    if (r != RUSTLS_RESULT_OK) {
+      WriteAlert(ep_.fd(), alert);
+      Fail(r, false);
+      return false;
+    }
+    rustls_str sni = rustls_accepted_server_name(accepted);
+    sni_.assign(sni.data, sni.len);
+    HostRouter* router = set_->router;
+    int host = router->closed() ? HostRouter::kRefused : router->Select(sni_);
+    const rustls_server_config* config = host >= 0 ? router->ConfigAt(host) : nullptr;
+    if (config == nullptr) {
+      rustls_accepted_free(accepted);
+      // Refused before any certificate is sent.
+      bool refused = host == HostRouter::kRefused && !router->closed();
+      if (refused) WriteNow(ep_.fd(), kUnrecognizedNameAlert, sizeof kUnrecognizedNameAlert);
+      Fail(refused ? kUnrecognizedName : kNoHost, refused);
+      return false;
+    }
+    rustls_connection* conn = nullptr;
+    // The resolver records its choice on this thread during the call.
+    rn_reset_chosen_certificate();
+    // Takes its own reference to the config; consumes `accepted`'s
+    // contents either way (the shell is freed here).
+    r = rustls_accepted_into_connection(accepted, config, &conn, &alert);
+    certificate_ = static_cast<int>(rn_last_chosen_certificate());
+    rustls_accepted_free(accepted);
+    host_ = host;
+    if (r != RUSTLS_RESULT_OK) {
+      WriteAlert(ep_.fd(), alert);
+      Fail(r, false);
+      return false;
+    }
+    ep_.SetConnection(conn);
+    // Records that arrived with the ClientHello are buffered in the
+    // connection; process them now rather than on the next chunk.
+    r = rustls_connection_process_new_packets(conn);
+    if (r != RUSTLS_RESULT_OK) {
+      ep_.tls_error = r;
+      Fail(r, true);
+      return false;
+    }
+    return true;
+  }
+}
+
+void Pending::Fail(uint32_t code, bool send_alert) {
+  int fd = ep_.fd();
+  listener_->Failed(code, code == kTransportError ? (ep_.sys_errno != 0 ? ep_.sys_errno : errno) : 0, sni_, ep_);
+  if (send_alert && fd >= 0) {
+    // rustls queued its alert on the error (rustls-ffi: write_tls after
+    // errors); the FIN follows it. What the client sent meanwhile is read
+    // and dropped, so that close() does not turn the FIN into a reset.
+    if (ep_.conn() != nullptr) ep_.Flush();
+    shutdown(fd, SHUT_WR);
+    uint8_t* buf = ReadBuffer();
+    for (int i = 0; i < 4 && read(fd, buf, kReadSize) > 0; i++) {
+    }
+  }
+  // A handshake that never completes holds no TLS connection: freeing the
+  // endpoint frees rustls' state and closes the descriptor.
+  delete this;
+}
+
+void Pending::Established() {
+  listener_->deadlines().Remove(this);
+  rustls_connection* conn = ep_.conn();
+  listener_->HandshakeDone(rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED);
+  const Plan* plan = host_ >= 0 && static_cast<size_t>(host_) < set_->plans.size() ? &set_->plans[host_] : nullptr;
+  if (plan != nullptr && plan->kind == Plan::kTcp) {
+    // JS logs the others' handshakes itself.
+    listener_->Handshook(this);
+    Splice::Start(this, plan->target);
+    return;
+  }
+  listener_->Deliver(this);
+}
+
+}  // namespace rustls_node

@@ -1,0 +1,290 @@
+// Listener: the native accept path. The addon owns the listening socket,
+// accepts with accept4() on the Node loop (uv_poll_t), reads the
+// ClientHello, routes it by SNI (HostRouter), runs the handshake and its
+// timeout, and only then decides what becomes of the connection:
+//   - a host whose plan is "js": a Connection object in socket mode is
+//     handed to JS (the library's secureConnection, HTTP/2, ...);
+//   - a host whose plan is "tcp": a Splice joins it to its backend, and
+//     JS never sees it (splice.h).
+// Refused, failed and timed-out handshakes never reach JS: they are counted
+// and, when JS asks for them, reported in batches (one call per loop turn)
+// for logging.
+#ifndef RUSTLS_NODE_LISTENER_H
+#define RUSTLS_NODE_LISTENER_H
+
+#include <uv.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "endpoint.h"
+
+namespace rustls_node {
+
+class HostRouter;
+class BackendTarget;
+class Listener;
+
+// Counts shared by a listener and every connection it accepted, including
+// the ones handed to JS; outlives the listener while they live.
+struct ListenerStats {
+  int64_t live = 0;
+  int64_t max = 0;  // 0: no limit
+  uint64_t accepted = 0;
+  uint64_t rejected = 0;
+  uint64_t closed = 0;
+  // Raw bytes of connections that closed.
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  // Told when the last connection of a closed listener ends; cleared when
+  // the listener goes away first.
+  Listener* owner = nullptr;
+
+  void Closed(uint64_t in, uint64_t out);
+};
+
+// A deadline in one of a few FIFO lists, one per duration: items of the
+// same duration expire in insertion order, so one timer serves them all.
+class Deadlines;
+struct Timed {
+  virtual ~Timed() = default;
+  virtual void OnDeadline() = 0;
+  Timed* prev_ = nullptr;
+  Timed* next_ = nullptr;
+  uint64_t deadline_ = 0;
+  struct TimedList* list_ = nullptr;
+};
+struct TimedList {
+  Timed* head = nullptr;
+  Timed* tail = nullptr;
+};
+
+class Deadlines {
+ public:
+  explicit Deadlines(uv_loop_t* loop);
+  ~Deadlines();
+  // (Re)arms `item` to fire `ms` from now.
+  void Add(Timed* item, uint64_t ms);
+  void Remove(Timed* item);
+
+ private:
+  static void OnTimer(uv_timer_t* timer);
+  void Rearm();
+  uv_loop_t* loop_;
+  uv_timer_t* timer_;
+  std::map<uint64_t, TimedList> lists_;
+  uint64_t armed_ = 0;
+};
+
+// What becomes of an established connection of one host.
+struct Plan {
+  enum Kind { kJs = 0, kTcp = 1 } kind = kJs;
+  BackendTarget* target = nullptr;  // kTcp
+};
+
+// A router and its plans as one reload generation set them. Connections
+// count on their set; a retired set with no connection left is freed and
+// reported to JS (which then releases what it built for it).
+struct RouteSet {
+  int id = 0;
+  Napi::ObjectReference router_ref;
+  HostRouter* router = nullptr;
+  std::vector<Plan> plans;
+  std::vector<Napi::ObjectReference> target_refs;
+  int64_t live = 0;
+  bool retired = false;
+};
+
+// A connection the listener owns; in the listener's list until it closes.
+class Owned {
+ public:
+  explicit Owned(Listener* listener);
+  virtual ~Owned();
+  virtual void Abort() = 0;
+  virtual uint64_t BytesIn() const = 0;
+  virtual uint64_t BytesOut() const = 0;
+  Listener* listener() const { return listener_; }
+
+ protected:
+  Listener* listener_;
+  Owned* prev_ = nullptr;
+  Owned* next_ = nullptr;
+  friend class Listener;
+};
+
+// Codes besides rustls_result values that failures carry (LocalResult too).
+enum : uint32_t {
+  kHandshakeTimeout = 9003,
+  kTransportError = 9004,  // a read/write system call failed during the handshake
+};
+
+class Listener : public Napi::ObjectWrap<Listener> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+
+  // new Listener(onevent, {handshakeTimeout, noDelay, keepAlive, keepAliveDelay})
+  explicit Listener(const Napi::CallbackInfo& info);
+  ~Listener() override { Close(); }
+
+  uv_loop_t* loop() const { return loop_; }
+  Deadlines& deadlines() { return *deadlines_; }
+  const std::shared_ptr<ListenerStats>& stats() const { return stats_; }
+  bool closed() const { return closed_; }
+
+  // Called by connections.
+  void Link(Owned* o);
+  void Unlink(Owned* o);
+  void Release(RouteSet* set);
+  void Failed(uint32_t code, int sys_errno, const std::string& sni, const Endpoint& ep);
+  void BackendFailed(RouteSet* set, int host, const char* kind, uint32_t code, int sys_errno);
+  void HandshakeDone(bool resumed);
+  // Hands an established connection to JS as a Connection in socket mode.
+  void Deliver(class Pending* p);
+
+  // Event kinds of onevent(kind, ...), mirrored in lib/native.ts.
+  enum Event : int {
+    kEventSecure = 1,    // (connection, setId, host, flags, plaintext|undefined)
+    kEventFailures = 2,  // ([code, sni, address, port, ...])
+    kEventIdle = 3,      // (setId)
+    kEventBackend = 4,   // ([setId, host, kind, code, errno, ...])
+    kEventClosed = 5,    // () closed, and its last connection ended
+    kEventHandshakes = 6,  // ([setId, host, sni, address, port, version, suite, alpn, resumed, ...]) spliced ones
+  };
+  // Records a completed handshake for a debug log line (reportHandshakes).
+  void Handshook(class Pending* p);
+  void Drained();
+
+ private:
+  Napi::Value Listen(const Napi::CallbackInfo& info);
+  Napi::Value SetRoutes(const Napi::CallbackInfo& info);
+  Napi::Value SetOptions(const Napi::CallbackInfo& info);
+  Napi::Value CloseJs(const Napi::CallbackInfo& info);
+  Napi::Value AbortAll(const Napi::CallbackInfo& info);
+  Napi::Value Counters(const Napi::CallbackInfo& info);
+  Napi::Value SetRef(const Napi::CallbackInfo& info);
+  void Close();
+  void StopListening();
+  void MaybeRelease();
+
+  static void OnListenPoll(uv_poll_t* handle, int status, int events);
+  static void OnCheck(uv_check_t* handle);
+  static void OnResume(uv_timer_t* timer);
+  void AcceptAll();
+  void Flush();
+  void ScheduleFlush();
+
+  uv_loop_t* loop_ = nullptr;
+  std::unique_ptr<Deadlines> deadlines_;
+  int listen_fd_ = -1;
+  uv_poll_t* listen_poll_ = nullptr;
+  uv_timer_t* resume_timer_ = nullptr;  // after EMFILE: accept again later
+  uv_check_t* check_ = nullptr;
+  bool check_active_ = false;
+  bool closed_ = false;
+  bool referenced_ = true;
+  bool self_ref_ = false;
+  bool finalizing_ = false;
+
+  uint64_t handshake_timeout_ms_ = 120000;
+  bool no_delay_ = true;
+  bool keep_alive_ = false;
+  int keep_alive_delay_s_ = 0;
+  bool report_failures_ = false;
+  bool report_handshakes_ = false;
+
+  RouteSet* current_ = nullptr;
+  std::vector<RouteSet*> retired_;
+  std::shared_ptr<ListenerStats> stats_;
+  Owned* head_ = nullptr;
+
+  uint64_t handshakes_ = 0;
+  uint64_t resumed_ = 0;
+  std::map<uint32_t, uint64_t> failures_by_code_;
+  std::map<std::string, uint64_t> backend_errors_;
+
+  struct Failure {
+    uint32_t code;
+    int sys_errno;
+    std::string sni;
+    SocketAddress peer;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+  };
+  std::vector<Failure> failures_;
+  struct BackendFailure {
+    int set;
+    int host;
+    const char* kind;
+    uint32_t code;
+    int sys_errno;
+  };
+  std::vector<BackendFailure> backend_failures_;
+  struct Handshake {
+    int set;
+    int host;
+    std::string sni;
+    SocketAddress peer;
+    uint16_t version;
+    uint16_t suite;
+    std::string alpn;
+    bool resumed;
+  };
+  std::vector<Handshake> handshakes_done_;
+  std::vector<int> idle_sets_;
+  bool drained_ = false;
+
+  Napi::FunctionReference onevent_;
+  std::unique_ptr<Napi::AsyncContext> async_;
+  HandleCount count_;
+  friend class Pending;
+};
+
+// An accepted connection until its handshake ends.
+class Pending final : public Owned, public Timed {
+ public:
+  Pending(Listener* listener, int fd, RouteSet* set);
+  ~Pending() override;
+  bool Start();
+  // Closed without a word (shutdown): not a client failure.
+  void Abort() override { delete this; }
+  uint64_t BytesIn() const override { return ep_.bytes_in; }
+  uint64_t BytesOut() const override { return ep_.bytes_out; }
+  void OnDeadline() override;
+
+  TlsEndpoint& endpoint() { return ep_; }
+  RouteSet* set() const { return set_; }
+  int host() const { return host_; }
+  int certificate() const { return certificate_; }
+  const std::string& sni() const { return sni_; }
+  // Plaintext that arrived with the client's last handshake flight.
+  std::vector<uint8_t>& early() { return early_; }
+  // Ownership of the set's count passes to the new owner.
+  RouteSet* TakeSet() {
+    RouteSet* s = set_;
+    set_ = nullptr;
+    return s;
+  }
+
+ private:
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  void Advance(int events);
+  // Returns true once a connection exists (or false after failing).
+  bool Accept(InputCursor& in);
+  void Fail(uint32_t code, bool send_alert);
+  void Established();
+
+  TlsEndpoint ep_;
+  rustls_acceptor* acceptor_ = nullptr;
+  RouteSet* set_;
+  std::string sni_;
+  std::vector<uint8_t> early_;
+  int host_ = -1;
+  int certificate_ = -1;
+};
+
+}  // namespace rustls_node
+
+#endif

@@ -1,0 +1,78 @@
+// Socket and rustls I/O helpers shared by the pump (connection*.cc), the
+// native listener and the splice: rustls read/write callbacks over a byte
+// range or a descriptor, address formatting, non-blocking connect.
+#ifndef RUSTLS_NODE_NET_IO_H
+#define RUSTLS_NODE_NET_IO_H
+
+#include <errno.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <uv.h>
+
+#include "glue.h"
+
+namespace rustls_node {
+
+// A byte range that rustls reads from (rustls_read_callback userdata).
+struct InputCursor {
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  size_t pos = 0;
+};
+
+// rustls_read_callback over an InputCursor. Returning 0 bytes tells rustls
+// the peer closed the stream, so it is only called with input left, or on
+// purpose to signal EOF.
+int ReadFromCursor(void* userdata, uint8_t* buf, size_t n, size_t* out_n);
+
+// rustls_write_vectored_callback: one writev() to a descriptor
+// (userdata: FdWriter). EAGAIN leaves the rest in rustls' queue.
+struct FdWriter {
+  int fd;
+  uint64_t* written;
+};
+int WritevToFd(void* userdata, const rustls_iovec* iov, size_t count, size_t* out_n);
+
+inline bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+// One address of a connected socket, as Node prints it.
+struct SocketAddress {
+  std::string address;  // "127.0.0.1", "::1", "::ffff:127.0.0.1"; empty if not IP
+  int port = 0;
+  int family = 0;  // 4, 6, or 0 (unix or unknown)
+};
+SocketAddress PeerAddress(int fd);
+SocketAddress LocalAddress(int fd);
+
+// A socket address to connect to, resolved once (no DNS per connection).
+struct ConnectTarget {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  std::string text;  // as configured, for logs
+};
+
+// Starts a non-blocking connect; returns the descriptor, or -1 with errno.
+int ConnectNonBlocking(const ConnectTarget& target);
+
+// Closes a libuv handle (which stops it), forgets it, and frees it once
+// libuv is done with it: its memory belongs to libuv until the close
+// callback. Callbacks already queued see data == NULL.
+template <typename Handle>
+void CloseAndFree(Handle*& handle) {
+  if (handle == nullptr) return;
+  Handle* h = handle;
+  handle = nullptr;
+  h->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* closed) { delete reinterpret_cast<Handle*>(closed); });
+}
+
+// errno's name for logs ("ECONNREFUSED"), as Node's util.getSystemErrorName.
+const char* ErrnoName(int err);
+
+}  // namespace rustls_node
+
+#endif

@@ -1,0 +1,112 @@
+// Splice: tcp mode below JS. An established client TLS connection (from the
+// native listener) is joined to its host's backend, plain TCP / Unix or TLS
+// (rustls client), after an optional PROXY header: bytes move both ways in
+// native code with backpressure (a side is read only while the other side
+// has nothing queued), half-close (close_notify ends the backend's way in
+// with a FIN; the backend's FIN ends ours with close_notify and a FIN), and
+// no JS call per chunk. JS only sees counters and backend failures.
+#ifndef RUSTLS_NODE_SPLICE_H
+#define RUSTLS_NODE_SPLICE_H
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "endpoint.h"
+#include "listener.h"
+
+namespace rustls_node {
+
+class ClientConfig;
+
+// One host's tcp-mode backend: where to connect (resolved once, when the
+// configuration is built), how (TLS or not, PROXY header), and the facts
+// the PROXY v2 header needs that only configuration knows.
+class BackendTarget : public Napi::ObjectWrap<BackendTarget> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  static BackendTarget* FromValue(Napi::Value value, const char* name);
+
+  // new BackendTarget({address: {kind:'tcp', host, port} | {kind:'unix', path},
+  //   connectTimeout, proxyProtocol: 0|1|2, tls?: {config, serverName},
+  //   keyAlgs?: string[] (per certificate of the host)})
+  explicit BackendTarget(const Napi::CallbackInfo& info);
+  ~BackendTarget() override { Close(); }
+
+  bool live() const { return !destroyed_; }
+  const ConnectTarget& target() const { return target_; }
+  uint64_t connect_timeout_ms() const { return connect_timeout_ms_; }
+  int proxy_protocol() const { return proxy_protocol_; }
+  // NULL for a plain backend, or once the ClientConfig was destroyed.
+  const rustls_client_config* tls_config() const;
+  bool tls() const { return !config_ref_.IsEmpty(); }
+  const std::string& server_name() const { return server_name_; }
+  const std::string& key_alg(int certificate) const;
+
+ private:
+  Napi::Value Destroy(const Napi::CallbackInfo& info);
+  void Close();
+
+  ConnectTarget target_;
+  uint64_t connect_timeout_ms_ = 10000;
+  int proxy_protocol_ = 0;
+  Napi::ObjectReference config_ref_;
+  ClientConfig* config_ = nullptr;
+  std::string server_name_;
+  std::vector<std::string> key_algs_;
+  bool destroyed_ = false;
+  HandleCount count_;
+};
+
+class Splice final : public Owned, public Timed {
+ public:
+  // Takes over `p`'s connection (and deletes `p`).
+  static void Start(Pending* p, BackendTarget* target);
+  ~Splice() override;
+  void Abort() override { delete this; }
+  uint64_t BytesIn() const override { return client_->bytes_in; }
+  uint64_t BytesOut() const override { return client_->bytes_out; }
+  void OnDeadline() override;
+
+ private:
+  Splice(Pending* p, BackendTarget* target);
+  bool Begin();
+  static void OnClientPoll(uv_poll_t* handle, int status, int events);
+  static void OnBackendPoll(uv_poll_t* handle, int status, int events);
+  void OnConnected();
+  void BackendEvent(int events);
+  // Writes the rest of the PROXY header (TLS backends); false on an error.
+  bool WritePreface();
+  void Ready();
+  // Moves what `src` has to `dst`; false once the splice was deleted.
+  bool Move(Endpoint& src, Endpoint& dst);
+  // Polls what each side needs now; deletes the splice when both ways are done.
+  void Update();
+  void BackendFailed(const char* kind, uint32_t code, int sys_errno);
+  std::vector<uint8_t> ProxyHeader();
+
+  std::unique_ptr<TlsEndpoint> client_;
+  std::unique_ptr<Endpoint> backend_;
+  TlsEndpoint* backend_tls_ = nullptr;
+  RouteSet* set_;
+  int host_;
+  int certificate_;
+  std::string sni_;
+  std::vector<uint8_t> early_;
+  std::vector<uint8_t> preface_;
+  size_t preface_off_ = 0;
+  bool connecting_ = true;
+  bool ready_ = false;
+  bool lingering_ = false;
+  // Alive as long as the route set, which this splice counts on.
+  BackendTarget* target_;
+};
+
+// The OpenSSL names of cipher suites, for the PROXY v2 SSL_CIPHER sub-TLV
+// (HAProxy sends them so); set once from lib/cipher-table.ts.
+Napi::Value SetCipherNames(const Napi::CallbackInfo& info);
+
+}  // namespace rustls_node
+
+#endif
