@@ -39,6 +39,91 @@ export const enum Flag {
 export const enum LocalResult {
   UnrecognizedName = 9001,
   NoHost = 9002,
+  /** Native listener: the handshake did not complete within handshakeTimeout. */
+  HandshakeTimeout = 9003,
+  /** Native listener: a read or write system call failed during the handshake. */
+  TransportError = 9004,
+}
+
+/** Kinds of the native listener's onevent(kind, ...) calls. */
+export const enum ListenerEvent {
+  /** (connection, setId, host, flags, plaintext | undefined): handshake complete, for JS. */
+  Secure = 1,
+  /** (flat [code, errnoName, sni, address, port, bytesIn, bytesOut, ...]): failed handshakes. */
+  Failures = 2,
+  /** (setId): a replaced route set has no connection left. */
+  Idle = 3,
+  /** (flat [setId, host, kind, code, errnoName, ...]): backends that failed (tcp mode). */
+  Backend = 4,
+  /** (): closed, and its last connection ended. */
+  Closed = 5,
+  /** (flat [setId, host, sni, address, port, version, suite, alpn, resumed, ...]): spliced connections' handshakes (reportHandshakes). */
+  Handshakes = 6,
+}
+
+export interface ListenerOptions {
+  /** Milliseconds for the whole handshake; 0: none. */
+  handshakeTimeout?: number
+  noDelay?: boolean
+  keepAlive?: boolean
+  keepAliveInitialDelay?: number
+  /** 0: no limit. */
+  maxConnections?: number
+  /** Report each failed handshake (address, SNI) for logging, besides counting it. */
+  reportFailures?: boolean
+  /** Report the completed handshakes of connections JS never sees (spliced), for debug logs. */
+  reportHandshakes?: boolean
+}
+
+export interface ListenerCounters {
+  accepted: number
+  rejected: number
+  /** Connections accepted and not closed, including those handed to JS. */
+  live: number
+  /** Of those, the ones native code still owns (handshaking, spliced). */
+  owned: number
+  closed: number
+  /** Raw bytes of closed connections. */
+  bytesIn: number
+  bytesOut: number
+  /** Raw bytes of live connections native code owns. */
+  liveBytesIn: number
+  liveBytesOut: number
+  handshakes: number
+  resumed: number
+  /** rustls_result / LocalResult → count. */
+  failures: Record<string, number>
+  /** 'connect' | 'tls' | 'timeout' → count. */
+  backendErrors: Record<string, number>
+}
+
+export interface NativeListener {
+  /** Binds and listens (an IP address, never a name), or adopts a listening descriptor. */
+  listen(options: { host?: string, port?: number, backlog?: number, reusePort?: boolean, ipv6Only?: boolean, path?: string, fd?: number }): { address?: string, family?: string, port?: number }
+  /** Hosts and per-host plans (index = host index) for new connections. */
+  setRoutes(router: NativeHandle, plans: Array<{ kind: PlanKind, target?: NativeHandle }>, id: number): void
+  setOptions(ignored: undefined, options: ListenerOptions): void
+  /** Stops accepting; live connections go on. */
+  close(): void
+  /** Closes every connection native code owns, at once. */
+  abortAll(): void
+  counters(): ListenerCounters
+  setRef(ref: boolean): void
+}
+
+export const enum PlanKind {
+  Js = 0,
+  Tcp = 1,
+}
+
+export interface BackendTargetOptions {
+  address: { kind: 'tcp', host: string, port: number } | { kind: 'unix', path: string }
+  connectTimeout: number
+  /** 0: none, 1: v1, 2: v2. */
+  proxyProtocol: 0 | 1 | 2
+  tls?: { config: NativeHandle, serverName: string }
+  /** PROXY v2 SSL key algorithm per certificate of the host ("EC256", "RSA2048"). */
+  keyAlgs?: string[]
 }
 
 export interface NativeCertifiedKey {
@@ -152,6 +237,9 @@ export interface NativeConnection {
   closeSocket(): void
   setRef(ref: boolean): void
   counters(): { bytesRead: number, bytesWritten: number }
+  /** The descriptor's addresses (adopted connections have no net.Socket to ask). */
+  addresses(): { remoteAddress?: string, remotePort?: number, remoteFamily?: string, localAddress?: string, localPort?: number, localFamily?: string }
+  setSocketOption(name: 'noDelay' | 'keepAlive', enable: boolean, initialDelay?: number): void
 }
 
 export interface SupportedSuite {
@@ -170,6 +258,8 @@ export interface LiveHandles {
   ticketers: number
   hostRouters: number
   connections: number
+  listeners: number
+  backendTargets: number
 }
 
 interface Addon {
@@ -183,6 +273,9 @@ interface Addon {
     new (router: NativeHandle): NativeConnection
     new (config: NativeHandle, serverName: string): NativeConnection
   }
+  Listener: new (onevent: (kind: ListenerEvent, ...args: unknown[]) => void, options: ListenerOptions) => NativeListener
+  BackendTarget: new (options: BackendTargetOptions) => NativeHandle
+  setCipherNames(ids: number[], names: string[]): void
   results: Int32Array
   supportedCipherSuites(): SupportedSuite[]
   version(): string

@@ -8,7 +8,8 @@ import { ConfigError, UnsupportedOptionError } from './errors'
 import { rejectUnsupported, UNSUPPORTED_SERVER_OPTIONS } from './unsupported'
 import { buildHosts, type BuiltHosts, type HostOptions, type HostTlsOptions, weakerContext } from './hosts'
 import { type Logger, silentLogger } from './log'
-import { addon, type NativeHandle } from './native'
+import { addon, type NativeConnection, type NativeHandle } from './native'
+import { type HandshakeFailure, NativeListenerFront, parseListenArgs, socketFromNative } from './native-listener'
 import { createSessionCache, createTicketer, sessionCacheSize, type SessionCacheOption } from './session'
 import { SecureContext } from './secure-context'
 import { RustlsSocket } from './socket'
@@ -55,13 +56,61 @@ export interface ServerOptions extends HostTlsOptions {
    * native routing by `hosts` names.
    */
   SNICallback?: (servername: string, callback: (err: Error | null, context?: SecureContext) => void) => void
+  /**
+   * Accept, route by SNI and handshake in native code (lib/native-listener.ts):
+   * no JS object exists for a connection until its handshake completed, and
+   * refused, failed or timed-out handshakes never reach JS. Differences
+   * from the default path are listed in docs/node-tls-parity.md (no
+   * 'connection' event, for one). Not with SNICallback. Default false;
+   * RUSTLS_NODE_NATIVE_LISTENER=1 makes it the default where it applies.
+   */
+  nativeListener?: boolean
 }
 
 interface ServerState {
+  id: number
   built: BuiltHosts
-  /** Connections still reading their ClientHello against this router. */
+  /** Connections still reading their ClientHello against this router (the native listener's route set counts as one). */
   accepting: number
   retired: boolean
+}
+
+/** Whether a server with these options runs on the native listener. */
+function usesNativeListener (options: ServerOptions): boolean {
+  if (options.nativeListener === true) {
+    if (options.SNICallback !== undefined) {
+      throw new UnsupportedOptionError('nativeListener', 'SNICallback routes in JS during the handshake; the native listener routes natively (use hosts or addContext)')
+    }
+    if (process.platform === 'win32') throw new UnsupportedOptionError('nativeListener', 'the native listener needs a Unix socket API')
+    return true
+  }
+  if (options.nativeListener !== undefined) return false
+  return process.env.RUSTLS_NODE_NATIVE_LISTENER === '1' && process.env.RUSTLS_NODE_JS_PUMP !== '1' &&
+    options.SNICallback === undefined && process.platform !== 'win32'
+}
+
+/**
+ * What 'tlsClientError' gets as its second argument on the native listener,
+ * where no socket was ever made: the facts of the failed connection.
+ */
+export class FailedHandshake {
+  readonly servername: string | false
+  readonly remoteAddress: string | undefined
+  readonly remotePort: number | undefined
+  readonly bytesRead: number
+  readonly bytesWritten: number
+  readonly destroyed = true
+
+  constructor (f: HandshakeFailure) {
+    this.servername = f.servername
+    this.remoteAddress = f.remoteAddress
+    this.remotePort = f.remotePort
+    this.bytesRead = f.bytesRead
+    this.bytesWritten = f.bytesWritten
+  }
+
+  /** Already closed by native code. */
+  destroy (): void {}
 }
 
 /**
@@ -76,6 +125,13 @@ export class Server extends net.Server {
   #sessionCacheSize = 0
   #ticketer: NativeHandle | null = null
   #logger: Logger
+  #nextStateId = 1
+  readonly #native: boolean
+  #front: NativeListenerFront | null = null
+  /** Native listener: the states whose route set the listener still uses, by id. */
+  readonly #states = new Map<number, { state: ServerState, release: () => void }>()
+  #maxConnections: number | undefined
+  #referenced = true
 
   constructor (options: ServerOptions, secureConnectionListener?: (socket: RustlsSocket) => void) {
     // The TCP side stays half-open: TLS half-close (close_notify) is decided
@@ -92,6 +148,8 @@ export class Server extends net.Server {
     }
     this.#options = options
     this.#logger = options.logger ?? silentLogger
+    this.#native = usesNativeListener(options)
+    if (this.#native) this.#nativeAccessors()
     try {
       this.#state = this.#build(options)
     } catch (err) {
@@ -121,7 +179,159 @@ export class Server extends net.Server {
     this.#state = next
     this.#options = options
     this.#logger = options.logger ?? this.#logger
+    if (this.#front !== null) this.#route(next)
     this.#retire(previous, false)
+  }
+
+  // ---- native listener ----------------------------------------------------
+
+  /**
+   * net.Server.listen()'s forms (port/host/backlog, path, options with
+   * fd); the native listener binds the socket itself. In a cluster worker
+   * a port is shared with SO_REUSEPORT rather than through the primary.
+   */
+  override listen (...args: unknown[]): this {
+    if (!this.#native) return super.listen(...(args as Parameters<net.Server['listen']>))
+    const { target, callback } = parseListenArgs(args)
+    if (this.#front?.listening === true) {
+      throw Object.assign(new Error('Listen method has been called more than once without closing.'), { code: 'ERR_SERVER_ALREADY_LISTEN' })
+    }
+    if (callback !== undefined) this.once('listening', callback)
+    const front = this.#front ?? this.#makeFront()
+    front.listen(target, (err) => {
+      if (err !== null) this.emit('error', err)
+      else this.emit('listening')
+    })
+    return this
+  }
+
+  override address (): net.AddressInfo | string | null {
+    if (!this.#native) return super.address()
+    return this.#front?.address() ?? null
+  }
+
+  override close (callback?: (err?: Error) => void): this {
+    if (!this.#native) return super.close(callback)
+    const front = this.#front
+    const running = front?.listening === true
+    // As net.Server: 'close' comes either way; a server that was not
+    // listening hands the callback ERR_SERVER_NOT_RUNNING with it.
+    if (callback !== undefined) {
+      this.once('close', running ? callback : () => callback(Object.assign(new Error('Server is not running.'), { code: 'ERR_SERVER_NOT_RUNNING' })))
+    }
+    // The listener says when its last connection ended: then 'close'.
+    if (front !== null) front.close()
+    else process.nextTick(() => this.emit('close'))
+    return this
+  }
+
+  override getConnections (callback: (err: Error | null, count: number) => void): this {
+    if (!this.#native) return super.getConnections(callback)
+    process.nextTick(callback, null, this.#front?.counters().live ?? 0)
+    return this
+  }
+
+  override ref (): this {
+    if (!this.#native) return super.ref()
+    this.#referenced = true
+    this.#front?.setRef(true)
+    return this
+  }
+
+  override unref (): this {
+    if (!this.#native) return super.unref()
+    this.#referenced = false
+    this.#front?.setRef(false)
+    return this
+  }
+
+  /** The counters of the native listener (undefined on the default path). */
+  get nativeCounters (): ReturnType<NativeListenerFront['counters']> | undefined {
+    return this.#front?.counters()
+  }
+
+  /** `listening` and `maxConnections` are plain fields of net.Server: here they follow the listener. */
+  #nativeAccessors (): void {
+    Object.defineProperty(this, 'listening', { configurable: true, get: () => this.#front?.listening === true })
+    Object.defineProperty(this, 'maxConnections', {
+      configurable: true,
+      get: () => this.#maxConnections,
+      set: (n: number | undefined) => {
+        this.#maxConnections = n
+        this.#front?.setOptions({ maxConnections: n ?? 0 })
+      },
+    })
+  }
+
+  #makeFront (): NativeListenerFront {
+    const options = this.#options
+    const front = new NativeListenerFront({
+      secure: this.#onNativeSecure,
+      failures: (list) => {
+        for (const f of list) {
+          this.#logger.debug({ err: f.error, remoteAddress: f.remoteAddress }, 'TLS handshake failed')
+          this.emit('tlsClientError', f.error, new FailedHandshake(f))
+        }
+      },
+      idle: (id) => {
+        this.#states.get(id)?.release()
+        this.#states.delete(id)
+      },
+      closed: () => this.emit('close'),
+    }, {
+      handshakeTimeout: options.handshakeTimeout ?? 120000,
+      noDelay: options.noDelay ?? false,
+      keepAlive: options.keepAlive ?? false,
+      keepAliveInitialDelay: options.keepAliveInitialDelay ?? 0,
+      maxConnections: this.#maxConnections ?? 0,
+    })
+    if (!this.#referenced) front.setRef(false)
+    this.#front = front
+    this.#route(this.#state)
+    return front
+  }
+
+  /** New connections of the native listener use `state`'s hosts, held until its route set is idle. */
+  #route (state: ServerState): void {
+    const held = this.holdRouter()
+    this.#front?.setRoutes(held.router, [], state.id)
+    this.#states.set(state.id, { state, release: held.release })
+  }
+
+  #onNativeSecure = (connection: NativeConnection, setId: number, host: number, flags: number, plaintext: Buffer | undefined): void => {
+    const state = this.#states.get(setId)?.state ?? this.#state
+    const options = this.#options
+    const socket = socketFromNative(connection, {
+      host,
+      flags,
+      plaintext,
+      hostFor: (index) => state.built.hosts[index],
+      server: this,
+      allowHalfOpen: options.allowHalfOpen ?? false,
+      highWaterMark: options.highWaterMark,
+      logger: this.#logger,
+    })
+    socket.once('secure', () => this.emit('secureConnection', socket))
+  }
+
+  /**
+   * For a native listener the server does not own (the terminator's, one
+   * per port): the current hosts' router, kept usable (not destroyed by a
+   * reload) until `release()` is called.
+   */
+  holdRouter (): { router: NativeHandle, release: () => void } {
+    const state = this.#state
+    state.accepting++
+    let released = false
+    return {
+      router: state.built.router,
+      release: () => {
+        if (released) return
+        released = true
+        state.accepting--
+        if (state.retired && state.accepting === 0) state.built.destroy()
+      },
+    }
   }
 
   /**
@@ -212,7 +422,7 @@ export class Server extends net.Server {
       }
       this.#ticketer?.destroy()
       this.#ticketer = ticketer
-      return { built, accepting: 0, retired: false }
+      return { id: this.#nextStateId++, built, accepting: 0, retired: false }
     } catch (err) {
       ticketer?.destroy()
       throw err

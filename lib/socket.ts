@@ -75,6 +75,13 @@ export interface SocketInit {
    * create). Default false: the JS pump.
    */
   socketMode?: boolean
+  /**
+   * The native listener accepted and handshook this connection (lib/native-listener.ts):
+   * the native connection owns its descriptor, socket mode starts at once,
+   * and these are the handshake's last flags and the plaintext that came
+   * with the client's final flight.
+   */
+  adopted?: { flags: number, plaintext?: Buffer, host: number }
   logger?: Logger
 }
 
@@ -166,6 +173,10 @@ export class RustlsSocket extends Duplex {
       this.#timer = setTimeout(this.#onHandshakeTimeout, init.handshakeTimeout)
       this.#timer.unref()
     }
+    if (init.adopted !== undefined) {
+      this.#startAdopted(init.adopted)
+      return
+    }
     const sock = t as net.Socket
     if (init.socketMode === true && socketModeAvailable(sock)) {
       // Keep net.Socket from reading: from here on only native code reads.
@@ -232,6 +243,19 @@ export class RustlsSocket extends Duplex {
       t.setTimeout(0)
       this.setTimeout(idle)
     }
+  }
+
+  /**
+   * A connection the native listener established: native code keeps
+   * polling its descriptor; the handshake's completion is reported on the
+   * next tick, once whoever made this socket attached its listeners, as
+   * the socket-mode event it would have been.
+   */
+  #startAdopted (adopted: NonNullable<SocketInit['adopted']>): void {
+    this.#socketMode = true
+    this.#conn?.start(-1, this.#onSocketEvent)
+    this.once('finish', this.#onFinishSocketMode)
+    process.nextTick(() => this.#onSocketEvent(adopted.flags | Flag.HandshakeDone | Flag.Hello, adopted.plaintext, 0, 0, adopted.host))
   }
 
   // ---- node:tls surface ----------------------------------------------
@@ -494,9 +518,11 @@ export class RustlsSocket extends Duplex {
     if ((flags & Flag.TransportEnd) !== 0) {
       this.#transportEnded = true
       // Both directions done: the TCP connection is over, as a net.Socket
-      // would destroy itself; otherwise finish ours unless half-open.
+      // would destroy itself. Otherwise, unless half-open, our side ends
+      // once the reader had everything: the Duplex ends itself after 'end'
+      // (plaintext that came with the FIN may still wait to be read).
       if (this.writableFinished) this.destroy()
-      else if (!this.allowHalfOpen) this.end()
+      else if (!this.allowHalfOpen && this.readableEnded) this.end()
     }
   }
 

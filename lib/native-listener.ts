@@ -1,0 +1,318 @@
+// The native listener (native/src/listener.cc) seen from JS: binding a
+// listening socket from net.Server-style listen() arguments, and turning
+// the listener's batched reports (failed handshakes, backend failures,
+// released route sets) into errors and callbacks. The listener accepts,
+// routes by SNI and handshakes in native code; JS hears of a connection
+// only once its handshake completed, and only if its host's plan is JS.
+import cluster from 'node:cluster'
+import dns from 'node:dns'
+import net from 'node:net'
+import type { Duplex } from 'node:stream'
+import util from 'node:util'
+
+import { HandshakeTimeoutError, RustlsError } from './errors'
+import {
+  addon,
+  ListenerEvent,
+  LocalResult,
+  type ListenerCounters,
+  type ListenerOptions,
+  type NativeConnection,
+  type NativeHandle,
+  type NativeListener,
+  type PlanKind,
+} from './native'
+import type { HostContext } from './hosts'
+import type { Logger } from './log'
+import { NativeTransport } from './native-transport'
+import { RustlsSocket } from './socket'
+
+/** A handshake that failed in native code: what JS logs and reports. */
+export interface HandshakeFailure {
+  error: Error & { code: string }
+  servername: string | false
+  remoteAddress?: string
+  remotePort?: number
+  bytesRead: number
+  bytesWritten: number
+}
+
+/** A tcp-mode backend that could not be reached (connect, TLS, timeout). */
+export interface BackendFailure {
+  setId: number
+  host: number
+  kind: 'connect' | 'tls' | 'timeout'
+  /** errno name (ECONNREFUSED) or ERR_RUSTLS_* code. */
+  code: string
+  error: Error & { code: string }
+}
+
+/** A completed handshake of a connection native code keeps (reportHandshakes). */
+export interface HandshakeDone {
+  setId: number
+  host: number
+  servername: string | undefined
+  remoteAddress: string | undefined
+  remotePort: number
+  version: number
+  cipherSuite: number
+  alpn: string | undefined
+  resumed: boolean
+}
+
+export interface NativeListenerHooks {
+  /** A connection for JS: its handshake completed and its host's plan is JS. */
+  secure?: (connection: NativeConnection, setId: number, host: number, flags: number, plaintext: Buffer | undefined) => void
+  failures?: (list: HandshakeFailure[]) => void
+  backendFailures?: (list: BackendFailure[]) => void
+  /** A route set given to setRoutes() was replaced and has no connection left. */
+  idle?: (setId: number) => void
+  /** close() was called and the last connection ended. */
+  closed?: () => void
+  handshakes?: (list: HandshakeDone[]) => void
+}
+
+/**
+ * The RustlsSocket (socket mode, no net.Socket under it) for a connection
+ * the listener reported established. Its 'secure' event follows on the
+ * next tick, once the caller attached its listeners.
+ */
+export function socketFromNative (connection: NativeConnection, init: {
+  host: number
+  flags: number
+  plaintext: Buffer | undefined
+  hostFor: (index: number) => HostContext | undefined
+  server?: net.Server
+  allowHalfOpen: boolean
+  highWaterMark?: number
+  logger?: Logger
+}): RustlsSocket {
+  return new RustlsSocket({
+    transport: new NativeTransport(connection) as unknown as Duplex,
+    connection,
+    isServer: true,
+    server: init.server,
+    adopted: { flags: init.flags, plaintext: init.plaintext, host: init.host },
+    hostFor: init.hostFor,
+    allowHalfOpen: init.allowHalfOpen,
+    highWaterMark: init.highWaterMark,
+    logger: init.logger,
+  })
+}
+
+/** Where to listen, as net.Server.listen() takes it. */
+export interface ListenTarget {
+  host?: string
+  port?: number
+  backlog?: number
+  ipv6Only?: boolean
+  reusePort?: boolean
+  path?: string
+  fd?: number
+}
+
+/** Node's system error shape for an errno name reported by native code. */
+export function systemError (name: string | undefined, syscall: string): Error & { code: string } {
+  const code = name ?? 'EIO'
+  return Object.assign(new Error(`${syscall} ${code}`), { code, syscall })
+}
+
+function failureError (code: number, errnoName: string | undefined): Error & { code: string } {
+  if (code === LocalResult.HandshakeTimeout) return new HandshakeTimeoutError()
+  if (code === LocalResult.TransportError) return systemError(errnoName, 'read')
+  return new RustlsError(code)
+}
+
+/**
+ * net.Server.listen()'s argument forms: (port?, host?, backlog?, cb?),
+ * (path, backlog?, cb?), (options, cb?). Handles and `{fd}` of sockets
+ * made elsewhere: only `{fd}` of a listening socket.
+ */
+export function parseListenArgs (args: unknown[]): { target: ListenTarget, callback?: () => void } {
+  const last = args[args.length - 1]
+  const callback = typeof last === 'function' ? last as () => void : undefined
+  const rest = callback === undefined ? args : args.slice(0, -1)
+  const first = rest[0]
+  let target: ListenTarget
+  if (first !== null && typeof first === 'object') {
+    const o = first as Record<string, unknown>
+    if ('_handle' in o || 'handle' in o) {
+      throw Object.assign(new Error('listen(handle) is not supported by the native listener; listen on a port, a path or {fd}'), { code: 'ERR_RUSTLS_UNSUPPORTED_OPTION' })
+    }
+    target = {
+      host: typeof o.host === 'string' ? o.host : undefined,
+      port: o.port === undefined ? undefined : validPort(o.port),
+      backlog: typeof o.backlog === 'number' ? o.backlog : undefined,
+      ipv6Only: o.ipv6Only === true,
+      reusePort: o.reusePort === true ? true : undefined,
+      path: typeof o.path === 'string' ? o.path : undefined,
+      fd: typeof o.fd === 'number' ? o.fd : undefined,
+    }
+  } else if (typeof first === 'string' && !/^\d+$/.test(first)) {
+    target = { path: first, backlog: typeof rest[1] === 'number' ? rest[1] : undefined }
+  } else {
+    target = {
+      port: first === undefined || first === null ? 0 : validPort(first),
+      host: typeof rest[1] === 'string' ? rest[1] : undefined,
+      backlog: typeof rest[1] === 'number' ? rest[1] : typeof rest[2] === 'number' ? rest[2] : undefined,
+    }
+  }
+  return { target, callback }
+}
+
+function validPort (value: unknown): number {
+  const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw Object.assign(new RangeError(`Port should be >= 0 and < 65536. Received ${util.inspect(value)}.`), { code: 'ERR_SOCKET_BAD_PORT' })
+  }
+  return port
+}
+
+export class NativeListenerFront {
+  readonly #native: NativeListener
+  readonly #hooks: NativeListenerHooks
+  #address: net.AddressInfo | string | null = null
+  #listening = false
+  #closed = false
+  #drained = false
+
+  constructor (hooks: NativeListenerHooks, options: ListenerOptions) {
+    this.#hooks = hooks
+    this.#native = new addon.Listener(this.#onEvent, { reportFailures: true, ...options })
+  }
+
+  get listening (): boolean {
+    return this.#listening
+  }
+
+  /**
+   * Resolves the host (once, as net.Server does), binds and listens. In a
+   * cluster worker a TCP port is shared by SO_REUSEPORT: the native
+   * listener does not go through the primary.
+   */
+  listen (target: ListenTarget, done: (err: Error | null) => void): void {
+    if (this.#closed) {
+      process.nextTick(done, Object.assign(new Error('the server was closed'), { code: 'ERR_SERVER_NOT_RUNNING' }))
+      return
+    }
+    const bind = (host: string | undefined): void => {
+      try {
+        const reusePort = target.reusePort ?? (cluster.isWorker && target.port !== 0 && target.path === undefined)
+        const a = this.#native.listen({ ...target, host, reusePort })
+        this.#address = target.path ?? (a.address === undefined ? null : { address: a.address, family: a.family ?? 'IPv4', port: a.port ?? 0 })
+        this.#listening = true
+        done(null)
+      } catch (err) {
+        done(err as Error)
+      }
+    }
+    const host = target.host
+    if (target.path !== undefined || target.fd !== undefined || host === undefined || net.isIP(host) !== 0) {
+      process.nextTick(bind, host)
+      return
+    }
+    dns.lookup(host, (err, address) => {
+      if (err !== null) done(err)
+      else bind(address)
+    })
+  }
+
+  address (): net.AddressInfo | string | null {
+    return this.#listening ? this.#address : null
+  }
+
+  setRoutes (router: NativeHandle, plans: Array<{ kind: PlanKind, target?: NativeHandle }>, id: number): void {
+    this.#native.setRoutes(router, plans, id)
+  }
+
+  setOptions (options: ListenerOptions): void {
+    this.#native.setOptions(undefined, options)
+  }
+
+  /** Stops accepting; `closed` follows once the last connection ended. */
+  close (): void {
+    if (this.#closed) {
+      // Closed again (as net.Server allows): `closed` again once drained.
+      if (this.#drained) process.nextTick(() => this.#hooks.closed?.())
+      return
+    }
+    this.#closed = true
+    this.#listening = false
+    this.#native.close()
+  }
+
+  abortAll (): void {
+    this.#native.abortAll()
+  }
+
+  counters (): ListenerCounters {
+    return this.#native.counters()
+  }
+
+  setRef (ref: boolean): void {
+    this.#native.setRef(ref)
+  }
+
+  #onEvent = (kind: ListenerEvent, ...args: unknown[]): void => {
+    const hooks = this.#hooks
+    switch (kind) {
+      case ListenerEvent.Secure:
+        hooks.secure?.(args[0] as NativeConnection, args[1] as number, args[2] as number, args[3] as number, args[4] as Buffer | undefined)
+        break
+      case ListenerEvent.Failures: {
+        const flat = args[0] as unknown[]
+        const list: HandshakeFailure[] = []
+        for (let i = 0; i + 6 < flat.length; i += 7) {
+          list.push({
+            error: failureError(flat[i] as number, flat[i + 1] as string | undefined),
+            servername: (flat[i + 2] as string | undefined) ?? false,
+            remoteAddress: flat[i + 3] as string | undefined,
+            remotePort: flat[i + 4] as number,
+            bytesRead: flat[i + 5] as number,
+            bytesWritten: flat[i + 6] as number,
+          })
+        }
+        hooks.failures?.(list)
+        break
+      }
+      case ListenerEvent.Backend: {
+        const flat = args[0] as unknown[]
+        const list: BackendFailure[] = []
+        for (let i = 0; i + 4 < flat.length; i += 5) {
+          const rustls = flat[i + 3] as number
+          const errnoName = flat[i + 4] as string | undefined
+          const error = rustls !== 0 ? new RustlsError(rustls) : systemError(errnoName, 'connect')
+          list.push({ setId: flat[i] as number, host: flat[i + 1] as number, kind: flat[i + 2] as BackendFailure['kind'], code: error.code, error })
+        }
+        hooks.backendFailures?.(list)
+        break
+      }
+      case ListenerEvent.Handshakes: {
+        const flat = args[0] as unknown[]
+        const list: HandshakeDone[] = []
+        for (let i = 0; i + 8 < flat.length; i += 9) {
+          list.push({
+            setId: flat[i] as number,
+            host: flat[i + 1] as number,
+            servername: flat[i + 2] as string | undefined,
+            remoteAddress: flat[i + 3] as string | undefined,
+            remotePort: flat[i + 4] as number,
+            version: flat[i + 5] as number,
+            cipherSuite: flat[i + 6] as number,
+            alpn: flat[i + 7] as string | undefined,
+            resumed: flat[i + 8] as boolean,
+          })
+        }
+        hooks.handshakes?.(list)
+        break
+      }
+      case ListenerEvent.Idle:
+        hooks.idle?.(args[0] as number)
+        break
+      case ListenerEvent.Closed:
+        this.#drained = true
+        hooks.closed?.()
+        break
+    }
+  }
+}
