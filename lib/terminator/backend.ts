@@ -1,13 +1,17 @@
 // One host's backend: where it is, how to reach it (plain or through the
 // library's TLS client with the host's ClientContext, so sessions resume),
 // and, in http mode, the keep-alive pool of connections to it.
+import { X509Certificate } from 'node:crypto'
 import http from 'node:http'
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
 
 import { ClientContext, connect } from '../client'
 import { RustlsError } from '../errors'
+import type { HostContext } from '../hosts'
+import { addon, type NativeHandle } from '../native'
 import type { BackendConfig } from './config'
+import { keyAlgorithm } from './proxy-protocol'
 
 /** Idle pooled backend connections close after this long: below the 5 s keep-alive of common servers (Node's default), so the pool never reuses a connection the backend is closing. */
 const POOL_IDLE_MS = 4000
@@ -39,6 +43,7 @@ export class HostBackend {
   readonly config: BackendConfig
   readonly #context: ClientContext | undefined
   #agent: http.Agent | undefined
+  #target: NativeHandle | undefined
   #destroyed = false
 
   constructor (index: number, hostName: string, config: BackendConfig, context: ClientContext | undefined) {
@@ -68,8 +73,7 @@ export class HostBackend {
     let socket: Duplex = raw
     let readyEvent = 'connect'
     if (this.#context !== undefined) {
-      const servername = this.config.tls?.serverName ?? (addr.kind === 'tcp' ? addr.host : 'localhost')
-      socket = connect({ socket: raw, context: this.#context, servername, handshakeTimeout: this.config.connectTimeout })
+      socket = connect({ socket: raw, context: this.#context, servername: this.#serverName(), handshakeTimeout: this.config.connectTimeout })
       readyEvent = 'secureConnect'
     }
     const timer = setTimeout(() => socket.destroy(new BackendTimeoutError(addr.text, this.config.connectTimeout)), this.config.connectTimeout)
@@ -80,6 +84,32 @@ export class HostBackend {
     })
     socket.once('close', () => clearTimeout(timer))
     return socket
+  }
+
+  /**
+   * tcp mode on the native data plane: the backend as native code connects
+   * to it (address resolved now, once per configuration), with what the
+   * PROXY v2 header says about `host`'s certificates.
+   */
+  nativeTarget (host: HostContext): NativeHandle {
+    if (this.#destroyed) throw Object.assign(new Error('backend configuration was retired'), { code: 'ERR_BACKEND_RETIRED' })
+    if (this.#target !== undefined) return this.#target
+    const addr = this.config.address
+    const proxy = this.config.proxyProtocol
+    this.#target = new addon.BackendTarget({
+      address: addr.kind === 'unix' ? { kind: 'unix', path: addr.path } : { kind: 'tcp', host: addr.host, port: addr.port },
+      connectTimeout: this.config.connectTimeout,
+      proxyProtocol: proxy === 'v1' ? 1 : proxy === 'v2' ? 2 : 0,
+      tls: this.#context === undefined ? undefined : { config: this.#context.native, serverName: this.#serverName() },
+      keyAlgs: host.leafDers.map((der) => keyAlgorithm(new X509Certificate(der)) ?? ''),
+    })
+    return this.#target
+  }
+
+  /** SNI and the name verified on the backend. */
+  #serverName (): string {
+    const addr = this.config.address
+    return this.config.tls?.serverName ?? (addr.kind === 'tcp' ? addr.host : 'localhost')
   }
 
   /** http mode: the keep-alive pool for this backend. */
@@ -110,6 +140,7 @@ export class HostBackend {
     if (this.#destroyed) return
     this.#destroyed = true
     this.#agent?.destroy()
+    this.#target?.destroy()
     this.#context?.destroy()
   }
 }

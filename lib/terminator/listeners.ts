@@ -14,6 +14,7 @@ import { ConfigProblems, formatProblem, problemFromError, type LogLevel } from '
 import type { LoadedConfig } from './files'
 import { HttpFrontend, sslHeaders } from './http-backend'
 import { Metrics } from './metrics'
+import { NativePlane, nativePlaneEnabled } from './native-plane'
 import { buildAll, Generation } from './reload'
 import { forwardTcp } from './tcp-backend'
 
@@ -50,6 +51,8 @@ export class Terminator {
   readonly #clientAddress = new WeakMap<net.Socket, string>()
   #draining: Promise<void> | undefined
   #drained: (() => void) | undefined
+  /** The native data plane (default); undefined: net.Servers and the JS pump. */
+  readonly #plane: NativePlane | undefined
 
   private constructor (options: TerminatorOptions, loaded: LoadedConfig) {
     this.#options = options
@@ -58,15 +61,16 @@ export class Terminator {
     this.#tcpLogger = options.logger.child({ component: 'tcp' })
     this.#httpLogger = options.logger.child({ component: 'http' })
     this.metrics = options.metrics ?? new Metrics()
-    this.metrics.setLiveBytes(() => {
-      let received = 0
-      let sent = 0
+    // Bytes of live connections; closed ones were counted as they closed.
+    this.metrics.addSource(() => {
+      let bytesReceived = 0
+      let bytesSent = 0
       for (const s of this.#open) {
         const { bytesRead, bytesWritten } = tlsSocketOf.get(s) ?? s
-        received += bytesRead
-        sent += bytesWritten
+        bytesReceived += bytesRead
+        bytesSent += bytesWritten
       }
-      return { received, sent }
+      return { bytesReceived, bytesSent }
     })
     this.#applyLevel(loaded.config.log.level)
     const { server, backends } = buildAll(loaded, this.#serverOptions(loaded))
@@ -75,6 +79,18 @@ export class Terminator {
     this.#server.on('tlsClientError', this.#onClientError)
     this.#generation = new Generation(1, loaded, this.#server.hosts, backends)
     this.#http = new HttpFrontend({ logger: this.#httpLogger, metrics: this.metrics })
+    if (nativePlaneEnabled()) {
+      this.#plane = new NativePlane({
+        server: this.#server,
+        logger: this.#logger,
+        tlsLogger: this.#tlsLogger,
+        tcpLogger: this.#tcpLogger,
+        metrics: this.metrics,
+        handshakeTimeout: loaded.config.handshakeTimeout,
+        maxConnections: loaded.config.maxConnections,
+        onSecure: (socket, generation) => this.#dispatch(socket, generation),
+      })
+    }
   }
 
   /** Loads the configuration, builds everything and listens. Throws ConfigProblems or a listen error. */
@@ -95,17 +111,20 @@ export class Terminator {
 
   /** Bound addresses, in `listen` order (actual ports when 0 was asked). */
   get addresses (): BoundAddress[] {
+    if (this.#plane !== undefined) return this.#plane.addresses
     return this.#listeners.map((l) => l.address() as net.AddressInfo)
   }
 
   get openConnections (): number {
-    return this.#open.size
+    return this.#open.size + (this.#plane?.open ?? 0)
   }
 
   #serverOptions (loaded: LoadedConfig): ServerOptions {
     // allowHalfOpen: a client's close_notify ends only the way in (tcp mode
     // half-close); the backend's end then ends the way out.
-    return { ...loaded.serverOptions, allowHalfOpen: true, logger: this.#tlsLogger }
+    // The terminator listens itself (native plane or net.Servers) and only
+    // builds hosts through this server: never the library's own listener.
+    return { ...loaded.serverOptions, allowHalfOpen: true, logger: this.#tlsLogger, nativeListener: false }
   }
 
   #applyLevel (level: LogLevel): void {
@@ -115,6 +134,10 @@ export class Terminator {
   }
 
   async #listen (): Promise<void> {
+    if (this.#plane !== undefined) {
+      await this.#plane.listen(this.config.listen, this.#generation)
+      return
+    }
     for (const addr of this.config.listen) {
       // allowHalfOpen: the TLS layer decides when the transport ends; a
       // client's FIN after its close_notify must not end our side while
@@ -159,7 +182,7 @@ export class Terminator {
       const { bytesRead, bytesWritten } = tlsSocketOf.get(raw) ?? raw
       this.metrics.connectionClosed(bytesRead, bytesWritten)
       generation.release()
-      if (this.#open.size === 0) this.#drained?.()
+      if (this.openConnections === 0) this.#drained?.()
     })
     // The library's Server takes the connection with its current hosts,
     // which are this generation's (reload swaps both together).
@@ -169,9 +192,15 @@ export class Terminator {
   #onSecure = (socket: RustlsSocket): void => {
     const raw = socket.transport as net.Socket
     const generation = this.#generationOf.get(raw) ?? this.#generation
+    this.metrics.handshake('ok', undefined, socket.isSessionReused())
+    this.#dispatch(socket, generation)
+  }
+
+  /** An established connection goes to its host's backend (the native plane counted its handshake). */
+  #dispatch (socket: RustlsSocket, generation: Generation): void {
+    const raw = socket.transport as net.Socket
     const index = socket.hostIndex
     const resumed = socket.isSessionReused()
-    this.metrics.handshake('ok', undefined, resumed)
     socket.on('error', (err: Error & { code?: string }) => this.#logger.debug({ code: err.code, remoteAddress: socket.remoteAddress }, 'client connection failed'))
     const host = generation.hosts[index]
     const backend = generation.backends[index]
@@ -237,6 +266,7 @@ export class Terminator {
     this.#generation = new Generation(this.#nextId++, loaded, this.#server.hosts, backends)
     previous.retire()
     this.#applyLevel(loaded.config.log.level)
+    this.#plane?.route(this.#generation, loaded.config.maxConnections, loaded.config.handshakeTimeout)
     const before = previous.loaded.config
     const after = loaded.config
     for (const key of ['listen', 'workers', 'metrics'] as const) {
@@ -272,17 +302,21 @@ export class Terminator {
     // close() stops accepting at once; its callback would wait for every
     // connection, which is what the rest of the drain manages.
     for (const l of this.#listeners) l.close()
+    this.#plane?.stopListening()
     this.#http.drain()
-    if (this.#open.size > 0) {
+    if (this.openConnections > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeout)
+        // The native plane's connections end without a JS event: polled.
+        const poll = this.#plane === undefined ? undefined : setInterval(() => { if (this.openConnections === 0) this.#drained?.() }, 50)
         this.#drained = () => {
           clearTimeout(timer)
+          if (poll !== undefined) clearInterval(poll)
           resolve()
         }
       })
     }
-    const left = this.#open.size
+    const left = this.openConnections
     if (left > 0) this.#logger.warn({ open: left }, 'drain timeout: closing the remaining connections')
     this.#closeNow()
     // Let destroyed connections release their native handles.
@@ -292,6 +326,7 @@ export class Terminator {
 
   #closeNow (): void {
     for (const l of this.#listeners) l.close()
+    this.#plane?.abortAll()
     for (const s of this.#open) s.destroy()
     this.#http.close()
     this.#server.close()

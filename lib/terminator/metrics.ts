@@ -40,16 +40,18 @@ export function emptySnapshot (): MetricsSnapshot {
   }
 }
 
-/** Where live connections' byte counts come from at scrape time. */
-export type LiveBytes = () => { received: number, sent: number }
+/**
+ * Counters kept elsewhere (live connections' bytes, the native listener's
+ * own counts), read at scrape time and added to the snapshot.
+ */
+export type MetricsSource = () => Partial<MetricsSnapshot>
 
 export class Metrics {
   readonly #s = emptySnapshot()
-  // Bytes of connections already closed; live ones are added at scrape time.
-  #liveBytes: LiveBytes = () => ({ received: 0, sent: 0 })
+  readonly #sources: MetricsSource[] = []
 
-  setLiveBytes (fn: LiveBytes): void {
-    this.#liveBytes = fn
+  addSource (fn: MetricsSource): void {
+    this.#sources.push(fn)
   }
 
   connectionOpened (): void {
@@ -90,11 +92,8 @@ export class Metrics {
   }
 
   snapshot (): MetricsSnapshot {
-    const live = this.#liveBytes()
-    const s = structuredClone(this.#s)
-    s.bytesReceived += live.received
-    s.bytesSent += live.sent
-    return s
+    if (this.#sources.length === 0) return structuredClone(this.#s)
+    return mergeSnapshots([this.#s, ...this.#sources.map((source) => ({ ...emptySnapshot(), ...source() }))])
   }
 }
 

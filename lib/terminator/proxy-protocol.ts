@@ -2,6 +2,7 @@
 // (HAProxy, "The PROXY protocol", versions 1 and 2). Version 2 carries the
 // TLS facts as TLVs (§2.2): ALPN, authority (SNI) and the SSL TLV with the
 // version, cipher and client certificate sub-TLVs.
+import type { X509Certificate } from 'node:crypto'
 import net from 'node:net'
 
 import type { RustlsSocket } from '../socket'
@@ -161,20 +162,22 @@ function commonName (subject: string): string | undefined {
   return undefined
 }
 
+/** The key algorithm of a certificate as the SSL_KEY_ALG sub-TLV names it: "EC256", "RSA2048". */
+export function keyAlgorithm (cert: X509Certificate): string | undefined {
+  const key = cert.publicKey
+  const details = key.asymmetricKeyDetails
+  if (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') return `RSA${details?.modulusLength ?? ''}`
+  if (key.asymmetricKeyType === 'ec') return `EC${({ prime256v1: 256, secp384r1: 384, secp521r1: 521 } as Record<string, number>)[details?.namedCurve ?? ''] ?? ''}`
+  return key.asymmetricKeyType?.toUpperCase()
+}
+
 /** The facts of one established client connection. */
 export function proxyInfoFromSocket (socket: RustlsSocket): ProxyInfo {
   const tcp = (address: string | undefined, port: number | undefined): Endpoint | undefined =>
     address === undefined || port === undefined ? undefined : { address, port }
   const peer = socket.getPeerX509Certificate()
   const own = socket.getX509Certificate()
-  let keyAlg: string | undefined
-  if (own !== undefined) {
-    const key = own.publicKey
-    const details = key.asymmetricKeyDetails
-    if (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') keyAlg = `RSA${details?.modulusLength ?? ''}`
-    else if (key.asymmetricKeyType === 'ec') keyAlg = `EC${({ prime256v1: 256, secp384r1: 384, secp521r1: 521 } as Record<string, number>)[details?.namedCurve ?? ''] ?? ''}`
-    else if (key.asymmetricKeyType !== undefined) keyAlg = key.asymmetricKeyType.toUpperCase()
-  }
+  const keyAlg = own === undefined ? undefined : keyAlgorithm(own)
   const cipher = socket.getCipher()
   return {
     source: tcp(socket.remoteAddress, socket.remotePort),

@@ -16,6 +16,17 @@ export interface Running {
   close: () => Promise<void>
 }
 
+/**
+ * The whole suite also runs with library servers on the native listener
+ * (RUSTLS_NODE_NATIVE_LISTENER=1). The few tests of behaviour the native
+ * listener documents as different (docs/node-tls-parity.md) skip there
+ * with this reason.
+ */
+export const NATIVE_LISTENER = process.env.RUSTLS_NODE_NATIVE_LISTENER === '1' && process.env.RUSTLS_NODE_JS_PUMP !== '1'
+export function onNativeListener (why: string): string | false {
+  return NATIVE_LISTENER ? `native listener: ${why} (docs/node-tls-parity.md)` : false
+}
+
 /** Starts createServer(options) on 127.0.0.1:0; `onSecure` gets each connection. */
 export async function startServer (options: ServerOptions, onSecure?: (socket: RustlsSocket) => void): Promise<Running> {
   const server = createServer(options, onSecure)
@@ -85,7 +96,7 @@ export function sha256 (data: Buffer): string {
 /** Asserts that no native handle is left open (every test file ends with it). */
 export function assertNoLiveHandles (): void {
   assert.deepEqual(liveHandles(), {
-    certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0,
+    certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0, listeners: 0, backendTargets: 0,
   })
 }
 

@@ -223,6 +223,6 @@ test('a key that does not match its certificate is refused at build time', () =>
 
 test('all native handles of these tests are released', () => {
   assert.deepEqual(addon.liveHandles(), {
-    certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0,
+    certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0, listeners: 0, backendTargets: 0,
   })
 })

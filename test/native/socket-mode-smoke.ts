@@ -70,7 +70,7 @@ async function main (): Promise<void> {
   context.destroy()
   await new Promise<void>((resolve) => server.close(() => resolve()))
   await new Promise((resolve) => setTimeout(resolve, 200))
-  assert.deepEqual(Object.values(liveHandles()), [0, 0, 0, 0, 0, 0, 0])
+  assert.deepEqual(Object.values(liveHandles()), [0, 0, 0, 0, 0, 0, 0, 0, 0])
   console.log('socket-mode smoke: ok')
 }
 

@@ -44,7 +44,9 @@ export type Reply = { id: number, stats: Stats } | { ready: true, port: number }
 
 const options = JSON.parse(process.argv[2] ?? '{}') as LoadServerOptions
 const f = fixtures()
-const open = new Set<import('node:net').Socket>()
+// Transports from 'connection' (or, on the native listener, which has no
+// such event, the TLS sockets).
+const open = new Set<{ destroy: () => void }>()
 let secure = 0
 let bytesToFailed = 0
 const clientErrors: Record<string, number> = {}
@@ -57,6 +59,10 @@ const server = createServer({
   sessionCache: options.sessionCache ?? 256,
 }, (socket: RustlsSocket) => {
   secure++
+  if (server.nativeCounters !== undefined) {
+    open.add(socket)
+    socket.once('close', () => open.delete(socket))
+  }
   let got = 0
   socket.on('error', () => {})
   socket.on('data', (d: Buffer) => {
@@ -82,7 +88,8 @@ function stats (): Stats {
     external: m.external,
     fds: fs.readdirSync('/proc/self/fd').length,
     live: liveHandles(),
-    open: open.size,
+    // The native listener also counts connections still in their handshake.
+    open: server.nativeCounters?.live ?? open.size,
     secure,
     clientErrors: { ...clientErrors },
     bytesToFailed,

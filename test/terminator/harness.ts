@@ -174,6 +174,6 @@ export async function stopClean (t: TerminatorProcess): Promise<void> {
   const stopped = t.logs().filter((l) => l.msg === 'stopped' && l.liveHandles !== undefined)
   assert.ok(stopped.length > 0, 'a stopped line')
   for (const line of stopped) {
-    assert.deepEqual(line.liveHandles, { certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0 })
+    assert.deepEqual(line.liveHandles, { certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0, listeners: 0, backendTargets: 0 })
   }
 }

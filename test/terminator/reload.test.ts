@@ -113,7 +113,7 @@ test('SIGTERM drains: no new connections, the download in flight completes, idle
   assert.equal(exit.code, 0)
   assert.ok(Date.now() - started < 6000, `drained in ${Date.now() - started} ms, not after the drain timeout`)
   const stopped = t.logs().find((l) => l.msg === 'stopped')
-  assert.deepEqual(stopped?.liveHandles, { certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0 })
+  assert.deepEqual(stopped?.liveHandles, { certifiedKeys: 0, serverConfigs: 0, clientConfigs: 0, sessionCaches: 0, ticketers: 0, hostRouters: 0, connections: 0, listeners: 0, backendTargets: 0 })
   assert.equal(t.logs().some((l) => l.msg === 'drain timeout: closing the remaining connections'), false)
 })
 

@@ -78,5 +78,5 @@ after(async () => {
   gen.destroy()
   server.close()
   await waitFor(() => Object.values(liveHandles()).every((n) => n === 0), 2000, 'native handles to be released')
-  assert.deepEqual(Object.values(liveHandles()), [0, 0, 0, 0, 0, 0, 0])
+  assert.deepEqual(Object.values(liveHandles()), [0, 0, 0, 0, 0, 0, 0, 0, 0])
 })

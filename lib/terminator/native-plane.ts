@@ -1,0 +1,226 @@
+// The terminator's native data plane: one native listener per `listen`
+// address (lib/native-listener.ts), all routing with the library server's
+// hosts. tcp-mode hosts are spliced to their backend in native code
+// (native/src/splice.cc) and never reach JS; http-mode hosts arrive here as
+// RustlsSockets once their handshake completed. Failed handshakes and
+// unreachable backends come in batches, for the log lines and metrics the
+// JS data plane (listeners.ts with RUSTLS_NODE_JS_PUMP=1) produces per
+// connection.
+import type { Logger as PinoLogger } from 'pino'
+
+import { cipherInfoForId } from '../ciphers'
+import { versionName } from '../protocol'
+import { addon, type ListenerCounters, PlanKind } from '../native'
+import { NativeListenerFront, socketFromNative } from '../native-listener'
+import type { Server } from '../server'
+import type { RustlsSocket } from '../socket'
+import type { ListenAddress } from './config'
+import type { Metrics, MetricsSnapshot } from './metrics'
+import type { Generation } from './reload'
+
+/** Whether the terminator runs on the native data plane (the default). */
+export function nativePlaneEnabled (): boolean {
+  return process.platform !== 'win32' && process.env.RUSTLS_NODE_JS_PUMP !== '1' && process.env.RUSTLS_NODE_NATIVE_LISTENER !== '0'
+}
+
+let cipherNamesSet = false
+
+/** The PROXY v2 header names suites as OpenSSL does; native code gets the table once. */
+function setCipherNames (): void {
+  if (cipherNamesSet) return
+  cipherNamesSet = true
+  const ids = addon.supportedCipherSuites().map((s) => s.id)
+  addon.setCipherNames(ids, ids.map((id) => cipherInfoForId(id).opensslName))
+}
+
+export interface NativePlaneOptions {
+  server: Server
+  logger: PinoLogger
+  tlsLogger: PinoLogger
+  tcpLogger: PinoLogger
+  metrics: Metrics
+  handshakeTimeout: number
+  maxConnections: number | undefined
+  /** A connection whose host is served in JS (http mode), once secure. */
+  onSecure: (socket: RustlsSocket, generation: Generation) => void
+}
+
+export class NativePlane {
+  readonly #options: NativePlaneOptions
+  readonly #fronts: NativeListenerFront[] = []
+  /** Route set id (= generation id) → its generation, while a listener uses it. */
+  readonly #generations = new Map<number, Generation>()
+  /** Per listener and generation: releases the server's hold on that generation's router. */
+  readonly #holds = new Map<string, () => void>()
+  /** Sockets handed to JS (http mode), for shutdown and live byte counts. */
+  readonly #sockets = new Set<RustlsSocket>()
+  readonly #warnedFallback = new Set<string>()
+
+  constructor (options: NativePlaneOptions) {
+    this.#options = options
+    setCipherNames()
+    options.metrics.addSource(() => this.#snapshot())
+  }
+
+  /** Binds every address (in order) and logs each, as the JS listeners do. */
+  async listen (addresses: readonly ListenAddress[], generation: Generation): Promise<Array<{ address: string, port: number, family: string }>> {
+    const bound = []
+    for (const addr of addresses) {
+      const index = this.#fronts.length
+      const front = new NativeListenerFront({
+        secure: (connection, setId, host, flags, plaintext) => {
+          const gen = this.#generations.get(setId)
+          if (gen === undefined) {
+            connection.destroy()
+            return
+          }
+          const socket = socketFromNative(connection, { host, flags, plaintext, hostFor: (i) => gen.hosts[i], allowHalfOpen: true, logger: this.#options.tlsLogger })
+          gen.acquire()
+          this.#sockets.add(socket)
+          socket.once('close', () => {
+            this.#sockets.delete(socket)
+            gen.release()
+          })
+          socket.once('secure', () => this.#options.onSecure(socket, gen))
+        },
+        failures: (list) => {
+          for (const f of list) {
+            const code = f.error.code
+            if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.#options.metrics.handshake('timeout')
+            else this.#options.metrics.handshake('failed', code)
+            // Client-caused (SPEC §5): info, never warn.
+            this.#options.logger.info({ remoteAddress: f.remoteAddress, servername: f.servername === false ? undefined : f.servername, code }, 'TLS handshake failed')
+          }
+        },
+        backendFailures: (list) => {
+          for (const b of list) {
+            const backend = this.#generations.get(b.setId)?.backends[b.host]
+            this.#options.metrics.backendError(b.kind)
+            this.#options.tcpLogger.warn({ host: backend?.hostName, backend: backend?.config.address.text, code: b.code, kind: b.kind, reason: b.error.message }, 'backend unavailable')
+          }
+        },
+        handshakes: (list) => {
+          for (const h of list) {
+            this.#options.logger.debug({
+              remoteAddress: h.remoteAddress,
+              servername: h.servername,
+              host: this.#generations.get(h.setId)?.hosts[h.host]?.serverName,
+              protocol: versionName(h.version),
+              cipher: cipherInfoForId(h.cipherSuite).ianaName,
+              alpn: h.alpn,
+              resumed: h.resumed,
+            }, 'handshake complete')
+          }
+        },
+        idle: (setId) => this.#release(index, setId),
+      }, this.#listenerOptions())
+      this.#fronts.push(front)
+      this.#route(index, generation)
+      await new Promise<void>((resolve, reject) => {
+        front.listen({ host: addr.host, port: addr.port }, (err) => err === null ? resolve() : reject(err))
+      })
+      const a = front.address() as { address: string, port: number, family: string }
+      this.#options.logger.info({ listen: addr.text, address: a.address, port: a.port }, 'listening')
+      bound.push(a)
+    }
+    return bound
+  }
+
+  get addresses (): Array<{ address: string, port: number, family: string }> {
+    return this.#fronts.map((f) => f.address() as { address: string, port: number, family: string })
+  }
+
+  /** Connections accepted and not yet closed, native or handed to JS. */
+  get open (): number {
+    let n = 0
+    for (const f of this.#fronts) n += f.counters().live
+    return n
+  }
+
+  /** New connections use `generation`'s hosts and backends (start, reload). */
+  route (generation: Generation, maxConnections: number | undefined, handshakeTimeout: number): void {
+    this.#options.maxConnections = maxConnections
+    this.#options.handshakeTimeout = handshakeTimeout
+    this.#fronts.forEach((front, index) => {
+      front.setOptions(this.#listenerOptions())
+      this.#route(index, generation)
+    })
+  }
+
+  /** Stops accepting (drain); live connections go on. */
+  stopListening (): void {
+    for (const f of this.#fronts) f.close()
+  }
+
+  /** Ends every connection at once (drain timeout, shutdown). */
+  abortAll (): void {
+    for (const f of this.#fronts) {
+      f.close()
+      f.abortAll()
+    }
+    for (const s of this.#sockets) s.destroy()
+  }
+
+  #listenerOptions (): ConstructorParameters<typeof NativeListenerFront>[1] {
+    return {
+      handshakeTimeout: this.#options.handshakeTimeout,
+      noDelay: true,
+      maxConnections: this.#options.maxConnections ?? 0,
+      // The JS data plane logs every handshake at debug; here only when asked.
+      reportHandshakes: this.#options.logger.isLevelEnabled('debug'),
+    }
+  }
+
+  #route (index: number, generation: Generation): void {
+    const held = this.#options.server.holdRouter()
+    const plans = generation.hosts.map((host, i) => {
+      const backend = generation.backends[i]
+      if (backend?.config.mode !== 'tcp') return { kind: PlanKind.Js }
+      try {
+        return { kind: PlanKind.Tcp, target: backend.nativeTarget(host) }
+      } catch (err) {
+        // An address that does not resolve now: the JS path resolves it
+        // per connection (and reports each failure as it happens).
+        if (!this.#warnedFallback.has(backend.config.address.text)) {
+          this.#warnedFallback.add(backend.config.address.text)
+          this.#options.tcpLogger.warn({ host: backend.hostName, backend: backend.config.address.text, reason: (err as Error).message }, 'backend address does not resolve; its connections are forwarded in JS')
+        }
+        return { kind: PlanKind.Js }
+      }
+    })
+    this.#fronts[index].setRoutes(held.router, plans, generation.id)
+    this.#holds.set(`${index}:${generation.id}`, held.release)
+    this.#generations.set(generation.id, generation)
+    generation.acquire()
+  }
+
+  #release (index: number, setId: number): void {
+    const key = `${index}:${setId}`
+    this.#holds.get(key)?.()
+    this.#holds.delete(key)
+    const generation = this.#generations.get(setId)
+    if (![...this.#holds.keys()].some((k) => k.endsWith(`:${setId}`))) this.#generations.delete(setId)
+    generation?.release()
+  }
+
+  #snapshot (): Partial<MetricsSnapshot> {
+    const all = this.#fronts.map((f) => f.counters())
+    const sum = (key: keyof ListenerCounters): number => all.reduce((n, c) => n + (c[key] as number), 0)
+    let bytesReceived = sum('bytesIn') + sum('liveBytesIn')
+    let bytesSent = sum('bytesOut') + sum('liveBytesOut')
+    for (const s of this.#sockets) {
+      bytesReceived += s.bytesRead
+      bytesSent += s.bytesWritten
+    }
+    const handshakes = sum('handshakes')
+    return {
+      connectionsOpen: sum('live'),
+      connectionsTotal: sum('accepted') - sum('rejected'),
+      connectionsRejected: sum('rejected'),
+      handshakes: handshakes > 0 ? { ok: handshakes } : {},
+      handshakesResumed: sum('resumed'),
+      bytesReceived,
+      bytesSent,
+    }
+  }
+}
