@@ -55,8 +55,8 @@ function peerCases (mode, idle = { count: SIZES[mode].idle }) {
   const tls13 = { cert: 'localhost-ecdsa', version: '1.3', ciphers: AES128 }
   return {
     'peer-handshake': [
-      { id: 'peer-full-tls13', title: 'tcp mode, full TLS 1.3 handshakes (ECDSA P-256, AES-128-GCM), each with a 64-byte echo through the backend', resume: false },
-      { id: 'peer-resume-tls13', title: 'tcp mode, resumed TLS 1.3 handshakes (each peer\'s tickets), each with a 64-byte echo through the backend', resume: true },
+      { id: 'peer-full-tls13', title: `tcp mode, full TLS 1.3 handshakes (ECDSA P-256, AES-128-GCM), each with a ${ECHO_BYTES}-byte echo through the backend`, resume: false },
+      { id: 'peer-resume-tls13', title: `tcp mode, resumed TLS 1.3 handshakes (each peer's tickets), each with a ${ECHO_BYTES}-byte echo through the backend`, resume: true },
     ].map((c) => ({ ...c, ...tls13, kind: 'peer-handshake', stacks: TCP_STACKS, count: s.handshakes, warm: s.warmHandshakes, echoBytes: ECHO_BYTES })),
     'peer-bulk': [{
       id: 'peer-bulk', kind: 'peer-bulk', stacks: TCP_STACKS, ...tls13,
@@ -124,8 +124,7 @@ function preparePeers (ctx, mode, log) {
   }
   // hitch and HAProxy read the key and the certificate from one file.
   ctx.combinedPem = path.join(ctx.tmpDir, 'localhost-ecdsa-combined.pem')
-  fs.writeFileSync(ctx.combinedPem, Buffer.concat([fs.readFileSync(path.join(ctx.certDir, 'localhost-ecdsa.key')), fs.readFileSync(path.join(ctx.certDir, 'localhost-ecdsa.pem'))]))
-  fs.chmodSync(ctx.combinedPem, 0o644)
+  fs.writeFileSync(ctx.combinedPem, Buffer.concat([fs.readFileSync(path.join(ctx.certDir, 'localhost-ecdsa.key')), fs.readFileSync(path.join(ctx.certDir, 'localhost-ecdsa.pem'))]), { mode: 0o600 })
   // rustls-node: every supported suite but the two the others allow.
   const { supportedCiphers } = require(path.join(ctx.libDir, 'index.js'))
   ctx.rustlsSuppress = supportedCiphers().map((c) => c.ianaName).filter((n) => n !== TLS13_SUITE && n !== TLS12_SUITE)
@@ -136,7 +135,7 @@ function preparePeers (ctx, mode, log) {
 }
 
 function commandText (cmd, args) {
-  const r = require('node:child_process').spawnSync(cmd, args, { encoding: 'utf8' })
+  const r = spawnSync(cmd, args, { encoding: 'utf8' })
   return r.error === undefined ? `${r.stdout}${r.stderr}` : ''
 }
 
@@ -182,7 +181,7 @@ async function startHaproxy (ctx, backendPort, mode, { nofile }) {
   const file = path.join(ctx.tmpDir, `haproxy-${mode}.cfg`)
   const sock = path.join(ctx.tmpDir, `haproxy-${mode}.sock`)
   fs.rmSync(sock, { force: true })
-  const http = mode === 'http'
+  const httpMode = mode === 'http'
   const lines = [
     'global',
     '  nbthread 1',
@@ -201,13 +200,13 @@ async function startHaproxy (ctx, backendPort, mode, { nofile }) {
     'frontend fe',
     `  bind 127.0.0.1:${port} ssl crt ${ctx.combinedPem} backlog 4096`,
     // The header rules of rustls-node's http mode and node-proxy.js (SPEC §5).
-    ...(http ? ['  http-request del-header ^(x-ssl-|x-forwarded-|forwarded$) -m reg', '  http-request set-header X-Forwarded-Proto https', '  option forwardfor'] : []),
+    ...(httpMode ? ['  http-request del-header ^(x-ssl-|x-forwarded-|forwarded$) -m reg', '  http-request set-header X-Forwarded-Proto https', '  option forwardfor'] : []),
     '  default_backend be',
     'backend be',
     // 'always': any request may take an idle backend connection, as
     // rustls-node's pool and node's keep-alive Agent do ('safe', the
     // default, opens one per client connection for its first request).
-    ...(http ? ['  http-reuse always'] : []),
+    ...(httpMode ? ['  http-reuse always'] : []),
     `  server backend 127.0.0.1:${backendPort}`,
   ]
   fs.writeFileSync(file, lines.join('\n') + '\n')

@@ -161,9 +161,10 @@ const HANDSHAKE_TARGETS = [{ peer: 'hitch', ratio: 1.0 }, { peer: 'node', ratio:
 function peerFigureDefinitions (results) {
   const bytes = results.cases['peer-bulk']?.params?.bytes
   const idle = results.cases['peer-idle']?.params?.count
+  const echo = (caseId) => results.cases[caseId]?.params?.echoBytes
   const rows = [
-    { id: 'peer-full-cpu', caseId: 'peer-full-tls13', key: 'handshakesPerCpuS', title: 'tcp mode, full TLS 1.3 handshakes (+ 64-byte echo): handshakes per server CPU-s', unit: '/CPU-s', better: 'higher', targets: HANDSHAKE_TARGETS },
-    { id: 'peer-resume-cpu', caseId: 'peer-resume-tls13', key: 'handshakesPerCpuS', title: 'tcp mode, resumed TLS 1.3 handshakes (tickets, + 64-byte echo): handshakes per server CPU-s', unit: '/CPU-s', better: 'higher', targets: HANDSHAKE_TARGETS },
+    { id: 'peer-full-cpu', caseId: 'peer-full-tls13', key: 'handshakesPerCpuS', title: `tcp mode, full TLS 1.3 handshakes (+ ${echo('peer-full-tls13')}-byte echo): handshakes per server CPU-s`, unit: '/CPU-s', better: 'higher', targets: HANDSHAKE_TARGETS },
+    { id: 'peer-resume-cpu', caseId: 'peer-resume-tls13', key: 'handshakesPerCpuS', title: `tcp mode, resumed TLS 1.3 handshakes (tickets, + ${echo('peer-resume-tls13')}-byte echo): handshakes per server CPU-s`, unit: '/CPU-s', better: 'higher', targets: HANDSHAKE_TARGETS },
     { id: 'peer-bulk-cpu', caseId: 'peer-bulk', key: 'mbPerCpuS', title: `tcp mode bulk, ${bytes === undefined ? 256 : bytes / 2 ** 20} MiB each way: MB per server CPU-s`, unit: 'MB/CPU-s', better: 'higher', targets: [{ peer: 'hitch', ratio: 1.0 }] },
     { id: 'peer-bulk-up-cpu', caseId: 'peer-bulk', key: 'upMbPerCpuS', title: 'tcp mode bulk upload (the terminator decrypts): MB per server CPU-s', unit: 'MB/CPU-s', better: 'higher' },
     { id: 'peer-bulk-down-cpu', caseId: 'peer-bulk', key: 'downMbPerCpuS', title: 'tcp mode bulk download (the terminator encrypts): MB per server CPU-s', unit: 'MB/CPU-s', better: 'higher' },
