@@ -9,6 +9,7 @@ const { emit, serveControl } = require('./child')
 
 const BODY = Buffer.from('hello from the rustls-node bench backend\n')
 let requests = 0
+let connections = 0
 
 const server = http.createServer((req, res) => {
   requests++
@@ -20,9 +21,11 @@ const server = http.createServer((req, res) => {
 })
 // Keep-alive connections from the proxies stay open between wrk runs.
 server.keepAliveTimeout = 60000
+// How many the proxies open shows whether they keep them alive.
+server.on('connection', () => { connections++ })
 
 serveControl({
-  requests: () => requests,
+  counts: () => ({ requests, connections }),
   body: () => BODY.toString('utf8'),
 })
 

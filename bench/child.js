@@ -56,18 +56,24 @@ function coreFor (role) {
   return role === 'server' ? cores[0] : cores[Math.min(1, cores.length - 1)]
 }
 
-/** `command args` prefixed with `taskset -c <core>` when pinning works. */
-function pinned (role, command, args) {
-  if (!canPin()) return { command, args }
-  return { command: 'taskset', args: ['-c', String(coreFor(role)), command, ...args] }
+/**
+ * `command args` prefixed with `taskset -c <core>` when pinning works, and
+ * with `prlimit --nofile` when `nofile` descriptors are asked for (a
+ * terminator holding 10,000 client and 10,000 backend connections needs
+ * more than a default limit; raising the hard limit needs root).
+ */
+function pinned (role, command, args, { nofile } = {}) {
+  let cmd = canPin() ? { command: 'taskset', args: ['-c', String(coreFor(role)), command, ...args] } : { command, args }
+  if (nofile !== undefined) cmd = { command: 'prlimit', args: [`--nofile=${nofile}:${nofile}`, '--', cmd.command, ...cmd.args] }
+  return cmd
 }
 
 /**
  * Starts `node [execArgv] script [args]` pinned to `role`'s core, with an
  * IPC channel. Resolves once the child sent its {event: 'ready'} message.
  */
-async function startNode (script, args, { role, execArgv = [], readyTimeoutMs = 15000 } = {}) {
-  const { command, args: argv } = pinned(role, process.execPath, [...execArgv, script, ...args])
+async function startNode (script, args, { role, execArgv = [], readyTimeoutMs = 15000, nofile } = {}) {
+  const { command, args: argv } = pinned(role, process.execPath, [...execArgv, script, ...args], { nofile })
   const child = track(spawn(command, argv, { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] }))
   const stderr = []
   child.stderr.on('data', (b) => {
@@ -184,6 +190,39 @@ class Peer {
 }
 
 /**
+ * Starts a server the harness does not drive over its control protocol
+ * (`rustls-node serve`, hitch, HAProxy), pinned to `role`'s core. Keeps the
+ * tail of its output for error messages. With `ipc`, the child also gets
+ * Node's IPC channel, as a Peer (`control`), for bench/gc-hook.js.
+ */
+function startProcess (role, command, args, { nofile, ipc = false, cwd } = {}) {
+  const { command: cmd, args: argv } = pinned(role, command, args, { nofile })
+  const child = track(spawn(cmd, argv, { cwd, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])] }))
+  let output = ''
+  const keep = (b) => { output = (output + b.toString('utf8')).slice(-4000) }
+  child.stdout.on('data', keep)
+  child.stderr.on('data', keep)
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)))
+  const spawnError = new Promise((resolve) => child.once('error', (err) => { output += `\n${err.message}`; resolve() }))
+  return {
+    pid: child.pid,
+    control: ipc ? new Peer(child, []) : null,
+    output: () => output,
+    exited: Promise.race([exited, spawnError]),
+    isRunning: () => child.pid !== undefined && child.exitCode === null && child.signalCode === null,
+    /** SIGTERM (the servers measured here drain or exit on it), SIGKILL after 5 s. */
+    async stop () {
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+      if (child.connected) child.disconnect()
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}
+
+/**
  * The child's side: answers {id, cmd} messages with handlers[cmd](msg),
  * and exits when the orchestrator disconnects.
  */
@@ -233,29 +272,94 @@ function processTable () {
   return table
 }
 
-function treeTicks (table, rootPid) {
-  let ticks = 0
+/** A process and all its descendants that are alive in `table`. */
+function treePids (table, rootPid) {
   const queue = [rootPid]
   const seen = new Set()
   while (queue.length > 0) {
     const pid = queue.pop()
-    if (seen.has(pid)) continue
+    if (seen.has(pid) || !table.has(pid)) continue
     seen.add(pid)
-    const s = table.get(pid)
-    if (s === undefined) continue
-    ticks += s.ticks
     for (const [child, c] of table) if (c.ppid === pid) queue.push(child)
   }
-  return ticks
+  return [...seen]
+}
+
+function treeTicks (table, rootPid) {
+  return treePids(table, rootPid).reduce((ticks, pid) => ticks + table.get(pid).ticks, 0)
+}
+
+/**
+ * Run time (ns) of every live thread of `pid` from
+ * /proc/<pid>/task/<tid>/schedstat (its first field), or null when the
+ * kernel does not provide it.
+ */
+function taskNanos (pid) {
+  let tids
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return null
+  }
+  let ns = 0
+  for (const tid of tids) {
+    try {
+      ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+    } catch (err) {
+      if (err.code === 'ENOENT' && fs.existsSync(`/proc/${pid}/task`)) continue // the thread exited
+      return null
+    }
+  }
+  return ns
 }
 
 /**
  * CPU time (µs, user + system) of a process and all its descendants, from
- * /proc: used for processes the harness does not control (the terminator)
- * and, for symmetry, for the proxy it is compared with.
+ * /proc: used for processes the harness does not control (the terminators)
+ * and, for symmetry, for the proxies they are compared with. Each process
+ * counts the run time of its threads from schedstat (ns), which is the
+ * same quantity as utime + stime in /proc/<pid>/stat without its 10 ms
+ * resolution (a bulk phase costs a few hundred ms); a process without
+ * schedstat counts its stat ticks.
  */
 function treeCpuMicros (rootPid) {
-  return treeTicks(processTable(), rootPid) * 1e6 / ticksPerSecond()
+  const table = processTable()
+  let us = 0
+  for (const pid of treePids(table, rootPid)) {
+    const ns = taskNanos(pid)
+    us += ns !== null ? ns / 1000 : table.get(pid).ticks * 1e6 / ticksPerSecond()
+  }
+  return us
+}
+
+/**
+ * Resident memory (bytes) of a process and all its descendants, from
+ * /proc/<pid>/status (VmRSS): the idle-memory figure of servers the
+ * harness does not control. Pages shared between the processes of a tree
+ * count once per process; the figures are growths, which that does not bias.
+ */
+function treeRssBytes (rootPid) {
+  let kib = 0
+  for (const pid of treePids(processTable(), rootPid)) {
+    try {
+      kib += Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0)
+    } catch {
+      // The process exited meanwhile.
+    }
+  }
+  return kib * 1024
+}
+
+/**
+ * Two full collections when the process runs with --expose-gc, so that
+ * handshake garbage does not count as per-connection memory. Returns
+ * whether gc() was available.
+ */
+function fullGc () {
+  if (typeof global.gc !== 'function') return false
+  global.gc()
+  global.gc()
+  return true
 }
 
 /**
@@ -286,4 +390,4 @@ function foreignLoad (a, b) {
   }
 }
 
-module.exports = { allowedCores, canPin, coreFor, cpuSnapshot, emit, foreignLoad, pinned, serveControl, startNode, track, treeCpuMicros, Peer }
+module.exports = { allowedCores, canPin, coreFor, cpuSnapshot, emit, foreignLoad, fullGc, pinned, serveControl, startNode, startProcess, track, treeCpuMicros, treeRssBytes, Peer }

@@ -6,6 +6,10 @@
 //
 // config: {stack: 'tls'|'net', port, ca (path), version: '1.2'|'1.3',
 //          ciphers (OpenSSL/IANA names as node:tls takes them), resume}
+//
+// Through a terminator (bench/peers.js) a connection also sends `echoBytes`
+// bytes after its handshake and waits for the backend's echo of them, so
+// every counted connection is known to have reached the backend and back.
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const net = require('node:net')
@@ -15,6 +19,7 @@ const { emit, serveControl } = require('./child')
 
 const config = JSON.parse(process.argv[2])
 const CHUNK = crypto.randomBytes(64 * 1024)
+const ECHO = crypto.randomBytes(1024)
 const CONNECTION_TIMEOUT_MS = 20000
 const ca = config.stack === 'tls' ? fs.readFileSync(config.ca) : null
 const tlsVersion = config.version === '1.2' ? 'TLSv1.2' : 'TLSv1.3'
@@ -43,21 +48,55 @@ function dial (session) {
 const connectEvent = () => config.stack === 'net' ? 'connect' : 'secureConnect'
 
 function newStats () {
-  return { completed: 0, resumed: 0, notResumed: 0, tickets: 0, errors: 0, errorCodes: {}, protocols: {}, ciphers: {} }
+  return { completed: 0, resumed: 0, notResumed: 0, tickets: 0, errors: 0, errorCodes: {}, protocols: {}, ciphers: {}, groups: {}, echoed: 0 }
 }
 
 function count (map, key) {
   map[key] = (map[key] ?? 0) + 1
 }
 
+/** What the client negotiated, into the histograms of `stats`. */
+function record (socket, stats) {
+  if (config.stack !== 'tls') return
+  count(stats.protocols, socket.getProtocol())
+  count(stats.ciphers, socket.getCipher()?.standardName)
+  count(stats.groups, socket.getEphemeralKeyInfo()?.name ?? 'none')
+  if (socket.isSessionReused()) stats.resumed++
+  else stats.notResumed++
+  if (socket.getTLSTicket() !== undefined) stats.tickets++
+}
+
 /**
- * One connection: connect, handshake, close_notify + FIN, wait for the
- * server's close. Resolves (never rejects) once the socket closed.
+ * Sends the first `bytes` of ECHO and calls done(true) once exactly those
+ * bytes came back, done(false) if anything else did. Calls done(true) at
+ * once when `bytes` is 0.
  */
-function handshakeOnce (slot, stats, resume) {
+function echo (socket, bytes, done) {
+  if (!(bytes > 0)) return done(true)
+  const payload = ECHO.subarray(0, bytes)
+  const chunks = []
+  let got = 0
+  const onData = (chunk) => {
+    chunks.push(chunk)
+    got += chunk.length
+    if (got < bytes) return
+    socket.removeListener('data', onData)
+    done(Buffer.concat(chunks).equals(payload))
+  }
+  socket.on('data', onData)
+  socket.write(payload)
+}
+
+/**
+ * One connection: connect, handshake, the echo (if any), close_notify +
+ * FIN, wait for the server's close. Resolves (never rejects) once the
+ * socket closed.
+ */
+function handshakeOnce (slot, stats, resume, echoBytes) {
   return new Promise((resolve) => {
     const socket = dial(resume ? sessions[slot] : undefined)
     let secured = false
+    let echoed = false
     let failed = false
     const timer = setTimeout(() => {
       fail({ code: 'BENCH_TIMEOUT' })
@@ -72,35 +111,35 @@ function handshakeOnce (slot, stats, resume) {
     if (resume && config.stack === 'tls') socket.on('session', (s) => { sessions[slot] = s })
     socket.once(connectEvent(), () => {
       secured = true
-      if (config.stack === 'tls') {
-        count(stats.protocols, socket.getProtocol())
-        count(stats.ciphers, socket.getCipher()?.standardName)
-        if (socket.isSessionReused()) stats.resumed++
-        else stats.notResumed++
-        if (socket.getTLSTicket() !== undefined) stats.tickets++
-      }
-      socket.end()
+      record(socket, stats)
+      echo(socket, echoBytes, (ok) => {
+        if (!ok) fail({ code: 'BENCH_ECHO_MISMATCH' })
+        echoed = ok
+        if (ok && echoBytes > 0) stats.echoed++
+        socket.end()
+      })
     })
     socket.on('data', () => {})
     socket.on('error', fail)
     socket.once('close', () => {
       clearTimeout(timer)
-      if (secured && !failed) stats.completed++
-      else if (!secured) fail({ code: 'BENCH_CLOSED_BEFORE_HANDSHAKE' })
+      if (!secured) fail({ code: 'BENCH_CLOSED_BEFORE_HANDSHAKE' })
+      else if (!echoed) fail({ code: 'BENCH_CLOSED_BEFORE_ECHO' })
+      else if (!failed) stats.completed++
       resolve()
     })
   })
 }
 
 /** `count` handshakes, `concurrency` in flight. */
-async function handshakes ({ count: total, concurrency, resume }) {
+async function handshakes ({ count: total, concurrency, resume, echoBytes = 0 }) {
   const stats = newStats()
   let started = 0
   const t0 = performance.now()
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, async (_, slot) => {
     while (started < total) {
       started++
-      await handshakeOnce(slot, stats, resume === true)
+      await handshakeOnce(slot, stats, resume === true, echoBytes)
     }
   }))
   return { ...stats, wallMs: performance.now() - t0 }
@@ -126,8 +165,8 @@ function sendBytes (socket, total) {
   })
 }
 
-/** Opens `count` connections and keeps them open and idle. */
-async function openIdle ({ count: total, concurrency }) {
+/** Opens `count` connections (each after its echo, if any) and keeps them open and idle. */
+async function openIdle ({ count: total, concurrency, echoBytes = 0 }) {
   const stats = newStats()
   let started = 0
   const t0 = performance.now()
@@ -138,10 +177,18 @@ async function openIdle ({ count: total, concurrency }) {
         const socket = dial(undefined)
         const timer = setTimeout(() => socket.destroy(Object.assign(new Error('timeout'), { code: 'BENCH_TIMEOUT' })), CONNECTION_TIMEOUT_MS)
         socket.once(connectEvent(), () => {
-          clearTimeout(timer)
-          stats.completed++
-          held.add(socket)
-          resolve()
+          record(socket, stats)
+          echo(socket, echoBytes, (ok) => {
+            clearTimeout(timer)
+            if (!ok) {
+              socket.destroy(Object.assign(new Error('echo mismatch'), { code: 'BENCH_ECHO_MISMATCH' }))
+              return
+            }
+            if (echoBytes > 0) stats.echoed++
+            stats.completed++
+            held.add(socket)
+            resolve()
+          })
         })
         socket.on('data', () => {})
         socket.on('error', (err) => {
@@ -205,6 +252,10 @@ serveControl({
       }, timeoutMs)
       byteWaiters.push(waiter)
     })
+  },
+  /** Plaintext bytes received on the bulk connection so far. */
+  received () {
+    return bulkBytesIn
   },
   /** Bytes the bulk socket has handed to the transport and still buffers. */
   sendState () {

@@ -33,19 +33,42 @@ function stat (results, caseId, stack, key) {
   return summary(validSamples(results, caseId, stack).map((s) => s.values[key]).filter((v) => Number.isFinite(v)))
 }
 
+/** round → value of `key` in the valid samples of one case and stack. */
+function roundValues (results, caseId, stack, key) {
+  return new Map(validSamples(results, caseId, stack).map((s) => [s.round, s.values[key]]).filter(([, v]) => v > 0))
+}
+
+/** rustls-node's value against another one, oriented so that > 1 means rustls-node is better. */
+function oriented (rustls, other, better) {
+  return better === 'higher' ? rustls / other : other / rustls
+}
+
 /**
  * Ratio oriented so that > 1 means rustls-node is better, taken per round
- * (the two stacks of a round ran back to back, so drift and neighbours'
- * load hit both alike) and summarised like the figures.
+ * (the stacks of a round ran back to back, so drift and neighbours' load
+ * hit them alike) and summarised like the figures. `peer` is the stack
+ * rustls-node is compared with.
  */
-function pairedRatio (results, caseId, key, better) {
-  const node = new Map(validSamples(results, caseId, 'node').map((s) => [s.round, s.values[key]]))
+function pairedRatio (results, caseId, key, better, peer = 'node') {
+  const other = roundValues(results, caseId, peer, key)
   const ratios = []
-  for (const s of validSamples(results, caseId, 'rustls')) {
-    const n = node.get(s.round)
-    const r = s.values[key]
-    if (!(n > 0) || !(r > 0)) continue
-    ratios.push(better === 'higher' ? r / n : n / r)
+  for (const [round, r] of roundValues(results, caseId, 'rustls', key)) {
+    if (other.has(round)) ratios.push(oriented(r, other.get(round), better))
+  }
+  return summary(ratios)
+}
+
+/**
+ * rustls-node against the best of `peers` in each round (only rounds in
+ * which every peer has a valid sample, so the best is never a default).
+ */
+function bestPeerRatio (results, caseId, key, better, peers) {
+  const values = peers.map((p) => roundValues(results, caseId, p, key))
+  const ratios = []
+  for (const [round, r] of roundValues(results, caseId, 'rustls', key)) {
+    if (!values.every((v) => v.has(round))) continue
+    const theirs = values.map((v) => v.get(round))
+    ratios.push(oriented(r, better === 'higher' ? Math.max(...theirs) : Math.min(...theirs), better))
   }
   return summary(ratios)
 }
@@ -130,6 +153,40 @@ function computeFigures (results) {
   return figures
 }
 
+const PEERS = ['hitch', 'haproxy', 'node']
+const PEER_NAMES = { rustls: 'rustls-node', hitch: 'hitch', haproxy: 'HAProxy', node: 'node:tls' }
+const HANDSHAKE_TARGETS = [{ peer: 'hitch', ratio: 1.0 }, { peer: 'node', ratio: 2.0 }]
+
+/** The rows of the peers' table (issue 11): rustls-node's terminator against hitch, HAProxy and node:tls. */
+function peerFigureDefinitions (results) {
+  const bytes = results.cases['peer-bulk']?.params?.bytes
+  const idle = results.cases['peer-idle']?.params?.count
+  const echo = (caseId) => results.cases[caseId]?.params?.echoBytes
+  const rows = [
+    { id: 'peer-full-cpu', caseId: 'peer-full-tls13', key: 'handshakesPerCpuS', title: `tcp mode, full TLS 1.3 handshakes (+ ${echo('peer-full-tls13')}-byte echo): handshakes per server CPU-s`, unit: '/CPU-s', better: 'higher', targets: HANDSHAKE_TARGETS },
+    { id: 'peer-resume-cpu', caseId: 'peer-resume-tls13', key: 'handshakesPerCpuS', title: `tcp mode, resumed TLS 1.3 handshakes (tickets, + ${echo('peer-resume-tls13')}-byte echo): handshakes per server CPU-s`, unit: '/CPU-s', better: 'higher', targets: HANDSHAKE_TARGETS },
+    { id: 'peer-bulk-cpu', caseId: 'peer-bulk', key: 'mbPerCpuS', title: `tcp mode bulk, ${bytes === undefined ? 256 : bytes / 2 ** 20} MiB each way: MB per server CPU-s`, unit: 'MB/CPU-s', better: 'higher', targets: [{ peer: 'hitch', ratio: 1.0 }] },
+    { id: 'peer-bulk-up-cpu', caseId: 'peer-bulk', key: 'upMbPerCpuS', title: 'tcp mode bulk upload (the terminator decrypts): MB per server CPU-s', unit: 'MB/CPU-s', better: 'higher' },
+    { id: 'peer-bulk-down-cpu', caseId: 'peer-bulk', key: 'downMbPerCpuS', title: 'tcp mode bulk download (the terminator encrypts): MB per server CPU-s', unit: 'MB/CPU-s', better: 'higher' },
+    { id: 'peer-http-keepalive-cpu', caseId: 'peer-http', key: 'keepAliveReqPerCpuS', title: 'http mode, keep-alive: requests per server CPU-s', unit: 'req/CPU-s', better: 'higher', targets: [{ peer: 'node', ratio: 1.5 }] },
+    { id: 'peer-http-close-cpu', caseId: 'peer-http', key: 'perConnectionReqPerCpuS', title: 'http mode, one request per connection: requests per server CPU-s', unit: 'req/CPU-s', better: 'higher' },
+    { id: 'peer-idle-rss', caseId: 'peer-idle', key: 'rssKiBPerConn', title: `tcp mode, idle memory at ${(idle ?? 10000).toLocaleString('en-US')} connections (+ their backend connections): server RSS KiB per connection`, unit: 'KiB', better: 'lower', targets: [{ peer: 'node', ratio: 2.5, text: '≤ 0.4× node:tls' }] },
+  ]
+  return rows.filter((r) => results.cases[r.caseId] !== undefined)
+}
+
+function computePeerFigures (results) {
+  return peerFigureDefinitions(results).map((def) => {
+    const measured = results.cases[def.caseId].stacks
+    const peers = PEERS.filter((p) => measured.includes(p))
+    const values = Object.fromEntries(['rustls', ...PEERS].map((s) => [s, measured.includes(s) ? stat(results, def.caseId, s, def.key) : undefined]))
+    const ratios = Object.fromEntries(peers.map((p) => [p, pairedRatio(results, def.caseId, def.key, def.better, p)]))
+    const best = bestPeerRatio(results, def.caseId, def.key, def.better, peers)
+    const targets = (def.targets ?? []).map((t) => ({ ...t, pass: ratios[t.peer] == null ? null : ratios[t.peer].median >= t.ratio }))
+    return { ...def, values, ratios, best, targets }
+  })
+}
+
 function limitRows (results) {
   const rows = []
   const add = (title, s, unit, how) => { if (s !== null) rows.push({ title, value: s, unit, how }) }
@@ -194,9 +251,31 @@ function markdownTable (figures) {
   return lines.join('\n')
 }
 
+function peerTargetCell (f) {
+  if (f.targets.length === 0) return '–'
+  return f.targets.map((t) => `${t.text ?? `≥ ${t.ratio.toFixed(1)}× ${PEER_NAMES[t.peer]}`}: ${t.pass === null ? 'n/a' : `**${t.pass ? 'PASS' : 'FAIL'}**`}`).join('; ')
+}
+
+/** The peers' table: a stack a case does not measure (hitch in http mode) is '–', one without valid samples 'n/a'. */
+function peerTable (figures) {
+  const lines = [
+    '| Figure | unit | rustls-node | hitch | HAProxy | node:tls | ratio vs hitch | ratio vs HAProxy | ratio vs node:tls | ratio vs best peer | target |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ]
+  for (const f of figures) {
+    const value = (s) => (f.values[s] === undefined ? '–' : cell(f.values[s]))
+    const ratio = (p) => (f.ratios[p] === undefined ? '–' : ratioCell(f.ratios[p]))
+    lines.push(`| ${f.title} | ${f.unit} | ${value('rustls')} | ${value('hitch')} | ${value('haproxy')} | ${value('node')} | ${ratio('hitch')} | ${ratio('haproxy')} | ${ratio('node')} | ${ratioCell(f.best)} | ${peerTargetCell(f)} |`)
+  }
+  return lines.join('\n')
+}
+
+const PEER_TABLE_INTRO = 'The rustls-node terminator (`rustls-node serve`) against hitch, HAProxy and a node:tls proxy (issue 11): server = the terminator\'s process tree, CPU from /proc; ratios > 1 mean rustls-node is better.'
+
 function machineLine (m) {
+  const peers = m.peers === undefined ? '' : [m.peers.hitch && `hitch ${m.peers.hitch}`, m.peers.haproxy && `HAProxy ${m.peers.haproxy}${m.peers.haproxyOpenssl ? ` (OpenSSL ${m.peers.haproxyOpenssl})` : ''}`].filter(Boolean).map((x) => `, ${x}`).join('')
   return `${m.cpuModel}, ${m.cores} cores${m.hypervisor ? ` (${m.hypervisor} guest)` : ''}, Linux ${m.kernel}, ` +
-    `Node ${m.node} (OpenSSL ${m.nodeOpenssl}), ${m.rustls}, openssl CLI ${m.opensslCli}, ${m.wrk ?? 'wrk not installed'}. ` +
+    `Node ${m.node} (OpenSSL ${m.nodeOpenssl}), ${m.rustls}, openssl CLI ${m.opensslCli}, ${m.wrk ?? 'wrk not installed'}${peers}. ` +
     `${m.source ? `Source: commit ${m.source.commit}${m.source.modifiedFiles ? ` with ${m.source.modifiedFiles} modified tracked files` : ''}. ` : ''}` +
     `Pinning: ${m.pinned ? `server on core ${m.serverCore}, client on core ${m.clientCore} (taskset)` : 'none (taskset unavailable): figures are less stable'}.`
 }
@@ -216,8 +295,18 @@ function markdown (results) {
   out.push(`Rounds: ${r.rounds}, stacks alternated between rounds; cells are median [min–max] over the valid rounds; the ratio is the median of the per-round ratios, oriented so that > 1 means rustls-node is better. ` +
     `${noiseLine(r)} Run time ${Math.round(r.durationS)} s.`)
   out.push('')
-  out.push(markdownTable(r.figures))
-  out.push('')
+  if (r.figures.length > 0) {
+    out.push(markdownTable(r.figures))
+    out.push('')
+  }
+  if (r.peerFigures.length > 0) {
+    out.push('## Peers (issue 11)')
+    out.push('')
+    out.push(PEER_TABLE_INTRO)
+    out.push('')
+    out.push(peerTable(r.peerFigures))
+    out.push('')
+  }
   const limits = limitRows(r)
   if (limits.length > 0) {
     out.push('## Limits (same run)')
@@ -268,8 +357,10 @@ function writeSummary ({ file, details, targetsOnly }, results) {
   const b = text.indexOf(README_END)
   if (a < 0 || b < a) return false
   const figures = targetsOnly ? results.figures.filter((f) => f.target) : results.figures
+  const peerFigures = targetsOnly ? results.peerFigures.filter((f) => f.targets.length > 0) : results.peerFigures
+  const tables = [figures.length > 0 ? markdownTable(figures) : null, peerFigures.length > 0 ? `${PEER_TABLE_INTRO}\n\n${peerTable(peerFigures)}` : null].filter(Boolean)
   const section = `${README_START}\nLatest full run (${results.startedAt.slice(0, 10)}; [details](${details})). ${machineLine(results.machine)} ` +
-    `${noiseLine(results)}\n\n${markdownTable(figures)}\n${README_END}`
+    `${noiseLine(results)}\n\n${tables.join('\n\n')}\n${README_END}`
   writeAtomic(file, text.slice(0, a) + section + text.slice(b + README_END.length))
   return true
 }
@@ -281,6 +372,7 @@ function writeSummary ({ file, details, targetsOnly }, results) {
  */
 function writeResults (results) {
   results.figures = computeFigures(results)
+  results.peerFigures = computePeerFigures(results)
   fs.mkdirSync(RESULTS_DIR, { recursive: true })
   const suffix = results.mode === 'quick' ? '-quick' : results.only ? '-partial' : ''
   const stamp = results.startedAt.slice(0, 19).replace(/:/g, '-')

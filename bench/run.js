@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 'use strict'
 // `npm run bench`: rustls-node against node:tls and the machine's limits
-// (issue 5). Every figure is measured for both stacks in the same run,
-// alternating them between rounds, with the server and the load generator
-// in separate processes pinned to one core each; the main figure is the
-// server process' CPU time per unit of work.
+// (issue 5), and the rustls-node terminator against hitch, HAProxy and a
+// node:tls proxy (issue 11, bench/peers.js). Every figure is measured for
+// all its stacks in the same run, alternating them between rounds, with
+// the server and the load generator in separate processes pinned to one
+// core each; the main figure is the server's CPU time per unit of work.
 //
-//   node bench/run.js [--quick] [--only bulk,handshake,resume,memory,terminator,limits]
+//   node bench/run.js [--quick] [--only bulk,handshake,resume,memory,terminator,limits,
+//                     peer-handshake,peer-bulk,peer-http,peer-memory (or: peers)]
 //                     [--rounds N] [--no-build] [--terminator-bin PATH]
 //
 // Results: bench/results/latest.{json,md} (+ a dated copy) and the summary
@@ -19,18 +21,21 @@ const path = require('node:path')
 
 const { allowedCores, canPin, coreFor, cpuSnapshot, foreignLoad } = require('./child')
 const { limitCases, measureAes, measurePublicKey } = require('./limits')
+const peers = require('./peers')
 const { writeResults } = require('./report')
 const scenarios = require('./scenarios')
 const terminator = require('./terminator')
 
 const ROOT = path.resolve(__dirname, '..')
-const SCENARIOS = ['limits', 'bulk', 'handshake', 'resume', 'memory', 'terminator']
+const SCENARIOS = ['limits', 'bulk', 'handshake', 'resume', 'memory', 'terminator', ...peers.SCENARIOS]
+/** `--only peers` selects every peer scenario. */
+const ALIASES = { peers: peers.SCENARIOS }
 const DEFAULT_ROUNDS = { full: 5, quick: 1 }
 
 function usage (message) {
   if (message) console.error(`bench: ${message}`)
   console.error('usage: node bench/run.js [--quick] [--only <scenario>[,<scenario>...]] [--rounds N] [--no-build] [--terminator-bin PATH]')
-  console.error(`scenarios: ${SCENARIOS.join(', ')}`)
+  console.error(`scenarios: ${SCENARIOS.join(', ')}; peers = ${ALIASES.peers.join(',')}`)
   process.exit(2)
 }
 
@@ -43,7 +48,7 @@ function parseArgs (argv) {
     else if (a === '--only' || a.startsWith('--only=')) {
       const v = a.includes('=') ? a.slice(7) : argv[++i]
       if (v === undefined) usage('--only needs a scenario')
-      opts.only = v.split(',').map((s) => s.trim()).filter(Boolean)
+      opts.only = [...new Set(v.split(',').map((s) => s.trim()).filter(Boolean).flatMap((s) => ALIASES[s] ?? [s]))]
       for (const s of opts.only) if (!SCENARIOS.includes(s)) usage(`unknown scenario '${s}'`)
     } else if (a === '--rounds' || a.startsWith('--rounds=')) {
       const v = Number(a.includes('=') ? a.slice(9) : argv[++i])
@@ -150,6 +155,12 @@ function verifiedText (def) {
         (def.resume ? `every one resumed on both ends (isSessionReused())${def.resumption === 'session-id' ? ', no ticket issued' : ''}` : 'none resumed')
     case 'memory': return `${def.count} connections established and held on both ends; RSS after gc()`
     case 'terminator': return 'no wrk socket error, no non-2xx answer, every counted request reached the backend'
+    case 'peer-handshake': return `${def.count} connections per sample, each a handshake, a ${def.echoBytes}-byte echo through the backend and a close; no client error; ` +
+      'every one TLSv1.3 with the forced suite and X25519 (client view), one backend connection per client connection, ' +
+      `${def.resume ? 'every one resumed' : 'none resumed'} (client view, and the peer's own counters where it has them: rustls-node /metrics, HAProxy stats socket, node:tls proxy; hitch has none)`
+    case 'peer-bulk': return `TLSv1.3 ${def.ciphers} X25519 (client view); exact byte counts at the client and the backend, and in the peer's counters where it has them (plaintext: HAProxy, node:tls; TLS bytes at least as many: rustls-node)`
+    case 'peer-memory': return `${def.count} connections held by the client after their echo, and their ${def.count} backend connections by the backend; every one TLSv1.3 with the forced suite and X25519; the peer's open-connection count where it has one; RSS of the peer's process tree, after gc() for the Node peers`
+    case 'peer-http': return 'a client with default TLS settings (like wrk) gets TLSv1.3 with the forced suite and X25519; no wrk socket error, no non-2xx answer, every counted request reached the backend, at most 16 + 1 % of the requests new backend connections per run (keep-alive to the backend)'
     default: return ''
   }
 }
@@ -231,9 +242,22 @@ async function main () {
   if (!machine.pinned) results.notes.push('taskset was not usable: processes were not pinned, so client and server may share a core.')
 
   const all = scenarios.cases(sizes)
+  let peerSetup = null
+  let peerCases = null
   for (const scenario of selected) {
     log(`scenario ${scenario}`)
-    if (scenario === 'limits') {
+    if (peers.SCENARIOS.includes(scenario)) {
+      if (peerSetup === null) {
+        peerSetup = peers.preparePeers(ctx, opts.mode, log)
+        peerCases = peers.peerCases(opts.mode, peerSetup.idle)
+        results.machine.peers = peerSetup.versions
+        results.notes.push(...peerSetup.notes)
+      }
+      if (scenario === 'peer-http' && !peerSetup.wrk) continue
+      for (const def of peerCases[scenario]) {
+        await runCase({ ...def, stacks: def.stacks.filter((s) => peerSetup.available.has(s)) }, scenario, peers.measurePeer, opts, results, ctx)
+      }
+    } else if (scenario === 'limits') {
       const [aes, pk] = limitCases(opts.mode)
       await runCase(aes, scenario, measureAes, opts, results, ctx)
       await runCase(pk, scenario, measurePublicKey, { ...opts, rounds: Math.min(opts.rounds, 3) }, results, ctx)

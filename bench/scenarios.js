@@ -119,6 +119,58 @@ async function withPair (def, stack, ctx, execArgv, body) {
   return { values: sample.values, info: sample.info, problems: sample.problems }
 }
 
+/**
+ * One direction of a bulk connection: returns `(bytes) => Promise` that
+ * makes `sender` send `bytes` more and waits until `receiver` has them
+ * all. A transfer that stalls fails the sample with how far it got on
+ * both ends, instead of hanging the run. Byte targets are totals since the
+ * connection opened: the sender may start before the receiver has read
+ * its 'expect'.
+ */
+function transfer (name, sender, receiver) {
+  let total = 0
+  return async (bytes) => {
+    total += bytes
+    const timeoutMs = TRANSFER_TIMEOUT_MS
+    const arrived = receiver.request('expect', { until: total, timeoutMs }, timeoutMs + 10000)
+    const sent = sender.request('send', { bytes }, timeoutMs + 10000)
+    try {
+      await Promise.all([arrived, sent])
+    } catch (err) {
+      const state = await sender.request('sendState').catch(() => null)
+      throw new Error(`${name}: ${err.message}; sender's writable side ${JSON.stringify(state)}`)
+    }
+  }
+}
+
+/**
+ * A bulk connection's warm-up (JIT, socket buffers) in both directions,
+ * then the measured upload and download of `def.bytes` each. `startCpu()`
+ * starts a phase's CPU bracket and resolves with the function that ends it
+ * (resolving with the server's CPU µs since). Fills values and info.raw.
+ */
+async function bulkPhases (def, upload, download, startCpu, values, info) {
+  await upload(def.warmBytes)
+  await download(def.warmBytes)
+  const phase = async (run) => {
+    const stop = await startCpu()
+    const t0 = performance.now()
+    await run(def.bytes)
+    const wallMs = performance.now() - t0
+    return { cpuUs: await stop(), wallMs }
+  }
+  const up = await phase(upload)
+  const down = await phase(download)
+  const mb = def.bytes / MB
+  values.upMbPerCpuS = mb / (up.cpuUs / 1e6)
+  values.downMbPerCpuS = mb / (down.cpuUs / 1e6)
+  values.mbPerCpuS = 2 * mb / ((up.cpuUs + down.cpuUs) / 1e6)
+  values.upMbPerS = mb / (up.wallMs / 1000)
+  values.downMbPerS = mb / (down.wallMs / 1000)
+  values.mbPerS = 2 * mb / ((up.wallMs + down.wallMs) / 1000)
+  info.raw = { bytesEachWay: def.bytes, up, down }
+}
+
 function measureBulk (def, stack, ctx) {
   return withPair(def, stack, ctx, undefined, async ({ server, client, problems, values, info }) => {
     const clientView = await client.request('connect')
@@ -131,48 +183,12 @@ function measureBulk (def, stack, ctx) {
         }
       }
     }
-    // A transfer that stalls fails the sample with how far it got on
-    // both ends, instead of hanging the run. Byte targets are totals since
-    // the connection opened: the sender may start before the receiver has
-    // read its 'expect'.
-    const transfer = (name, sender, receiver) => {
-      let total = 0
-      return async (bytes) => {
-        total += bytes
-        const timeoutMs = TRANSFER_TIMEOUT_MS
-        const arrived = receiver.request('expect', { until: total, timeoutMs }, timeoutMs + 10000)
-        const sent = sender.request('send', { bytes }, timeoutMs + 10000)
-        try {
-          await Promise.all([arrived, sent])
-        } catch (err) {
-          const state = await sender.request('sendState').catch(() => null)
-          throw new Error(`${name}: ${err.message}; sender's writable side ${JSON.stringify(state)}`)
-        }
-      }
-    }
     const upload = transfer('upload', client, server)
     const download = transfer('download', server, client)
-    // Warm-up (JIT, socket buffers) in both directions, not measured.
-    await upload(def.warmBytes)
-    await download(def.warmBytes)
-    const phase = async (run) => {
+    await bulkPhases(def, upload, download, async () => {
       await server.request('mark')
-      const t0 = performance.now()
-      await run(def.bytes)
-      const wallMs = performance.now() - t0
-      const m = await server.request('measure')
-      return { cpuUs: m.cpuUs, wallMs }
-    }
-    const up = await phase(upload)
-    const down = await phase(download)
-    const mb = def.bytes / MB
-    values.upMbPerCpuS = mb / (up.cpuUs / 1e6)
-    values.downMbPerCpuS = mb / (down.cpuUs / 1e6)
-    values.mbPerCpuS = 2 * mb / ((up.cpuUs + down.cpuUs) / 1e6)
-    values.upMbPerS = mb / (up.wallMs / 1000)
-    values.downMbPerS = mb / (down.wallMs / 1000)
-    values.mbPerS = 2 * mb / ((up.wallMs + down.wallMs) / 1000)
-    info.raw = { bytesEachWay: def.bytes, up, down }
+      return async () => (await server.request('measure')).cpuUs
+    }, values, info)
     await client.request('disconnect')
   })
 }
@@ -245,4 +261,4 @@ function measure (def, stack, ctx) {
   return DRIVERS[def.kind](def, stack, ctx)
 }
 
-module.exports = { cases, measure, SIZES }
+module.exports = { bulkPhases, cases, measure, transfer, histogramIs, SIZES, HANDSHAKE_CONCURRENCY, IDLE_OPEN_CONCURRENCY, IDLE_WARM_CONNECTIONS, AES128, ECDHE_ECDSA_AES128 }

@@ -4,16 +4,19 @@
 // orchestrator brackets each measured phase with 'mark' and 'measure', which
 // return process.cpuUsage() deltas (the main figure of issue 5), RSS and
 // per-connection counters. Usage: node server.js '<json config>'.
+// With stack 'net' it is also the plain TCP backend behind the terminators
+// of bench/peers.js (on the load generator's core): `echo` sends every byte
+// back; without it bytes are counted, and 'send' is the bulk source.
 //
 // config: {stack: 'node'|'rustls'|'net', certDir, cert: 'localhost-ecdsa',
-//          resumption: 'default'|'session-id'|'tickets'}
+//          resumption: 'default'|'session-id'|'tickets', echo: boolean}
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
 const tls = require('node:tls')
 
-const { emit, serveControl } = require('./child')
+const { emit, fullGc, serveControl } = require('./child')
 
 const config = JSON.parse(process.argv[2])
 const CHUNK = crypto.randomBytes(64 * 1024)
@@ -44,6 +47,7 @@ function onSecure (socket) {
   }
   sockets.add(socket)
   lastSocket = socket
+  if (config.echo) socket.pipe(socket)
   socket.on('data', (chunk) => {
     bytesIn += chunk.length
     while (byteWaiters.length > 0 && bytesIn >= byteWaiters[0].target) byteWaiters.shift().resolve()
@@ -155,13 +159,6 @@ function arrival (until, timeoutMs) {
   })
 }
 
-function gc () {
-  if (typeof global.gc === 'function') {
-    global.gc()
-    global.gc()
-  }
-}
-
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 serveControl({
@@ -179,6 +176,7 @@ serveControl({
       systemUs: cpu.system,
       wallMs: Number(process.hrtime.bigint() - mark.time) / 1e6,
       live: sockets.size,
+      bytesIn,
       ...counters,
     }
   },
@@ -217,11 +215,11 @@ serveControl({
   },
   /** Collected, settled memory figures (run with --expose-gc). */
   async memory () {
-    gc()
+    fullGc()
     await delay(300)
-    gc()
+    const gcExposed = fullGc()
     const m = process.memoryUsage()
-    return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, gcExposed: typeof global.gc === 'function' }
+    return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, gcExposed }
   },
   /** Closes every connection and the listener; rustls: reports native handles left. */
   async close () {

@@ -15,7 +15,7 @@ const path = require('node:path')
 
 const YAML = require('yaml')
 
-const { pinned, startNode, track, treeCpuMicros } = require('./child')
+const { pinned, startNode, startProcess, track, treeCpuMicros } = require('./child')
 
 const ROOT = path.resolve(__dirname, '..')
 const NODE_PROXY = path.join(__dirname, 'node-proxy.js')
@@ -37,29 +37,45 @@ function terminatorCase (mode) {
   }
 }
 
-function hasWrk () {
-  return spawnSync('wrk', ['--version']).error === undefined
+/**
+ * Where `name` is installed: on PATH, or in the sbin directories Debian
+ * puts daemons in (hitch, haproxy) and a non-root PATH may lack. Null when
+ * it is not installed.
+ */
+function findCommand (name) {
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/sbin', '/usr/local/sbin']
+  for (const dir of dirs.filter(Boolean)) {
+    const file = path.join(dir, name)
+    try {
+      fs.accessSync(file, fs.constants.X_OK)
+      return file
+    } catch {}
+  }
+  return null
 }
 
 /**
- * Installs wrk from Debian when missing and we may (root, or password-less
- * sudo). Returns null when wrk is there, else the reason it is not.
+ * Installs Debian package `pkg` when `command` is missing and we may (root,
+ * or password-less sudo). Returns {path} of the command, or {reason} why
+ * it is not there. `what` says in the log what it is for.
  */
-function ensureWrk (log) {
-  if (hasWrk()) return null
+function ensureCommand (command, pkg, what, log) {
+  const found = findCommand(command)
+  if (found !== null) return { path: found }
   const root = typeof process.getuid === 'function' && process.getuid() === 0
   const sudo = !root && spawnSync('sudo', ['-n', 'true']).status === 0
-  if (!root && !sudo) return 'wrk is not installed and installing it needs root (apt-get install wrk)'
-  if (spawnSync('apt-get', ['--version']).error !== undefined) return 'wrk is not installed and there is no apt-get'
-  log('installing wrk with apt-get (scenario 5 load generator)')
+  if (!root && !sudo) return { reason: `${command} is not installed and installing it needs root (apt-get install ${pkg})` }
+  if (spawnSync('apt-get', ['--version']).error !== undefined) return { reason: `${command} is not installed and there is no apt-get` }
+  log(`installing ${pkg} with apt-get (${what})`)
   const prefix = sudo ? ['sudo', '-n'] : []
   const run = (args) => {
     const [cmd, ...rest] = [...prefix, ...args]
     return spawnSync(cmd, rest, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
   }
   run(['apt-get', 'update', '-qq'])
-  run(['apt-get', 'install', '-y', '-qq', 'wrk'])
-  return hasWrk() ? null : 'apt-get install wrk failed'
+  run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', pkg])
+  const installed = findCommand(command)
+  return installed !== null ? { path: installed } : { reason: `apt-get install ${pkg} failed` }
 }
 
 /** A port nobody listens on right now (the terminator's config needs one up front). */
@@ -74,65 +90,64 @@ function freePort () {
   })
 }
 
-/** GET / through the proxy with verification on; resolves with status and body. */
+/**
+ * GET / through the proxy with verification on and the client's default
+ * TLS settings (OpenSSL's, like wrk's); resolves with status, body and
+ * what the connection negotiated.
+ */
 function probe (port, ca, plain) {
   return new Promise((resolve, reject) => {
     const mod = plain ? require('node:http') : https
     const req = mod.get({ host: '127.0.0.1', port, path: '/bench-probe', servername: 'localhost', ca, agent: false, timeout: 3000 }, (res) => {
       const chunks = []
+      const tls = plain ? {} : { protocol: res.socket.getProtocol(), cipher: res.socket.getCipher()?.standardName, group: res.socket.getEphemeralKeyInfo()?.name }
       res.on('data', (c) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }))
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8'), ...tls }))
     })
     req.on('timeout', () => req.destroy(new Error('probe timed out')))
     req.on('error', reject)
   })
 }
 
-/** The `rustls-node serve` process (http mode) in front of the backend. */
-async function startRustlsTerminator (ctx, backendPort) {
+/**
+ * The `rustls-node serve` process in front of the backend: http mode with
+ * one worker and log level warn unless `options` says otherwise.
+ * options: {mode: 'http'|'tcp', top: extra top-level keys, host: extra
+ * host keys, execArgv (node flags, e.g. the gc hook), ipc, nofile}.
+ * SIGTERM (its stop()) drains, then exits (SPEC §5).
+ */
+async function startRustlsTerminator (ctx, backendPort, options = {}) {
   const port = await freePort()
   const config = {
     listen: [`127.0.0.1:${port}`],
     workers: 1,
     // Per-request logging would be measured too; failures still show.
     log: { level: 'warn' },
+    ...options.top,
     hosts: [{
       serverName: 'localhost',
       certificates: [{ cert: path.join(ctx.certDir, 'localhost-ecdsa.pem'), key: path.join(ctx.certDir, 'localhost-ecdsa.key') }],
-      backend: { address: `127.0.0.1:${backendPort}`, mode: 'http' },
+      ...options.host,
+      backend: { address: `127.0.0.1:${backendPort}`, mode: options.mode ?? 'http' },
     }],
   }
-  const file = path.join(ctx.tmpDir, 'terminator.yaml')
+  const file = path.join(ctx.tmpDir, `terminator-${options.mode ?? 'http'}.yaml`)
   fs.writeFileSync(file, YAML.stringify(config))
-  const { command, args } = pinned('server', process.execPath, [ctx.terminatorBin, 'serve', '-c', file])
-  const child = track(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }))
-  let output = ''
-  const keep = (b) => { output = (output + b.toString('utf8')).slice(-4000) }
-  child.stdout.on('data', keep)
-  child.stderr.on('data', keep)
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)))
-  return {
-    pid: child.pid,
-    port,
-    output: () => output,
-    exited,
-    isRunning: () => child.exitCode === null && child.signalCode === null,
-    async stop () {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      // SIGTERM drains, then exits (SPEC §5).
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-      await exited
-      clearTimeout(timer)
-    },
-  }
+  const argv = [...(options.execArgv ?? []), ctx.terminatorBin, 'serve', '-c', file]
+  const proc = startProcess('server', process.execPath, argv, { cwd: ROOT, ipc: options.ipc, nofile: options.nofile })
+  return { ...proc, port }
 }
 
-async function startNodeProxy (ctx, backendPort, plain) {
-  const peer = await startNode(NODE_PROXY, [JSON.stringify({ backendPort, certDir: ctx.certDir, plain })], { role: 'server' })
+/**
+ * node-proxy.js on the server core. options: {mode: 'http'|'tcp', ciphers,
+ * execArgv, nofile}; `control` is its IPC channel ('stats', 'gc').
+ */
+async function startNodeProxy (ctx, backendPort, plain, { mode = 'http', ciphers, execArgv, nofile } = {}) {
+  const peer = await startNode(NODE_PROXY, [JSON.stringify({ backendPort, certDir: ctx.certDir, plain, mode, ciphers })], { role: 'server', execArgv, nofile })
   return {
     pid: peer.pid,
     port: peer.ready.port,
+    control: peer,
     output: () => '',
     exited: peer.exited,
     isRunning: () => peer.child.exitCode === null && peer.child.signalCode === null,
@@ -140,7 +155,7 @@ async function startNodeProxy (ctx, backendPort, plain) {
   }
 }
 
-/** Waits until a request through the proxy returns the backend's answer. */
+/** Waits until a request through the proxy returns the backend's answer; resolves with that probe. */
 async function waitReady (proxy, ctx, plain) {
   const deadline = Date.now() + READY_TIMEOUT_MS
   let last = 'no answer'
@@ -148,7 +163,7 @@ async function waitReady (proxy, ctx, plain) {
     if (!proxy.isRunning()) throw new Error(`exited before serving: ${proxy.output().trim().slice(-800) || '(no output)'}`)
     try {
       const r = await probe(proxy.port, ctx.ca, plain)
-      if (r.status === 200 && r.body === ctx.backendBody) return
+      if (r.status === 200 && r.body === ctx.backendBody) return r
       last = `HTTP ${r.status}: ${r.body.slice(0, 200)}`
     } catch (err) {
       last = err.message
@@ -190,40 +205,48 @@ function runWrk (url, seconds, close) {
   })
 }
 
+/**
+ * The measured part of a sample against a serving proxy: a warm-up, then
+ * the keep-alive and the one-request-per-connection wrk runs, each
+ * bracketed by the proxy tree's CPU time (/proc). Fills `sample`'s values,
+ * info and problems; info also has the backend connections each run opened.
+ */
+async function wrkRuns (def, proxy, url, ctx, { values, info, problems }) {
+  await runWrk(url, def.warmSeconds, false)
+  for (const [name, close] of [['keepAlive', false], ['perConnection', true]]) {
+    const before = treeCpuMicros(proxy.pid)
+    const backendBefore = await ctx.backend.request('counts')
+    const w = await runWrk(url, def.runSeconds, close)
+    const cpuUs = treeCpuMicros(proxy.pid) - before
+    const backendAfter = await ctx.backend.request('counts')
+    const backendRequests = backendAfter.requests - backendBefore.requests
+    values[`${name}ReqPerCpuS`] = w.requests / (cpuUs / 1e6)
+    values[`${name}ReqPerS`] = w.requests / w.seconds
+    info[name] = { ...w, cpuUs, backendRequests, backendConnections: backendAfter.connections - backendBefore.connections }
+    const errors = Object.values(w.socketErrors).reduce((a, b) => a + b, 0)
+    if (w.requests === 0) problems.push(`${name}: no request completed`)
+    if (w.non2xx > 0) problems.push(`${name}: ${w.non2xx} non-2xx answers`)
+    if (errors > 0) problems.push(`${name}: wrk socket errors ${JSON.stringify(w.socketErrors)}`)
+    // Every counted request must have gone through to the backend.
+    if (backendRequests < w.requests) problems.push(`${name}: backend saw ${backendRequests} requests, wrk counted ${w.requests}`)
+  }
+  if (!proxy.isRunning()) problems.push(`the proxy exited during the run: ${proxy.output().slice(-500)}`)
+}
+
 /** One sample: a fresh terminator of `stack`, warm-up, keep-alive run, one-request-per-connection run. */
 async function measureTerminator (def, stack, ctx) {
   const plain = stack === 'plain'
   const proxy = stack === 'rustls'
     ? await startRustlsTerminator(ctx, ctx.backend.ready.port)
     : await startNodeProxy(ctx, ctx.backend.ready.port, plain)
-  const problems = []
-  const values = {}
-  const info = {}
+  const sample = { values: {}, info: {}, problems: [] }
   try {
     await waitReady(proxy, ctx, plain)
-    const url = `${plain ? 'http' : 'https'}://127.0.0.1:${proxy.port}/`
-    await runWrk(url, def.warmSeconds, false)
-    for (const [name, close] of [['keepAlive', false], ['perConnection', true]]) {
-      const before = treeCpuMicros(proxy.pid)
-      const backendBefore = await ctx.backend.request('requests')
-      const w = await runWrk(url, def.runSeconds, close)
-      const cpuUs = treeCpuMicros(proxy.pid) - before
-      const backendRequests = await ctx.backend.request('requests') - backendBefore
-      values[`${name}ReqPerCpuS`] = w.requests / (cpuUs / 1e6)
-      values[`${name}ReqPerS`] = w.requests / w.seconds
-      info[name] = { ...w, cpuUs, backendRequests }
-      const errors = Object.values(w.socketErrors).reduce((a, b) => a + b, 0)
-      if (w.requests === 0) problems.push(`${name}: no request completed`)
-      if (w.non2xx > 0) problems.push(`${name}: ${w.non2xx} non-2xx answers`)
-      if (errors > 0) problems.push(`${name}: wrk socket errors ${JSON.stringify(w.socketErrors)}`)
-      // Every counted request must have gone through to the backend.
-      if (backendRequests < w.requests) problems.push(`${name}: backend saw ${backendRequests} requests, wrk counted ${w.requests}`)
-    }
-    if (!proxy.isRunning()) problems.push(`the proxy exited during the run: ${proxy.output().slice(-500)}`)
+    await wrkRuns(def, proxy, `${plain ? 'http' : 'https'}://127.0.0.1:${proxy.port}/`, ctx, sample)
   } finally {
     await proxy.stop()
   }
-  return { values, info, problems }
+  return sample
 }
 
 /**
@@ -232,8 +255,8 @@ async function measureTerminator (def, stack, ctx) {
  * context additions (backend) for the samples.
  */
 async function prepareTerminator (ctx, log) {
-  const missingWrk = ensureWrk(log)
-  if (missingWrk !== null) return { available: false, reason: missingWrk }
+  const wrk = ensureCommand('wrk', 'wrk', 'scenario 5 load generator', log)
+  if (wrk.reason !== undefined) return { available: false, reason: wrk.reason }
   const backend = await startNode(BACKEND, [], { role: 'client' })
   ctx.backend = backend
   ctx.backendBody = await backend.request('body')
@@ -259,4 +282,4 @@ async function finishTerminator (ctx) {
   ctx.backend = undefined
 }
 
-module.exports = { terminatorCase, measureTerminator, prepareTerminator, finishTerminator, parseWrk }
+module.exports = { terminatorCase, measureTerminator, prepareTerminator, finishTerminator, ensureCommand, freePort, parseWrk, startNodeProxy, startRustlsTerminator, waitReady, wrkRuns, BACKEND, WRK_CONNECTIONS }
