@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { glibcRequirement, compare, parseVersionNeeds } = require('../../../scripts/glibc-version.js') as {
@@ -23,6 +24,7 @@ function fromEnv (name: string): string {
   return value
 }
 const prebuild = fromEnv('RUSTLS_NODE_PREBUILD')
+const tarball = fromEnv('RUSTLS_NODE_TARBALL')
 
 /** Node 22+ itself needs glibc 2.28; the prebuild must load wherever Node does. */
 const PORTABLE_GLIBC = '2.28'
@@ -30,9 +32,11 @@ const PORTABLE_GLIBC = '2.28'
 // their own that an older distribution lacks.
 const SYSTEM_LIBRARIES = new Set(['libc.so.6', 'libm.so.6', 'libdl.so.2', 'libpthread.so.0', 'librt.so.1', 'libutil.so.1', 'ld-linux-x86-64.so.2', 'ld-linux-aarch64.so.1'])
 
-// ELF files: Linux only.
+// ELF files and node-gyp-build's LIBC override: Linux only.
 const linuxOnly = { skip: process.platform !== 'linux' && 'Linux only' }
 
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rustls-node-install-'))
+after(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
 test(`the prebuild needs glibc ${PORTABLE_GLIBC} at most, and no C++ runtime of the build machine`, linuxOnly, () => {
   const req = glibcRequirement(prebuild)
@@ -71,4 +75,48 @@ test('the prebuild exports the two N-API entry points and nothing else', linuxOn
   assert.equal(r.status, 0, r.stderr)
   const names = r.stdout.split('\n').map((l) => l.trim().split(/\s+/)[2]).filter(Boolean).sort()
   assert.deepEqual(names, ['napi_register_module_v1', 'node_api_module_get_api_version_v1'])
+})
+
+/**
+ * `npm install TARBALL` in a new folder with only the named tools on PATH
+ * (symlinked into a folder of their own), as LIBC=musl: node-gyp-build's
+ * libc override, so the shipped glibc prebuild does not match.
+ */
+function installWithout (name: string, tools: string[]): { status: number | null, output: string } {
+  const bin = path.join(tmp, `${name}-bin`)
+  fs.mkdirSync(bin)
+  for (const tool of ['node', 'npm', 'sh', ...tools]) {
+    // python3 may be a version manager's shim that needs its own PATH.
+    const found = tool === 'node'
+      ? process.execPath
+      : spawnSync(tool === 'python3' ? 'python3' : 'sh', tool === 'python3' ? ['-c', 'import sys; print(sys.executable)'] : ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim()
+    assert.ok(found !== '', `${tool} is not installed here`)
+    fs.symlinkSync(found, path.join(bin, tool))
+  }
+  const app = path.join(tmp, name)
+  fs.mkdirSync(app)
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+  const env: NodeJS.ProcessEnv = { HOME: process.env.HOME, PATH: bin, LIBC: 'musl', npm_config_update_notifier: 'false' }
+  const r = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: app, env, encoding: 'utf8' })
+  return { status: r.status, output: `${r.stdout}\n${r.stderr}` }
+}
+
+test('no matching prebuild and neither cargo nor a C++ compiler: npm install fails with one message naming platform, prebuilds and what to install', linuxOnly, () => {
+  const r = installWithout('bare', [])
+  assert.notEqual(r.status, 0, r.output)
+  assert.match(r.output, /rustls-node: cannot build the native addon: tools are missing/)
+  assert.match(r.output, new RegExp(`platform: linux-${process.arch} \\(musl\\), Node ${process.version.replace(/\./g, '\\.')}`))
+  assert.match(r.output, new RegExp(`prebuilds in this package: linux-${process.arch} \\(glibc\\); none matches this platform`))
+  assert.match(r.output, /- a Rust toolchain \(cargo\): https:\/\/rustup\.rs/)
+  assert.match(r.output, /- a C\+\+ compiler: /)
+  assert.match(r.output, /- make \(node-gyp runs it\)/)
+  assert.doesNotMatch(r.output, /gyp ERR!/)
+})
+
+test('no matching prebuild, a C++ compiler but no cargo: the message asks for cargo only', linuxOnly, () => {
+  const r = installWithout('nocargo', ['c++', 'make', 'python3'])
+  assert.notEqual(r.status, 0, r.output)
+  assert.match(r.output, /- a Rust toolchain \(cargo\)/)
+  assert.doesNotMatch(r.output, /- a C\+\+ compiler|- make|- Python/)
+  assert.doesNotMatch(r.output, /gyp ERR!/)
 })
