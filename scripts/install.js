@@ -48,7 +48,7 @@ function shippedPrebuilds () {
 }
 
 function runs (cmd, args) {
-  const r = spawnSync(cmd, args, { stdio: 'ignore', shell: process.platform === 'win32' })
+  const r = spawnSync(cmd, args, { stdio: 'ignore' })
   return r.status === 0
 }
 
@@ -58,7 +58,6 @@ function missingTools () {
   if (!runs(process.env.CARGO || 'cargo', ['--version'])) {
     missing.push('a Rust toolchain (cargo): https://rustup.rs, or your distribution\'s cargo package')
   }
-  if (process.platform === 'win32') return missing // node-gyp finds Visual Studio itself.
   const cxx = process.env.CXX ? [process.env.CXX.split(' ')[0]] : ['c++', 'g++', 'clang++']
   if (!cxx.some((c) => runs(c, ['--version']))) {
     missing.push(process.platform === 'darwin'
@@ -78,6 +77,11 @@ function explain (problem, missing) {
     `  platform: ${platformName()}, Node ${process.version}`,
     `  prebuilds in this package: ${shipped.length > 0 ? shipped.join(', ') : 'none'}; ${forced() ? 'npm_config_build_from_source asks' : 'none matches this platform, so the addon must be built'} from source`
   ]
+  if (process.platform === 'win32') {
+    lines.push('  Windows is not supported yet: the native socket pump (native/src/connection_io.cc) uses POSIX calls (writev, fcntl) that have no Windows port.')
+    console.error(lines.join('\n'))
+    return
+  }
   if (missing.length > 0) {
     lines.push('  to build from source, install:')
     for (const m of missing) lines.push(`    - ${m}`)
@@ -97,6 +101,10 @@ function main () {
   if (found !== null) {
     if (process.env.npm_config_loglevel === 'verbose') console.log(`rustls-node: using ${path.relative(root, found)}`)
     return 0
+  }
+  if (process.platform === 'win32') {
+    explain('cannot build the native addon on Windows', [])
+    return 1
   }
   const missing = missingTools()
   if (missing.length > 0) {
