@@ -34,11 +34,15 @@ const SYSTEM_LIBRARIES = new Set(['libc.so.6', 'libm.so.6', 'libdl.so.2', 'libpt
 
 // ELF files and node-gyp-build's LIBC override: Linux only.
 const linuxOnly = { skip: process.platform !== 'linux' && 'Linux only' }
+/** The prebuild's libc tag (prebuildify --tag-libc), and the other one. */
+const flavour = path.basename(prebuild).split('.').find((t) => t === 'glibc' || t === 'musl')
+const otherLibc = flavour === 'musl' ? 'glibc' : 'musl'
+const glibcOnly = { skip: flavour !== 'glibc' && `not a glibc prebuild: ${path.basename(prebuild)}` }
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rustls-node-install-'))
 after(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
-test(`the prebuild needs glibc ${PORTABLE_GLIBC} at most, and no C++ runtime of the build machine`, linuxOnly, () => {
+test(`the prebuild needs glibc ${PORTABLE_GLIBC} at most, and no C++ runtime of the build machine`, glibcOnly, () => {
   const req = glibcRequirement(prebuild)
   assert.ok(req.max !== null, 'no GLIBC_ version read: readelf output not understood')
   assert.ok(compare(req.max, PORTABLE_GLIBC) <= 0, `needs GLIBC_${req.max} for ${req.symbols.join(', ')}`)
@@ -58,7 +62,7 @@ test('the glibc check reads version needs, not symbol names: a sample needing GL
   assert.ok(compare('2.34', PORTABLE_GLIBC) > 0 && compare('2.3.4', PORTABLE_GLIBC) < 0 && compare('2.28', PORTABLE_GLIBC) === 0)
 })
 
-test('a build made with the system compiler on a newer glibc fails the same check', linuxOnly, (t) => {
+test('a build made with the system compiler on a newer glibc fails the same check', glibcOnly, (t) => {
   const host = path.join(root, 'build', 'Release', 'rustls_node.node')
   const runtime = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime
   if (!fs.existsSync(host) || runtime === undefined || compare(runtime, PORTABLE_GLIBC) <= 0) {
@@ -79,8 +83,8 @@ test('the prebuild exports the two N-API entry points and nothing else', linuxOn
 
 /**
  * `npm install TARBALL` in a new folder with only the named tools on PATH
- * (symlinked into a folder of their own), as LIBC=musl: node-gyp-build's
- * libc override, so the shipped glibc prebuild does not match.
+ * (symlinked into a folder of their own), with node-gyp-build's LIBC
+ * override set to the other libc, so the shipped prebuild does not match.
  */
 function installWithout (name: string, tools: string[]): { status: number | null, output: string } {
   const bin = path.join(tmp, `${name}-bin`)
@@ -96,7 +100,7 @@ function installWithout (name: string, tools: string[]): { status: number | null
   const app = path.join(tmp, name)
   fs.mkdirSync(app)
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
-  const env: NodeJS.ProcessEnv = { HOME: process.env.HOME, PATH: bin, LIBC: 'musl', npm_config_update_notifier: 'false' }
+  const env: NodeJS.ProcessEnv = { HOME: process.env.HOME, PATH: bin, LIBC: otherLibc, npm_config_update_notifier: 'false' }
   const r = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: app, env, encoding: 'utf8' })
   return { status: r.status, output: `${r.stdout}\n${r.stderr}` }
 }
@@ -105,8 +109,8 @@ test('no matching prebuild and neither cargo nor a C++ compiler: npm install fai
   const r = installWithout('bare', [])
   assert.notEqual(r.status, 0, r.output)
   assert.match(r.output, /rustls-node: cannot build the native addon: tools are missing/)
-  assert.match(r.output, new RegExp(`platform: linux-${process.arch} \\(musl\\), Node ${process.version.replace(/\./g, '\\.')}`))
-  assert.match(r.output, new RegExp(`prebuilds in this package: linux-${process.arch} \\(glibc\\); none matches this platform`))
+  assert.match(r.output, new RegExp(`platform: linux-${process.arch} \\(${otherLibc}\\), Node ${process.version.replace(/\./g, '\\.')}`))
+  assert.match(r.output, new RegExp(`prebuilds in this package: linux-${process.arch} \\(${flavour ?? 'none'}\\); none matches this platform`))
   assert.match(r.output, /- a Rust toolchain \(cargo\): https:\/\/rustup\.rs/)
   assert.match(r.output, /- a C\+\+ compiler: /)
   assert.match(r.output, /- make \(node-gyp runs it\)/)
