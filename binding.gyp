@@ -56,12 +56,14 @@
         # ...and exports nothing but the N-API module entry points.
         '-Wl,--version-script=<(module_root_dir)/native/exports.map'
       ],
-      'libraries': [
-        '<(module_root_dir)/target/ffi/librustls_node.a',
-        '-lpthread', '-ldl', '-lm', '-lrt', '-lutil'
-      ],
+      'libraries': ['<(module_root_dir)/target/ffi/librustls_node.a'],
       'conditions': [
+        ['OS=="linux"', {
+          'libraries': ['-lpthread', '-ldl', '-lm', '-lrt', '-lutil']
+        }],
         ['OS=="mac"', {
+          # The platform verifier and native-certs use the Security framework.
+          'libraries': ['-framework Security', '-framework CoreFoundation'],
           'xcode_settings': {
             'GCC_ENABLE_CPP_EXCEPTIONS': 'NO',
             'GCC_SYMBOLS_PRIVATE_EXTERN': 'YES',

@@ -26,10 +26,24 @@ function main () {
     }
     return
   }
-  const cargo = process.env.CARGO || 'cargo'
+  let cargo = process.env.CARGO || 'cargo'
   const args = ['build', '--release', '--locked', '--lib', '--message-format=json-render-diagnostics']
+  let env = process.env
+  // The portable Linux prebuild (scripts/prebuild.js): cargo-zigbuild builds
+  // for <arch>-unknown-linux-gnu.<glibc>, aws-lc's C code included, with
+  // zig as CC and linker.
+  const zigTarget = process.env.RUSTLS_NODE_ZIG_TARGET
+  if (zigTarget) {
+    const [arch, ...rest] = zigTarget.split('-')
+    cargo = process.env.RUSTLS_NODE_CARGO_ZIGBUILD || 'cargo-zigbuild'
+    args.splice(0, 1, 'zigbuild', '--target', `${arch}-unknown-${rest.join('-')}`)
+    // CC/CXX/LINK name our node-gyp wrapper: cargo-zigbuild sets its own.
+    env = { ...process.env, CARGO_ZIGBUILD_ZIG_PATH: process.env.RUSTLS_NODE_ZIG }
+    for (const name of ['CC', 'CXX', 'LINK']) delete env[name]
+  }
   const run = spawnSync(cargo, args, {
     cwd: root,
+    env,
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
     stdio: ['ignore', 'pipe', 'inherit']

@@ -4,7 +4,10 @@
 // no Rust toolchain. It makes the prebuild (prebuildify --napi --strip),
 // packs, installs the tarball into an empty folder with cargo removed from
 // PATH, and uses the package there from require() and from import, doing a
-// real TLS handshake. Fails if anything was compiled during the install.
+// real TLS handshake (also on the Node builds of scripts/node-matrix.js).
+// Fails if anything was compiled during the install. Then
+// test/package/prebuild.test.ts checks the prebuild (glibc 2.28 at most on
+// Linux, exports) and the install's message when no prebuild matches.
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -43,7 +46,15 @@ function stage (tmp) {
   return dir
 }
 
+/** The Node builds scripts/node-matrix.js cached, if it ran. */
+function matrixNodes () {
+  const dir = path.join(process.env.RUSTLS_NODE_CACHE || path.join(os.homedir(), '.cache', 'rustls-node'), 'node')
+  if (!fs.existsSync(dir)) return []
+  return fs.readdirSync(dir).map((v) => path.join(dir, v, 'bin', 'node')).filter((bin) => fs.existsSync(bin))
+}
+
 function main () {
+  run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'])
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rustls-node-pack-'))
   const staged = stage(tmp)
   const buildEnv = { ...process.env, CARGO_TARGET_DIR: process.env.CARGO_TARGET_DIR || path.join(root, 'target') }
@@ -51,12 +62,14 @@ function main () {
   const prebuilds = path.join(staged, 'prebuilds', `${process.platform}-${process.arch}`)
   const built = fs.readdirSync(prebuilds).filter((n) => n.endsWith('.node'))
   if (built.length === 0) throw new Error(`no prebuild in ${prebuilds}`)
-  const nm = spawnSync('nm', ['-D', '--defined-only', path.join(prebuilds, built[0])], { encoding: 'utf8' })
-  if (nm.status === 0 && /\brustls_|\brn_/.test(nm.stdout)) throw new Error('the prebuild exports rustls symbols')
+  if (built.length !== 1) throw new Error(`expected one prebuild in ${prebuilds}, found ${built.join(', ')}`)
+  const prebuild = path.join(prebuilds, built[0])
+  const shipped = path.posix.join('prebuilds', `${process.platform}-${process.arch}`, built[0])
 
   const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: staged, capture: true }))[0]
   const tarball = path.join(tmp, packed.filename)
   console.log(`packed ${packed.filename}: ${(packed.size / 1024 / 1024).toFixed(2)} MiB, ${packed.entryCount} files (unpacked ${(packed.unpackedSize / 1024 / 1024).toFixed(2)} MiB)`)
+  if (!packed.files.some((f) => f.path === shipped)) throw new Error(`the tarball lacks ${shipped}`)
 
   const app = path.join(tmp, 'app')
   fs.mkdirSync(app)
@@ -67,6 +80,8 @@ function main () {
   const installed = path.join(app, 'node_modules', 'rustls-node')
   if (fs.existsSync(path.join(installed, 'build'))) throw new Error('the install compiled the addon instead of using the prebuild')
   if (fs.existsSync(path.join(installed, 'target'))) throw new Error('the install ran cargo')
+  const loads = run(process.execPath, ['-p', `require('node-gyp-build').path(${JSON.stringify(installed)})`], { cwd: installed, env, capture: true }).trim()
+  if (loads !== path.join(installed, shipped)) throw new Error(`node-gyp-build picks ${loads}, not ${shipped}`)
 
   const certs = path.join(root, 'test', 'fixtures', 'generated')
   run(process.execPath, [path.join(root, 'scripts', 'gen-certs.js')])
@@ -89,7 +104,19 @@ function main () {
     `import { createServer, connect } from 'rustls-node'; import { createRequire } from 'node:module'; const require = createRequire(import.meta.url); ${handshake('({ createServer, connect })')}`],
   { cwd: app, env, capture: true })
   if (!/^ok TLSv1\.3/.test(esm)) throw new Error(`import handshake failed: ${esm}`)
-  console.log(`installed without cargo and loaded the prebuild: require() ${cjs.trim()}, import ${esm.trim()}`)
+  console.log(`installed without cargo and loaded ${shipped}: require() ${cjs.trim()}, import ${esm.trim()}`)
+  // The same prebuild on the other Node lines CI tests (scripts/node-matrix.js's cache).
+  for (const bin of matrixNodes()) {
+    const out = run(bin, ['-e', `const api = require('rustls-node');${handshake('api')}`], { cwd: app, env, capture: true })
+    if (!/^ok TLSv1\.3/.test(out)) throw new Error(`require() handshake on ${bin} failed: ${out}`)
+    console.log(`  Node ${run(bin, ['--version'], { capture: true }).trim()}: require() ${out.trim()}`)
+  }
+
+  // What the prebuild needs (glibc, exports) and what npm install says
+  // when no prebuild matches and tools are missing.
+  run(process.execPath, ['--test', '--test-reporter=spec', path.join(root, 'dist', 'test', 'package', 'prebuild.test.js')], {
+    env: { ...process.env, RUSTLS_NODE_PREBUILD: prebuild, RUSTLS_NODE_TARBALL: tarball }
+  })
   fs.rmSync(tmp, { recursive: true, force: true })
 }
 

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
+import type net from 'node:net'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import tls from 'node:tls'
@@ -36,6 +37,10 @@ describe('socket mode', () => {
       assert.ok(serverSide !== undefined)
       assert.equal(serverSide.bytesRead, c.bytesWritten)
       assert.equal(serverSide.bytesWritten, c.bytesRead)
+      // Socket mode really ran on both sides (not the JS pump fallback):
+      // node counts a net.Socket's bytesRead only for what libuv read for it.
+      assert.equal((c.transport as net.Socket).bytesRead, 0)
+      assert.equal((serverSide.transport as net.Socket).bytesRead, 0)
     } finally {
       await srv.close()
     }
