@@ -5,7 +5,7 @@
 // the no-TLS limits. Usage: node client.js '<json config>'.
 //
 // config: {stack: 'tls'|'net', port, ca (path), version: '1.2'|'1.3',
-//          ciphers (OpenSSL/IANA names as node:tls takes them), resume}
+//          ciphers (OpenSSL/IANA names as node:tls takes them), noTicket}
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const net = require('node:net')
@@ -36,6 +36,7 @@ function dial (session) {
     minVersion: tlsVersion,
     maxVersion: tlsVersion,
     ciphers: config.ciphers,
+    secureOptions: config.noTicket ? crypto.constants.SSL_OP_NO_TICKET : undefined,
     session,
   })
 }
@@ -92,15 +93,18 @@ function handshakeOnce (slot, stats, resume) {
   })
 }
 
-/** `count` handshakes, `concurrency` in flight. */
-async function handshakes ({ count: total, concurrency, resume }) {
+/**
+ * `count` handshakes, `concurrency` in flight; with `shared`, every loop
+ * offers the latest session any of them received (one session cache).
+ */
+async function handshakes ({ count: total, concurrency, resume, shared }) {
   const stats = newStats()
   let started = 0
   const t0 = performance.now()
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, async (_, slot) => {
     while (started < total) {
       started++
-      await handshakeOnce(slot, stats, resume === true)
+      await handshakeOnce(shared ? 0 : slot, stats, resume === true)
     }
   }))
   return { ...stats, wallMs: performance.now() - t0 }

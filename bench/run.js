@@ -6,7 +6,7 @@
 // in separate processes pinned to one core each; the main figure is the
 // server process' CPU time per unit of work.
 //
-//   node bench/run.js [--quick] [--only bulk,handshake,resume,memory,terminator,limits]
+//   node bench/run.js [--quick] [--only bulk,handshake,resume,memory,terminator,limits,resume-share]
 //                     [--rounds N] [--no-build] [--terminator-bin PATH]
 //
 // Results: bench/results/latest.{json,md} (+ a dated copy) and the summary
@@ -20,11 +20,12 @@ const path = require('node:path')
 const { allowedCores, canPin, coreFor, cpuSnapshot, foreignLoad } = require('./child')
 const { limitCases, measureAes, measurePublicKey } = require('./limits')
 const { writeResults } = require('./report')
+const resumeShare = require('./resume-share')
 const scenarios = require('./scenarios')
 const terminator = require('./terminator')
 
 const ROOT = path.resolve(__dirname, '..')
-const SCENARIOS = ['limits', 'bulk', 'handshake', 'resume', 'memory', 'terminator']
+const SCENARIOS = ['limits', 'bulk', 'handshake', 'resume', 'memory', 'terminator', 'resume-share']
 const DEFAULT_ROUNDS = { full: 5, quick: 1 }
 
 function usage (message) {
@@ -142,6 +143,7 @@ function describeMachine (rustls) {
 
 /** What a valid sample of each kind has been checked for. */
 function verifiedText (def) {
+  if (def.verified !== undefined) return def.verified
   switch (def.kind) {
     case 'bulk': return `both ends negotiated TLSv1.3 ${def.ciphers}; every byte counted on arrival; no native handle left after close`
     case 'handshake':
@@ -256,6 +258,8 @@ async function main () {
       } finally {
         await terminator.finishTerminator(ctx)
       }
+    } else if (scenario === 'resume-share') {
+      for (const def of resumeShare.cases(sizes)) await runCase(def, scenario, scenarios.measure, opts, results, ctx)
     } else {
       for (const def of all[scenario]) await runCase(def, scenario, scenarios.measure, opts, results, ctx)
     }
