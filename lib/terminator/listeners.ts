@@ -252,10 +252,11 @@ export class Terminator {
   /**
    * Ticket keys from a cluster primary (its rotations), put in place without
    * rebuilding anything. A configuration that names a ticketKeys file keeps
-   * the file's keys: the file overrides.
+   * the file's keys: the file overrides. Ignored once draining: the server
+   * is closing and must not build anything new.
    */
   setTicketKeys (keys: Buffer): void {
-    if (this.config.ticketKeys !== undefined) return
+    if (this.#draining !== undefined || this.config.ticketKeys !== undefined) return
     this.#server.setTicketKeys(keys)
   }
 

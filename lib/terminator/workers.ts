@@ -49,6 +49,7 @@ export async function runPrimary (options: PrimaryOptions): Promise<number> {
   // hands out the next key ahead (it already opens tickets), so a worker
   // that gets a rotation a moment after another still opens its tickets.
   const schedule = options.generateTicketKeys ? new TicketKeySchedule() : undefined
+  const workers = new Set<Worker>()
   const rotation = schedule === undefined
     ? undefined
     : setInterval(() => {
@@ -57,7 +58,6 @@ export async function runPrimary (options: PrimaryOptions): Promise<number> {
       for (const w of workers) if (w.isConnected()) w.send({ type: 'rustls-node:ticket-keys', ticketKeys } satisfies ToWorker)
       logger.info({ rotation: schedule.rotations, workers: workers.size }, 'ticket keys rotated')
     }, options.ticketLifetime * 1000)
-  const workers = new Set<Worker>()
   let stopping = false
   let backoff = RESTART_MIN_MS
   let nextMetricsId = 1
