@@ -5,7 +5,7 @@
 // the no-TLS limits. Usage: node client.js '<json config>'.
 //
 // config: {stack: 'tls'|'net', port, ca (path), version: '1.2'|'1.3',
-//          ciphers (OpenSSL/IANA names as node:tls takes them), resume}
+//          ciphers (OpenSSL/IANA names as node:tls takes them), resume, noTicket}
 //
 // Through a terminator (bench/peers.js) a connection also sends `echoBytes`
 // bytes after its handshake and waits for the backend's echo of them, so
@@ -41,6 +41,7 @@ function dial (session) {
     minVersion: tlsVersion,
     maxVersion: tlsVersion,
     ciphers: config.ciphers,
+    secureOptions: config.noTicket ? crypto.constants.SSL_OP_NO_TICKET : undefined,
     session,
   })
 }
@@ -131,15 +132,18 @@ function handshakeOnce (slot, stats, resume, echoBytes) {
   })
 }
 
-/** `count` handshakes, `concurrency` in flight. */
-async function handshakes ({ count: total, concurrency, resume, echoBytes = 0 }) {
+/**
+ * `count` handshakes, `concurrency` in flight; with `shared`, every loop
+ * offers the latest session any of them received (one session cache).
+ */
+async function handshakes ({ count: total, concurrency, resume, shared, echoBytes = 0 }) {
   const stats = newStats()
   let started = 0
   const t0 = performance.now()
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, async (_, slot) => {
     while (started < total) {
       started++
-      await handshakeOnce(slot, stats, resume === true, echoBytes)
+      await handshakeOnce(shared ? 0 : slot, stats, resume === true, echoBytes)
     }
   }))
   return { ...stats, wallMs: performance.now() - t0 }

@@ -5,6 +5,8 @@
 const fs = require('node:fs')
 const path = require('node:path')
 
+const resumeShare = require('./resume-share')
+
 const RESULTS_DIR = path.join(__dirname, 'results')
 const README = path.join(__dirname, 'README.md')
 const README_START = '<!-- results:start -->'
@@ -150,6 +152,7 @@ function computeFigures (results) {
       ratio: null, limit: 100, limitName: 'ceiling', target, pass: share >= target.share,
     })
   }
+  figures.push(...resumeShare.figures(results, { stat, pairedRatio }))
   return figures
 }
 

@@ -7,7 +7,7 @@
 // the server and the load generator in separate processes pinned to one
 // core each; the main figure is the server's CPU time per unit of work.
 //
-//   node bench/run.js [--quick] [--only bulk,handshake,resume,memory,terminator,limits,
+//   node bench/run.js [--quick] [--only bulk,handshake,resume,memory,terminator,limits,resume-share,
 //                     peer-handshake,peer-bulk,peer-http,peer-memory (or: peers)]
 //                     [--rounds N] [--no-build] [--terminator-bin PATH]
 //
@@ -23,11 +23,12 @@ const { allowedCores, canPin, coreFor, cpuSnapshot, foreignLoad } = require('./c
 const { limitCases, measureAes, measurePublicKey } = require('./limits')
 const peers = require('./peers')
 const { writeResults } = require('./report')
+const resumeShare = require('./resume-share')
 const scenarios = require('./scenarios')
 const terminator = require('./terminator')
 
 const ROOT = path.resolve(__dirname, '..')
-const SCENARIOS = ['limits', 'bulk', 'handshake', 'resume', 'memory', 'terminator', ...peers.SCENARIOS]
+const SCENARIOS = ['limits', 'bulk', 'handshake', 'resume', 'memory', 'terminator', 'resume-share', ...peers.SCENARIOS]
 /** `--only peers` selects every peer scenario. */
 const ALIASES = { peers: peers.SCENARIOS }
 const DEFAULT_ROUNDS = { full: 5, quick: 1 }
@@ -147,6 +148,7 @@ function describeMachine (rustls) {
 
 /** What a valid sample of each kind has been checked for. */
 function verifiedText (def) {
+  if (def.verified !== undefined) return def.verified
   switch (def.kind) {
     case 'bulk': return `both ends negotiated TLSv1.3 ${def.ciphers}; every byte counted on arrival; no native handle left after close`
     case 'handshake':
@@ -280,6 +282,8 @@ async function main () {
       } finally {
         await terminator.finishTerminator(ctx)
       }
+    } else if (scenario === 'resume-share') {
+      for (const def of resumeShare.cases(sizes)) await runCase(def, scenario, scenarios.measure, opts, results, ctx)
     } else {
       for (const def of all[scenario]) await runCase(def, scenario, scenarios.measure, opts, results, ctx)
     }

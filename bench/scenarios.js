@@ -78,6 +78,9 @@ async function startPair (def, stack, ctx, serverExecArgv = []) {
       ca: path.join(ctx.certDir, 'ca.pem'),
       version: def.version,
       ciphers: def.ciphers,
+      // Both servers issue TLS 1.2 tickets to clients that ask: a client
+      // that does not ask makes the session id what resumes.
+      noTicket: def.resumption === 'session-id',
     })], { role: 'client' })
   } catch (err) {
     await server.stop()
@@ -195,7 +198,7 @@ function measureBulk (def, stack, ctx) {
 
 function measureHandshakes (def, stack, ctx) {
   return withPair(def, stack, ctx, undefined, async ({ server, client, problems, values, info }) => {
-    const params = { count: def.count, concurrency: HANDSHAKE_CONCURRENCY, resume: def.resume }
+    const params = { count: def.count, concurrency: def.concurrency ?? HANDSHAKE_CONCURRENCY, resume: def.resume, shared: def.shared === true }
     // Warm-up; for resumption it also leaves every loop a session to resume.
     await client.request('handshakes', { ...params, count: def.warm })
     await server.request('mark')
@@ -203,6 +206,7 @@ function measureHandshakes (def, stack, ctx) {
     const s = await server.request('measure')
     values.cpuUsPerHandshake = s.cpuUs / r.completed
     values.handshakesPerS = r.completed / (r.wallMs / 1000)
+    if (def.shared) values.resumedShare = 100 * r.resumed / r.completed
     info.client = r
     info.server = s
     if (r.errors > 0) problems.push(`${r.errors} client errors: ${JSON.stringify(r.errorCodes)}`)
@@ -218,7 +222,10 @@ function measureHandshakes (def, stack, ctx) {
       if (!histogramIs(r.ciphers, suite) || !histogramIs(s.ciphers, suite)) {
         problems.push(`suites: client ${JSON.stringify(r.ciphers)}, server ${JSON.stringify(s.ciphers)}; expected ${suite}`)
       }
-      if (def.resume) {
+      if (def.shared) {
+        // One session for all loops: the share that resumed is the figure.
+        if (s.resumed !== r.resumed) problems.push(`server counted ${s.resumed} resumed, client ${r.resumed}`)
+      } else if (def.resume) {
         // Every counted handshake must really have resumed, on both ends.
         if (r.notResumed > 0) problems.push(`${r.notResumed} of ${r.completed} handshakes did not resume (client view)`)
         if (s.resumed !== s.handshakes) problems.push(`server resumed ${s.resumed} of ${s.handshakes}`)

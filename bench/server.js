@@ -93,9 +93,10 @@ function createNodeServer () {
 function createRustlsServer () {
   const { createServer } = require(path.join(config.libDir, 'index.js'))
   const options = { cert: read(`${config.cert}.pem`), key: read(`${config.cert}.key`) }
-  // Stateless tickets, as node:tls issues them by default: the comparison is
-  // ticket against ticket. Without ticketKeys rustls-node resumes TLS 1.3
-  // from its stateful cache ('default') and TLS 1.2 by session id.
+  // 'tickets': stateless tickets under keys given by the operator. By default
+  // ('default', 'session-id') rustls-node seals tickets with keys it
+  // generated and rotates, as node:tls seals them with its own keys, and
+  // its cache resumes TLS 1.2 session ids.
   if (config.resumption === 'tickets') options.ticketKeys = read('ticket-keys.bin')
   const server = createServer(options, onSecure)
   server.on('tlsClientError', onClientError)

@@ -136,6 +136,11 @@ export interface NativeHandle {
   destroy(): void
 }
 
+export interface NativeTicketer extends NativeHandle {
+  /** Replaces the keys (N × 80 bytes, the first sealing) and the lifetime hint of every config using this ticketer. */
+  setKeys(material: Buffer, lifetimeSeconds: number): void
+}
+
 export interface ServerConfigOptions {
   certifiedKeys: NativeCertifiedKey[]
   /** Protocol versions, e.g. [0x0303, 0x0304]. */
@@ -267,7 +272,7 @@ interface Addon {
   ServerConfig: new (options: ServerConfigOptions) => NativeHandle
   ClientConfig: new (options: ClientConfigOptions) => NativeHandle
   SessionCache: new (size: number) => NativeHandle
-  Ticketer: new (material: Buffer, lifetimeSeconds: number) => NativeHandle
+  Ticketer: new (material: Buffer, lifetimeSeconds: number) => NativeTicketer
   HostRouter: new (hosts: HostRouterEntry[], options: { strictSNI: boolean, deferred: boolean }) => NativeHandle & { select(name: string): number }
   Connection: {
     new (router: NativeHandle): NativeConnection

@@ -10,7 +10,7 @@ import { buildHosts, type BuiltHosts, type HostOptions, type HostTlsOptions, wea
 import { type Logger, silentLogger } from './log'
 import { addon, type NativeConnection, type NativeHandle } from './native'
 import { type HandshakeFailure, NativeListenerFront, parseListenArgs, socketFromNative } from './native-listener'
-import { createSessionCache, createTicketer, sessionCacheSize, type SessionCacheOption } from './session'
+import { createSessionCache, ServerTickets, sessionCacheSize, ticketKeyMaterial, ticketLifetime, ticketSettings, type SessionCacheOption } from './session'
 import { SecureContext } from './secure-context'
 import { RustlsSocket } from './socket'
 
@@ -28,10 +28,19 @@ export interface ServerOptions extends HostTlsOptions {
   strictSNI?: boolean
   /** Milliseconds a client has to complete the handshake (default 120000, as node:tls); 0 disables. */
   handshakeTimeout?: number
-  /** Server session cache: size (default 20000), {size}, or 'none'. */
+  /**
+   * Server session cache: size (default 20000), {size}, or 'none'. It keeps
+   * TLS 1.2 session ids; 'none' without ticketKeys turns resumption off.
+   */
   sessionCache?: SessionCacheOption
-  /** Shared ticket keys: N × 80 bytes; servers with the same keys resume each other's sessions. */
+  /**
+   * Ticket keys: N × 80 bytes, the first sealing; servers with the same keys
+   * resume each other's sessions. Default: keys generated at start and
+   * rotated every ticketLifetime.
+   */
   ticketKeys?: Buffer | readonly Buffer[]
+  /** Seconds: ticket lifetime hint and rotation period of generated keys (default 21600, 6 h; at most 7 days). */
+  ticketLifetime?: number
   /** pino-compatible logger; default silent. */
   logger?: Logger
   /** As net.Server: keep the writable side open after the peer's close_notify. */
@@ -123,7 +132,7 @@ export class Server extends net.Server {
   #contexts: Array<{ names: string[], context: SecureContext }> = []
   #sessionCache: NativeHandle | null = null
   #sessionCacheSize = 0
-  #ticketer: NativeHandle | null = null
+  #tickets: ServerTickets | null = null
   #logger: Logger
   #nextStateId = 1
   readonly #native: boolean
@@ -357,16 +366,30 @@ export class Server extends net.Server {
     this.reload({ ...this.#options, ...options })
   }
 
-  /** The configured ticket keys, or undefined when sessions live in the server cache only. */
+  /**
+   * The ticket keys in use (a copy), the first one sealing: the configured
+   * ones, or the generated ones of the moment (current, previous, next:
+   * they change at every rotation). undefined when the server issues no
+   * tickets (sessionCache 'none' without ticketKeys).
+   */
   getTicketKeys (): Buffer | undefined {
-    const keys = this.#options.ticketKeys
-    if (keys === undefined) return undefined
-    return Array.isArray(keys) ? Buffer.concat(keys as Buffer[]) : keys as Buffer
+    return this.#tickets?.material()
   }
 
-  /** Replaces the ticket keys (N × 80 bytes) for new connections. */
+  /**
+   * Replaces the ticket keys (N × 80 bytes) in place: new tickets are sealed
+   * with the first, tickets of other keys stop resuming. Generated keys stop
+   * rotating. Live connections are not touched and no config is rebuilt.
+   */
   setTicketKeys (keys: Buffer | readonly Buffer[]): void {
-    this.reload({ ...this.#options, ticketKeys: keys })
+    const material = ticketKeyMaterial(keys, 'ticketKeys') as Buffer
+    if (this.#tickets === null) {
+      // No ticketer yet (sessionCache 'none'): the configs need one.
+      this.reload({ ...this.#options, ticketKeys: material })
+      return
+    }
+    this.#tickets.update({ keys: material, lifetime: ticketLifetime(this.#options.ticketLifetime, 'ticketLifetime') })
+    this.#options = { ...this.#options, ticketKeys: material }
   }
 
   /** Index and names of the host that `serverName` selects (-1: refused). */
@@ -385,13 +408,17 @@ export class Server extends net.Server {
       throw new ConfigError('ERR_TLS_CONFIG_INVALID', 'handshakeTimeout', 'must be a number of milliseconds >= 0', options.handshakeTimeout)
     }
     const size = sessionCacheSize(options.sessionCache, 'sessionCache')
+    const tickets = ticketSettings(options, size)
     // The cache survives reloads (sessions stay resumable) unless resized.
     if (size !== this.#sessionCacheSize || (size > 0 && this.#sessionCache === null)) {
       this.#sessionCache?.destroy()
       this.#sessionCache = createSessionCache(size)
       this.#sessionCacheSize = size
     }
-    const ticketer = createTicketer(options.ticketKeys, 'ticketKeys')
+    // So does the ticketer: a reload keeps its keys (tickets stay valid) and
+    // applies new settings only once everything else has built.
+    const fresh = tickets !== null && this.#tickets === null ? new ServerTickets(tickets) : null
+    const ticketer = tickets === null ? null : (fresh ?? this.#tickets as ServerTickets).native
     const defaults: HostTlsOptions = {
       protocol: options.protocol,
       minVersion: options.minVersion,
@@ -420,11 +447,17 @@ export class Server extends net.Server {
         built.destroy()
         throw new ConfigError('ERR_TLS_CONFIG_WEAKER_CONTEXT', 'addContext', `${weaker.name}: ${weaker.why}`)
       }
-      this.#ticketer?.destroy()
-      this.#ticketer = ticketer
+      if (tickets === null) {
+        this.#tickets?.destroy()
+        this.#tickets = null
+      } else if (fresh !== null) {
+        this.#tickets = fresh
+      } else {
+        (this.#tickets as ServerTickets).update(tickets)
+      }
       return { id: this.#nextStateId++, built, accepting: 0, retired: false }
     } catch (err) {
-      ticketer?.destroy()
+      fresh?.destroy()
       throw err
     }
   }
@@ -436,8 +469,8 @@ export class Server extends net.Server {
       this.#sessionCache?.destroy()
       this.#sessionCache = null
       this.#sessionCacheSize = 0
-      this.#ticketer?.destroy()
-      this.#ticketer = null
+      this.#tickets?.destroy()
+      this.#tickets = null
     }
   }
 

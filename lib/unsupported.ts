@@ -10,7 +10,7 @@ export const UNSUPPORTED_SERVER_OPTIONS: Readonly<Record<string, string>> = {
   secureProtocol: 'use minVersion or protocol',
   secureOptions: 'OpenSSL option flags do not apply to rustls',
   sessionIdContext: 'sessions are bound to the host by rustls',
-  sessionTimeout: 'the cache is bounded by size; tickets carry their own lifetime',
+  sessionTimeout: 'the cache is bounded by size; tickets live one to two ticketLifetime periods (seconds, default 6 h)',
   privateKeyEngine: 'OpenSSL engines do not apply to rustls',
   privateKeyIdentifier: 'OpenSSL engines do not apply to rustls',
   clientCertEngine: 'OpenSSL engines do not apply to rustls',

@@ -15,7 +15,7 @@ import { DEMO_LISTEN, startDemo } from './demo'
 import { loadFiles } from './files'
 import { Terminator } from './listeners'
 import { startMetricsServer, renderPrometheus } from './metrics'
-import { runPrimary, runWorker } from './workers'
+import { runPrimary, runWorker, type SharedTicketKeys } from './workers'
 
 export const USAGE = `Usage:
   rustls-node serve -c FILE      run the TLS terminator configured in FILE (YAML or JSON)
@@ -181,17 +181,19 @@ async function serve (file: string, level: LogLevel | undefined): Promise<number
     return await runPrimary({
       workers,
       logger,
-      generateTicketKeys: config.ticketKeys === undefined,
+      generateTicketKeys: config.ticketKeys === undefined && config.sessionCache !== 'none',
+      ticketLifetime: config.ticketLifetime / 1000,
       metrics: config.metrics?.listen,
       drainTimeout: config.drainTimeout,
     })
   }
-  const start = async (ticketKeys: Buffer | undefined): Promise<Terminator> =>
-    await Terminator.start({ load: () => loadFiles(loadConfigFile(file), { ticketKeys }), logger, fixedLevel: level !== undefined })
+  // A worker loads the primary's latest keys at start and at every reload.
+  const start = async (keys?: SharedTicketKeys): Promise<Terminator> =>
+    await Terminator.start({ load: () => loadFiles(loadConfigFile(file), { ticketKeys: keys?.latest }), logger, fixedLevel: level !== undefined })
   if (cluster.isWorker) return await runWorker(start, logger)
   let terminator: Terminator
   try {
-    terminator = await start(undefined)
+    terminator = await start()
   } catch (err) {
     return startFailed(err, logger, file)
   }

@@ -12,6 +12,7 @@ import { lookupCipher, splitCipherList } from '../ciphers'
 import { ConfigError } from '../errors'
 import { applyTlsOptions } from '../hosts'
 import { parseProtocol } from '../protocol'
+import { MAX_TICKET_LIFETIME_SECONDS, TICKET_LIFETIME_SECONDS } from '../session'
 
 /** One problem found in a configuration; `keyPath` is '' for the file as a whole. */
 export interface ConfigProblem {
@@ -165,8 +166,10 @@ export interface TerminatorConfig extends HostTlsConfig {
   strictSNI: boolean
   /** TLSSessionCache: sessions kept for resumption, or 'none'. Default {size: 20000}. */
   sessionCache: number | { size: number } | 'none'
-  /** Absolute path of a file of 80-byte ticket keys shared across workers and restarts. Default: generated per start. */
+  /** Absolute path of a file of 80-byte ticket keys shared across workers and restarts. Default: generated per start and rotated. */
   ticketKeys?: string
+  /** Milliseconds (whole seconds): ticket lifetime hint and rotation period of generated keys. Default 6 h. */
+  ticketLifetime: number
   /** Milliseconds a client has to finish its handshake. Default 10000. */
   handshakeTimeout: number
   /** Milliseconds SIGTERM waits for live connections before closing them. Default 10000. */
@@ -189,6 +192,7 @@ export const DEFAULTS = {
   connectTimeout: 5_000,
   backendTimeout: 60_000,
   sessionCacheSize: 20_000,
+  ticketLifetime: TICKET_LIFETIME_SECONDS * 1000,
 } as const
 
 // ---- loading ----------------------------------------------------------------
@@ -363,7 +367,7 @@ export function parseBackendAddress (text: string, serverRoot: string): BackendA
   return { kind: 'tcp', host: listen.host, port: listen.port, text }
 }
 
-const TOP_KEYS = ['serverRoot', 'listen', 'strictSNI', 'sessionCache', 'ticketKeys', 'handshakeTimeout', 'drainTimeout',
+const TOP_KEYS = ['serverRoot', 'listen', 'strictSNI', 'sessionCache', 'ticketKeys', 'ticketLifetime', 'handshakeTimeout', 'drainTimeout',
   'maxConnections', 'workers', 'log', 'metrics', 'hosts', 'protocol', 'ciphersPrefer', 'ciphersSuppress',
   'honorClientOrder', 'alpn', 'options', 'clientAuth'] as const
 const HOST_KEYS = ['serverName', 'aliases', 'certificates', 'protocol', 'ciphersPrefer', 'ciphersSuppress',
@@ -452,6 +456,11 @@ export function validateConfig (raw: unknown, options: ValidateOptions = {}): Te
     else c.add('sessionCache', `must be "none", a positive integer or {size: <positive integer>}, got ${describe(sc)}`)
   }
   const ticketKeys = file(top, 'ticketKeys', '')
+  const ticketLifetime = c.duration(top, 'ticketLifetime', '', DEFAULTS.ticketLifetime)
+  if (ticketLifetime % 1000 !== 0 || ticketLifetime > MAX_TICKET_LIFETIME_SECONDS * 1000) {
+    // A TLS ticket lifetime is whole seconds, at most 7 days (RFC 8446 §4.6.1).
+    c.add('ticketLifetime', `must be whole seconds from "1s" to "168h" (7 days), got ${describe(top.ticketLifetime)}`)
+  }
   const handshakeTimeout = c.duration(top, 'handshakeTimeout', '', DEFAULTS.handshakeTimeout)
   const drainTimeout = c.duration(top, 'drainTimeout', '', DEFAULTS.drainTimeout)
   let maxConnections: number | undefined
@@ -530,6 +539,7 @@ export function validateConfig (raw: unknown, options: ValidateOptions = {}): Te
     strictSNI,
     sessionCache,
     ticketKeys,
+    ticketLifetime,
     handshakeTimeout,
     drainTimeout,
     maxConnections,

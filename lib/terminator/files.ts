@@ -39,7 +39,7 @@ export interface LoadedConfig {
 export interface LoadOptions {
   /** Where passphraseEnv names are looked up. Default process.env. */
   env?: NodeJS.ProcessEnv
-  /** Ticket keys handed over by a cluster primary when the file names none. */
+  /** Ticket keys handed over by a cluster primary (the latest ones) when the file names none. */
   ticketKeys?: Buffer
 }
 
@@ -145,6 +145,7 @@ export function loadFiles (config: TerminatorConfig, options: LoadOptions = {}):
     strictSNI: config.strictSNI,
     sessionCache: config.sessionCache,
     ticketKeys,
+    ticketLifetime: config.ticketLifetime / 1000,
     handshakeTimeout: config.handshakeTimeout,
     protocol: config.protocol,
     ciphersPrefer: config.ciphersPrefer,

@@ -279,6 +279,17 @@ export class Terminator {
     return true
   }
 
+  /**
+   * Ticket keys from a cluster primary (its rotations), put in place without
+   * rebuilding anything. A configuration that names a ticketKeys file keeps
+   * the file's keys: the file overrides. Ignored once draining: the server
+   * is closing and must not build anything new.
+   */
+  setTicketKeys (keys: Buffer): void {
+    if (this.#draining !== undefined || this.config.ticketKeys !== undefined) return
+    this.#server.setTicketKeys(keys)
+  }
+
   #reloadFailed (err: unknown): void {
     this.metrics.reload(false)
     const problems = err instanceof ConfigProblems ? err.problems : [problemFromError(err)]

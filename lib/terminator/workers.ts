@@ -1,22 +1,23 @@
 // `workers: N | auto`: several processes on one port with node:cluster.
-// The primary owns the ticket keys (from the file, or generated once at
-// start) and hands them to every worker, so a client resumes its session on
-// whichever worker takes its next connection (SPEC §4.4). The primary
-// restarts dead workers, forwards SIGHUP / SIGTERM and serves the summed
-// metrics of all workers.
+// Unless the file names ticketKeys, the primary generates the ticket keys,
+// rotates them every ticketLifetime and hands them to every worker, which
+// puts them in place without rebuilding anything, so a client resumes its
+// session on whichever worker takes its next connection, across rotations
+// (SPEC §4.4). The primary restarts dead workers, forwards SIGHUP / SIGTERM
+// and serves the summed metrics of all workers.
 import cluster, { type Worker } from 'node:cluster'
-import crypto from 'node:crypto'
 import type http from 'node:http'
 
 import type { Logger as PinoLogger } from 'pino'
 
-import { TICKET_KEY_LENGTH } from '../session'
+import { TicketKeySchedule } from '../session'
 import type { ListenAddress } from './config'
 import type { Terminator } from './listeners'
 import { mergeSnapshots, Metrics, type MetricsSnapshot, renderPrometheus, startMetricsServer } from './metrics'
 
 type ToWorker =
   | { type: 'rustls-node:init', ticketKeys?: string }
+  | { type: 'rustls-node:ticket-keys', ticketKeys: string }
   | { type: 'rustls-node:reload' }
   | { type: 'rustls-node:shutdown' }
   | { type: 'rustls-node:metrics', id: number }
@@ -31,8 +32,10 @@ const HEALTHY_MS = 10_000
 export interface PrimaryOptions {
   workers: number
   logger: PinoLogger
-  /** The file names no ticketKeys: the primary makes one key for all workers. */
+  /** The file names no ticketKeys: the primary makes the keys for all workers and rotates them. */
   generateTicketKeys: boolean
+  /** Seconds between rotations of generated keys (the configuration's ticketLifetime at start). */
+  ticketLifetime: number
   metrics?: ListenAddress
   drainTimeout: number
 }
@@ -42,9 +45,19 @@ export async function runPrimary (options: PrimaryOptions): Promise<number> {
   const { logger } = options
   const own = new Metrics()
   // Generated keys live in memory only and go to workers over the IPC
-  // channel: never in the environment, a file or a log line.
-  const ticketKeys = options.generateTicketKeys ? crypto.randomBytes(TICKET_KEY_LENGTH).toString('base64') : undefined
+  // channel: never in the environment, a file or a log line. The schedule
+  // hands out the next key ahead (it already opens tickets), so a worker
+  // that gets a rotation a moment after another still opens its tickets.
+  const schedule = options.generateTicketKeys ? new TicketKeySchedule() : undefined
   const workers = new Set<Worker>()
+  const rotation = schedule === undefined
+    ? undefined
+    : setInterval(() => {
+      schedule.rotate()
+      const ticketKeys = schedule.material().toString('base64')
+      for (const w of workers) if (w.isConnected()) w.send({ type: 'rustls-node:ticket-keys', ticketKeys } satisfies ToWorker)
+      logger.info({ rotation: schedule.rotations, workers: workers.size }, 'ticket keys rotated')
+    }, options.ticketLifetime * 1000)
   let stopping = false
   let backoff = RESTART_MIN_MS
   let nextMetricsId = 1
@@ -54,7 +67,7 @@ export async function runPrimary (options: PrimaryOptions): Promise<number> {
     const worker = cluster.fork()
     const started = Date.now()
     workers.add(worker)
-    worker.send({ type: 'rustls-node:init', ticketKeys } satisfies ToWorker)
+    worker.send({ type: 'rustls-node:init', ticketKeys: schedule?.material().toString('base64') } satisfies ToWorker)
     worker.on('message', (msg: FromWorker) => {
       if (msg?.type !== 'rustls-node:metrics') return
       const p = pending.get(msg.id)
@@ -107,6 +120,7 @@ export async function runPrimary (options: PrimaryOptions): Promise<number> {
     const stop = (signal: string): void => {
       if (stopping) return
       stopping = true
+      clearInterval(rotation)
       logger.info({ signal, workers: workers.size }, 'stopping workers')
       for (const w of workers) w.send({ type: 'rustls-node:shutdown' } satisfies ToWorker)
       // A worker stuck past its own drain timeout is killed.
@@ -128,12 +142,28 @@ export async function runPrimary (options: PrimaryOptions): Promise<number> {
   })
 }
 
+/** The primary's latest ticket keys, read by every (re)load of a worker's configuration. */
+export interface SharedTicketKeys {
+  latest: Buffer | undefined
+}
+
 /**
- * A worker: waits for the primary's keys, starts the terminator, and obeys
- * the primary's reload / shutdown / metrics messages. It also drains when
- * signalled directly or when the primary goes away.
+ * A worker: waits for the primary's keys, starts the terminator, puts the
+ * primary's rotated keys in place, and obeys its reload / shutdown /
+ * metrics messages. It also drains when signalled directly or when the
+ * primary goes away.
  */
-export async function runWorker (start: (ticketKeys: Buffer | undefined) => Promise<Terminator>, logger: PinoLogger): Promise<number> {
+export async function runWorker (start: (keys: SharedTicketKeys) => Promise<Terminator>, logger: PinoLogger): Promise<number> {
+  const keys: SharedTicketKeys = { latest: undefined }
+  let running: Terminator | undefined
+  // Listening from the start: a rotation during the terminator's start is
+  // kept and put in place once it runs.
+  process.on('message', (msg: ToWorker) => {
+    if (msg?.type !== 'rustls-node:ticket-keys') return
+    keys.latest = Buffer.from(msg.ticketKeys, 'base64')
+    running?.setTicketKeys(keys.latest)
+    logger.debug({ running: running !== undefined }, 'ticket keys received from the primary')
+  })
   const init = await new Promise<ToWorker & { type: 'rustls-node:init' }>((resolve) => {
     const onMessage = (msg: ToWorker): void => {
       if (msg?.type !== 'rustls-node:init') return
@@ -142,7 +172,10 @@ export async function runWorker (start: (ticketKeys: Buffer | undefined) => Prom
     }
     process.on('message', onMessage)
   })
-  const terminator = await start(init.ticketKeys === undefined ? undefined : Buffer.from(init.ticketKeys, 'base64'))
+  if (init.ticketKeys !== undefined) keys.latest = Buffer.from(init.ticketKeys, 'base64')
+  const terminator = await start(keys)
+  running = terminator
+  if (keys.latest !== undefined) terminator.setTicketKeys(keys.latest)
   return await new Promise<number>((resolve) => {
     const shutdown = (): void => {
       terminator.shutdown().then(() => resolve(0), (err: unknown) => {

@@ -24,7 +24,9 @@ use crate::server_config::{
     rn_last_chosen_certificate, rn_reset_chosen_certificate, rn_server_config_finish,
 };
 use crate::session_cache::{rn_session_cache, rn_session_cache_free, rn_session_cache_new};
-use crate::ticketer::{rn_ticketer, rn_ticketer_free, rn_ticketer_new, SharedKeyTicketer};
+use crate::ticketer::{
+    rn_ticketer, rn_ticketer_free, rn_ticketer_new, rn_ticketer_set_keys, SharedKeyTicketer,
+};
 
 const CA: &[u8] = include_bytes!("testdata/ca.pem");
 const ECDSA_CERT: &[u8] = include_bytes!("testdata/ecdsa.pem");
@@ -399,6 +401,74 @@ fn ticketer_rejects_bad_material_and_bad_tickets() {
     }
     // Two tickets for the same state differ (fresh nonce each time).
     assert_ne!(old.encrypt(b"s").unwrap(), old.encrypt(b"s").unwrap());
+}
+
+fn key_material(keys: &[u8]) -> Vec<u8> {
+    keys.iter().flat_map(|&k| [k; 80]).collect()
+}
+
+#[test]
+fn ticketer_keys_rotate_in_place_old_key_kept_then_dropped() {
+    let t = SharedKeyTicketer::new(&key_material(&[1]), 60).unwrap();
+    let old = t.encrypt(b"state").unwrap();
+    assert_eq!(t.lifetime(), 60);
+    // Rotation: a new sealing key first, the old one kept for opening.
+    assert!(t.set_keys(&key_material(&[2, 1]), 30));
+    assert_eq!(t.lifetime(), 30);
+    assert_eq!(t.decrypt(&old).unwrap(), b"state");
+    let fresh = t.encrypt(b"new").unwrap();
+    // Sealed under the new first key's name.
+    assert_eq!(&fresh[..16], &[2u8; 16]);
+    // Next rotation drops key 1: its tickets no longer open.
+    assert!(t.set_keys(&key_material(&[3, 2]), 30));
+    assert!(t.decrypt(&old).is_none());
+    assert_eq!(t.decrypt(&fresh).unwrap(), b"new");
+    // Bad material or lifetime changes nothing.
+    assert!(!t.set_keys(&[1u8; 79], 30));
+    assert!(!t.set_keys(&[], 30));
+    assert!(!t.set_keys(&key_material(&[4]), 0));
+    assert_eq!(t.lifetime(), 30);
+    assert_eq!(t.decrypt(&fresh).unwrap(), b"new");
+}
+
+#[test]
+fn set_keys_through_the_handle_reaches_configs_built_before() {
+    let key = certified_key(ECDSA_CERT, ECDSA_KEY);
+    let t = ticketer(&key_material(&[1]));
+    // Built once; every rotation below happens in the ticketer only.
+    let srv = server(&[key], null(), t);
+    let set = |keys: &[u8]| {
+        let m = key_material(keys);
+        rn_ticketer_set_keys(t, m.as_ptr(), m.len(), 3600)
+    };
+    const FULL: u32 = rustls_handshake_kind::Full as u32;
+    const RESUMED: u32 = rustls_handshake_kind::Resumed as u32;
+    let kind = |cc: &Arc<ClientConfig>| connect(&srv, cc).server_kind;
+    let before = client_config(&[&rustls::version::TLS13]);
+    let during = client_config(&[&rustls::version::TLS13]);
+    // Both clients hold tickets sealed with key 1.
+    assert_eq!(kind(&before), FULL);
+    assert_eq!(kind(&during), FULL);
+    assert_eq!(set(&[2, 1]), rustls_result::Ok);
+    // Key 1 is still accepted.
+    assert_eq!(kind(&during), RESUMED);
+    assert_eq!(set(&[3, 2]), rustls_result::Ok);
+    // `before` still offers a key-1 ticket (its newest): no longer accepted.
+    assert_eq!(kind(&before), FULL);
+    // `during` got key-2 tickets on its resumed connection: accepted.
+    assert_eq!(kind(&during), RESUMED);
+    // Bad input: refused, keys unchanged.
+    assert_eq!(
+        rn_ticketer_set_keys(t, [0u8; 10].as_ptr(), 10, 60),
+        rustls_result::InvalidParameter
+    );
+    assert_eq!(
+        rn_ticketer_set_keys(null(), [0u8; 80].as_ptr(), 80, 60),
+        rustls_result::NullParameter
+    );
+    assert_eq!(kind(&during), RESUMED);
+    rn_ticketer_free(t);
+    rustls_certified_key::rustls_certified_key_free(key);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! TLS session tickets sealed with operator-supplied keys.
+//! TLS session tickets sealed with keys pushed in from outside.
 //!
 //! rustls-ffi has no ticketer, and rustls' own ticketers draw random keys per
 //! process. Servers that must resume each other's sessions (a `cluster` of
@@ -9,13 +9,20 @@
 //! tickets; every key opens tickets, so keys rotate by putting a fresh key
 //! first and keeping the previous ones for a ticket lifetime.
 //!
+//! Rotation happens in place (`rn_ticketer_set_keys`): every config holding
+//! this ticketer sees the new keys at its next ticket, so rotating never
+//! rebuilds a config and never touches a live connection. Whoever pushes the
+//! keys (one server's timer, or a cluster primary for all its workers)
+//! decides the schedule.
+//!
 //! Ticket layout: `name(16) || nonce(12) || AES-256-GCM(state) || tag(16)`,
 //! with the key name as associated data. The name is the key's first 16
 //! bytes; the AEAD key is HKDF-SHA256 of the remaining 64 bytes, so a key file
 //! never serves directly as a cipher key.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::hkdf::{Salt, HKDF_SHA256};
@@ -36,10 +43,11 @@ struct TicketKey {
     aead: LessSafeKey,
 }
 
-/// Seals and opens tickets with a fixed, ordered set of keys.
+/// Seals and opens tickets with an ordered set of keys that can be replaced
+/// while configs use it.
 pub struct SharedKeyTicketer {
-    keys: Vec<TicketKey>,
-    lifetime: u32,
+    keys: RwLock<Vec<TicketKey>>,
+    lifetime: AtomicU32,
     rng: SystemRandom,
 }
 
@@ -47,36 +55,67 @@ impl fmt::Debug for SharedKeyTicketer {
     // Never print key material.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedKeyTicketer")
-            .field("keys", &self.keys.len())
-            .field("lifetime", &self.lifetime)
+            .field("keys", &self.key_set().len())
+            .field("lifetime", &self.lifetime.load(Ordering::Relaxed))
             .finish()
     }
 }
 
+/// Derive the keys of `material` (a whole number of 80-byte keys, at least
+/// one), or None.
+fn derive_keys(material: &[u8]) -> Option<Vec<TicketKey>> {
+    if material.is_empty() || material.len() % TICKET_KEY_LEN != 0 {
+        return None;
+    }
+    let salt = Salt::new(HKDF_SALT_ALG, HKDF_SALT);
+    let mut keys = Vec::with_capacity(material.len() / TICKET_KEY_LEN);
+    for chunk in material.chunks_exact(TICKET_KEY_LEN) {
+        let mut name = [0u8; NAME_LEN];
+        name.copy_from_slice(&chunk[..NAME_LEN]);
+        let prk = salt.extract(&chunk[NAME_LEN..]);
+        let okm = prk.expand(&[b"aead"], &AES_256_GCM).ok()?;
+        let unbound = UnboundKey::from(okm);
+        keys.push(TicketKey {
+            name,
+            aead: LessSafeKey::new(unbound),
+        });
+    }
+    Some(keys)
+}
+
 impl SharedKeyTicketer {
-    /// Build from `material` (a whole number of 80-byte keys, at least one).
+    /// Build from `material` (a whole number of 80-byte keys, at least one)
+    /// and a lifetime hint of `lifetime` seconds (≥ 1).
     pub fn new(material: &[u8], lifetime: u32) -> Option<Self> {
-        if material.is_empty() || material.len() % TICKET_KEY_LEN != 0 || lifetime == 0 {
+        if lifetime == 0 {
             return None;
         }
-        let salt = Salt::new(HKDF_SALT_ALG, HKDF_SALT);
-        let mut keys = Vec::with_capacity(material.len() / TICKET_KEY_LEN);
-        for chunk in material.chunks_exact(TICKET_KEY_LEN) {
-            let mut name = [0u8; NAME_LEN];
-            name.copy_from_slice(&chunk[..NAME_LEN]);
-            let prk = salt.extract(&chunk[NAME_LEN..]);
-            let okm = prk.expand(&[b"aead"], &AES_256_GCM).ok()?;
-            let unbound = UnboundKey::from(okm);
-            keys.push(TicketKey {
-                name,
-                aead: LessSafeKey::new(unbound),
-            });
-        }
         Some(Self {
-            keys,
-            lifetime,
+            keys: RwLock::new(derive_keys(material)?),
+            lifetime: AtomicU32::new(lifetime),
             rng: SystemRandom::new(),
         })
+    }
+
+    /// Replace every key and the lifetime hint. Invalid input
+    /// returns false and changes nothing. Tickets being sealed or opened
+    /// meanwhile use either the old set or the new one, never a mix.
+    pub fn set_keys(&self, material: &[u8], lifetime: u32) -> bool {
+        if lifetime == 0 {
+            return false;
+        }
+        let Some(keys) = derive_keys(material) else {
+            return false;
+        };
+        // A poisoned lock only means a panic elsewhere while holding it;
+        // the Vec inside is always whole, so it is replaced all the same.
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        self.lifetime.store(lifetime, Ordering::Relaxed);
+        true
+    }
+
+    fn key_set(&self) -> RwLockReadGuard<'_, Vec<TicketKey>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -88,11 +127,12 @@ impl ProducesTickets for SharedKeyTicketer {
     }
 
     fn lifetime(&self) -> u32 {
-        self.lifetime
+        self.lifetime.load(Ordering::Relaxed)
     }
 
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        let key = self.keys.first()?;
+        let keys = self.key_set();
+        let key = keys.first()?;
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).ok()?;
         let mut out = Vec::with_capacity(NAME_LEN + NONCE_LEN + plain.len() + TAG_LEN);
@@ -118,7 +158,8 @@ impl ProducesTickets for SharedKeyTicketer {
         }
         let (name, rest) = cipher.split_at(NAME_LEN);
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        let key = self.keys.iter().find(|k| k.name == name)?;
+        let keys = self.key_set();
+        let key = keys.iter().find(|k| k.name == name)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut buf = sealed.to_vec();
         let plain_len = key
@@ -164,6 +205,37 @@ pub extern "C" fn rn_ticketer_new(
         });
         unsafe { *out = Box::into_raw(handle) };
         rustls_result::Ok
+    })
+}
+
+/// Replace the keys of `ticketer` with `len` bytes of key material at
+/// `material` (same rules as `rn_ticketer_new`) and its lifetime hint with
+/// `lifetime_secs`. Every config built with this ticketer seals new tickets
+/// with the new first key from now on and opens only tickets of the new
+/// keys; connections already established are not affected.
+///
+/// The material is copied and not retained. Invalid sizes return
+/// `RUSTLS_RESULT_INVALID_PARAMETER` and leave the keys unchanged.
+#[no_mangle]
+pub extern "C" fn rn_ticketer_set_keys(
+    ticketer: *const rn_ticketer,
+    material: *const u8,
+    len: usize,
+    lifetime_secs: u32,
+) -> rustls_result {
+    result_boundary(|| {
+        let Some(handle) = (unsafe { ticketer.as_ref() }) else {
+            return rustls_result::NullParameter;
+        };
+        if material.is_null() {
+            return rustls_result::NullParameter;
+        }
+        let material = unsafe { std::slice::from_raw_parts(material, len) };
+        if handle.ticketer.set_keys(material, lifetime_secs) {
+            rustls_result::Ok
+        } else {
+            rustls_result::InvalidParameter
+        }
     })
 }
 

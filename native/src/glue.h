@@ -35,6 +35,9 @@ void rn_session_cache_free(rn_session_cache *cache);
 
 rustls_result rn_ticketer_new(const uint8_t *material, size_t len,
                               uint32_t lifetime_secs, rn_ticketer **out);
+rustls_result rn_ticketer_set_keys(const rn_ticketer *ticketer,
+                                   const uint8_t *material, size_t len,
+                                   uint32_t lifetime_secs);
 void rn_ticketer_free(rn_ticketer *ticketer);
 
 rustls_result rn_server_config_finish(

@@ -48,7 +48,8 @@ void SessionCache::Close() {
 }
 
 Napi::Function Ticketer::Init(Napi::Env env) {
-  return DefineClass(env, "Ticketer", {InstanceMethod<&Ticketer::Destroy>("destroy")});
+  return DefineClass(env, "Ticketer", {InstanceMethod<&Ticketer::SetKeys>("setKeys"),
+                                       InstanceMethod<&Ticketer::Destroy>("destroy")});
 }
 
 const rn_ticketer* Ticketer::FromOptional(Napi::Value value, bool* ok) {
@@ -77,6 +78,22 @@ Ticketer::Ticketer(const Napi::CallbackInfo& info)
     }
   }
   count_.Acquire(info.Env());
+}
+
+Napi::Value Ticketer::SetKeys(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (ticketer_ == nullptr) {
+    ThrowCode(env, "ERR_RUSTLS_HANDLE_DESTROYED", "ticketer was destroyed");
+    return env.Undefined();
+  }
+  const uint8_t* material;
+  size_t len;
+  if (!GetBytes(info[0], "ticketKeys", &material, &len)) return env.Undefined();
+  uint32_t lifetime = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  // Copies the material; on error the previous keys stay in use.
+  rustls_result r = rn_ticketer_set_keys(ticketer_, material, len, lifetime);
+  if (r != RUSTLS_RESULT_OK) ThrowResult(env, r, "ticketKeys");
+  return env.Undefined();
 }
 
 Napi::Value Ticketer::Destroy(const Napi::CallbackInfo& info) {

@@ -39,6 +39,9 @@ class Ticketer : public Napi::ObjectWrap<Ticketer> {
   bool live() const { return ticketer_ != nullptr; }
 
  private:
+  // setKeys(keyMaterial, lifetimeSeconds): rotates the keys of every config
+  // built with this ticketer, in place (rn_ticketer_set_keys).
+  Napi::Value SetKeys(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   void Close();
 

@@ -14,7 +14,7 @@ import { RustlsError, UnsupportedOptionError } from '../../lib/index'
 import type { RustlsSocket } from '../../lib/socket'
 import { fixtures } from '../helpers/certs'
 import { waitFor } from '../helpers/peers'
-import { waitNoLiveHandles } from '../helpers/tls'
+import { resumedPerRound, waitNoLiveHandles } from '../helpers/tls'
 
 const f = fixtures()
 const localhost = { cert: f.localhostEcdsa.cert, key: f.localhostEcdsa.key }
@@ -103,6 +103,25 @@ for (const [name, makeTarget] of targets) {
     }
   })
 }
+
+test('8 concurrent requests on new connections through one agent: once its session store is refilled, every connection resumes', async (t) => {
+  const target = await rustlsTarget()
+  // keepAlive false: every request opens (and then closes) a connection.
+  const agent = createHttpsAgent({ ca: f.ca, keepAlive: false })
+  try {
+    const url = `https://localhost:${target.port}`
+    await get(`${url}/warm`, { agent })
+    const rounds = await resumedPerRound(target.connections, async (round, i) => await get(`${url}/${round}/${i}`, { agent }))
+    // The warm-up left 2 tickets (rustls-node sends 2 per handshake); from
+    // the second round on, the origin's ClientContext has 8 for 8 connections.
+    assert.ok(rounds[0] >= 2, `first round: ${rounds[0]} resumed`)
+    assert.deepEqual(rounds.slice(1), [8, 8])
+    t.diagnostic(`resumed per round of 8: ${rounds.join(', ')}`)
+  } finally {
+    agent.destroy()
+    await target.close()
+  }
+})
 
 test('http.request with protocol https: and the agent', async () => {
   const target = await rustlsTarget()

@@ -15,7 +15,7 @@ import { ConfigError, RustlsError, UnsupportedOptionError } from '../../lib/inde
 import type { RustlsSocket } from '../../lib/socket'
 import { rustlsConnector } from '../../lib/undici'
 import { fixtures } from '../helpers/certs'
-import { waitNoLiveHandles } from '../helpers/tls'
+import { resumedPerRound, waitNoLiveHandles } from '../helpers/tls'
 
 const f = fixtures()
 const localhost = { cert: f.localhostEcdsa.cert, key: f.localhostEcdsa.key }
@@ -105,6 +105,29 @@ for (const [name, makeTarget] of targets) {
     }
   })
 }
+
+test('undici: 8 concurrent requests on new connections share the connector\'s sessions; once refilled, every connection resumes', async (t) => {
+  const target = await rustlsTarget()
+  const connector = rustlsConnector({ ca: f.ca })
+  const agent = new Agent({ connect: connector })
+  try {
+    const base = `https://localhost:${target.port}`
+    // `/close` answers with Connection: close: each request gets its own connection.
+    const closing = async (): Promise<void> => {
+      const r = await request(`${base}/close`, { dispatcher: agent })
+      await r.body.text()
+    }
+    await closing()
+    const rounds = await resumedPerRound(target.connections, closing)
+    assert.ok(rounds[0] >= 2, `first round: ${rounds[0]} resumed`)
+    assert.deepEqual(rounds.slice(1), [8, 8])
+    t.diagnostic(`resumed per round of 8: ${rounds.join(', ')}`)
+  } finally {
+    await agent.close()
+    connector.destroy()
+    await target.close()
+  }
+})
 
 test('allowH2: fetch speaks HTTP/2 to a rustls server, many requests on one connection', async () => {
   const target = await rustlsTarget()

@@ -114,3 +114,20 @@ export async function waitNoLiveHandles (ms = 3000): Promise<void> {
 export function settle (ms = 50): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
+
+/**
+ * `rounds` rounds of `width` concurrent `request(round, i)` calls, each of
+ * which must open one new connection (recorded by the server in
+ * `connections`); returns how many of each round's connections resumed.
+ */
+export async function resumedPerRound (connections: ReadonlyArray<{ resumed: boolean }>,
+  request: (round: number, i: number) => Promise<unknown>, rounds = 3, width = 8): Promise<number[]> {
+  const out: number[] = []
+  for (let round = 0; round < rounds; round++) {
+    const before = connections.length
+    await Promise.all(Array.from({ length: width }, async (_, i) => await request(round, i)))
+    assert.equal(connections.length, before + width, 'one new connection per request')
+    out.push(connections.slice(before).filter((c) => c.resumed).length)
+  }
+  return out
+}

@@ -90,14 +90,25 @@ describe('node:tls parity', () => {
 
   test('test-tls-ticket: setTicketKeys / getTicketKeys', async () => {
     const srv = await startServer({ ...ecdsa }, (s) => s.end())
+    const off = await startServer({ ...ecdsa, sessionCache: 'none' }, (s) => s.end())
     try {
-      assert.equal(srv.server.getTicketKeys(), undefined)
+      // As node:tls, the keys in use: here the generated ones, current and
+      // next (80 bytes each), as a copy.
+      const generated = srv.server.getTicketKeys() as Buffer
+      assert.equal(generated.length, 160)
+      generated.fill(0)
+      assert.notDeepEqual(srv.server.getTicketKeys(), generated)
       srv.server.setTicketKeys(f.ticketKeys)
       assert.deepEqual(srv.server.getTicketKeys(), f.ticketKeys)
-      // node:tls' 48-byte keys are not rustls-node's 80-byte keys.
+      // node:tls' 48-byte keys are not rustls-node's 80-byte keys; the keys stay.
       assert.throws(() => srv.server.setTicketKeys(Buffer.alloc(48)), { code: 'ERR_TLS_CONFIG_TICKET_KEYS' })
+      assert.deepEqual(srv.server.getTicketKeys(), f.ticketKeys)
+      // No tickets at all: undefined, until keys are given.
+      assert.equal(off.server.getTicketKeys(), undefined)
+      off.server.setTicketKeys([f.ticketKeys.subarray(0, 80)])
+      assert.deepEqual(off.server.getTicketKeys(), f.ticketKeys.subarray(0, 80))
     } finally {
-      await srv.close()
+      await Promise.all([srv.close(), off.close()])
     }
   })
 

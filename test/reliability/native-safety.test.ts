@@ -112,8 +112,16 @@ test('destroyed configs, keys, caches, ticketers and routers are refused whereve
 
   const cache = new addon.SessionCache(16)
   const ticketer = new addon.Ticketer(f.ticketKeys, 60)
+  // Bad key material or lifetime: RUSTLS_RESULT_INVALID_PARAMETER, the keys stay.
+  const invalid = { rustlsResult: 7009, step: 'ticketKeys' }
+  assert.throws(() => ticketer.setKeys(Buffer.alloc(79), 60), invalid)
+  assert.throws(() => ticketer.setKeys(Buffer.alloc(80), 0), invalid)
+  assert.throws(() => ticketer.setKeys('keys' as never, 60), { code: 'ERR_INVALID_ARG_TYPE' })
+  ticketer.setKeys(Buffer.alloc(160, 7), 30)
   cache.destroy()
   ticketer.destroy()
+  ticketer.destroy()
+  assert.throws(() => ticketer.setKeys(f.ticketKeys, 60), DESTROYED)
   const fresh = new addon.CertifiedKey(f.localhostEcdsa.chain, f.localhostEcdsa.key)
   assert.throws(() => new addon.ServerConfig({ certifiedKeys: [fresh], versions: [0x0304], ignoreClientOrder: false, sessionCache: cache, sendTickets: 0 }), DESTROYED)
   assert.throws(() => new addon.ServerConfig({ certifiedKeys: [fresh], versions: [0x0304], ignoreClientOrder: false, ticketer, sendTickets: 1 }), DESTROYED)

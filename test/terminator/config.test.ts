@@ -60,6 +60,8 @@ test('defaults of a minimal configuration', () => {
   assert.equal(c.strictSNI, true)
   assert.deepEqual(c.sessionCache, { size: 20000 })
   assert.equal(c.handshakeTimeout, DEFAULTS.handshakeTimeout)
+  assert.equal(c.ticketKeys, undefined)
+  assert.equal(c.ticketLifetime, 6 * 3600 * 1000)
   assert.equal(c.drainTimeout, 10_000)
   assert.equal(c.workers, 1)
   assert.equal(c.log.level, 'info')
@@ -131,6 +133,18 @@ test('every problem is reported at once, each with its key path', () => {
     'hosts[2].backend.address: "nope" is not a backend address: expected HOST:PORT, [IPv6]:PORT or unix:/path',
     'hosts[2].backend.tls.ca: is required: a CA file to verify the backend with ("system" for the operating system store)',
   ])
+})
+
+test('ticketLifetime: a duration of whole seconds up to 7 days, handed to the library in seconds', () => {
+  const c = validateConfig({ listen: '127.0.0.1:0', ticketLifetime: '90m', hosts: [host()] })
+  assert.equal(c.ticketLifetime, 90 * 60_000)
+  assert.equal(loadFiles(c).serverOptions.ticketLifetime, 5400)
+  assert.equal(validateConfig({ listen: '127.0.0.1:0', ticketLifetime: '168h', hosts: [host()] }).ticketLifetime, 7 * 24 * 3600_000)
+  for (const bad of ['1500ms', '169h', '0s', 'daily']) {
+    const got = problems(() => validateConfig({ listen: '127.0.0.1:0', ticketLifetime: bad, hosts: [host()] }))
+    assert.equal(got.length, 1, bad)
+    assert.match(got[0], /^ticketLifetime: must be /, bad)
+  }
 })
 
 test('passphrases: only from the environment variable passphraseEnv names', () => {

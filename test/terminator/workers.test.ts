@@ -1,6 +1,7 @@
 // workers: 2 (node:cluster). The primary's ticket keys let a session made
-// on one worker resume on the other (SPEC §4.4); SIGHUP and SIGTERM reach
-// every worker; a dead worker is replaced; metrics add up across workers.
+// on one worker resume on the other (SPEC §4.4), also across the primary's
+// key rotations (issue 14); SIGHUP and SIGTERM reach every worker; a dead
+// worker is replaced; metrics add up across workers.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -104,6 +105,53 @@ test('SIGTERM on the primary drains every worker and exits 0', async () => {
   // Two live workers and the primary.
   assert.equal(t.logs().filter((l) => l.msg === 'stopped').length, 3)
   assert.equal(t.logs().filter((l) => l.msg === 'stopped' && l.liveHandles !== undefined).length, 2)
+})
+
+test('the primary rotates the keys every ticketLifetime; workers resume each other\'s tickets across a rotation, not after the next', async () => {
+  const rotating = (await serveConfig({
+    listen: ['127.0.0.1:0'],
+    workers: 2,
+    ticketLifetime: '3s',
+    hosts: [{ serverName: 'localhost', certificates: [{ cert: f.localhostEcdsa.certPath, key: f.localhostEcdsa.keyPath }], backend: { address: `127.0.0.1:${echo.port}`, mode: 'http' } }],
+  }, { listening: 2, extraArgs: ['--log-level', 'debug'] })).t
+  try {
+    const rport = rotating.ports()[0]
+    const dir = tempDir()
+    const [sess, sess2] = [path.join(dir, 'before.pem'), path.join(dir, 'after.pem')]
+    const base = ['-connect', `127.0.0.1:${rport}`, '-servername', 'localhost', '-CAfile', f.path('ca.pem')]
+    const rotations = (): number => rotating.logs().filter((l) => l.msg === 'ticket keys rotated').length
+    const rotation = async (n: number): Promise<void> => await waitFor(() => rotations() >= n, 10_000, `rotation ${n}`)
+    const resumedOn = (): number[] => rotating.logs().filter((l) => l.msg === 'handshake complete' && l.resumed === true).map((l) => l.pid as number)
+    // Just after a rotation, so the ticket is sealed with the key that
+    // became current then (the next rotation is 3 s away).
+    const n = rotations() + 1
+    await rotation(n)
+    const made = await sClient([...base, '-sess_out', sess], { holdOpenMs: 300 })
+    assert.match(made.stdout, /^New, TLSv1\.3/m, made.stdout)
+    await rotation(n + 1)
+    // Within the grace period, on both workers (connections alternate).
+    for (let i = 0; i < 2; i++) {
+      const again = await sClient([...base, '-sess_in', sess])
+      assert.match(again.stdout, /^Reused, TLSv1\.3/m, `after one rotation, connection ${i + 1}:\n${again.stdout}`)
+    }
+    // A ticket sealed after the rotation, by whichever worker.
+    const renewed = await sClient([...base, '-sess_in', sess, '-sess_out', sess2], { holdOpenMs: 300 })
+    assert.match(renewed.stdout, /^Reused, TLSv1\.3/m, renewed.stdout)
+    await waitFor(() => resumedOn().length === 3, 5000, 'three resumed handshakes logged')
+    const workers = new Set(rotating.logs().filter((l) => l.msg === 'listening').map((l) => l.pid as number))
+    assert.deepEqual(new Set(resumedOn()), workers, 'both workers resumed the old ticket')
+    await rotation(n + 2)
+    const dropped = await sClient([...base, '-sess_in', sess])
+    assert.match(dropped.stdout, /^New, TLSv1\.3/m, `two rotations later the old key is gone:\n${dropped.stdout}`)
+    for (let i = 0; i < 2; i++) {
+      const next = await sClient([...base, '-sess_in', sess2])
+      assert.match(next.stdout, /^Reused, TLSv1\.3/m, `the newer ticket, connection ${i + 1}:\n${next.stdout}`)
+    }
+    await waitFor(() => resumedOn().length === 5, 5000, 'five resumed handshakes logged')
+    assert.deepEqual(new Set(resumedOn().slice(3)), workers, 'both workers resumed the newer ticket')
+  } finally {
+    await stopClean(rotating)
+  }
 })
 
 test('a cluster whose certificate does not load never forks: exit 2 with the problem', async () => {
