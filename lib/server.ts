@@ -4,7 +4,7 @@ import crypto, { X509Certificate } from 'node:crypto'
 import net from 'node:net'
 
 import { certificateBlocks, type CertificateEntry, type PemInput } from './certs'
-import { ConfigError, UnsupportedOptionError } from './errors'
+import { ConfigError, configErrorFromNative, UnsupportedOptionError } from './errors'
 import { rejectUnsupported, UNSUPPORTED_SERVER_OPTIONS } from './unsupported'
 import { buildHosts, type BuiltHosts, type HostOptions, type HostTlsOptions, weakerContext } from './hosts'
 import { type Logger, silentLogger } from './log'
@@ -76,6 +76,8 @@ export class Server extends net.Server {
   #sessionCacheSize = 0
   #ticketer: NativeHandle | null = null
   #logger: Logger
+  /** ACME tls-alpn-01 validation configs by name; carried over to every new router. */
+  readonly #challenges = new Map<string, NativeHandle>()
 
   constructor (options: ServerOptions, secureConnectionListener?: (socket: RustlsSocket) => void) {
     // The TCP side stays half-open: TLS half-close (close_notify) is decided
@@ -159,6 +161,51 @@ export class Server extends net.Server {
     this.reload({ ...this.#options, ticketKeys: keys })
   }
 
+  /**
+   * ACME tls-alpn-01 (RFC 8737): from now on, a client that offers the
+   * `acme-tls/1` ALPN protocol with SNI `name` gets `certificate` (the
+   * validation certificate with its id-pe-acmeIdentifier extension, see
+   * acmeValidationCertificate()) and is closed right after the handshake;
+   * every other client of `name` still gets its host. `null` removes the
+   * entry. The hosts' configs are not rebuilt, and entries survive reload().
+   * Each such handshake emits 'acmeChallenge' (servername).
+   */
+  setAcmeChallenge (name: string, certificate: { cert: PemInput, key: PemInput } | null): void {
+    if (typeof name !== 'string' || !/^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$/i.test(name)) {
+      throw new ConfigError('ERR_TLS_CONFIG_INVALID', 'name', 'must be one exact host name (RFC 8737: no wildcards)', name)
+    }
+    const key = name.toLowerCase().replace(/\.$/, '')
+    let config: NativeHandle | null = null
+    if (certificate !== null) {
+      let key
+      try {
+        // No keys-match check: webpki refuses to parse a leaf with the
+        // critical acmeIdentifier extension; the pair is made together.
+        key = new addon.CertifiedKey(Buffer.from(certificate.cert), Buffer.from(certificate.key), undefined, { keysMatch: false })
+      } catch (err) {
+        throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CERTIFICATE', 'certificate')
+      }
+      try {
+        config = new addon.ServerConfig({
+          certifiedKeys: [key],
+          versions: [0x0303, 0x0304],
+          ignoreClientOrder: false,
+          // RFC 8737 §3: the only protocol negotiated on this config.
+          alpn: ['acme-tls/1'],
+          sendTickets: 0,
+        })
+      } catch (err) {
+        throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CERTIFICATE', 'certificate')
+      } finally {
+        key.destroy()
+      }
+    }
+    this.#state.built.router.setChallenge(key, config)
+    this.#challenges.get(key)?.destroy()
+    if (config === null) this.#challenges.delete(key)
+    else this.#challenges.set(key, config)
+  }
+
   /** Index and names of the host that `serverName` selects (-1: refused). */
   selectHost (serverName: string): number {
     return this.#state.built.router.select(serverName)
@@ -210,6 +257,9 @@ export class Server extends net.Server {
         built.destroy()
         throw new ConfigError('ERR_TLS_CONFIG_WEAKER_CONTEXT', 'addContext', `${weaker.name}: ${weaker.why}`)
       }
+      // The challenges outlive routers: a reload must not lose one that an
+      // ACME server is about to validate.
+      for (const [name, config] of this.#challenges ?? []) built.router.setChallenge(name, config)
       this.#ticketer?.destroy()
       this.#ticketer = ticketer
       return { built, accepting: 0, retired: false }
@@ -223,6 +273,8 @@ export class Server extends net.Server {
     state.retired = true
     if (state.accepting === 0) state.built.destroy()
     if (final) {
+      for (const config of this.#challenges.values()) config.destroy()
+      this.#challenges.clear()
       this.#sessionCache?.destroy()
       this.#sessionCache = null
       this.#sessionCacheSize = 0
@@ -295,6 +347,7 @@ export class Server extends net.Server {
         this.#logger.debug({ err, remoteAddress: transport.remoteAddress }, 'TLS handshake failed')
         this.emit('tlsClientError', err, s)
       },
+      onChallenge: (s) => this.emit('acmeChallenge', s.servername),
       onClientHello: options.SNICallback === undefined ? undefined : (s) => this.#sniCallback(s, state, options),
       handshakeTimeout: options.handshakeTimeout ?? 120000,
       allowHalfOpen: options.allowHalfOpen ?? false,
