@@ -12,6 +12,9 @@ export {
   type AcmeChallenge, type AcmeChallengeType, type AcmeClientOptions, type ChallengeResponder, type IssuedCertificate, type ObtainOptions,
 } from './acme'
 export { acmeValidationCertificate } from './acme-certs'
+export {
+  fetchOcsp, fetchOcspStaple, ocspRequest, ocspResponderUrl, OcspError, verifyOcspResponse, type OcspResult, type OcspStatus,
+} from './ocsp'
 export type { Logger } from './log'
 export type { PeerCertificate } from './cert-info'
 export { liveHandles, rustlsVersion } from './diagnostics'
