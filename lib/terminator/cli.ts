@@ -187,7 +187,12 @@ async function serve (file: string, level: LogLevel | undefined): Promise<number
     })
   }
   const start = async (ticketKeys: Buffer | undefined): Promise<Terminator> =>
-    await Terminator.start({ load: () => loadFiles(loadConfigFile(file), { ticketKeys }), logger, fixedLevel: level !== undefined })
+    await Terminator.start({
+      load: (managed) => loadFiles(loadConfigFile(file), { ticketKeys, managed }),
+      reloadFiles: (config, managed) => loadFiles(config, { ticketKeys, managed }),
+      logger,
+      fixedLevel: level !== undefined,
+    })
   if (cluster.isWorker) return await runWorker(start, logger)
   let terminator: Terminator
   try {
