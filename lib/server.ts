@@ -200,7 +200,13 @@ export class Server extends net.Server {
         key.destroy()
       }
     }
-    this.#state.built.router.setChallenge(key, config)
+    try {
+      this.#state.built.router.setChallenge(key, config)
+    } catch (err) {
+      // A closed server's router is destroyed: nothing may stay allocated.
+      config?.destroy()
+      throw err
+    }
     this.#challenges.get(key)?.destroy()
     if (config === null) this.#challenges.delete(key)
     else this.#challenges.set(key, config)

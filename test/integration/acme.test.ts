@@ -7,6 +7,7 @@ import fs from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
+import tls from 'node:tls'
 import { after, before, describe, it } from 'node:test'
 
 import {
@@ -62,7 +63,21 @@ describe('ACME client (pebble)', () => {
       assert.match(challenge.stdout, /ALPN protocol: acme-tls\/1/)
       const served = new X509Certificate((challenge.stdout.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/) ?? [''])[0])
       assert.equal(served.fingerprint256, new X509Certificate(validation.cert).fingerprint256)
-      // A client offering other protocols besides acme-tls/1 is still a challenge client (RFC 8737 §6).
+      // The server closes a validation connection itself, right after the handshake (RFC 8737 §3).
+      const started = Date.now()
+      const closedBy = await new Promise<{ alpn: string | false | null, data: number }>((resolve, reject) => {
+        const c = tls.connect({ port, host: '127.0.0.1', servername: 'v.acme.test', ALPNProtocols: ['acme-tls/1'], rejectUnauthorized: false })
+        let data = 0
+        c.on('data', (d: Buffer) => { data += d.length })
+        c.on('error', reject)
+        c.on('end', () => {
+          resolve({ alpn: c.alpnProtocol, data })
+          c.destroy()
+        })
+      })
+      assert.deepEqual(closedBy, { alpn: 'acme-tls/1', data: 0 })
+      assert.ok(Date.now() - started < 2000)
+      // A client that does not offer acme-tls/1 gets the host.
       const normal = await sClient(['-connect', `127.0.0.1:${port}`, '-servername', 'v.acme.test', '-alpn', 'http/1.1', '-showcerts'], { input: '' })
       const normalLeaf = new X509Certificate((normal.stdout.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/) ?? [''])[0])
       assert.equal(normalLeaf.fingerprint256, new X509Certificate(host.cert).fingerprint256)
@@ -74,6 +89,9 @@ describe('ACME client (pebble)', () => {
     } finally {
       await close(server)
     }
+    // A closed server's router is gone: a clear error, nothing leaked.
+    assert.throws(() => server.setAcmeChallenge('v.acme.test', validation), { code: 'ERR_RUSTLS_HANDLE_DESTROYED' })
+    assert.throws(() => server.setAcmeChallenge('*.acme.test', null), { code: 'ERR_TLS_CONFIG_INVALID' })
     await waitNoLiveHandles()
   })
 
