@@ -11,7 +11,11 @@ import http from 'node:http'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
+import YAML from 'yaml'
+
+import { validateConfig } from '../../lib/terminator/config'
 import { createSelfSigned } from '../../lib/terminator/selfsigned'
+import { repoRoot } from '../helpers/certs'
 import { type Pebble, startPebble } from '../helpers/pebble'
 import { curl, freePort, sClient, waitFor } from '../helpers/peers'
 import { httpEcho, type HttpEcho } from './backends'
@@ -206,5 +210,18 @@ describe('terminator ACME (pebble)', () => {
       'stateDir: is required with acme (hosts[0].acme)',
       'workers: must be 1 with acme',
     ]) assert.ok(r.stderr.includes(line), `missing "${line}" in:\n${r.stderr}`)
+  })
+
+  it('the example of docs/terminator.md validates', () => {
+    const text = fs.readFileSync(path.join(repoRoot(), 'docs', 'terminator.md'), 'utf8')
+    const section = text.slice(text.indexOf('## Certificates from ACME'))
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1]
+    assert.ok(yaml !== undefined)
+    const config = validateConfig(YAML.parse(yaml), { baseDir: '/', checkFiles: false })
+    assert.equal(config.stateDir, '/var/lib/rustls-node')
+    assert.equal(config.acmeHttpListen?.port, 80)
+    assert.deepEqual(config.hosts.map((h) => h.acme?.challenge), ['tls-alpn-01', 'http-01', undefined])
+    assert.equal(config.hosts[0].acme?.directory, 'https://acme-v02.api.letsencrypt.org/directory')
+    assert.equal(config.hosts[2].certificates[0].ocspAuto, true)
   })
 })
