@@ -96,7 +96,6 @@ export interface NativeHostRouter extends NativeHandle {
    * selection; null removes the entry. Hosts' configs are untouched.
    */
   setChallenge(name: string, config: NativeHandle | null): void
-  challenges(): number
 }
 
 /** Slots info() fills in the results array (it reuses it). */

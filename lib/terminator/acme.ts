@@ -15,6 +15,7 @@ import path from 'node:path'
 import type { Logger as PinoLogger } from 'pino'
 
 import { AcmeClient, type AcmeChallenge, type ChallengeResponder } from '../acme'
+import { loadCertificate } from '../certs'
 import type { Server } from '../server'
 import type { AcmeConfig, HostConfig, TerminatorConfig } from './config'
 import type { Metrics } from './metrics'
@@ -239,6 +240,8 @@ export class AcmeManager {
       const issued = await this.#client(acme).obtain({ names, challenge: acme.challenge, responder: this.#responder(), profile: acme.profile })
       if (this.#stopped || this.#entries.get(host.serverName.toLowerCase()) !== entry) return
       const leaf = new X509Certificate(issued.cert)
+      // The pair must load before it replaces the current one on disk.
+      loadCertificate({ cert: issued.cert, key: issued.key }, 'issued').native.destroy()
       writeFileAtomic(acmeCertificateFile(this.#options.stateDir, host.serverName), `${issued.cert.trimEnd()}\n${issued.key}`)
       entry.failures = 0
       this.#options.metrics.acmeOrder(true)

@@ -29,7 +29,6 @@ Napi::Function HostRouter::Init(Napi::Env env) {
                      {
                          InstanceMethod<&HostRouter::SelectJs>("select"),
                          InstanceMethod<&HostRouter::SetChallenge>("setChallenge"),
-                         InstanceMethod<&HostRouter::Challenges>("challenges"),
                          InstanceMethod<&HostRouter::Destroy>("destroy"),
                      });
 }
@@ -158,10 +157,6 @@ Napi::Value HostRouter::SetChallenge(const Napi::CallbackInfo& info) {
   // reference to its config.
   challenges_.insert_or_assign(name, Host{Napi::Persistent(info[1].As<Napi::Object>()), config});
   return env.Undefined();
-}
-
-Napi::Value HostRouter::Challenges(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(challenges_.size()));
 }
 
 Napi::Value HostRouter::Destroy(const Napi::CallbackInfo& info) {

@@ -66,8 +66,6 @@ class HostRouter : public Napi::ObjectWrap<HostRouter> {
   Napi::Value SelectJs(const Napi::CallbackInfo& info);
   // setChallenge(name, config | null): adds, replaces or removes one entry.
   Napi::Value SetChallenge(const Napi::CallbackInfo& info);
-  // challenges() → number of entries (tests, diagnostics).
-  Napi::Value Challenges(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   void Close();
 
