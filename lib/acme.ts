@@ -254,7 +254,10 @@ export class AcmeClient {
     if (typeof orderUrl !== 'string') throw new AcmeError('ERR_ACME_PROTOCOL', `${dir.newOrder}: no order URL (Location)`)
     let order = parseJson(created, dir.newOrder) as { status?: string, authorizations?: string[], finalize?: string, certificate?: string, error?: Problem }
     this.#logger.info({ order: orderUrl, names: options.names, challenge: options.challenge }, 'ACME order created')
-    for (const authzUrl of order.authorizations ?? []) {
+    if (!Array.isArray(order.authorizations) || !order.authorizations.every((u) => typeof u === 'string')) {
+      throw new AcmeError('ERR_ACME_PROTOCOL', `${orderUrl}: the order lists no authorizations`)
+    }
+    for (const authzUrl of order.authorizations) {
       await this.#authorize(authzUrl, options, deadline)
     }
     const key = options.key ?? generateCertificateKey()
@@ -278,10 +281,15 @@ export class AcmeClient {
     const res = await this.#post(authzUrl, undefined)
     const authz = parseJson(res, authzUrl) as Authorization
     if (authz.status === 'valid') return
-    const identifier = authz.identifier?.value ?? ''
-    const found = authz.challenges?.find((c) => c.type === options.challenge)
+    const identifier = typeof authz.identifier?.value === 'string' ? authz.identifier.value.toLowerCase() : ''
+    // Only names we ordered may reach the challenge table or a certificate.
+    if (!options.names.some((n) => n.toLowerCase() === identifier)) {
+      throw new AcmeError('ERR_ACME_PROTOCOL', `${authzUrl}: authorization for "${identifier}", which was not ordered`)
+    }
+    const offered = Array.isArray(authz.challenges) ? authz.challenges.filter((c) => c !== null && typeof c === 'object') : []
+    const found = offered.find((c) => c.type === options.challenge)
     if (found === undefined || typeof found.url !== 'string' || typeof found.token !== 'string') {
-      throw new AcmeError('ERR_ACME_CHALLENGE_FAILED', `${identifier}: the CA offers no ${options.challenge} challenge (offered: ${(authz.challenges ?? []).map((c) => c.type).join(', ')})`)
+      throw new AcmeError('ERR_ACME_CHALLENGE_FAILED', `${identifier}: the CA offers no ${options.challenge} challenge (offered: ${offered.map((c) => String(c.type)).join(', ')})`)
     }
     // RFC 8555 §8.1: the token is base64url; anything else must not reach a path or a certificate.
     if (!/^[A-Za-z0-9_-]+$/.test(found.token)) throw new AcmeError('ERR_ACME_PROTOCOL', `${authzUrl}: malformed challenge token`)
@@ -293,7 +301,7 @@ export class AcmeClient {
       await this.#post(found.url, {})
       const final = await this.#poll(authzUrl, deadline, (a: Authorization) => a.status !== 'pending') as Authorization
       if (final.status !== 'valid') {
-        const failed = final.challenges?.find((c) => c.type === options.challenge)
+        const failed = Array.isArray(final.challenges) ? final.challenges.find((c) => c?.type === options.challenge) : undefined
         const why = failed?.error?.detail ?? `authorization is ${final.status ?? 'unknown'}`
         throw new AcmeError('ERR_ACME_CHALLENGE_FAILED', `${identifier}: ${options.challenge} failed: ${why}`, failed?.error?.type)
       }
