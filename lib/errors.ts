@@ -87,6 +87,29 @@ export class HandshakeTimeoutError extends Error {
   }
 }
 
+/**
+ * An ACME (RFC 8555) operation failed. `code`: ERR_ACME_CONFIG (bad
+ * options), ERR_ACME_UNREACHABLE (the CA cannot be reached), ERR_ACME_PROBLEM
+ * (the CA refused; `type` is its problem type, e.g.
+ * urn:ietf:params:acme:error:rejectedIdentifier), ERR_ACME_CHALLENGE_FAILED
+ * (validation failed), ERR_ACME_TIMEOUT, ERR_ACME_PROTOCOL (a malformed
+ * answer).
+ */
+export class AcmeError extends Error {
+  readonly code: `ERR_ACME_${string}`
+  /** The CA's problem type (RFC 8555 §6.7), when it sent one. */
+  readonly type: string | undefined
+  readonly status: number | undefined
+
+  constructor (code: `ERR_ACME_${string}`, message: string, type?: string, status?: number) {
+    super(message)
+    this.name = 'AcmeError'
+    this.code = code
+    this.type = type
+    this.status = status
+  }
+}
+
 interface NativeBuildError { rustlsResult?: number, step?: string, code?: string }
 
 /**

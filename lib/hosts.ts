@@ -7,7 +7,7 @@ import { loadCertificate, pemBundle, type CertificateEntry, type LoadedCertifica
 import { resolveCipherPolicy } from './ciphers'
 import { ConfigError, configErrorFromNative, keyPathJoin } from './errors'
 import { type Logger, silentLogger } from './log'
-import { addon, type NativeHandle } from './native'
+import { addon, type NativeHandle, type NativeHostRouter } from './native'
 import { resolveProtocol, type TlsVersionName } from './protocol'
 
 export type ClientAuthMode = 'required' | 'optional' | 'none'
@@ -93,7 +93,7 @@ export function weakerContext (server: HostContext, context: HostContext): strin
 }
 
 export interface BuiltHosts {
-  router: NativeHandle & { select: (name: string) => number }
+  router: NativeHostRouter
   hosts: HostContext[]
   /** Native configs, parallel to `hosts`. */
   configs: NativeHandle[]

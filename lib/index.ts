@@ -6,7 +6,15 @@ export { createSecureContext, SecureContext, type SecureContextOptions } from '.
 export type { CertificateEntry, PemInput } from './certs'
 export type { ClientAuthOptions, HostOptions, HostTlsOptions } from './hosts'
 export { lookupCipher, listCiphers, supportedCiphers, type CipherInfo } from './ciphers'
-export { ConfigError, HandshakeTimeoutError, RustlsError, UnsupportedOptionError } from './errors'
+export { AcmeError, ConfigError, HandshakeTimeoutError, RustlsError, UnsupportedOptionError } from './errors'
+export {
+  AcmeClient, generateAccountKey, http01Responder, tlsAlpnResponder,
+  type AcmeChallenge, type AcmeChallengeType, type AcmeClientOptions, type ChallengeResponder, type IssuedCertificate, type ObtainOptions,
+} from './acme'
+export { acmeValidationCertificate } from './acme-certs'
+export {
+  fetchOcsp, fetchOcspStaple, ocspRequest, ocspResponderUrl, OcspError, verifyOcspResponse, type OcspResult, type OcspStatus,
+} from './ocsp'
 export type { Logger } from './log'
 export type { PeerCertificate } from './cert-info'
 export { liveHandles, rustlsVersion } from './diagnostics'

@@ -14,6 +14,9 @@ export class NativeTransport extends EventEmitter {
   readonly connecting = false
   readonly readableLength = 0
   readonly writableLength = 0
+  /** Nothing passes through this object: the connection counts the bytes. */
+  readonly bytesRead = 0
+  readonly bytesWritten = 0
   readonly timeout = undefined
   readonly #conn: NativeConnection
   #addresses: Addresses | undefined

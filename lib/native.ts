@@ -175,6 +175,19 @@ export interface HostRouterEntry {
   config: NativeHandle
 }
 
+/** Host index a connection reports for an ACME tls-alpn-01 validation handshake. */
+export const HOST_CHALLENGE = -2
+
+export interface NativeHostRouter extends NativeHandle {
+  select(name: string): number
+  /**
+   * ACME tls-alpn-01 (RFC 8737): ClientHellos offering acme-tls/1 for
+   * `name` get `config` (its only ALPN protocol acme-tls/1) before host
+   * selection; null removes the entry. Hosts' configs are untouched.
+   */
+  setChallenge(name: string, config: NativeHandle | null): void
+}
+
 /** Slots info() fills in the results array (it reuses it). */
 export const enum InfoSlot {
   Version = 0,
@@ -268,12 +281,12 @@ export interface LiveHandles {
 }
 
 interface Addon {
-  CertifiedKey: new (cert: Buffer, key: Buffer, ocsp?: Buffer) => NativeCertifiedKey
+  CertifiedKey: new (cert: Buffer, key: Buffer, ocsp?: Buffer, options?: { keysMatch: false }) => NativeCertifiedKey
   ServerConfig: new (options: ServerConfigOptions) => NativeHandle
   ClientConfig: new (options: ClientConfigOptions) => NativeHandle
   SessionCache: new (size: number) => NativeHandle
   Ticketer: new (material: Buffer, lifetimeSeconds: number) => NativeTicketer
-  HostRouter: new (hosts: HostRouterEntry[], options: { strictSNI: boolean, deferred: boolean }) => NativeHandle & { select(name: string): number }
+  HostRouter: new (hosts: HostRouterEntry[], options: { strictSNI: boolean, deferred: boolean }) => NativeHostRouter
   Connection: {
     new (router: NativeHandle): NativeConnection
     new (config: NativeHandle, serverName: string): NativeConnection
@@ -281,6 +294,8 @@ interface Addon {
   Listener: new (onevent: (kind: ListenerEvent, ...args: unknown[]) => void, options: ListenerOptions) => NativeListener
   BackendTarget: new (options: BackendTargetOptions) => NativeHandle
   setCipherNames(ids: number[], names: string[]): void
+  /** A listening socket for child processes to inherit (through their stdio); nothing accepts on it here. */
+  bindListener(options: { host?: string, port?: number, backlog?: number, ipv6Only?: boolean }): { fd: number, address?: string, family?: string, port?: number }
   results: Int32Array
   supportedCipherSuites(): SupportedSuite[]
   version(): string

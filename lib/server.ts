@@ -4,11 +4,11 @@ import crypto, { X509Certificate } from 'node:crypto'
 import net from 'node:net'
 
 import { certificateBlocks, type CertificateEntry, type PemInput } from './certs'
-import { ConfigError, UnsupportedOptionError } from './errors'
+import { ConfigError, configErrorFromNative, UnsupportedOptionError } from './errors'
 import { rejectUnsupported, UNSUPPORTED_SERVER_OPTIONS } from './unsupported'
 import { buildHosts, type BuiltHosts, type HostOptions, type HostTlsOptions, weakerContext } from './hosts'
 import { type Logger, silentLogger } from './log'
-import { addon, type NativeConnection, type NativeHandle } from './native'
+import { addon, HOST_CHALLENGE, type NativeConnection, type NativeHandle } from './native'
 import { type HandshakeFailure, NativeListenerFront, parseListenArgs, socketFromNative } from './native-listener'
 import { createSessionCache, ServerTickets, sessionCacheSize, ticketKeyMaterial, ticketLifetime, ticketSettings, type SessionCacheOption } from './session'
 import { SecureContext } from './secure-context'
@@ -141,6 +141,8 @@ export class Server extends net.Server {
   readonly #states = new Map<number, { state: ServerState, release: () => void }>()
   #maxConnections: number | undefined
   #referenced = true
+  /** ACME tls-alpn-01 validation configs by name; carried over to every new router. */
+  readonly #challenges = new Map<string, NativeHandle>()
 
   constructor (options: ServerOptions, secureConnectionListener?: (socket: RustlsSocket) => void) {
     // The TCP side stays half-open: TLS half-close (close_notify) is decided
@@ -287,6 +289,10 @@ export class Server extends net.Server {
         this.#states.delete(id)
       },
       closed: () => this.emit('close'),
+      // Only ACME validations: this listener asks for no other handshake reports.
+      handshakes: (list) => {
+        for (const h of list) if (h.host === HOST_CHALLENGE) this.emit('acmeChallenge', h.servername ?? false)
+      },
     }, {
       handshakeTimeout: options.handshakeTimeout ?? 120000,
       noDelay: options.noDelay ?? false,
@@ -392,6 +398,57 @@ export class Server extends net.Server {
     this.#options = { ...this.#options, ticketKeys: material }
   }
 
+  /**
+   * ACME tls-alpn-01 (RFC 8737): from now on, a client that offers the
+   * `acme-tls/1` ALPN protocol with SNI `name` gets `certificate` (the
+   * validation certificate with its id-pe-acmeIdentifier extension, see
+   * acmeValidationCertificate()) and is closed right after the handshake;
+   * every other client of `name` still gets its host. `null` removes the
+   * entry. The hosts' configs are not rebuilt, and entries survive reload().
+   * Each such handshake emits 'acmeChallenge' (servername).
+   */
+  setAcmeChallenge (name: string, certificate: { cert: PemInput, key: PemInput } | null): void {
+    if (typeof name !== 'string' || !/^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$/i.test(name)) {
+      throw new ConfigError('ERR_TLS_CONFIG_INVALID', 'name', 'must be one exact host name (RFC 8737: no wildcards)', name)
+    }
+    const key = name.toLowerCase().replace(/\.$/, '')
+    let config: NativeHandle | null = null
+    if (certificate !== null) {
+      let key
+      try {
+        // No keys-match check: webpki refuses to parse a leaf with the
+        // critical acmeIdentifier extension; the pair is made together.
+        key = new addon.CertifiedKey(Buffer.from(certificate.cert), Buffer.from(certificate.key), undefined, { keysMatch: false })
+      } catch (err) {
+        throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CERTIFICATE', 'certificate')
+      }
+      try {
+        config = new addon.ServerConfig({
+          certifiedKeys: [key],
+          versions: [0x0303, 0x0304],
+          ignoreClientOrder: false,
+          // RFC 8737 §3: the only protocol negotiated on this config.
+          alpn: ['acme-tls/1'],
+          sendTickets: 0,
+        })
+      } catch (err) {
+        throw configErrorFromNative(err, 'ERR_TLS_CONFIG_CERTIFICATE', 'certificate')
+      } finally {
+        key.destroy()
+      }
+    }
+    try {
+      this.#state.built.router.setChallenge(key, config)
+    } catch (err) {
+      // A closed server's router is destroyed: nothing may stay allocated.
+      config?.destroy()
+      throw err
+    }
+    this.#challenges.get(key)?.destroy()
+    if (config === null) this.#challenges.delete(key)
+    else this.#challenges.set(key, config)
+  }
+
   /** Index and names of the host that `serverName` selects (-1: refused). */
   selectHost (serverName: string): number {
     return this.#state.built.router.select(serverName)
@@ -455,6 +512,9 @@ export class Server extends net.Server {
       } else {
         (this.#tickets as ServerTickets).update(tickets)
       }
+      // The challenges outlive routers: a reload must not lose one that an
+      // ACME server is about to validate.
+      for (const [name, config] of this.#challenges ?? []) built.router.setChallenge(name, config)
       return { id: this.#nextStateId++, built, accepting: 0, retired: false }
     } catch (err) {
       fresh?.destroy()
@@ -466,6 +526,8 @@ export class Server extends net.Server {
     state.retired = true
     if (state.accepting === 0) state.built.destroy()
     if (final) {
+      for (const config of this.#challenges.values()) config.destroy()
+      this.#challenges.clear()
       this.#sessionCache?.destroy()
       this.#sessionCache = null
       this.#sessionCacheSize = 0
@@ -538,6 +600,7 @@ export class Server extends net.Server {
         this.#logger.debug({ err, remoteAddress: transport.remoteAddress }, 'TLS handshake failed')
         this.emit('tlsClientError', err, s)
       },
+      onChallenge: (s) => this.emit('acmeChallenge', s.servername),
       onClientHello: options.SNICallback === undefined ? undefined : (s) => this.#sniCallback(s, state, options),
       handshakeTimeout: options.handshakeTimeout ?? 120000,
       allowHalfOpen: options.allowHalfOpen ?? false,

@@ -19,7 +19,7 @@ import { derToPem } from './certs'
 import { HandshakeTimeoutError, RustlsError, UnsupportedOptionError } from './errors'
 import type { HostContext } from './hosts'
 import { type Logger, silentLogger } from './log'
-import { addon, Flag, LocalResult, type ConnectionInfo, type NativeConnection, type NativeHandle, readInfo, results, Slot } from './native'
+import { addon, Flag, HOST_CHALLENGE, LocalResult, type ConnectionInfo, type NativeConnection, type NativeHandle, readInfo, results, Slot } from './native'
 import { versionName, type TlsVersionName } from './protocol'
 
 const SLAB_SIZE = 128 * 1024
@@ -55,6 +55,8 @@ export interface SocketInit {
   hostFor?: (index: number) => HostContext | undefined
   /** Server: emits tlsClientError / counts; called once per failed handshake. */
   onClientError?: (err: Error, socket: RustlsSocket) => void
+  /** Server: an ACME tls-alpn-01 validation handshake completed (the socket then closes). */
+  onChallenge?: (socket: RustlsSocket) => void
   /** Server, deferred routing (SNICallback): picks a config for the hello. */
   onClientHello?: (socket: RustlsSocket) => void
   /** Client: the name sent in SNI and verified. */
@@ -519,10 +521,10 @@ export class RustlsSocket extends Duplex {
       this.#transportEnded = true
       // Both directions done: the TCP connection is over, as a net.Socket
       // would destroy itself. Otherwise, unless half-open, our side ends
-      // once the reader had everything: the Duplex ends itself after 'end'
-      // (plaintext that came with the FIN may still wait to be read).
+      // now, or, while plaintext that came with the FIN still waits to be
+      // read, once the reader had it (the Duplex ends itself after 'end').
       if (this.writableFinished) this.destroy()
-      else if (!this.allowHalfOpen && this.readableEnded) this.end()
+      else if (!this.allowHalfOpen && (this.readableEnded || this.readableLength === 0)) this.end()
     }
   }
 
@@ -687,6 +689,17 @@ export class RustlsSocket extends Duplex {
     this.#info = readInfo(this.#conn)
     const alpn = this.#conn.alpnProtocol()
     if (alpn !== undefined) this.alpnProtocol = alpn
+    if (this.#isServer && this.#info.host === HOST_CHALLENGE) {
+      // RFC 8737 §3: a validation connection carries no data. Native code
+      // queued close_notify with the last flight; nothing more is read and
+      // the connection never becomes 'secure'.
+      this.#init.hostFor?.(HOST_CHALLENGE)
+      this.#failed = true
+      this.servername = this.#conn.serverName() ?? false
+      this.#init.onChallenge?.(this)
+      this.#endTransportSoon()
+      return
+    }
     if (this.#isServer) {
       this.#host ??= this.#init.hostFor?.(this.#info.host)
       const hasPeer = (this.#info.peerCertificates ?? 0) > 0

@@ -15,6 +15,7 @@ import { DEMO_LISTEN, startDemo } from './demo'
 import { loadFiles } from './files'
 import { Terminator } from './listeners'
 import { startMetricsServer, renderPrometheus } from './metrics'
+import { nativePlaneEnabled } from './native-plane'
 import { runPrimary, runWorker, type SharedTicketKeys } from './workers'
 
 export const USAGE = `Usage:
@@ -185,11 +186,18 @@ async function serve (file: string, level: LogLevel | undefined): Promise<number
       ticketLifetime: config.ticketLifetime / 1000,
       metrics: config.metrics?.listen,
       drainTimeout: config.drainTimeout,
+      listen: nativePlaneEnabled() ? config.listen : undefined,
     })
   }
   // A worker loads the primary's latest keys at start and at every reload.
-  const start = async (keys?: SharedTicketKeys): Promise<Terminator> =>
-    await Terminator.start({ load: () => loadFiles(loadConfigFile(file), { ticketKeys: keys?.latest }), logger, fixedLevel: level !== undefined })
+  const start = async (keys?: SharedTicketKeys, listenFds?: number[]): Promise<Terminator> =>
+    await Terminator.start({
+      listenFds,
+      load: (managed) => loadFiles(loadConfigFile(file), { ticketKeys: keys?.latest, managed }),
+      reloadFiles: (config, managed) => loadFiles(config, { ticketKeys: keys?.latest, managed }),
+      logger,
+      fixedLevel: level !== undefined,
+    })
   if (cluster.isWorker) return await runWorker(start, logger)
   let terminator: Terminator
   try {

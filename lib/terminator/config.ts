@@ -68,6 +68,8 @@ export interface CertificateFiles {
   key?: string
   /** Absolute path of a DER OCSP response to staple. */
   ocsp?: string
+  /** `ocsp: auto`: fetch the response from the certificate's AIA responder, verify it, refresh it. */
+  ocspAuto?: boolean
   /** Name of the environment variable holding the key's passphrase. */
   passphraseEnv?: string
 }
@@ -140,13 +142,33 @@ export interface BackendConfig {
   tls?: BackendTlsConfig
 }
 
+export type AcmeChallengeType = 'tls-alpn-01' | 'http-01'
+
+/** A host's ACME settings (its own merged over the top-level `acme`). */
+export interface AcmeConfig {
+  /** Directory URL of the CA (https). Required. */
+  directory: string
+  /** Account contact (mailto:). Default: none. */
+  email?: string
+  /** 'tls-alpn-01' (answered on the TLS ports) or 'http-01' (needs acme.httpListen). Default 'tls-alpn-01'. */
+  challenge: AcmeChallengeType
+  /** Absolute path of the PEM CA the directory's HTTPS certificate chains to, or 'system'. Default 'system'. */
+  ca: string
+  /** The CA's terms of service are accepted; must be true. */
+  termsOfServiceAgreed: true
+  /** ACME profile to order (a name the CA's directory lists). Default: the CA's default. */
+  profile?: string
+}
+
 export interface HostConfig extends HostTlsConfig {
   /** Primary name (exact). Required. */
   serverName: string
   /** More names: exact or '*.' wildcards of one label. Default: none. */
   aliases: string[]
-  /** TLSCertificate: one or more; the first the client can use wins. Required. */
+  /** TLSCertificate: one or more; the first the client can use wins. Required unless `acme` (then empty). */
   certificates: CertificateFiles[]
+  /** The certificate is obtained and renewed from an ACME CA (names: serverName and aliases). */
+  acme?: AcmeConfig
   /** Where this host's connections go. Required. */
   backend: BackendConfig
 }
@@ -184,6 +206,10 @@ export interface TerminatorConfig extends HostTlsConfig {
   metrics?: { listen: ListenAddress }
   /** Virtual hosts; the first one serves clients without SNI. Required. */
   hosts: HostConfig[]
+  /** Absolute folder for ACME accounts and certificates (mod_md MDStoreDir). Required with any `acme` host. */
+  stateDir?: string
+  /** Plain-HTTP address answering http-01 challenges (`/.well-known/acme-challenge/`), usually port 80. Default: none. */
+  acmeHttpListen?: ListenAddress
 }
 
 export const DEFAULTS = {
@@ -369,9 +395,11 @@ export function parseBackendAddress (text: string, serverRoot: string): BackendA
 
 const TOP_KEYS = ['serverRoot', 'listen', 'strictSNI', 'sessionCache', 'ticketKeys', 'ticketLifetime', 'handshakeTimeout', 'drainTimeout',
   'maxConnections', 'workers', 'log', 'metrics', 'hosts', 'protocol', 'ciphersPrefer', 'ciphersSuppress',
-  'honorClientOrder', 'alpn', 'options', 'clientAuth'] as const
+  'honorClientOrder', 'alpn', 'options', 'clientAuth', 'stateDir', 'acme'] as const
 const HOST_KEYS = ['serverName', 'aliases', 'certificates', 'protocol', 'ciphersPrefer', 'ciphersSuppress',
-  'honorClientOrder', 'alpn', 'options', 'clientAuth', 'backend'] as const
+  'honorClientOrder', 'alpn', 'options', 'clientAuth', 'backend', 'acme'] as const
+const ACME_KEYS = ['directory', 'email', 'challenge', 'ca', 'termsOfServiceAgreed', 'profile'] as const
+const ACME_CHALLENGES: readonly AcmeChallengeType[] = ['tls-alpn-01', 'http-01']
 const CERT_KEYS = ['cert', 'key', 'ocsp', 'passphraseEnv'] as const
 const BACKEND_KEYS = ['address', 'mode', 'proxyProtocol', 'connectTimeout', 'timeout', 'tls'] as const
 const BACKEND_TLS_KEYS = ['ca', 'serverName', 'protocol', 'ciphersPrefer', 'ciphersSuppress', 'certificates', 'alpn',
@@ -492,6 +520,22 @@ export function validateConfig (raw: unknown, options: ValidateOptions = {}): Te
 
   const defaults = hostTls(c, top, '', file, serverRoot, exists)
 
+  const stateText = c.string(top, 'stateDir', '')
+  const stateDir = stateText === undefined ? undefined : path.resolve(serverRoot, stateText)
+  let acmeDefaults: Partial<AcmeConfig> = {}
+  let acmeHttpListen: ListenAddress | undefined
+  if (top.acme !== undefined && top.acme !== null) {
+    const a = c.object(top.acme, 'acme', [...ACME_KEYS, 'httpListen'])
+    if (a !== undefined) {
+      acmeDefaults = acmeFields(c, a, 'acme', serverRoot, exists)
+      const text = c.string(a, 'httpListen', 'acme')
+      if (text !== undefined) {
+        acmeHttpListen = parseListenAddress(text)
+        if (acmeHttpListen === undefined) c.add('acme.httpListen', `"${text}" is not a listen address: expected HOST:PORT, [IPv6]:PORT or PORT`)
+      }
+    }
+  }
+
   const hosts: HostConfig[] = []
   const hostsRaw = top.hosts
   if (!Array.isArray(hostsRaw) || hostsRaw.length === 0) {
@@ -514,7 +558,19 @@ export function validateConfig (raw: unknown, options: ValidateOptions = {}): Te
         if (other !== undefined) c.add(where, `name "${name}" is already used by ${other}`)
         else names.set(key, at)
       })
-      const certificates = certificateList(c, host, at, file, true)
+      const acme = hostAcme(c, host, at, acmeDefaults, serverRoot, exists)
+      // Checked whenever the host asks for acme, even when its acme keys are wrong.
+      if (host.acme !== undefined && host.acme !== null && host.acme !== false) {
+        if (host.certificates !== undefined) c.add(`${at}.certificates`, 'not with acme: the certificate comes from the CA and is kept in stateDir')
+        if (stateDir === undefined) c.add('stateDir', `is required with acme (${at}.acme): where accounts and certificates are kept`)
+        if (acme?.challenge === 'http-01' && acmeHttpListen === undefined) {
+          c.add(`${at}.acme.challenge`, 'http-01 needs acme.httpListen: the CA fetches the answer over plain HTTP (port 80), which the TLS ports do not speak')
+        }
+        aliases.forEach((a, j) => {
+          if (a.startsWith('*.')) c.add(`${at}.aliases[${j}]`, `"${a}": a wildcard certificate needs the dns-01 challenge, which rustls-node does not answer`)
+        })
+      }
+      const certificates = host.acme !== undefined && host.acme !== null && host.acme !== false ? [] : certificateList(c, host, at, file, true)
       const tls = hostTls(c, host, at, file, serverRoot, exists)
       const backend = backendConfig(c, host.backend, `${at}.backend`, serverRoot, file, exists)
       if (backend?.mode === 'http') {
@@ -527,10 +583,13 @@ export function validateConfig (raw: unknown, options: ValidateOptions = {}): Te
         })
       }
       if (serverName === undefined || certificates === undefined || backend === undefined) return
-      hosts.push({ serverName, aliases, certificates, ...tls, backend })
+      hosts.push(stripUndefined({ serverName, aliases, certificates, ...tls, backend, acme }))
     })
   }
 
+  if (Array.isArray(hostsRaw) && hostsRaw.some((h) => (h as Obj | null)?.acme !== undefined && (h as Obj | null)?.acme !== null && (h as Obj | null)?.acme !== false) && workers !== 1) {
+    c.add('workers', 'must be 1 with acme: one process obtains and renews the certificates and answers the challenges')
+  }
   if (c.problems.length > 0) throw new ConfigProblems(c.problems)
   return {
     file: options.file,
@@ -548,7 +607,70 @@ export function validateConfig (raw: unknown, options: ValidateOptions = {}): Te
     metrics,
     ...defaults,
     hosts,
+    ...(stateDir === undefined ? {} : { stateDir }),
+    ...(acmeHttpListen === undefined ? {} : { acmeHttpListen }),
   }
+}
+
+/** The ACME keys shared by the top-level `acme` (defaults) and a host's. */
+function acmeFields (c: Checker, a: Obj, at: string, serverRoot: string, exists: Exists): Partial<AcmeConfig> {
+  const out: Partial<AcmeConfig> = {}
+  const directory = c.string(a, 'directory', at)
+  if (directory !== undefined) {
+    let url: URL | undefined
+    try {
+      url = new URL(directory)
+    } catch {}
+    if (url?.protocol !== 'https:') c.add(`${at}.directory`, `must be the https: URL of the CA's ACME directory, got "${directory}"`)
+    else out.directory = directory
+  }
+  const email = c.string(a, 'email', at)
+  if (email !== undefined) {
+    if (!/^[^\s@:]+@[^\s@]+$/.test(email)) c.add(`${at}.email`, `must be an e-mail address, got "${email}"`)
+    else out.email = email
+  }
+  const challenge = c.oneOf(a, 'challenge', at, ACME_CHALLENGES)
+  if (challenge !== undefined) out.challenge = challenge
+  const ca = c.string(a, 'ca', at)
+  if (ca !== undefined) {
+    out.ca = ca === 'system' ? ca : path.resolve(serverRoot, ca)
+    if (ca !== 'system') exists(out.ca, `${at}.ca`)
+  }
+  const agreed = c.boolean(a, 'termsOfServiceAgreed', at)
+  if (agreed === false) c.add(`${at}.termsOfServiceAgreed`, 'must be true: the CA issues only to accounts that accept its terms of service')
+  if (agreed === true) out.termsOfServiceAgreed = true
+  const profile = c.string(a, 'profile', at)
+  if (profile !== undefined) out.profile = profile
+  return out
+}
+
+/** `hosts[i].acme`: true (the top-level settings) or a mapping over them; undefined when absent. */
+function hostAcme (c: Checker, host: Obj, at: string, defaults: Partial<AcmeConfig>, serverRoot: string, exists: Exists): AcmeConfig | undefined {
+  const value = host.acme
+  if (value === undefined || value === null || value === false) return undefined
+  const where = `${at}.acme`
+  let own: Partial<AcmeConfig> = {}
+  if (value !== true) {
+    const a = c.object(value, where, ACME_KEYS)
+    if (a === undefined) return undefined
+    own = acmeFields(c, a, where, serverRoot, exists)
+  }
+  const merged = { ...defaults, ...own }
+  if (merged.directory === undefined && (value === true || (value as Obj).directory === undefined)) {
+    c.add(`${where}.directory`, 'is required (here or in the top-level acme): the https: URL of the CA\'s ACME directory')
+  }
+  if (merged.termsOfServiceAgreed !== true && (value === true || (value as Obj).termsOfServiceAgreed === undefined)) {
+    c.add(`${where}.termsOfServiceAgreed`, 'is required (here or in the top-level acme) and must be true (mod_md MDCertificateAgreement accepted)')
+  }
+  if (merged.directory === undefined || merged.termsOfServiceAgreed !== true) return undefined
+  return stripUndefined({
+    directory: merged.directory,
+    email: merged.email,
+    challenge: merged.challenge ?? 'tls-alpn-01',
+    ca: merged.ca ?? 'system',
+    termsOfServiceAgreed: true as const,
+    profile: merged.profile,
+  })
 }
 
 type FileField = (obj: Obj, key: string, keyPath: string, required?: boolean) => string | undefined
@@ -576,12 +698,14 @@ function certificateList (c: Checker, obj: Obj, keyPath: string, file: FileField
     }
     const cert = file(e, 'cert', where, true)
     const key = file(e, 'key', where)
-    const ocsp = file(e, 'ocsp', where)
+    // `ocsp: auto` fetches the response; any other value names a DER file.
+    const ocspAuto = e.ocsp === 'auto'
+    const ocsp = ocspAuto ? undefined : file(e, 'ocsp', where)
     const passphraseEnv = c.string(e, 'passphraseEnv', where)
     if (passphraseEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(passphraseEnv)) {
       c.add(`${where}.passphraseEnv`, `must be an environment variable name, got "${passphraseEnv}"`)
     }
-    if (cert !== undefined) out.push({ cert, key, ocsp, passphraseEnv })
+    if (cert !== undefined) out.push(ocspAuto ? { cert, key, ocspAuto, passphraseEnv } : { cert, key, ocsp, passphraseEnv })
   })
   return out.length === value.length ? out : undefined
 }

@@ -3,12 +3,15 @@
 // unreadable file is reported with its key path; passphrases come from the
 // environment variable named by `passphraseEnv` and never from the file,
 // and none of this material is ever logged.
+import { X509Certificate } from 'node:crypto'
 import fs from 'node:fs'
 
 import type { CertificateEntry } from '../certs'
 import type { ClientContextOptions } from '../client'
 import type { HostOptions } from '../hosts'
+import { ocspResponderUrl } from '../ocsp'
 import type { ServerOptions } from '../server'
+import { currentAcmeCertificate } from './acme'
 import {
   type BackendConfig, type CertificateFiles, type ConfigProblem, ConfigProblems, fileErrorText,
   type HostTlsConfig, type TerminatorConfig,
@@ -36,7 +39,15 @@ export interface LoadedConfig {
   files: ReadonlyMap<string, string>
 }
 
+/** Material the terminator manages itself and lends to each load. */
+export interface ManagedMaterial {
+  /** The verified OCSP response to staple for a certificate file with `ocsp: auto`, if any. */
+  staple: (certFile: string) => Buffer | undefined
+}
+
 export interface LoadOptions {
+  /** Staples fetched by the running terminator; none without it. */
+  managed?: ManagedMaterial
   /** Where passphraseEnv names are looked up. Default process.env. */
   env?: NodeJS.ProcessEnv
   /** Ticket keys handed over by a cluster primary (the latest ones) when the file names none. */
@@ -80,7 +91,10 @@ export function loadFiles (config: TerminatorConfig, options: LoadOptions = {}):
       const at = `${keyPath}[${i}]`
       const cert = r.read(entry.cert, `${at}.cert`)
       const key = entry.key === undefined ? undefined : r.read(entry.key, `${at}.key`)
-      const ocsp = entry.ocsp === undefined ? undefined : r.read(entry.ocsp, `${at}.ocsp`)
+      if (entry.ocspAuto === true && cert !== undefined) checkOcspAuto(cert, `${at}.ocsp`, r)
+      const ocsp = entry.ocspAuto === true
+        ? options.managed?.staple(entry.cert)
+        : entry.ocsp === undefined ? undefined : r.read(entry.ocsp, `${at}.ocsp`)
       let passphrase: string | undefined
       if (entry.passphraseEnv !== undefined) {
         passphrase = env[entry.passphraseEnv]
@@ -105,10 +119,19 @@ export function loadFiles (config: TerminatorConfig, options: LoadOptions = {}):
   const hosts: HostOptions[] = config.hosts.map((host, i) => {
     const at = `hosts[${i}]`
     const alpn = host.alpn ?? config.alpn ?? (host.backend.mode === 'http' ? DEFAULT_HTTP_ALPN : undefined)
+    let managed: CertificateEntry[] | undefined
+    if (host.acme !== undefined && config.stateDir !== undefined) {
+      try {
+        managed = [{ cert: currentAcmeCertificate(host, config.stateDir) }]
+      } catch (err) {
+        r.problems.push({ keyPath: `${at}.acme`, message: `cannot read the certificate in stateDir: ${fileErrorText(err)}` })
+        managed = []
+      }
+    }
     return {
       serverName: host.serverName,
       aliases: host.aliases,
-      certificates: certificates(host.certificates, `${at}.certificates`),
+      certificates: managed ?? certificates(host.certificates, `${at}.certificates`),
       protocol: host.protocol,
       ciphersPrefer: host.ciphersPrefer,
       ciphersSuppress: host.ciphersSuppress,
@@ -155,6 +178,19 @@ export function loadFiles (config: TerminatorConfig, options: LoadOptions = {}):
     clientAuth: clientAuth(config, ''),
   }
   return { config, serverOptions: dropUndefined(serverOptions), backends, files: r.files }
+}
+
+/** `ocsp: auto` needs a responder URL in the leaf and the issuer after it in the chain. */
+function checkOcspAuto (chain: Buffer, keyPath: string, r: FileReader): void {
+  const blocks = chain.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+  let url: string | undefined
+  try {
+    url = blocks[0] === undefined ? undefined : ocspResponderUrl(new X509Certificate(blocks[0]))
+  } catch {
+    return // the library reports a certificate that does not parse
+  }
+  if (url === undefined) r.problems.push({ keyPath, message: 'auto: the certificate names no OCSP responder (no AIA OCSP URI); give a response file or drop ocsp' })
+  else if (blocks.length < 2) r.problems.push({ keyPath, message: 'auto: the chain must include the issuer after the leaf, to verify the responses against' })
 }
 
 function dropUndefined<T extends object> (value: T): T {

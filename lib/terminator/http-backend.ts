@@ -160,13 +160,18 @@ class BackendResponseTimeout extends Error {
 export interface HttpFrontendOptions {
   logger: Logger
   metrics: Metrics
+  /** ACME http-01: the key authorization for a token an order waits on. */
+  acmeChallenge?: (token: string) => string | undefined
 }
+
+const ACME_CHALLENGE_PATH = '/.well-known/acme-challenge/'
 
 export class HttpFrontend {
   readonly #h1: http.Server
   readonly #h2: http2.Http2Server
   readonly #logger: Logger
   readonly #metrics: Metrics
+  readonly #acmeChallenge: HttpFrontendOptions['acmeChallenge']
   readonly #contexts = new WeakMap<object, ConnectionContext>()
   readonly #sessions = new Set<http2.ServerHttp2Session>()
   #pending: ConnectionContext | undefined
@@ -176,6 +181,7 @@ export class HttpFrontend {
   constructor (options: HttpFrontendOptions) {
     this.#logger = options.logger
     this.#metrics = options.metrics
+    this.#acmeChallenge = options.acmeChallenge
     this.#h1 = http.createServer({ requireHostHeader: true }, (req, res) => this.#onRequest(req, res, this.#contexts.get(req.socket)))
     // Node arms headersTimeout/requestTimeout checks and idle-connection
     // tracking (closeIdleConnections) on 'listening'; this server is fed
@@ -253,7 +259,26 @@ export class HttpFrontend {
     res.end(text)
   }
 
+  /**
+   * ACME http-01 (RFC 8555 §8.3): answers GET /.well-known/acme-challenge/<token>
+   * for a token an order waits on, whichever host the request names (the
+   * CA asks on port 80, acme.httpListen, and may follow a redirect here).
+   * Returns false for every other request.
+   */
+  serveAcmeChallenge (req: FrontRequest, res: FrontResponse): boolean {
+    const url = req.url ?? ''
+    if (this.#acmeChallenge === undefined || !url.startsWith(ACME_CHALLENGE_PATH) || (req.method !== 'GET' && req.method !== 'HEAD')) return false
+    const answer = this.#acmeChallenge(url.slice(ACME_CHALLENGE_PATH.length).split('?')[0])
+    if (answer === undefined) return false
+    this.#metrics.httpResponse(200)
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(answer) })
+    if (req.method === 'HEAD') res.end()
+    else res.end(answer)
+    return true
+  }
+
   #onRequest (req: FrontRequest, res: FrontResponse, ctx: ConnectionContext | undefined): void {
+    if (this.serveAcmeChallenge(req, res)) return
     if (ctx === undefined) {
       // Cannot happen: every connection is registered before it is emitted.
       this.#send(res, 500, 'internal error\n')

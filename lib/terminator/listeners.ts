@@ -3,6 +3,9 @@
 // semantics: a port is TLS when listed, hosts apply to every port), the
 // hand-off of established connections to tcp or http backends, the
 // connection limit, reload and the drain on shutdown.
+import { X509Certificate } from 'node:crypto'
+import fs from 'node:fs'
+import http from 'node:http'
 import net from 'node:net'
 
 import type { Logger as PinoLogger } from 'pino'
@@ -10,27 +13,47 @@ import type { Logger as PinoLogger } from 'pino'
 import { liveHandles } from '../diagnostics'
 import type { Server, ServerOptions } from '../server'
 import { type RustlsSocket, tlsSocketOf } from '../socket'
-import { ConfigProblems, formatProblem, problemFromError, type LogLevel } from './config'
-import type { LoadedConfig } from './files'
+import { AcmeManager } from './acme'
+import { ConfigProblems, formatProblem, type ListenAddress, problemFromError, type LogLevel, type TerminatorConfig } from './config'
+import { loadFiles, type LoadedConfig, type ManagedMaterial } from './files'
 import { HttpFrontend, sslHeaders } from './http-backend'
 import { Metrics } from './metrics'
 import { NativePlane, nativePlaneEnabled } from './native-plane'
+import { OcspManager } from './ocsp'
 import { buildAll, Generation } from './reload'
 import { forwardTcp } from './tcp-backend'
 
 export interface TerminatorOptions {
   /** Reads the configuration and its files; called at start and on every reload. */
-  load: () => LoadedConfig
+  load: (managed: ManagedMaterial) => LoadedConfig
+  /**
+   * Re-reads the files of the running configuration (an ACME renewal, a
+   * new OCSP staple). Default: loadFiles(config, {managed}).
+   */
+  reloadFiles?: (config: TerminatorConfig, managed: ManagedMaterial) => LoadedConfig
   logger: PinoLogger
   metrics?: Metrics
   /** The log level came from the command line: `log.level` in the file is then ignored. */
   fixedLevel?: boolean
+  /** A cluster worker on the native data plane: the primary's listening sockets, one per `listen` address. */
+  listenFds?: readonly number[]
 }
 
 export interface BoundAddress {
   address: string
   port: number
   family: string
+}
+
+/** Listens on `addr`; rejects with the listen error (EADDRINUSE, EACCES). */
+async function listenAt (server: net.Server, addr: ListenAddress): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ port: addr.port, host: addr.host }, () => {
+      server.removeListener('error', reject)
+      resolve()
+    })
+  })
 }
 
 export class Terminator {
@@ -53,8 +76,12 @@ export class Terminator {
   #drained: (() => void) | undefined
   /** The native data plane (default); undefined: net.Servers and the JS pump. */
   readonly #plane: NativePlane | undefined
+  readonly #managed: ManagedMaterial
+  #acme: AcmeManager | undefined
+  #ocsp: OcspManager | undefined
+  #acmeHttp: http.Server | undefined
 
-  private constructor (options: TerminatorOptions, loaded: LoadedConfig) {
+  private constructor (options: TerminatorOptions, managed: ManagedMaterial, loaded: LoadedConfig) {
     this.#options = options
     this.#logger = options.logger
     this.#tlsLogger = options.logger.child({ component: 'tls' })
@@ -91,18 +118,41 @@ export class Terminator {
         onSecure: (socket, generation) => this.#dispatch(socket, generation),
       })
     }
+    this.#managed = managed
+    this.#http = new HttpFrontend({ logger: this.#httpLogger, metrics: this.metrics, acmeChallenge: (token) => this.#acme?.httpChallenge(token) })
+    this.metrics.setCertificates(() => this.#generation.hosts.flatMap((h) => h.leafDers.map((der, certificate) => ({
+      host: h.serverName, certificate, notAfter: Date.parse(new X509Certificate(der).validTo),
+    }))))
   }
 
   /** Loads the configuration, builds everything and listens. Throws ConfigProblems or a listen error. */
   static async start (options: TerminatorOptions): Promise<Terminator> {
-    const t = new Terminator(options, options.load())
+    // Staples come from the OCSP manager, which exists once the terminator does.
+    let ocsp: () => OcspManager | undefined = () => undefined
+    const managed: ManagedMaterial = { staple: (file) => ocsp()?.staple(file) }
+    const t = new Terminator(options, managed, options.load(managed))
+    ocsp = () => t.#ocsp
     try {
       await t.#listen()
+      t.#syncManaged(t.config)
     } catch (err) {
       t.#closeNow()
       throw err
     }
     return t
+  }
+
+  /** Starts, follows or stops the ACME and OCSP managers for `config`. */
+  #syncManaged (config: TerminatorConfig): void {
+    const refresh = (reason: string): boolean => this.refresh(reason)
+    if (config.stateDir !== undefined && config.hosts.some((h) => h.acme !== undefined)) {
+      this.#acme ??= new AcmeManager({ stateDir: config.stateDir, server: this.#server, logger: this.#logger.child({ component: 'acme' }), metrics: this.metrics, refresh })
+    }
+    this.#acme?.sync(config)
+    if (config.hosts.some((h) => h.certificates.some((c) => c.ocspAuto === true))) {
+      this.#ocsp ??= new OcspManager({ logger: this.#logger.child({ component: 'ocsp' }), metrics: this.metrics, refresh, readChain: (f) => fs.readFileSync(f, 'utf8') })
+    }
+    this.#ocsp?.sync(config)
   }
 
   get config (): LoadedConfig['config'] {
@@ -134,27 +184,38 @@ export class Terminator {
   }
 
   async #listen (): Promise<void> {
-    if (this.#plane !== undefined) {
-      await this.#plane.listen(this.config.listen, this.#generation)
-      return
-    }
-    for (const addr of this.config.listen) {
+    if (this.#plane !== undefined) await this.#plane.listen(this.config.listen, this.#generation, this.#options.listenFds)
+    for (const addr of this.#plane === undefined ? this.config.listen : []) {
       // allowHalfOpen: the TLS layer decides when the transport ends; a
       // client's FIN after its close_notify must not end our side while
       // the backend still answers (net would end it on its own otherwise).
       const server = net.createServer({ noDelay: true, allowHalfOpen: true }, this.#onRawConnection)
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen({ port: addr.port, host: addr.host }, () => {
-          server.removeListener('error', reject)
-          resolve()
-        })
-      })
+      await listenAt(server, addr)
       server.on('error', (err) => this.#logger.error({ err, listen: addr.text }, 'listener failed'))
       this.#listeners.push(server)
       const bound = server.address() as net.AddressInfo
       this.#logger.info({ listen: addr.text, address: bound.address, port: bound.port }, 'listening')
     }
+    const acmeHttp = this.config.acmeHttpListen
+    if (acmeHttp !== undefined) await this.#listenAcmeHttp(acmeHttp)
+  }
+
+  /**
+   * acme.httpListen: plain HTTP for http-01 only. The CA fetches
+   * http://<name>/.well-known/acme-challenge/<token> on port 80, which the
+   * TLS ports never see; everything else gets 404 here.
+   */
+  async #listenAcmeHttp (addr: ListenAddress): Promise<void> {
+    const server = http.createServer((req, res) => {
+      if (this.#http.serveAcmeChallenge(req, res)) return
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('not found: this port answers ACME http-01 challenges only\n')
+    })
+    server.keepAliveTimeout = 1000
+    await listenAt(server, addr)
+    server.on('error', (err) => this.#logger.error({ err, listen: addr.text }, 'acme.httpListen failed'))
+    this.#acmeHttp = server
+    const bound = server.address() as net.AddressInfo
+    this.#logger.info({ listen: addr.text, address: bound.address, port: bound.port }, 'ACME http-01 listening')
   }
 
   #onRawConnection = (raw: net.Socket): void => {
@@ -256,20 +317,19 @@ export class Terminator {
     let loaded: LoadedConfig
     let backends
     try {
-      loaded = this.#options.load()
+      loaded = this.#options.load(this.#managed)
       backends = buildAll(loaded, this.#serverOptions(loaded), this.#server).backends
     } catch (err) {
       this.#reloadFailed(err)
       return false
     }
-    const previous = this.#generation
-    this.#generation = new Generation(this.#nextId++, loaded, this.#server.hosts, backends)
-    previous.retire()
+    // The level first: the native plane reads it when it takes the new routes.
     this.#applyLevel(loaded.config.log.level)
-    this.#plane?.route(this.#generation, loaded.config.maxConnections, loaded.config.handshakeTimeout)
+    const previous = this.#install(loaded, backends)
+    this.#syncManaged(loaded.config)
     const before = previous.loaded.config
     const after = loaded.config
-    for (const key of ['listen', 'workers', 'metrics'] as const) {
+    for (const key of ['listen', 'workers', 'metrics', 'acmeHttpListen', 'stateDir'] as const) {
       if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) {
         this.#logger.warn({ key }, `${key} changed: takes effect after a restart`)
       }
@@ -288,6 +348,36 @@ export class Terminator {
   setTicketKeys (keys: Buffer): void {
     if (this.#draining !== undefined || this.config.ticketKeys !== undefined) return
     this.#server.setTicketKeys(keys)
+  }
+
+  /** Makes `loaded` the current generation; returns the retired one. */
+  #install (loaded: LoadedConfig, backends: ReturnType<typeof buildAll>['backends']): Generation {
+    const previous = this.#generation
+    this.#generation = new Generation(this.#nextId++, loaded, this.#server.hosts, backends)
+    this.#plane?.route(this.#generation, loaded.config.maxConnections, loaded.config.handshakeTimeout)
+    previous.retire()
+    return previous
+  }
+
+  /**
+   * Rebuilds the hosts from the running configuration's files, for material
+   * that changed under it (an ACME certificate, an OCSP staple). As with
+   * reload, new connections get it and live ones keep what they have; a
+   * failure is logged and the current hosts keep serving.
+   */
+  refresh (reason: string): boolean {
+    if (this.#draining !== undefined) return false
+    const config = this.#generation.loaded.config
+    try {
+      const loaded = (this.#options.reloadFiles ?? ((c, m) => loadFiles(c, { managed: m })))(config, this.#managed)
+      this.#install(loaded, buildAll(loaded, this.#serverOptions(loaded), this.#server).backends)
+    } catch (err) {
+      const problems = err instanceof ConfigProblems ? err.problems : [problemFromError(err)]
+      this.#logger.error({ reason, problems: problems.map(formatProblem) }, 'certificate refresh failed; the current certificates keep serving')
+      return false
+    }
+    this.#logger.info({ reason, generation: this.#generation.id }, 'certificates refreshed')
+    return true
   }
 
   #reloadFailed (err: unknown): void {
@@ -314,6 +404,8 @@ export class Terminator {
     // connection, which is what the rest of the drain manages.
     for (const l of this.#listeners) l.close()
     this.#plane?.stopListening()
+    this.#acme?.stop()
+    this.#ocsp?.stop()
     this.#http.drain()
     if (this.openConnections > 0) {
       await new Promise<void>((resolve) => {
@@ -336,6 +428,10 @@ export class Terminator {
   }
 
   #closeNow (): void {
+    this.#acme?.stop()
+    this.#ocsp?.stop()
+    this.#acmeHttp?.close()
+    this.#acmeHttp?.closeAllConnections()
     for (const l of this.#listeners) l.close()
     this.#plane?.abortAll()
     for (const s of this.#open) s.destroy()

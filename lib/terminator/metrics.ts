@@ -22,6 +22,12 @@ export interface MetricsSnapshot {
   /** "ok" | "failed" → count. */
   reloads: Record<string, number>
   workerRestarts: number
+  /** "ok" | "failed" → count (ACME orders). */
+  acmeOrders: Record<string, number>
+  /** "ok" | "failed" → count (OCSP fetches for ocsp: auto). */
+  ocspFetches: Record<string, number>
+  /** "<host>\0<certificate index>" → days until the served certificate expires. */
+  certificateExpiryDays: Record<string, number>
 }
 
 export function emptySnapshot (): MetricsSnapshot {
@@ -37,6 +43,9 @@ export function emptySnapshot (): MetricsSnapshot {
     httpResponses: {},
     reloads: {},
     workerRestarts: 0,
+    acmeOrders: {},
+    ocspFetches: {},
+    certificateExpiryDays: {},
   }
 }
 
@@ -45,13 +54,28 @@ export function emptySnapshot (): MetricsSnapshot {
  * own counts), read at scrape time and added to the snapshot.
  */
 export type MetricsSource = () => Partial<MetricsSnapshot>
+/** The certificates served now, at scrape time. */
+export type ServedCertificates = () => Array<{ host: string, certificate: number, notAfter: number }>
 
 export class Metrics {
   readonly #s = emptySnapshot()
   readonly #sources: MetricsSource[] = []
+  #certificates: ServedCertificates = () => []
 
   addSource (fn: MetricsSource): void {
     this.#sources.push(fn)
+  }
+
+  setCertificates (fn: ServedCertificates): void {
+    this.#certificates = fn
+  }
+
+  acmeOrder (ok: boolean): void {
+    bump(this.#s.acmeOrders, ok ? 'ok' : 'failed')
+  }
+
+  ocspFetch (ok: boolean): void {
+    bump(this.#s.ocspFetches, ok ? 'ok' : 'failed')
   }
 
   connectionOpened (): void {
@@ -92,8 +116,14 @@ export class Metrics {
   }
 
   snapshot (): MetricsSnapshot {
-    if (this.#sources.length === 0) return structuredClone(this.#s)
-    return mergeSnapshots([this.#s, ...this.#sources.map((source) => ({ ...emptySnapshot(), ...source() }))])
+    const s = this.#sources.length === 0
+      ? structuredClone(this.#s)
+      : mergeSnapshots([this.#s, ...this.#sources.map((source) => ({ ...emptySnapshot(), ...source() }))])
+    const now = Date.now()
+    for (const c of this.#certificates()) {
+      s.certificateExpiryDays[`${c.host}\0${c.certificate}`] = Math.round(((c.notAfter - now) / 86_400_000) * 1e6) / 1e6
+    }
+    return s
   }
 }
 
@@ -112,9 +142,11 @@ export function mergeSnapshots (list: readonly MetricsSnapshot[]): MetricsSnapsh
     out.bytesReceived += s.bytesReceived
     out.bytesSent += s.bytesSent
     out.workerRestarts += s.workerRestarts
-    for (const key of ['handshakes', 'backendErrors', 'httpResponses', 'reloads'] as const) {
-      for (const [k, v] of Object.entries(s[key])) out[key][k] = (out[key][k] ?? 0) + v
+    for (const key of ['handshakes', 'backendErrors', 'httpResponses', 'reloads', 'acmeOrders', 'ocspFetches'] as const) {
+      for (const [k, v] of Object.entries(s[key] ?? {})) out[key][k] = (out[key][k] ?? 0) + v
     }
+    // Every worker serves the same certificates: the soonest expiry counts.
+    for (const [k, v] of Object.entries(s.certificateExpiryDays ?? {})) out.certificateExpiryDays[k] = Math.min(out.certificateExpiryDays[k] ?? Infinity, v)
   }
   return out
 }
@@ -147,6 +179,13 @@ export function renderPrometheus (s: MetricsSnapshot, workers?: number): string 
   metric('rustls_node_backend_errors_total', 'counter', 'Backend failures by kind (connect, tls, timeout).', labelled(s.backendErrors, 'kind'))
   metric('rustls_node_http_responses_total', 'counter', 'HTTP responses sent to clients by status (http mode).', labelled(s.httpResponses, 'status'))
   metric('rustls_node_reloads_total', 'counter', 'Configuration reloads by outcome.', labelled(s.reloads, 'outcome'))
+  metric('rustls_node_acme_orders_total', 'counter', 'ACME orders (obtain or renew) by outcome.', labelled(s.acmeOrders, 'outcome'))
+  metric('rustls_node_ocsp_fetches_total', 'counter', 'OCSP responses fetched for ocsp: auto, by outcome.', labelled(s.ocspFetches, 'outcome'))
+  metric('rustls_node_certificate_expiry_days', 'gauge', 'Days until each served certificate expires (negative: expired).',
+    Object.entries(s.certificateExpiryDays).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => {
+      const [host, index] = k.split('\0')
+      return [`{host="${label(host)}",certificate="${label(index)}"}`, v]
+    }))
   if (workers !== undefined) {
     metric('rustls_node_workers', 'gauge', 'Worker processes running.', [['', workers]])
     metric('rustls_node_worker_restarts_total', 'counter', 'Worker processes restarted after dying.', [['', s.workerRestarts]])

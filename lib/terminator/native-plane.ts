@@ -62,11 +62,15 @@ export class NativePlane {
     options.metrics.addSource(() => this.#snapshot())
   }
 
-  /** Binds every address (in order) and logs each, as the JS listeners do. */
-  async listen (addresses: readonly ListenAddress[], generation: Generation): Promise<Array<{ address: string, port: number, family: string }>> {
+  /**
+   * Binds every address (in order), or accepts on the sockets a cluster
+   * primary bound for them (`fds`), and logs each, as the JS listeners do.
+   */
+  async listen (addresses: readonly ListenAddress[], generation: Generation, fds?: readonly number[]): Promise<Array<{ address: string, port: number, family: string }>> {
     const bound = []
     for (const addr of addresses) {
       const index = this.#fronts.length
+      const fd = fds?.[index]
       const front = new NativeListenerFront({
         secure: (connection, setId, host, flags, plaintext) => {
           const gen = this.#generations.get(setId)
@@ -101,6 +105,8 @@ export class NativePlane {
         },
         handshakes: (list) => {
           for (const h of list) {
+            // tls-alpn-01 validations are the ACME manager's business.
+            if (h.host < 0) continue
             this.#options.logger.debug({
               remoteAddress: h.remoteAddress,
               servername: h.servername,
@@ -117,7 +123,7 @@ export class NativePlane {
       this.#fronts.push(front)
       this.#route(index, generation)
       await new Promise<void>((resolve, reject) => {
-        front.listen({ host: addr.host, port: addr.port }, (err) => err === null ? resolve() : reject(err))
+        front.listen(fd !== undefined ? { fd } : { host: addr.host, port: addr.port }, (err) => err === null ? resolve() : reject(err))
       })
       const a = front.address() as { address: string, port: number, family: string }
       this.#options.logger.info({ listen: addr.text, address: a.address, port: a.port }, 'listening')

@@ -1,9 +1,11 @@
 // A self-signed X.509 certificate for the embedded demo (SPEC §5: "a
 // self-signed certificate for localhost generated at start"). Node 20 can
 // make keys and signatures but not certificates, so the DER is assembled
-// here: just enough of X.690 DER for one RFC 5280 certificate.
+// here with lib/der.ts.
 import crypto from 'node:crypto'
 import net from 'node:net'
+
+import { bitString, bool, explicit, integer, octetString, oid, seq as sequence, set, time, tlv, utf8String } from '../der'
 
 export interface SelfSignedOptions {
   /** DNS names for the subjectAltName; the first one is also the subject CN. Default ['localhost']. */
@@ -23,60 +25,6 @@ export interface SelfSigned {
   key: string
   /** DER of the certificate. */
   der: Buffer
-}
-
-// ---- DER (X.690 §8, §10): definite lengths, minimal encodings -------------
-
-function length (n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n])
-  const bytes: number[] = []
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff)
-  return Buffer.from([0x80 | bytes.length, ...bytes])
-}
-
-function tlv (tag: number, content: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([tag]), length(content.length), content])
-}
-
-const sequence = (...items: Buffer[]): Buffer => tlv(0x30, Buffer.concat(items))
-const set = (...items: Buffer[]): Buffer => tlv(0x31, Buffer.concat(items))
-const explicit = (n: number, inner: Buffer): Buffer => tlv(0xa0 | n, inner)
-const octetString = (b: Buffer): Buffer => tlv(0x04, b)
-const utf8String = (s: string): Buffer => tlv(0x0c, Buffer.from(s, 'utf8'))
-const bool = (v: boolean): Buffer => tlv(0x01, Buffer.from([v ? 0xff : 0x00]))
-
-/** BIT STRING with no unused bits (signatures, whole-byte masks). */
-const bitString = (b: Buffer): Buffer => tlv(0x03, Buffer.concat([Buffer.from([0]), b]))
-
-function integer (value: Buffer): Buffer {
-  let v = value
-  while (v.length > 1 && v[0] === 0 && (v[1] & 0x80) === 0) v = v.subarray(1)
-  // A set high bit would make the INTEGER negative (X.690 §8.3.3).
-  if ((v[0] & 0x80) !== 0) v = Buffer.concat([Buffer.from([0]), v])
-  return tlv(0x02, v)
-}
-
-function oid (dotted: string): Buffer {
-  const parts = dotted.split('.').map(Number)
-  const bytes = [parts[0] * 40 + parts[1]]
-  for (const part of parts.slice(2)) {
-    const chunk: number[] = []
-    let v = part
-    do {
-      chunk.unshift(v & 0x7f)
-      v = Math.floor(v / 128)
-    } while (v > 0)
-    for (let i = 0; i < chunk.length - 1; i++) chunk[i] |= 0x80
-    bytes.push(...chunk)
-  }
-  return tlv(0x06, Buffer.from(bytes))
-}
-
-/** UTCTime until 2049, GeneralizedTime after (RFC 5280 §4.1.2.5). */
-function time (date: Date): Buffer {
-  const iso = date.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z'
-  const year = date.getUTCFullYear()
-  return year < 2050 ? tlv(0x17, Buffer.from(iso.slice(2), 'latin1')) : tlv(0x18, Buffer.from(iso, 'latin1'))
 }
 
 const OID = {

@@ -6,17 +6,20 @@
 // (SPEC §4.4). The primary restarts dead workers, forwards SIGHUP / SIGTERM
 // and serves the summed metrics of all workers.
 import cluster, { type Worker } from 'node:cluster'
+import dns from 'node:dns'
 import type http from 'node:http'
+import net from 'node:net'
 
 import type { Logger as PinoLogger } from 'pino'
 
+import { addon } from '../native'
 import { TicketKeySchedule } from '../session'
 import type { ListenAddress } from './config'
 import type { Terminator } from './listeners'
 import { mergeSnapshots, Metrics, type MetricsSnapshot, renderPrometheus, startMetricsServer } from './metrics'
 
 type ToWorker =
-  | { type: 'rustls-node:init', ticketKeys?: string }
+  | { type: 'rustls-node:init', ticketKeys?: string, listenFds?: number[] }
   | { type: 'rustls-node:ticket-keys', ticketKeys: string }
   | { type: 'rustls-node:reload' }
   | { type: 'rustls-node:shutdown' }
@@ -38,12 +41,36 @@ export interface PrimaryOptions {
   ticketLifetime: number
   metrics?: ListenAddress
   drainTimeout: number
+  /**
+   * The native data plane: the primary binds these and every worker
+   * inherits the sockets and accepts on them (one accept queue per
+   * address, so port 0 means one port, and a dying worker loses no
+   * connection waiting in the queue). Undefined: node:cluster shares the
+   * ports (round robin through the primary).
+   */
+  listen?: readonly ListenAddress[]
+}
+
+/**
+ * Binds `addresses` in the primary, for its workers to inherit: children
+ * get them as descriptors 4, 5, ... (after stdin, stdout, stderr and the
+ * IPC channel).
+ */
+async function bindForWorkers (addresses: readonly ListenAddress[]): Promise<number[]> {
+  const fds: number[] = []
+  for (const addr of addresses) {
+    const host = addr.host === undefined || net.isIP(addr.host) !== 0 ? addr.host : (await dns.promises.lookup(addr.host)).address
+    fds.push(addon.bindListener({ host, port: addr.port }).fd)
+  }
+  cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', ...fds] })
+  return fds.map((_, i) => 4 + i)
 }
 
 /** Runs the cluster primary until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runPrimary (options: PrimaryOptions): Promise<number> {
   const { logger } = options
   const own = new Metrics()
+  const listenFds = options.listen === undefined ? undefined : await bindForWorkers(options.listen)
   // Generated keys live in memory only and go to workers over the IPC
   // channel: never in the environment, a file or a log line. The schedule
   // hands out the next key ahead (it already opens tickets), so a worker
@@ -67,7 +94,7 @@ export async function runPrimary (options: PrimaryOptions): Promise<number> {
     const worker = cluster.fork()
     const started = Date.now()
     workers.add(worker)
-    worker.send({ type: 'rustls-node:init', ticketKeys: schedule?.material().toString('base64') } satisfies ToWorker)
+    worker.send({ type: 'rustls-node:init', ticketKeys: schedule?.material().toString('base64'), listenFds } satisfies ToWorker)
     worker.on('message', (msg: FromWorker) => {
       if (msg?.type !== 'rustls-node:metrics') return
       const p = pending.get(msg.id)
@@ -153,7 +180,7 @@ export interface SharedTicketKeys {
  * metrics messages. It also drains when signalled directly or when the
  * primary goes away.
  */
-export async function runWorker (start: (keys: SharedTicketKeys) => Promise<Terminator>, logger: PinoLogger): Promise<number> {
+export async function runWorker (start: (keys: SharedTicketKeys, listenFds: number[] | undefined) => Promise<Terminator>, logger: PinoLogger): Promise<number> {
   const keys: SharedTicketKeys = { latest: undefined }
   let running: Terminator | undefined
   // Listening from the start: a rotation during the terminator's start is
@@ -173,7 +200,7 @@ export async function runWorker (start: (keys: SharedTicketKeys) => Promise<Term
     process.on('message', onMessage)
   })
   if (init.ticketKeys !== undefined) keys.latest = Buffer.from(init.ticketKeys, 'base64')
-  const terminator = await start(keys)
+  const terminator = await start(keys, init.listenFds)
   running = terminator
   if (keys.latest !== undefined) terminator.setTicketKeys(keys.latest)
   return await new Promise<number>((resolve) => {

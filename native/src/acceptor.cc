@@ -13,10 +13,22 @@ std::string NormalizeHostName(std::string_view name) {
   return out;
 }
 
+bool OffersAcmeTls(const rustls_accepted* hello) {
+  static constexpr std::string_view kAcmeTls = "acme-tls/1";
+  if (hello == nullptr) return false;
+  for (size_t i = 0;; i++) {
+    // Borrowed from `hello`; an empty slice ends the list.
+    rustls_slice_bytes p = rustls_accepted_alpn(hello, i);
+    if (p.data == nullptr || p.len == 0) return false;
+    if (std::string_view(reinterpret_cast<const char*>(p.data), p.len) == kAcmeTls) return true;
+  }
+}
+
 Napi::Function HostRouter::Init(Napi::Env env) {
   return DefineClass(env, "HostRouter",
                      {
                          InstanceMethod<&HostRouter::SelectJs>("select"),
+                         InstanceMethod<&HostRouter::SetChallenge>("setChallenge"),
                          InstanceMethod<&HostRouter::Destroy>("destroy"),
                      });
 }
@@ -75,6 +87,20 @@ HostRouter::HostRouter(const Napi::CallbackInfo& info)
   count_.Acquire(env);
 }
 
+HostRouter::Route HostRouter::Choose(std::string_view server_name,
+                                     const rustls_accepted* hello) const {
+  if (hosts_.empty()) return {kRefused, nullptr};
+  // RFC 8737 §3: the validation certificate only for a client that asks
+  // for acme-tls/1, so ordinary clients of the name keep getting the host.
+  if (!challenges_.empty() && !server_name.empty() && OffersAcmeTls(hello)) {
+    auto hit = challenges_.find(NormalizeHostName(server_name));
+    if (hit != challenges_.end()) return {kChallenge, hit->second.config->get()};
+  }
+  if (deferred_) return {kDeferred, nullptr};
+  int host = Select(server_name);
+  return {host, host >= 0 ? ConfigAt(host) : nullptr};
+}
+
 int HostRouter::Select(std::string_view server_name) const {
   if (hosts_.empty()) return kRefused;
   // No SNI: the first host of the port.
@@ -106,6 +132,33 @@ Napi::Value HostRouter::SelectJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, Select(name));
 }
 
+Napi::Value HostRouter::SetChallenge(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed()) {
+    ThrowCode(env, "ERR_RUSTLS_HANDLE_DESTROYED", "HostRouter was destroyed");
+    return env.Undefined();
+  }
+  if (!info[0].IsString()) {
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "setChallenge(name, config | null): name must be a string");
+    return env.Undefined();
+  }
+  std::string name = NormalizeHostName(info[0].As<Napi::String>().Utf8Value());
+  if (name.empty() || name[0] == '*') {
+    ThrowCode(env, "ERR_INVALID_ARG_VALUE", "setChallenge: a challenge names one exact host");
+    return env.Undefined();
+  }
+  if (info[1].IsNull() || info[1].IsUndefined()) {
+    challenges_.erase(name);
+    return env.Undefined();
+  }
+  ServerConfig* config = ServerConfig::FromValue(info[1], "config");
+  if (config == nullptr) return env.Undefined();
+  // Connections already accepted with a replaced entry hold their own Rust
+  // reference to its config.
+  challenges_.insert_or_assign(name, Host{Napi::Persistent(info[1].As<Napi::Object>()), config});
+  return env.Undefined();
+}
+
 Napi::Value HostRouter::Destroy(const Napi::CallbackInfo& info) {
   Close();
   return info.Env().Undefined();
@@ -115,6 +168,7 @@ void HostRouter::Close() {
   // Drops the references to the configs; connections already accepted hold
   // their own Rust references.
   hosts_.clear();
+  challenges_.clear();
   exact_.clear();
   wildcard_.clear();
   count_.Release();

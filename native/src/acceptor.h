@@ -3,6 +3,13 @@
 // host by SNI and the connection continues with that host's config
 // (rustls_accepted_into_connection). Configs are built once per host, never
 // per connection.
+//
+// Besides the hosts, a challenge table answers ACME tls-alpn-01 (RFC 8737):
+// name -> a config whose only ALPN protocol is acme-tls/1 and whose
+// certificate is the validation certificate. It is consulted before host
+// selection, and only for a ClientHello that offers acme-tls/1, so normal
+// clients never see a validation certificate. Entries come and go without
+// touching the hosts' configs.
 #ifndef RUSTLS_NODE_ACCEPTOR_H
 #define RUSTLS_NODE_ACCEPTOR_H
 
@@ -23,7 +30,17 @@ class HostRouter : public Napi::ObjectWrap<HostRouter> {
   static HostRouter* FromValue(Napi::Value value, const char* name);
 
   // Selection results besides a host index.
-  static constexpr int kRefused = -1;  // strict SNI and no host for the name
+  static constexpr int kRefused = -1;    // strict SNI and no host for the name
+  static constexpr int kChallenge = -2;  // an ACME tls-alpn-01 validation handshake
+  static constexpr int kDeferred = -3;   // the application picks the config (SNICallback)
+
+  // The outcome of routing one ClientHello: `host` is a host index or one of
+  // the values above; `config` is what the connection continues with (NULL
+  // for kRefused, kDeferred, or a destroyed config).
+  struct Route {
+    int host;
+    const rustls_server_config* config;
+  };
 
   // new HostRouter([{names: string[], config: ServerConfig}], {strictSNI, deferred})
   explicit HostRouter(const Napi::CallbackInfo& info);
@@ -34,6 +51,12 @@ class HostRouter : public Napi::ObjectWrap<HostRouter> {
   // With `deferred`, the ClientHello is handed to JS (SNICallback-style)
   // instead of being routed here.
   bool deferred() const { return deferred_; }
+  // The whole routing decision for a ClientHello, in order: an ACME
+  // challenge (the client offers acme-tls/1 and the SNI names a challenge
+  // entry), deferred routing, then host selection by SNI. Every accept path
+  // (Connection::Accepting, a native listener) calls this one method; it
+  // calls no JS. `hello` is borrowed for the call only.
+  Route Choose(std::string_view server_name, const rustls_accepted* hello) const;
   // Host index for the SNI the client sent (empty: none sent).
   int Select(std::string_view server_name) const;
   // NULL if the host's config was destroyed.
@@ -41,6 +64,8 @@ class HostRouter : public Napi::ObjectWrap<HostRouter> {
 
  private:
   Napi::Value SelectJs(const Napi::CallbackInfo& info);
+  // setChallenge(name, config | null): adds, replaces or removes one entry.
+  Napi::Value SetChallenge(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   void Close();
 
@@ -52,6 +77,8 @@ class HostRouter : public Napi::ObjectWrap<HostRouter> {
   // Lower-case names; wildcard keys are the suffix after "*" (".example.com").
   std::unordered_map<std::string, int> exact_;
   std::unordered_map<std::string, int> wildcard_;
+  // Lower-case exact names (RFC 8737 §3: no wildcards) → validation config.
+  std::unordered_map<std::string, Host> challenges_;
   bool strict_ = true;
   bool deferred_ = false;
   HandleCount count_;
@@ -60,6 +87,9 @@ class HostRouter : public Napi::ObjectWrap<HostRouter> {
 // Lower-cases ASCII and drops one trailing dot: DNS names compare that way
 // (RFC 4343; a trailing dot names the same host).
 std::string NormalizeHostName(std::string_view name);
+
+// Whether the ClientHello offers the ALPN protocol "acme-tls/1" (RFC 8737 §6).
+bool OffersAcmeTls(const rustls_accepted* hello);
 
 }  // namespace rustls_node
 

@@ -87,6 +87,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Listener", listener);
   exports.Set("BackendTarget", backend_target);
   exports.Set("setCipherNames", Napi::Function::New(env, SetCipherNames));
+  exports.Set("bindListener", Napi::Function::New(env, BindListener));
   exports.Set("results", results);
   exports.Set("supportedCipherSuites", Napi::Function::New(env, SupportedCipherSuites));
   exports.Set("version", Napi::Function::New(env, Version));

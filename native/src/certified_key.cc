@@ -35,7 +35,14 @@ CertifiedKey::CertifiedKey(const Napi::CallbackInfo& info)
   }
   // The chain and key parse independently: a leaf that does not belong to
   // the key must fail at configuration time, not at the first handshake.
-  r = rustls_certified_key_keys_match(built);
+  // The check parses the leaf with webpki, which refuses the critical
+  // id-pe-acmeIdentifier extension of a tls-alpn-01 validation certificate
+  // (RFC 8737 §3); the code that makes such a pair skips it with
+  // {keysMatch: false}, the only option.
+  Napi::Value options = info.Length() > 3 ? info[3] : env.Undefined();
+  bool check = !options.IsObject() ||
+               !options.As<Napi::Object>().Get("keysMatch").StrictEquals(Napi::Boolean::New(env, false));
+  r = check ? rustls_certified_key_keys_match(built) : RUSTLS_RESULT_OK;
   if (r != RUSTLS_RESULT_OK) {
     rustls_certified_key_free(built);
     {

@@ -14,7 +14,7 @@ class CertifiedKey : public Napi::ObjectWrap<CertifiedKey> {
   // and returns nullptr.
   static CertifiedKey* FromValue(Napi::Value value, const char* name);
 
-  // new CertifiedKey(certChainPem, privateKeyPem, ocspDer?)
+  // new CertifiedKey(certChainPem, privateKeyPem, ocspDer?, {keysMatch?: false})
   explicit CertifiedKey(const Napi::CallbackInfo& info);
   ~CertifiedKey() override { Close(); }
 

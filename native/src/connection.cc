@@ -272,12 +272,13 @@ bool Connection::Accepting(Input& in, bool eof, int32_t* flags) {
     FreeAcceptState();
     return false;
   }
-  if (router->deferred()) {
+  HostRouter::Route route = router->Choose(server_name_, accepted_);
+  if (route.host == HostRouter::kDeferred) {
     *flags |= kFlagNeedConfig;
     return false;
   }
-  int host = router->Select(server_name_);
-  const rustls_server_config* config = host >= 0 ? router->ConfigAt(host) : nullptr;
+  int host = route.host;
+  const rustls_server_config* config = route.config;
   if (config == nullptr) {
     // Refused before any certificate is sent.
     Fail(host == HostRouter::kRefused ? kUnrecognizedName : kNoHost, flags);
@@ -327,6 +328,10 @@ void Connection::CheckHandshake(int32_t* flags) {
   if (!handshake_done_ && !rustls_connection_is_handshaking(conn_)) {
     handshake_done_ = true;
     *flags |= kFlagHandshakeDone;
+    // RFC 8737 §3: a tls-alpn-01 handshake carries no data; the server's
+    // close_notify goes out with (or right after) its last flight, and JS
+    // ends the transport once it sees the challenge host index.
+    if (host_ == HostRouter::kChallenge) rustls_connection_send_close_notify(conn_);
   }
 }
 
@@ -419,10 +424,11 @@ void Connection::Pump(Input& in, bool eof, Slab& plain, int32_t* flags) {
     }
     CheckHandshake(flags);
   }
+  // Before the flush: a challenge connection's close_notify joins it.
+  if (error_ == 0) CheckHandshake(flags);
   // Handshake messages, tickets, or the alert rustls queued on an error:
   // always flushed (rustls-ffi: write_tls after errors to send alerts).
   FlushToScratch();
-  if (error_ == 0) CheckHandshake(flags);
 }
 
 Napi::Value Connection::Finish(Napi::Env env, int32_t flags, size_t consumed, size_t plain,

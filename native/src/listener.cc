@@ -222,8 +222,120 @@ Napi::Value Listener::SetOptions(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// listen({fd} | {path} | {host, port, backlog, reusePort, ipv6Only})
-//   → {address, family, port}; throws a system error (EADDRINUSE ...).
+namespace {
+
+// A listening socket from listen()'s options: {fd} (adopted), {path} (Unix)
+// or {host, port, backlog, reusePort, ipv6Only}. Returns the descriptor,
+// or -1 after throwing.
+int BindListening(Napi::Env env, Napi::Object o, bool* is_unix) {
+  int backlog = o.Get("backlog").IsNumber() ? o.Get("backlog").As<Napi::Number>().Int32Value() : 511;
+  int fd = -1;
+  *is_unix = false;
+  if (o.Get("fd").IsNumber()) {
+    // A listening socket handed over (socket activation, a cluster primary).
+    fd = o.Get("fd").As<Napi::Number>().Int32Value();
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+      ThrowSystemError(env, errno, "listen", "", -1);
+      return -1;
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    *is_unix = ss.ss_family == AF_UNIX;
+    return fd;
+  }
+  if (o.Get("path").IsString()) {
+    std::string path = o.Get("path").As<Napi::String>().Utf8Value();
+    sockaddr_un un{};
+    if (path.size() >= sizeof un.sun_path) {
+      ThrowSystemError(env, ENAMETOOLONG, "listen", path, -1);
+      return -1;
+    }
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, path.data(), path.size());
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof un) != 0 || listen(fd, backlog) != 0) {
+      int err = errno;
+      if (fd >= 0) close(fd);
+      ThrowSystemError(env, err, "listen", path, -1);
+      return -1;
+    }
+    *is_unix = true;
+    return fd;
+  }
+  std::string host = o.Get("host").IsString() ? o.Get("host").As<Napi::String>().Utf8Value() : "";
+  int port = o.Get("port").IsNumber() ? o.Get("port").As<Napi::Number>().Int32Value() : 0;
+  bool reuse_port = o.Get("reusePort").ToBoolean().Value();
+  bool v6only = o.Get("ipv6Only").ToBoolean().Value();
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  // No host: every address, dual-stack as Node does ("::"), IPv4 only
+  // where IPv6 is missing.
+  std::string bind_host = host.empty() ? "::" : host;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    ss = {};
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (inet_pton(AF_INET, bind_host.c_str(), &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+      v4->sin_port = htons(static_cast<uint16_t>(port));
+      len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, bind_host.c_str(), &v6->sin6_addr) == 1) {
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = htons(static_cast<uint16_t>(port));
+      len = sizeof *v6;
+    } else {
+      ThrowCode(env, "ERR_INVALID_ARG_VALUE", "listen: host must be an IP address (resolved before): " + bind_host);
+      return -1;
+    }
+    // Close-on-exec: a child gets it only through its stdio (dup2 clears it).
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 && host.empty() && ss.ss_family == AF_INET6 && errno == EAFNOSUPPORT) {
+      bind_host = "0.0.0.0";
+      continue;
+    }
+    break;
+  }
+  int one = 1;
+  int err = 0;
+  if (fd < 0) err = errno;
+  // As libuv: SO_REUSEADDR on every TCP listener (restarts do not wait
+  // for TIME_WAIT); SO_REUSEPORT only when asked (several processes).
+  if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) err = errno;
+  if (err == 0 && reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) err = errno;
+  if (err == 0 && ss.ss_family == AF_INET6) {
+    int v = v6only ? 1 : 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v);
+  }
+  if (err == 0 && bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) err = errno;
+  if (err == 0 && listen(fd, backlog) != 0) err = errno;
+  if (err != 0) {
+    if (fd >= 0) close(fd);
+    ThrowSystemError(env, err, "listen", bind_host, port);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+Napi::Value BindListener(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) {
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "bindListener(options) needs an object");
+    return env.Undefined();
+  }
+  bool is_unix = false;
+  int fd = BindListening(env, info[0].As<Napi::Object>(), &is_unix);
+  if (fd < 0) return env.Undefined();
+  Napi::Object o = is_unix ? Napi::Object::New(env) : AddressObject(env, LocalAddress(fd));
+  o.Set("fd", Napi::Number::New(env, fd));
+  return o;
+}
+
+// listen(options) → {address, family, port}: see BindListening; throws a
+// system error (EADDRINUSE ...).
 Napi::Value Listener::Listen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closed_ || listen_fd_ >= 0) {
@@ -234,91 +346,9 @@ Napi::Value Listener::Listen(const Napi::CallbackInfo& info) {
     ThrowCode(env, "ERR_INVALID_ARG_TYPE", "listen(options) needs an object");
     return env.Undefined();
   }
-  Napi::Object o = info[0].As<Napi::Object>();
-  int backlog = o.Get("backlog").IsNumber() ? o.Get("backlog").As<Napi::Number>().Int32Value() : 511;
-  int fd = -1;
   bool is_unix = false;
-  if (o.Get("fd").IsNumber()) {
-    // A listening socket the caller hands over (socket activation).
-    fd = o.Get("fd").As<Napi::Number>().Int32Value();
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-      ThrowSystemError(env, errno, "listen", "", -1);
-      return env.Undefined();
-    }
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-    is_unix = ss.ss_family == AF_UNIX;
-  } else if (o.Get("path").IsString()) {
-    std::string path = o.Get("path").As<Napi::String>().Utf8Value();
-    sockaddr_un un{};
-    if (path.size() >= sizeof un.sun_path) {
-      ThrowSystemError(env, ENAMETOOLONG, "listen", path, -1);
-      return env.Undefined();
-    }
-    un.sun_family = AF_UNIX;
-    std::memcpy(un.sun_path, path.data(), path.size());
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof un) != 0 || listen(fd, backlog) != 0) {
-      int err = errno;
-      if (fd >= 0) close(fd);
-      ThrowSystemError(env, err, "listen", path, -1);
-      return env.Undefined();
-    }
-    is_unix = true;
-  } else {
-    std::string host = o.Get("host").IsString() ? o.Get("host").As<Napi::String>().Utf8Value() : "";
-    int port = o.Get("port").IsNumber() ? o.Get("port").As<Napi::Number>().Int32Value() : 0;
-    bool reuse_port = o.Get("reusePort").ToBoolean().Value();
-    bool v6only = o.Get("ipv6Only").ToBoolean().Value();
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    // No host: every address, dual-stack as Node does ("::"), IPv4 only
-    // where IPv6 is missing.
-    std::string bind_host = host.empty() ? "::" : host;
-    for (int attempt = 0; attempt < 2; attempt++) {
-      ss = {};
-      auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-      auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-      if (inet_pton(AF_INET, bind_host.c_str(), &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(static_cast<uint16_t>(port));
-        len = sizeof *v4;
-      } else if (inet_pton(AF_INET6, bind_host.c_str(), &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(static_cast<uint16_t>(port));
-        len = sizeof *v6;
-      } else {
-        ThrowCode(env, "ERR_INVALID_ARG_VALUE", "listen: host must be an IP address (resolved before): " + bind_host);
-        return env.Undefined();
-      }
-      fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (fd < 0 && host.empty() && ss.ss_family == AF_INET6 && errno == EAFNOSUPPORT) {
-        bind_host = "0.0.0.0";
-        continue;
-      }
-      break;
-    }
-    int one = 1;
-    int err = 0;
-    if (fd < 0) err = errno;
-    // As libuv: SO_REUSEADDR on every TCP listener (restarts do not wait
-    // for TIME_WAIT); SO_REUSEPORT only when asked (several processes).
-    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) err = errno;
-    if (err == 0 && reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) err = errno;
-    if (err == 0 && ss.ss_family == AF_INET6) {
-      int v = v6only ? 1 : 0;
-      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v);
-    }
-    if (err == 0 && bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) err = errno;
-    if (err == 0 && listen(fd, backlog) != 0) err = errno;
-    if (err != 0) {
-      if (fd >= 0) close(fd);
-      ThrowSystemError(env, err, "listen", bind_host, port);
-      return env.Undefined();
-    }
-  }
+  int fd = BindListening(env, info[0].As<Napi::Object>(), &is_unix);
+  if (fd < 0) return env.Undefined();
   auto* poll = new uv_poll_t;
   if (uv_poll_init(loop_, poll, fd) != 0) {
     delete poll;
@@ -329,9 +359,8 @@ Napi::Value Listener::Listen(const Napi::CallbackInfo& info) {
   poll->data = this;
   listen_poll_ = poll;
   listen_fd_ = fd;
-  if (!is_unix) {
-    // TCP options apply to accepted sockets only where the family has them.
-  } else {
+  if (is_unix) {
+    // TCP options have no meaning on a Unix socket.
     no_delay_ = false;
     keep_alive_ = false;
   }
@@ -342,10 +371,7 @@ Napi::Value Listener::Listen(const Napi::CallbackInfo& info) {
     self_ref_ = true;
     Ref();
   }
-  if (is_unix) {
-    Napi::Object a = Napi::Object::New(env);
-    return a;
-  }
+  if (is_unix) return Napi::Object::New(env);
   return AddressObject(env, LocalAddress(fd));
 }
 
@@ -486,8 +512,8 @@ void Listener::Failed(uint32_t code, int sys_errno, const std::string& sni, cons
   ScheduleFlush();
 }
 
-void Listener::Handshook(Pending* p) {
-  if (!report_handshakes_) return;
+void Listener::Handshook(Pending* p, bool always) {
+  if (!report_handshakes_ && !always) return;
   rustls_connection* conn = p->endpoint().conn();
   const uint8_t* alpn = nullptr;
   size_t alpn_len = 0;
@@ -837,8 +863,11 @@ bool Pending::Accept(InputCursor& in) {
     rustls_str sni = rustls_accepted_server_name(accepted);
     sni_.assign(sni.data, sni.len);
     HostRouter* router = set_->router;
-    int host = router->closed() ? HostRouter::kRefused : router->Select(sni_);
-    const rustls_server_config* config = host >= 0 ? router->ConfigAt(host) : nullptr;
+    // The one routing decision every accept path shares (ACME challenge,
+    // then hosts by SNI); routers given to a listener are never deferred.
+    HostRouter::Route route = router->closed() ? HostRouter::Route{HostRouter::kRefused, nullptr} : router->Choose(sni_, accepted);
+    int host = route.host;
+    const rustls_server_config* config = route.config;
     if (config == nullptr) {
       rustls_accepted_free(accepted);
       // Refused before any certificate is sent.
@@ -875,26 +904,39 @@ bool Pending::Accept(InputCursor& in) {
 }
 
 void Pending::Fail(uint32_t code, bool send_alert) {
-  int fd = ep_.fd();
   listener_->Failed(code, code == kTransportError ? (ep_.sys_errno != 0 ? ep_.sys_errno : errno) : 0, sni_, ep_);
-  if (send_alert && fd >= 0) {
-    // rustls queued its alert on the error (rustls-ffi: write_tls after
-    // errors); the FIN follows it. What the client sent meanwhile is read
-    // and dropped, so that close() does not turn the FIN into a reset.
-    if (ep_.conn() != nullptr) ep_.Flush();
-    shutdown(fd, SHUT_WR);
-    uint8_t* buf = ReadBuffer();
-    for (int i = 0; i < 4 && read(fd, buf, kReadSize) > 0; i++) {
-    }
-  }
+  if (send_alert) EndGracefully();
   // A handshake that never completes holds no TLS connection: freeing the
   // endpoint frees rustls' state and closes the descriptor.
   delete this;
 }
 
+void Pending::EndGracefully() {
+  int fd = ep_.fd();
+  if (fd < 0) return;
+  // What rustls queued last (an alert on an error, rustls-ffi: write_tls
+  // after errors; a close_notify), then the FIN. What the client sent
+  // meanwhile is read and dropped, so that close() does not turn the FIN
+  // into a reset.
+  if (ep_.conn() != nullptr) ep_.Flush();
+  shutdown(fd, SHUT_WR);
+  uint8_t* buf = ReadBuffer();
+  for (int i = 0; i < 4 && read(fd, buf, kReadSize) > 0; i++) {
+  }
+}
+
 void Pending::Established() {
   listener_->deadlines().Remove(this);
   rustls_connection* conn = ep_.conn();
+  if (host_ == HostRouter::kChallenge) {
+    // RFC 8737 §3: a tls-alpn-01 validation carries no data. It is
+    // reported (the library emits 'acmeChallenge') and closed here.
+    listener_->Handshook(this, true);
+    rustls_connection_send_close_notify(conn);
+    EndGracefully();
+    delete this;
+    return;
+  }
   listener_->HandshakeDone(rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED);
   const Plan* plan = host_ >= 0 && static_cast<size_t>(host_) < set_->plans.size() ? &set_->plans[host_] : nullptr;
   if (plan != nullptr && plan->kind == Plan::kTcp) {

@@ -121,6 +121,11 @@ enum : uint32_t {
   kTransportError = 9004,  // a read/write system call failed during the handshake
 };
 
+// bindListener(options) → {fd, address, family, port}: a listening socket
+// nobody accepts on yet, for another process to inherit (a cluster
+// primary binds, its workers accept).
+Napi::Value BindListener(const Napi::CallbackInfo& info);
+
 class Listener : public Napi::ObjectWrap<Listener> {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -151,10 +156,12 @@ class Listener : public Napi::ObjectWrap<Listener> {
     kEventIdle = 3,      // (setId)
     kEventBackend = 4,   // ([setId, host, kind, code, errno, ...])
     kEventClosed = 5,    // () closed, and its last connection ended
-    kEventHandshakes = 6,  // ([setId, host, sni, address, port, version, suite, alpn, resumed, ...]) spliced ones
+    kEventHandshakes = 6,  // ([setId, host, sni, address, port, version, suite, alpn, resumed, ...]): spliced
+                           // connections (reportHandshakes) and ACME challenges (host -2)
   };
   // Records a completed handshake for a debug log line (reportHandshakes).
-  void Handshook(class Pending* p);
+  // `always`: reported even when JS did not ask (ACME challenges).
+  void Handshook(class Pending* p, bool always = false);
   void Drained();
 
  private:
@@ -274,6 +281,8 @@ class Pending final : public Owned, public Timed {
   // Returns true once a connection exists (or false after failing).
   bool Accept(InputCursor& in);
   void Fail(uint32_t code, bool send_alert);
+  // Flushes what rustls queued, then the FIN.
+  void EndGracefully();
   void Established();
 
   TlsEndpoint ep_;
