@@ -22,6 +22,7 @@
       'dependencies': ['rustls_ffi'],
       'sources': [
         'native/src/addon.cc',
+        'native/src/backend_conn.cc',
         'native/src/acceptor.cc',
         'native/src/certified_key.cc',
         'native/src/common.cc',

@@ -136,7 +136,10 @@ void Connection::OnPoll(uv_poll_t* handle, int status, int events) {
   if (self == nullptr || self->closed_) return;
   Napi::HandleScope scope(self->Env());
   if (status < 0) {
-    self->errno_ = -status;
+    // libuv reports POLLERR as UV_EBADF; the socket's pending error says
+    // what happened (ECONNRESET, ...).
+    int err = SocketError(self->fd_);
+    self->errno_ = err != 0 ? err : -status;
     self->Emit(kFlagIoError);
     return;
   }

@@ -776,6 +776,7 @@ void Pending::OnPoll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<Pending*>(handle->data);
   if (self == nullptr) return;
   if (status < 0) {
+    self->ep_.sys_errno = SocketError(self->ep_.fd());
     self->Fail(kTransportError, false);
     return;
   }

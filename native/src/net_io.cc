@@ -94,6 +94,13 @@ int ConnectNonBlocking(const ConnectTarget& target) {
   return fd;
 }
 
+int SocketError(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+  return err;
+}
+
 const char* ErrnoName(int err) {
   // libuv's names are the ones Node prints (util.getSystemErrorName).
   return uv_err_name(uv_translate_sys_error(err));

@@ -70,6 +70,9 @@ void CloseAndFree(Handle*& handle) {
   uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* closed) { delete reinterpret_cast<Handle*>(closed); });
 }
 
+// The pending error of a socket (SO_ERROR), 0 if none.
+int SocketError(int fd);
+
 // errno's name for logs ("ECONNREFUSED"), as Node's util.getSystemErrorName.
 const char* ErrnoName(int err);
 

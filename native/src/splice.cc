@@ -305,66 +305,66 @@ Splice::Splice(Pending* p, BackendTarget* target)
 
 Splice::~Splice() {
   listener_->deadlines().Remove(this);
+  delete backend_;
   listener_->stats()->Closed(client_->bytes_in, client_->bytes_out);
   listener_->Release(set_);
 }
 
-bool Splice::Begin() {
-  if (target_->proxy_protocol() != 0) preface_ = ProxyHeader();
-  rustls_connection* conn = nullptr;
-  if (target_->tls()) {
-    const rustls_client_config* config = target_->tls_config();
-    rustls_result r = config == nullptr ? RUSTLS_RESULT_GENERAL
-                                        : rustls_client_connection_new(config, target_->server_name().c_str(), &conn);
-    if (r != RUSTLS_RESULT_OK) {
-      BackendFailed("tls", r, 0);
-      delete this;
-      return false;
-    }
-  }
-  int fd = ConnectNonBlocking(target_->target());
-  if (fd < 0) {
-    rustls_connection_free(conn);
-    BackendFailed("connect", 0, errno);
-    delete this;
-    return false;
-  }
-  if (conn != nullptr) {
-    auto tls = std::make_unique<TlsEndpoint>(fd, conn);
-    backend_tls_ = tls.get();
-    backend_ = std::move(tls);
-  } else {
-    backend_ = std::make_unique<PlainEndpoint>(fd);
-  }
-  if (!backend_->StartPoll(listener_->loop(), static_cast<Splice*>(this))) {
-    BackendFailed("connect", 0, EBADF);
-    delete this;
-    return false;
-  }
-  listener_->deadlines().Add(this, target_->connect_timeout_ms());
+void Splice::Begin() {
   // The client is not read until the backend is ready; its early bytes wait.
   client_->SetEvents(0, OnClientPoll);
   // Tickets and anything else the handshake left queued.
   if (client_->Flush() == Io::kFailed) {
     delete this;
-    return false;
+    return;
   }
-  backend_->SetEvents(UV_WRITABLE, OnBackendPoll);
-  return true;
+  BackendConn::StartError err;
+  backend_ = BackendConn::Connect(listener_, target_, this, target_->proxy_protocol() != 0 ? ProxyHeader() : std::vector<uint8_t>(), &err);
+  if (backend_ == nullptr) {
+    listener_->BackendFailed(set_, host_, err.kind, err.code, err.sys_errno);
+    delete this;
+  }
 }
 
-void Splice::BackendFailed(const char* kind, uint32_t code, int sys_errno) {
+void Splice::OnBackendFailed(BackendConn* b, const char* kind, uint32_t code, int sys_errno) {
+  // The connection deletes itself after this.
+  backend_ = nullptr;
   listener_->BackendFailed(set_, host_, kind, code, sys_errno);
+  delete this;
 }
 
-void Splice::OnDeadline() {
-  if (lingering_) {
+void Splice::OnBackendReady(BackendConn* b) {
+  Endpoint& backend = b->endpoint();
+  // A backend that speaks first may have sent its greeting already.
+  std::vector<uint8_t>& greeting = b->greeting();
+  if (!greeting.empty() && client_->Write(greeting.data(), greeting.size()) == Io::kFailed) {
     delete this;
     return;
   }
-  // Not connected (or TLS not done) within connectTimeout.
-  BackendFailed("timeout", 0, ETIMEDOUT);
-  delete this;
+  if (!early_.empty()) {
+    std::vector<uint8_t> early;
+    early.swap(early_);
+    if (backend.Write(early.data(), early.size()) == Io::kFailed) {
+      delete this;
+      return;
+    }
+  }
+  if (client_->peer_closed()) backend.EndWrite();
+  Update();
+}
+
+void Splice::OnBackendEvent(BackendConn* b, int status, int events) {
+  if (status < 0) {
+    delete this;
+    return;
+  }
+  Endpoint& backend = b->endpoint();
+  if ((events & UV_WRITABLE) != 0 && backend.Flush() == Io::kFailed) {
+    delete this;
+    return;
+  }
+  if ((events & UV_READABLE) != 0 && !Move(backend, *client_)) return;
+  Update();
 }
 
 std::vector<uint8_t> Splice::ProxyHeader() {
@@ -448,120 +448,8 @@ void Splice::OnClientPoll(uv_poll_t* handle, int status, int events) {
     delete self;
     return;
   }
-  if ((events & UV_READABLE) != 0 && self->ready_ && !self->Move(*self->client_, *self->backend_)) return;
+  if ((events & UV_READABLE) != 0 && self->backend_->ready() && !self->Move(*self->client_, self->backend_->endpoint())) return;
   self->Update();
-}
-
-void Splice::OnBackendPoll(uv_poll_t* handle, int status, int events) {
-  auto* self = static_cast<Splice*>(handle->data);
-  if (self == nullptr) return;
-  if (self->connecting_) {
-    // A failed connect shows as POLLERR, which libuv reports as UV_EBADF:
-    // SO_ERROR has the real reason.
-    if (status < 0 || (events & UV_WRITABLE) != 0) self->OnConnected();
-    return;
-  }
-  if (status < 0) {
-    delete self;
-    return;
-  }
-  self->BackendEvent(events);
-}
-
-void Splice::OnConnected() {
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (getsockopt(backend_->fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  if (err != 0) {
-    BackendFailed("connect", 0, err);
-    delete this;
-    return;
-  }
-  connecting_ = false;
-  if (backend_tls_ == nullptr) {
-    // The PROXY header goes first, then whatever the client sent.
-    if (!preface_.empty()) static_cast<PlainEndpoint*>(backend_.get())->Prepend(preface_.data(), preface_.size());
-    preface_.clear();
-    Ready();
-  }
-  BackendEvent(UV_WRITABLE);
-}
-
-bool Splice::WritePreface() {
-  while (preface_off_ < preface_.size()) {
-    ssize_t n = write(backend_->fd(), preface_.data() + preface_off_, preface_.size() - preface_off_);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && WouldBlock(errno)) return true;
-    if (n < 0) {
-      backend_->sys_errno = errno;
-      return false;
-    }
-    backend_->bytes_out += static_cast<uint64_t>(n);
-    preface_off_ += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-void Splice::BackendEvent(int events) {
-  if ((events & UV_WRITABLE) != 0) {
-    // A TLS backend gets the PROXY header in the clear, before any record.
-    if (!WritePreface()) {
-      if (!ready_) BackendFailed("connect", 0, backend_->sys_errno);
-      delete this;
-      return;
-    }
-    if (preface_off_ < preface_.size()) {
-      Update();
-      return;
-    }
-    if (backend_->Flush() == Io::kFailed) {
-      if (!ready_) BackendFailed(backend_tls_ != nullptr ? "tls" : "connect", backend_->tls_error, backend_->sys_errno);
-      delete this;
-      return;
-    }
-  }
-  if ((events & UV_READABLE) != 0) {
-    if (!ready_) {
-      // The backend's TLS handshake.
-      PlainBuffer& plain = SharedPlain();
-      plain.len = 0;
-      Io r = backend_->Read(&plain);
-      if (r == Io::kFailed || r == Io::kEnd) {
-        BackendFailed("tls", backend_->tls_error, backend_->tls_error != 0 ? 0 : backend_->sys_errno);
-        // Our alert (a certificate we refuse, say) goes out before the close.
-        if (backend_->tls_error != 0) backend_->Flush();
-        delete this;
-        return;
-      }
-      if (backend_->Flush() == Io::kFailed) {
-        BackendFailed("tls", 0, backend_->sys_errno);
-        delete this;
-        return;
-      }
-      if (!backend_tls_->handshaking()) {
-        Ready();
-        // A backend that speaks first may have sent its greeting already.
-        if (plain.len > 0 && client_->Write(plain.bytes.data(), plain.len) == Io::kFailed) {
-          delete this;
-          return;
-        }
-      }
-    } else if (!Move(*backend_, *client_)) {
-      return;
-    }
-  }
-  Update();
-}
-
-void Splice::Ready() {
-  ready_ = true;
-  listener_->deadlines().Remove(this);
-  if (!early_.empty()) {
-    std::vector<uint8_t> early;
-    early.swap(early_);
-    backend_->Write(early.data(), early.size());
-  }
-  if (client_->peer_closed()) backend_->EndWrite();
 }
 
 bool Splice::Move(Endpoint& src, Endpoint& dst) {
@@ -598,23 +486,15 @@ bool Splice::Move(Endpoint& src, Endpoint& dst) {
 }
 
 void Splice::Update() {
+  if (!backend_->ready()) return;
   Endpoint& c = *client_;
-  Endpoint& b = *backend_;
-  bool preface_left = preface_off_ < preface_.size();
-  if (connecting_) {
-    b.SetEvents(UV_WRITABLE, OnBackendPoll);
-    return;
-  }
-  if (!ready_) {
-    b.SetEvents(UV_READABLE | (b.HasQueued() || preface_left ? UV_WRITABLE : 0), OnBackendPoll);
-    return;
-  }
+  Endpoint& b = backend_->endpoint();
   bool c_out = c.HasQueued() || (c.end_requested() && !c.fin_sent());
-  bool b_out = b.HasQueued() || preface_left || (b.end_requested() && !b.fin_sent());
+  bool b_out = b.HasQueued() || (b.end_requested() && !b.fin_sent());
   int ce = (!c.input_ended() && !b_out ? UV_READABLE : 0) | (c_out ? UV_WRITABLE : 0);
   int be = (!b.input_ended() && !c_out ? UV_READABLE : 0) | (b_out ? UV_WRITABLE : 0);
   c.SetEvents(ce, OnClientPoll);
-  b.SetEvents(be, OnBackendPoll);
+  backend_->SetEvents(be);
   if (c.input_ended() && b.input_ended() && !c_out && !b_out) {
     // Both ways ended and flushed: the connection is over.
     delete this;

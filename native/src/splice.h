@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "backend_conn.h"
 #include "common.h"
 #include "endpoint.h"
 #include "listener.h"
@@ -59,7 +60,7 @@ class BackendTarget : public Napi::ObjectWrap<BackendTarget> {
   HandleCount count_;
 };
 
-class Splice final : public Owned, public Timed {
+class Splice final : public Owned, public Timed, public BackendOwner {
  public:
   // Takes over `p`'s connection (and deletes `p`).
   static void Start(Pending* p, BackendTarget* target);
@@ -67,37 +68,29 @@ class Splice final : public Owned, public Timed {
   void Abort() override { delete this; }
   uint64_t BytesIn() const override { return client_->bytes_in; }
   uint64_t BytesOut() const override { return client_->bytes_out; }
-  void OnDeadline() override;
+  // The linger after the backend closed.
+  void OnDeadline() override { delete this; }
+  void OnBackendReady(BackendConn* b) override;
+  void OnBackendFailed(BackendConn* b, const char* kind, uint32_t code, int sys_errno) override;
+  void OnBackendEvent(BackendConn* b, int status, int events) override;
 
  private:
   Splice(Pending* p, BackendTarget* target);
-  bool Begin();
+  void Begin();
   static void OnClientPoll(uv_poll_t* handle, int status, int events);
-  static void OnBackendPoll(uv_poll_t* handle, int status, int events);
-  void OnConnected();
-  void BackendEvent(int events);
-  // Writes the rest of the PROXY header (TLS backends); false on an error.
-  bool WritePreface();
-  void Ready();
   // Moves what `src` has to `dst`; false once the splice was deleted.
   bool Move(Endpoint& src, Endpoint& dst);
   // Polls what each side needs now; deletes the splice when both ways are done.
   void Update();
-  void BackendFailed(const char* kind, uint32_t code, int sys_errno);
   std::vector<uint8_t> ProxyHeader();
 
   std::unique_ptr<TlsEndpoint> client_;
-  std::unique_ptr<Endpoint> backend_;
-  TlsEndpoint* backend_tls_ = nullptr;
+  BackendConn* backend_ = nullptr;
   RouteSet* set_;
   int host_;
   int certificate_;
   std::string sni_;
   std::vector<uint8_t> early_;
-  std::vector<uint8_t> preface_;
-  size_t preface_off_ = 0;
-  bool connecting_ = true;
-  bool ready_ = false;
   bool lingering_ = false;
   // Alive as long as the route set, which this splice counts on.
   BackendTarget* target_;

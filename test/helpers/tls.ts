@@ -22,7 +22,8 @@ export interface Running {
  * listener documents as different (docs/node-tls-parity.md) skip there
  * with this reason.
  */
-export const NATIVE_LISTENER = process.env.RUSTLS_NODE_NATIVE_LISTENER === '1' && process.env.RUSTLS_NODE_JS_PUMP !== '1'
+export const JS_PUMP = process.env.RUSTLS_NODE_JS_PUMP === '1'
+export const NATIVE_LISTENER = process.env.RUSTLS_NODE_NATIVE_LISTENER === '1' && !JS_PUMP
 export function onNativeListener (why: string): string | false {
   return NATIVE_LISTENER ? `native listener: ${why} (docs/node-tls-parity.md)` : false
 }

@@ -10,7 +10,7 @@ import { test } from 'node:test'
 
 import { connect } from '../../lib/index'
 import { fixtures } from '../helpers/certs'
-import { readAll, startServer } from '../helpers/tls'
+import { JS_PUMP, readAll, startServer } from '../helpers/tls'
 
 const f = fixtures()
 const ecdsa = { cert: f.localhostEcdsa.cert, key: f.localhostEcdsa.key }
@@ -48,8 +48,9 @@ test('net.Socket _handle has fd, reading, readStop and readStart, before and aft
   }
 })
 
-test('socket mode: a write to the taken-over net.Socket fails with ERR_RUSTLS_SOCKET_OWNED (the _write override holds)', async () => {
-  const srv = await startServer(ecdsa, (s) => s.pipe(s))
+test('socket mode: a write to the taken-over net.Socket fails with ERR_RUSTLS_SOCKET_OWNED (the _write override holds)', { skip: JS_PUMP ? 'RUSTLS_NODE_JS_PUMP=1: no socket mode' : false }, async () => {
+  // The client's close may reach the server as a reset (tickets unread).
+  const srv = await startServer(ecdsa, (s) => s.on('error', () => {}).pipe(s))
   try {
     const c = connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
     await new Promise<void>((resolve, reject) => { c.once('secureConnect', resolve); c.once('error', reject) })

@@ -14,7 +14,7 @@ import { addon, results, Slot } from '../../lib/native'
 import type { RustlsSocket } from '../../lib/socket'
 import { fixtures } from '../helpers/certs'
 import { waitFor } from '../helpers/peers'
-import { assertNoLiveHandles, readAll, settle, startServer } from '../helpers/tls'
+import { assertNoLiveHandles, JS_PUMP, readAll, settle, startServer } from '../helpers/tls'
 
 const f = fixtures()
 const ecdsa = { cert: f.localhostEcdsa.cert, key: f.localhostEcdsa.key }
@@ -39,8 +39,10 @@ describe('socket mode', () => {
       assert.equal(serverSide.bytesWritten, c.bytesRead)
       // Socket mode really ran on both sides (not the JS pump fallback):
       // node counts a net.Socket's bytesRead only for what libuv read for it.
-      assert.equal((c.transport as net.Socket).bytesRead, 0)
-      assert.equal((serverSide.transport as net.Socket).bytesRead, 0)
+      if (!JS_PUMP) {
+        assert.equal((c.transport as net.Socket).bytesRead, 0)
+        assert.equal((serverSide.transport as net.Socket).bytesRead, 0)
+      }
     } finally {
       await srv.close()
     }
