@@ -30,6 +30,8 @@
         'native/src/connection.cc',
         'native/src/connection_io.cc',
         'native/src/endpoint.cc',
+        'native/src/http_parse.cc',
+        'native/src/http_proxy.cc',
         'native/src/listener.cc',
         'native/src/net_io.cc',
         'native/src/session.cc',

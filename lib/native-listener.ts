@@ -245,6 +245,10 @@ export class NativeListenerFront {
     this.#native.abortAll()
   }
 
+  drain (): void {
+    this.#native.drain()
+  }
+
   counters (): ListenerCounters {
     return this.#native.counters()
   }

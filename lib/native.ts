@@ -95,6 +95,8 @@ export interface ListenerCounters {
   failures: Record<string, number>
   /** 'connect' | 'tls' | 'timeout' → count. */
   backendErrors: Record<string, number>
+  /** HTTP status → responses sent natively (http mode). */
+  httpResponses: Record<string, number>
 }
 
 export interface NativeListener {
@@ -107,6 +109,8 @@ export interface NativeListener {
   close(): void
   /** Closes every connection native code owns, at once. */
   abortAll(): void
+  /** No new HTTP exchanges on kept-alive connections: idle ones close, busy ones after their response. */
+  drain(): void
   counters(): ListenerCounters
   setRef(ref: boolean): void
 }
@@ -114,6 +118,8 @@ export interface NativeListener {
 export const enum PlanKind {
   Js = 0,
   Tcp = 1,
+  /** HTTP/1.1 exchanges in native code (HTTP/2 and what it hands off: JS). */
+  Http = 2,
 }
 
 export interface BackendTargetOptions {
@@ -124,6 +130,21 @@ export interface BackendTargetOptions {
   tls?: { config: NativeHandle, serverName: string }
   /** PROXY v2 SSL key algorithm per certificate of the host ("EC256", "RSA2048"). */
   keyAlgs?: string[]
+  /** http mode. */
+  http?: {
+    /** Milliseconds the backend may send nothing before 504. */
+    timeout: number
+    stdEnvVars: boolean
+    exportCertData: boolean
+    /** The host asks for client certificates. */
+    clientAuth: boolean
+    /** ACME http-01 paths go to JS. */
+    acme: boolean
+    versionInterface: string
+    versionLibrary: string
+    /** URL-encoded PEM of each certificate of the host (X-SSL-SERVER-CERT). */
+    serverCerts: string[]
+  }
 }
 
 export interface NativeCertifiedKey {
@@ -293,7 +314,7 @@ interface Addon {
   }
   Listener: new (onevent: (kind: ListenerEvent, ...args: unknown[]) => void, options: ListenerOptions) => NativeListener
   BackendTarget: new (options: BackendTargetOptions) => NativeHandle
-  setCipherNames(ids: number[], names: string[]): void
+  setCipherNames(ids: number[], opensslNames: string[], ianaNames: string[]): void
   /** A listening socket for child processes to inherit (through their stdio); nothing accepts on it here. */
   bindListener(options: { host?: string, port?: number, backlog?: number, ipv6Only?: boolean }): { fd: number, address?: string, family?: string, port?: number }
   results: Int32Array

@@ -1131,7 +1131,7 @@ function errnoError (errno: number, syscall: string): Error {
 const RUSTLS_RESULT_GENERAL = 7112
 
 let cachedPackageVersion: string | undefined
-function packageVersion (): string {
+export function packageVersion (): string {
   if (cachedPackageVersion === undefined) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     cachedPackageVersion = (require('../../package.json') as { version: string }).version

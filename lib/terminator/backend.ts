@@ -6,10 +6,12 @@ import http from 'node:http'
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
 
+import { derToPem } from '../certs'
 import { ClientContext, connect } from '../client'
 import { RustlsError } from '../errors'
 import type { HostContext } from '../hosts'
 import { addon, type NativeHandle } from '../native'
+import { libraryVersion, packageVersion } from '../socket'
 import type { BackendConfig } from './config'
 import { keyAlgorithm } from './proxy-protocol'
 
@@ -102,6 +104,18 @@ export class HostBackend {
       proxyProtocol: proxy === 'v1' ? 1 : proxy === 'v2' ? 2 : 0,
       tls: this.#context === undefined ? undefined : { config: this.#context.native, serverName: this.#serverName() },
       keyAlgs: host.leafDers.map((der) => keyAlgorithm(new X509Certificate(der)) ?? ''),
+      http: this.config.mode !== 'http'
+        ? undefined
+        : {
+            timeout: this.config.timeout,
+            stdEnvVars: host.env.stdEnvVars,
+            exportCertData: host.env.exportCertData,
+            clientAuth: host.clientAuth !== 'none',
+            acme: true,
+            versionInterface: `rustls-node/${packageVersion()}`,
+            versionLibrary: libraryVersion(),
+            serverCerts: host.leafDers.map((der) => encodeURIComponent(derToPem(der))),
+          },
     })
     return this.#target
   }

@@ -30,7 +30,7 @@ function setCipherNames (): void {
   if (cipherNamesSet) return
   cipherNamesSet = true
   const ids = addon.supportedCipherSuites().map((s) => s.id)
-  addon.setCipherNames(ids, ids.map((id) => cipherInfoForId(id).opensslName))
+  addon.setCipherNames(ids, ids.map((id) => cipherInfoForId(id).opensslName), ids.map((id) => cipherInfoForId(id).ianaName))
 }
 
 export interface NativePlaneOptions {
@@ -153,9 +153,12 @@ export class NativePlane {
     })
   }
 
-  /** Stops accepting (drain); live connections go on. */
+  /** Stops accepting (drain); live connections go on, kept-alive HTTP ones until their response. */
   stopListening (): void {
-    for (const f of this.#fronts) f.close()
+    for (const f of this.#fronts) {
+      f.close()
+      f.drain()
+    }
   }
 
   /** Ends every connection at once (drain timeout, shutdown). */
@@ -181,9 +184,9 @@ export class NativePlane {
     const held = this.#options.server.holdRouter()
     const plans = generation.hosts.map((host, i) => {
       const backend = generation.backends[i]
-      if (backend?.config.mode !== 'tcp') return { kind: PlanKind.Js }
+      if (backend === undefined) return { kind: PlanKind.Js }
       try {
-        return { kind: PlanKind.Tcp, target: backend.nativeTarget(host) }
+        return { kind: backend.config.mode === 'tcp' ? PlanKind.Tcp : PlanKind.Http, target: backend.nativeTarget(host) }
       } catch (err) {
         // An address that does not resolve now: the JS path resolves it
         // per connection (and reports each failure as it happens).
@@ -219,7 +222,10 @@ export class NativePlane {
       bytesSent += s.bytesWritten
     }
     const handshakes = sum('handshakes')
+    const httpResponses: Record<string, number> = {}
+    for (const c of all) for (const [status, n] of Object.entries(c.httpResponses)) httpResponses[status] = (httpResponses[status] ?? 0) + n
     return {
+      httpResponses,
       connectionsOpen: sum('live'),
       connectionsTotal: sum('accepted') - sum('rejected'),
       connectionsRejected: sum('rejected'),

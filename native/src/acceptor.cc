@@ -105,7 +105,13 @@ int HostRouter::Select(std::string_view server_name) const {
   if (hosts_.empty()) return kRefused;
   // No SNI: the first host of the port.
   if (server_name.empty()) return 0;
-  std::string name = NormalizeHostName(server_name);
+  int found = Find(server_name);
+  if (found >= 0) return found;
+  return strict_ ? kRefused : 0;
+}
+
+int HostRouter::Find(std::string_view name_in) const {
+  std::string name = NormalizeHostName(name_in);
   auto hit = exact_.find(name);
   if (hit != exact_.end()) return hit->second;
   // "*.example.com" covers exactly one more label (RFC 6125 §6.4.3).
@@ -114,7 +120,7 @@ int HostRouter::Select(std::string_view server_name) const {
     auto wild = wildcard_.find(name.substr(dot));
     if (wild != wildcard_.end()) return wild->second;
   }
-  return strict_ ? kRefused : 0;
+  return -1;
 }
 
 const rustls_server_config* HostRouter::ConfigAt(int index) const {

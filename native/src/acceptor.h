@@ -59,6 +59,10 @@ class HostRouter : public Napi::ObjectWrap<HostRouter> {
   Route Choose(std::string_view server_name, const rustls_accepted* hello) const;
   // Host index for the SNI the client sent (empty: none sent).
   int Select(std::string_view server_name) const;
+  // The host a name (exact, then "*." alias) belongs to, or -1; no
+  // strict-SNI fallback (lib/authority.ts hostIndexFor, natively).
+  int Find(std::string_view name) const;
+  size_t size() const { return hosts_.size(); }
   // NULL if the host's config was destroyed.
   const rustls_server_config* ConfigAt(int index) const;
 

@@ -15,6 +15,7 @@
 #include "acceptor.h"
 #include "config.h"
 #include "connection.h"
+#include "http_proxy.h"
 #include "splice.h"
 
 namespace rustls_node {
@@ -175,6 +176,7 @@ Napi::Function Listener::Init(Napi::Env env) {
                          InstanceMethod<&Listener::AbortAll>("abortAll"),
                          InstanceMethod<&Listener::Counters>("counters"),
                          InstanceMethod<&Listener::SetRef>("setRef"),
+                         InstanceMethod<&Listener::DrainJs>("drain"),
                      });
 }
 
@@ -193,6 +195,7 @@ Listener::Listener(const Napi::CallbackInfo& info)
   onevent_ = Napi::Persistent(info[0].As<Napi::Function>());
   async_ = std::make_unique<Napi::AsyncContext>(env, "RustlsListener");
   deadlines_ = std::make_unique<Deadlines>(loop_);
+  pool_ = std::make_unique<BackendPool>(this);
   check_ = new uv_check_t;
   uv_check_init(loop_, check_);
   // Active only while reports wait, and then it must keep the loop alive
@@ -201,6 +204,8 @@ Listener::Listener(const Napi::CallbackInfo& info)
   if (info[1].IsObject()) SetOptions(info);
   count_.Acquire(env);
 }
+
+Listener::~Listener() { Close(); }
 
 Napi::Value Listener::SetOptions(const Napi::CallbackInfo& info) {
   if (!info[1].IsObject()) return info.Env().Undefined();
@@ -396,10 +401,11 @@ Napi::Value Listener::SetRoutes(const Napi::CallbackInfo& info) {
       Napi::Value entry = plans.Get(i);
       if (entry.IsObject()) {
         Napi::Object p = entry.As<Napi::Object>();
-        if (p.Get("kind").IsNumber() && p.Get("kind").As<Napi::Number>().Int32Value() == Plan::kTcp) {
+        int kind = p.Get("kind").IsNumber() ? p.Get("kind").As<Napi::Number>().Int32Value() : Plan::kJs;
+        if (kind == Plan::kTcp || kind == Plan::kHttp) {
           BackendTarget* target = BackendTarget::FromValue(p.Get("target"), "plans[].target");
           if (target == nullptr) return env.Undefined();
-          plan.kind = Plan::kTcp;
+          plan.kind = static_cast<Plan::Kind>(kind);
           plan.target = target;
           set->target_refs.push_back(Napi::Persistent(p.Get("target").As<Napi::Object>()));
         }
@@ -411,6 +417,10 @@ Napi::Value Listener::SetRoutes(const Napi::CallbackInfo& info) {
   current_ = set.release();
   if (previous != nullptr) {
     previous->retired = true;
+    // Its backends' idle connections close; busy ones close after use.
+    for (const Plan& p : previous->plans) {
+      if (p.target != nullptr) pool_->Retire(p.target);
+    }
     retired_.push_back(previous);
     previous->live++;  // Release() below does the bookkeeping once
     Release(previous);
@@ -424,6 +434,10 @@ void Listener::Release(RouteSet* set) {
   if (!set->retired || set->live > 0) return;
   retired_.erase(std::remove(retired_.begin(), retired_.end(), set), retired_.end());
   idle_sets_.push_back(set->id);
+  // Its targets go away with it (JS destroys them once told).
+  for (const Plan& p : set->plans) {
+    if (p.target != nullptr) pool_->Forget(p.target);
+  }
   delete set;
   ScheduleFlush();
 }
@@ -612,14 +626,14 @@ void Listener::Flush() {
   }
 }
 
-void Listener::Deliver(Pending* p) {
+void Listener::Deliver(const Handoff& h) {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
-  TlsEndpoint& ep = p->endpoint();
+  TlsEndpoint& ep = *h.ep;
   Connection::Adopted a;
-  a.server_name = p->sni();
-  a.host = p->host();
-  a.certificate = p->certificate();
+  a.server_name = h.sni;
+  a.host = h.host;
+  a.certificate = h.certificate;
   a.bytes_in = ep.bytes_in;
   a.bytes_out = ep.bytes_out;
   a.peer_closed = ep.peer_closed();
@@ -629,14 +643,12 @@ void Listener::Deliver(Pending* p) {
   a.fd = ep.TakeFd();
   a.conn = ep.TakeConnection();
   int32_t flags = kFlagHandshakeDone | (a.peer_closed ? kFlagPeerClosed : 0) | (a.transport_end ? kFlagTransportEnd : 0);
-  int set_id = p->set()->id;
-  int host = p->host();
-  Napi::Value early = env.Undefined();
-  if (!p->early().empty()) early = Napi::Buffer<uint8_t>::Copy(env, p->early().data(), p->early().size());
+  int set_id = h.set != nullptr ? h.set->id : 0;
+  Napi::Value plain = env.Undefined();
+  if (h.plain_len > 0) plain = Napi::Buffer<uint8_t>::Copy(env, h.plain, h.plain_len);
   // JS accounts for the connection from here on; the set only counted it
-  // while its router was needed.
-  Release(p->TakeSet());
-  delete p;
+  // while its router and backends were needed here.
+  Release(h.set);
   Napi::Object conn = Connection::Adopt(env, std::move(a));
   if (env.IsExceptionPending()) {
     Napi::Error err = env.GetAndClearPendingException();
@@ -645,12 +657,23 @@ void Listener::Deliver(Pending* p) {
   }
   onevent_.MakeCallback(Value(),
                         {Napi::Number::New(env, kEventSecure), conn, Napi::Number::New(env, set_id),
-                         Napi::Number::New(env, host), Napi::Number::New(env, flags), early},
+                         Napi::Number::New(env, h.host), Napi::Number::New(env, flags), plain},
                         *async_);
   if (env.IsExceptionPending()) {
     Napi::Error err = env.GetAndClearPendingException();
     napi_fatal_exception(env, err.Value());
   }
+}
+
+Napi::Value Listener::DrainJs(const Napi::CallbackInfo& info) {
+  draining_ = true;
+  for (Owned* o = head_; o != nullptr;) {
+    // Drain may end (and unlink) the connection it is called on.
+    Owned* next = o->next_;
+    o->Drain();
+    o = next;
+  }
+  return info.Env().Undefined();
 }
 
 Napi::Value Listener::CloseJs(const Napi::CallbackInfo& info) {
@@ -662,6 +685,9 @@ Napi::Value Listener::CloseJs(const Napi::CallbackInfo& info) {
       RouteSet* set = current_;
       current_ = nullptr;
       set->retired = true;
+      for (const Plan& p : set->plans) {
+        if (p.target != nullptr) pool_->Retire(p.target);
+      }
       retired_.push_back(set);
       set->live++;
       Release(set);
@@ -713,6 +739,9 @@ Napi::Value Listener::Counters(const Napi::CallbackInfo& info) {
   Napi::Object backend = Napi::Object::New(env);
   for (auto& [kind, n] : backend_errors_) backend.Set(kind, static_cast<double>(n));
   o.Set("backendErrors", backend);
+  Napi::Object responses = Napi::Object::New(env);
+  for (auto& [status, n] : http_responses_) responses.Set(std::to_string(status), static_cast<double>(n));
+  o.Set("httpResponses", responses);
   return o;
 }
 
@@ -739,6 +768,7 @@ void Listener::Close() {
   for (RouteSet* s : retired_) delete s;
   retired_.clear();
   CloseAndFree(check_);
+  pool_.reset();
   deadlines_.reset();
   count_.Release();
 }
@@ -946,7 +976,27 @@ void Pending::Established() {
     Splice::Start(this, plan->target);
     return;
   }
-  listener_->Deliver(this);
+  if (plan != nullptr && plan->kind == Plan::kHttp) {
+    const uint8_t* alpn = nullptr;
+    size_t alpn_len = 0;
+    rustls_connection_get_alpn_protocol(conn, &alpn, &alpn_len);
+    // HTTP/2 goes to Node's http2 server; HTTP/1.1 (or no ALPN) stays here.
+    if (!(alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0)) {
+      listener_->Handshook(this);
+      HttpProxy::Start(this, plan->target);
+      return;
+    }
+  }
+  Listener::Handoff h;
+  h.ep = &ep_;
+  h.sni = sni_;
+  h.host = host_;
+  h.certificate = certificate_;
+  h.set = TakeSet();
+  h.plain = early_.data();
+  h.plain_len = early_.size();
+  listener_->Deliver(h);
+  delete this;
 }
 
 }  // namespace rustls_node

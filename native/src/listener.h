@@ -26,7 +26,9 @@ namespace rustls_node {
 
 class HostRouter;
 class BackendTarget;
+class BackendPool;
 class Listener;
+class TlsEndpoint;
 
 // Counts shared by a listener and every connection it accepted, including
 // the ones handed to JS; outlives the listener while they live.
@@ -81,8 +83,8 @@ class Deadlines {
 
 // What becomes of an established connection of one host.
 struct Plan {
-  enum Kind { kJs = 0, kTcp = 1 } kind = kJs;
-  BackendTarget* target = nullptr;  // kTcp
+  enum Kind { kJs = 0, kTcp = 1, kHttp = 2 } kind = kJs;
+  BackendTarget* target = nullptr;  // kTcp, kHttp
 };
 
 // A router and its plans as one reload generation set them. Connections
@@ -104,6 +106,8 @@ class Owned {
   explicit Owned(Listener* listener);
   virtual ~Owned();
   virtual void Abort() = 0;
+  // Shutdown: finish what is under way, take nothing new (http mode).
+  virtual void Drain() {}
   virtual uint64_t BytesIn() const = 0;
   virtual uint64_t BytesOut() const = 0;
   Listener* listener() const { return listener_; }
@@ -132,7 +136,7 @@ class Listener : public Napi::ObjectWrap<Listener> {
 
   // new Listener(onevent, {handshakeTimeout, noDelay, keepAlive, keepAliveDelay})
   explicit Listener(const Napi::CallbackInfo& info);
-  ~Listener() override { Close(); }
+  ~Listener() override;
 
   uv_loop_t* loop() const { return loop_; }
   Deadlines& deadlines() { return *deadlines_; }
@@ -146,8 +150,22 @@ class Listener : public Napi::ObjectWrap<Listener> {
   void Failed(uint32_t code, int sys_errno, const std::string& sni, const Endpoint& ep);
   void BackendFailed(RouteSet* set, int host, const char* kind, uint32_t code, int sys_errno);
   void HandshakeDone(bool resumed);
-  // Hands an established connection to JS as a Connection in socket mode.
-  void Deliver(class Pending* p);
+  // An established connection for JS, as a Connection in socket mode:
+  // the endpoint's descriptor, poll and TLS state move to it, with the
+  // plaintext not consumed yet; the set's count passes to JS.
+  struct Handoff {
+    TlsEndpoint* ep = nullptr;
+    std::string sni;
+    int host = -1;
+    int certificate = -1;
+    RouteSet* set = nullptr;
+    const uint8_t* plain = nullptr;
+    size_t plain_len = 0;
+  };
+  void Deliver(const Handoff& h);
+  BackendPool& pool() { return *pool_; }
+  bool draining() const { return draining_; }
+  void HttpResponse(int status) { http_responses_[status]++; }
 
   // Event kinds of onevent(kind, ...), mirrored in lib/native.ts.
   enum Event : int {
@@ -172,6 +190,8 @@ class Listener : public Napi::ObjectWrap<Listener> {
   Napi::Value AbortAll(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value SetRef(const Napi::CallbackInfo& info);
+  // drain(): no new exchanges on kept-alive connections (SIGTERM).
+  Napi::Value DrainJs(const Napi::CallbackInfo& info);
   void Close();
   void StopListening();
   void MaybeRelease();
@@ -211,6 +231,9 @@ class Listener : public Napi::ObjectWrap<Listener> {
   uint64_t resumed_ = 0;
   std::map<uint32_t, uint64_t> failures_by_code_;
   std::map<std::string, uint64_t> backend_errors_;
+  std::map<int, uint64_t> http_responses_;
+  std::unique_ptr<BackendPool> pool_;
+  bool draining_ = false;
 
   struct Failure {
     uint32_t code;

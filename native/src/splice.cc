@@ -26,6 +26,11 @@ std::unordered_map<uint16_t, std::string>& CipherNames() {
   return names;
 }
 
+std::unordered_map<uint16_t, std::string>& IanaNames() {
+  static std::unordered_map<uint16_t, std::string> names;
+  return names;
+}
+
 const std::string kEmpty;
 
 // ---- PROXY protocol (HAProxy, "The PROXY protocol", versions 1 and 2) ---
@@ -172,16 +177,24 @@ std::string SubjectCommonName(const uint8_t* der, size_t len) {
 
 }  // namespace
 
+const std::string& CipherName(uint16_t id, bool iana) {
+  auto& table = iana ? IanaNames() : CipherNames();
+  auto it = table.find(id);
+  return it == table.end() ? kEmpty : it->second;
+}
+
 Napi::Value SetCipherNames(const Napi::CallbackInfo& info) {
-  if (info[0].IsArray() && info[1].IsArray()) {
+  auto fill = [&](Napi::Value list, std::unordered_map<uint16_t, std::string>& table) {
+    if (!info[0].IsArray() || !list.IsArray()) return;
     Napi::Array ids = info[0].As<Napi::Array>();
-    Napi::Array names = info[1].As<Napi::Array>();
-    auto& table = CipherNames();
+    Napi::Array names = list.As<Napi::Array>();
     for (uint32_t i = 0; i < ids.Length() && i < names.Length(); i++) {
       if (!ids.Get(i).IsNumber() || !names.Get(i).IsString()) continue;
       table[static_cast<uint16_t>(ids.Get(i).As<Napi::Number>().Uint32Value())] = names.Get(i).As<Napi::String>().Utf8Value();
     }
-  }
+  };
+  fill(info[1], CipherNames());
+  fill(info[2], IanaNames());
   return info.Env().Undefined();
 }
 
@@ -248,6 +261,24 @@ BackendTarget::BackendTarget(const Napi::CallbackInfo& info)
     if (config_ == nullptr) return;
     config_ref_ = Napi::Persistent(tls.Get("config").As<Napi::Object>());
     server_name_ = tls.Get("serverName").IsString() ? tls.Get("serverName").As<Napi::String>().Utf8Value() : "";
+  }
+  v = o.Get("http");
+  if (v.IsObject()) {
+    Napi::Object h = v.As<Napi::Object>();
+    http_.enabled = true;
+    if (h.Get("timeout").IsNumber()) http_.timeout_ms = static_cast<uint64_t>(std::max<int64_t>(1, h.Get("timeout").As<Napi::Number>().Int64Value()));
+    http_.std_env_vars = h.Get("stdEnvVars").ToBoolean().Value();
+    http_.export_cert_data = h.Get("exportCertData").ToBoolean().Value();
+    http_.client_auth = h.Get("clientAuth").ToBoolean().Value();
+    http_.acme = h.Get("acme").ToBoolean().Value();
+    if (h.Get("versionInterface").IsString()) http_.version_interface = h.Get("versionInterface").As<Napi::String>().Utf8Value();
+    if (h.Get("versionLibrary").IsString()) http_.version_library = h.Get("versionLibrary").As<Napi::String>().Utf8Value();
+    if (h.Get("serverCerts").IsArray()) {
+      Napi::Array list = h.Get("serverCerts").As<Napi::Array>();
+      for (uint32_t i = 0; i < list.Length(); i++) {
+        http_.server_certs.push_back(list.Get(i).IsString() ? list.Get(i).As<Napi::String>().Utf8Value() : "");
+      }
+    }
   }
   v = o.Get("keyAlgs");
   if (v.IsArray()) {
@@ -423,8 +454,7 @@ std::vector<uint8_t> Splice::ProxyHeader() {
       if (!cn.empty()) PutTlv(ssl, kPp2SubtypeSslCn, cn);
     }
   }
-  auto name = CipherNames().find(rustls_connection_get_negotiated_ciphersuite(conn));
-  PutTlv(ssl, kPp2SubtypeSslCipher, name != CipherNames().end() ? name->second : kEmpty);
+  PutTlv(ssl, kPp2SubtypeSslCipher, CipherName(rustls_connection_get_negotiated_ciphersuite(conn), false));
   const std::string& key_alg = target_->key_alg(certificate_);
   if (!key_alg.empty()) PutTlv(ssl, kPp2SubtypeSslKeyAlg, key_alg);
   PutTlv(body, kPp2TypeSsl, ssl.data(), ssl.size());

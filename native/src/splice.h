@@ -45,6 +45,20 @@ class BackendTarget : public Napi::ObjectWrap<BackendTarget> {
   const std::string& server_name() const { return server_name_; }
   const std::string& key_alg(int certificate) const;
 
+  // http mode (options.http): what the native exchange needs to know.
+  struct Http {
+    bool enabled = false;
+    uint64_t timeout_ms = 60000;  // the backend sends nothing for this long: 504
+    bool std_env_vars = false;
+    bool export_cert_data = false;
+    bool client_auth = false;     // the host verifies client certificates
+    bool acme = false;            // ACME http-01 requests go to JS
+    std::string version_interface;
+    std::string version_library;
+    std::vector<std::string> server_certs;  // URL-encoded PEM per certificate
+  };
+  const Http& http() const { return http_; }
+
  private:
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   void Close();
@@ -56,6 +70,7 @@ class BackendTarget : public Napi::ObjectWrap<BackendTarget> {
   ClientConfig* config_ = nullptr;
   std::string server_name_;
   std::vector<std::string> key_algs_;
+  Http http_;
   bool destroyed_ = false;
   HandleCount count_;
 };
@@ -96,9 +111,11 @@ class Splice final : public Owned, public Timed, public BackendOwner {
   BackendTarget* target_;
 };
 
-// The OpenSSL names of cipher suites, for the PROXY v2 SSL_CIPHER sub-TLV
-// (HAProxy sends them so); set once from lib/cipher-table.ts.
+// setCipherNames(ids, opensslNames, ianaNames): the names of cipher suites,
+// set once from lib/cipher-table.ts: OpenSSL's for the PROXY v2 SSL_CIPHER
+// sub-TLV (HAProxy sends them so), IANA's for X-SSL-CIPHER.
 Napi::Value SetCipherNames(const Napi::CallbackInfo& info);
+const std::string& CipherName(uint16_t id, bool iana);
 
 }  // namespace rustls_node
 
