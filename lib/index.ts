@@ -1,6 +1,6 @@
 // The public surface of rustls-node. Internals are not re-exported.
 export { connect, ClientContext, type ClientContextOptions, type ConnectOptions } from './client'
-export { createServer, Server, type ServerOptions } from './server'
+export { createServer, FailedHandshake, Server, type ServerOptions } from './server'
 export { RustlsSocket } from './socket'
 export { createSecureContext, SecureContext, type SecureContextOptions } from './secure-context'
 export type { CertificateEntry, PemInput } from './certs'

@@ -43,21 +43,24 @@ int AppendBytes(void* userdata, const uint8_t* buf, size_t n, size_t* out_n) {
 
 // Best effort: an alert for a client we are about to drop goes out in one
 // write if the kernel takes it.
-void WriteNow(int fd, const uint8_t* data, size_t len) {
+// One write of a short record (an alert) before any connection exists,
+// counted in the endpoint's bytes_out like everything else it sends.
+void WriteNow(Endpoint& ep, const uint8_t* data, size_t len) {
   ssize_t n;
   do {
-    n = write(fd, data, len);
+    n = write(ep.fd(), data, len);
   } while (n < 0 && errno == EINTR);
+  if (n > 0) ep.bytes_out += static_cast<uint64_t>(n);
 }
 
-void WriteAlert(int fd, rustls_accepted_alert* alert) {
+void WriteAlert(Endpoint& ep, rustls_accepted_alert* alert) {
   if (alert == nullptr) return;
   std::vector<uint8_t> bytes;
   size_t n = 0;
   while (rustls_accepted_alert_write_tls(alert, AppendBytes, &bytes, &n) == 0 && n > 0) {
   }
   rustls_accepted_alert_free(alert);
-  if (!bytes.empty()) WriteNow(fd, bytes.data(), bytes.size());
+  if (!bytes.empty()) WriteNow(ep, bytes.data(), bytes.size());
 }
 
 // A Node-style system error (code, errno, syscall, address, port).
@@ -887,7 +890,7 @@ bool Pending::Accept(InputCursor& in) {
     rustls_acceptor_free(acceptor_);
     acceptor_ = nullptr;
     if (r != RUSTLS_RESULT_OK) {
-      WriteAlert(ep_.fd(), alert);
+      WriteAlert(ep_, alert);
       Fail(r, false);
       return false;
     }
@@ -903,7 +906,7 @@ bool Pending::Accept(InputCursor& in) {
       rustls_accepted_free(accepted);
       // Refused before any certificate is sent.
       bool refused = host == HostRouter::kRefused && !router->closed();
-      if (refused) WriteNow(ep_.fd(), kUnrecognizedNameAlert, sizeof kUnrecognizedNameAlert);
+      if (refused) WriteNow(ep_, kUnrecognizedNameAlert, sizeof kUnrecognizedNameAlert);
       Fail(refused ? kUnrecognizedName : kNoHost, refused);
       return false;
     }
@@ -917,7 +920,7 @@ bool Pending::Accept(InputCursor& in) {
     rustls_accepted_free(accepted);
     host_ = host;
     if (r != RUSTLS_RESULT_OK) {
-      WriteAlert(ep_.fd(), alert);
+      WriteAlert(ep_, alert);
       Fail(r, false);
       return false;
     }
@@ -935,8 +938,10 @@ bool Pending::Accept(InputCursor& in) {
 }
 
 void Pending::Fail(uint32_t code, bool send_alert) {
-  listener_->Failed(code, code == kTransportError ? (ep_.sys_errno != 0 ? ep_.sys_errno : errno) : 0, sni_, ep_);
+  const int sys_errno = code == kTransportError ? (ep_.sys_errno != 0 ? ep_.sys_errno : errno) : 0;
+  // The alert first, so that the report counts the bytes it took.
   if (send_alert) EndGracefully();
+  listener_->Failed(code, sys_errno, sni_, ep_);
   // A handshake that never completes holds no TLS connection: freeing the
   // endpoint frees rustls' state and closes the descriptor.
   delete this;
