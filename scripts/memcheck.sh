@@ -77,6 +77,16 @@ TESTS_INTEGRATION=(
   dist/test/integration/virtual-hosts.test.js
   dist/test/integration/client-auth.test.js
 )
+# The native data plane (issue 11): the listener, the tcp-mode splice (in
+# the clear and TLS to the backend) and native http mode. The terminator
+# processes these tests start load the same instrumented addon (the copy's
+# bin/ and dist/) with the runtime preloaded.
+TESTS_NATIVE_PLANE=(
+  dist/test/integration/native-listener.test.js
+  dist/test/terminator/tcp.test.js
+  dist/test/terminator/backend-tls.test.js
+  dist/test/terminator/native-http.test.js
+)
 
 run_asan () {
   local libasan
@@ -109,6 +119,10 @@ run_asan () {
   (cd "$WORK" && RUSTLS_NODE_FUZZ_INPUTS="${MEMCHECK_FUZZ_INPUTS:-20000}" node --test --test-reporter=spec --test-concurrency=1 \
     "${TESTS_NATIVE[@]}" "${TESTS_RELIABILITY[@]}" "${TESTS_INTEGRATION[@]}" 2>&1 | tee "$WORK/tests.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
   grep -qE '^ℹ fail 0$' "$WORK/tests.log" || status=1
+  log "the integration files again with the library on the native listener, and the native data plane's tests, under ASan"
+  (cd "$WORK" && RUSTLS_NODE_NATIVE_LISTENER=1 node --test --test-reporter=spec --test-concurrency=1 \
+    "${TESTS_INTEGRATION[@]}" "${TESTS_NATIVE_PLANE[@]}" 2>&1 | tee "$WORK/tests-native.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
+  grep -qE '^ℹ fail 0$' "$WORK/tests-native.log" || status=1
   unset LD_PRELOAD ASAN_OPTIONS
   local reports
   reports=$(ls "$WORK/reports" 2>/dev/null | wc -l)
@@ -122,11 +136,11 @@ run_asan () {
 
 run_valgrind () {
   command -v valgrind >/dev/null || { echo "memcheck: valgrind is not installed" >&2; return 1; }
-  log "valgrind memcheck: socket-mode smoke run and the pump test (release build)"
+  log "valgrind memcheck: socket-mode smoke run, the pump test and the native listener's test (release build)"
   local status=0
   # Each file run directly (not through `node --test`, which would run it
   # in a child process that valgrind does not follow).
-  for t in dist/test/native/socket-mode-smoke.js dist/test/native/pump.test.js; do
+  for t in dist/test/native/socket-mode-smoke.js dist/test/native/pump.test.js dist/test/integration/native-listener.test.js; do
     (cd "$ROOT" && valgrind --tool=memcheck --error-exitcode=99 --errors-for-leak-kinds=none \
       --suppressions=/dev/null --quiet node "$t") || status=1
   done
