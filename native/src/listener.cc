@@ -833,10 +833,9 @@ void Pending::Advance(int events) {
           return;
         }
         InputCursor in{buf, static_cast<size_t>(n), 0};
-        if (!Accept(in)) {
-          if (acceptor_ == nullptr && ep_.conn() == nullptr) return;  // failed: gone
-          continue;
-        }
+        Accepted a = Accept(in);
+        if (a == Accepted::kGone) return;  // failed and deleted: touch nothing
+        if (a == Accepted::kMore) continue;
         r = ep_.Feed(in, &plain);
       } else {
         r = ep_.Read(&plain);
@@ -866,10 +865,11 @@ void Pending::Advance(int events) {
 }
 
 // The acceptor until the ClientHello is complete, then routing by SNI and
-// the host's config (rustls_accepted_into_connection). Returns true once a
-// connection exists; false with the acceptor still there: more input is
-// needed; false with neither: this connection failed (and is deleted).
-bool Pending::Accept(InputCursor& in) {
+// the host's config (rustls_accepted_into_connection). kConnection once a
+// connection exists; kMore: the acceptor needs more input; kGone: this
+// connection failed and `this` is deleted, so the caller must return
+// without touching a member.
+Pending::Accepted Pending::Accept(InputCursor& in) {
   for (;;) {
     if (in.pos < in.len) {
       size_t n = 0;
@@ -877,14 +877,14 @@ bool Pending::Accept(InputCursor& in) {
         rustls_acceptor_free(acceptor_);
         acceptor_ = nullptr;
         Fail(RUSTLS_RESULT_IO, false);
-        return false;
+        return Accepted::kGone;
       }
     }
     rustls_accepted* accepted = nullptr;
     rustls_accepted_alert* alert = nullptr;
     rustls_result r = rustls_acceptor_accept(acceptor_, &accepted, &alert);
     if (r == RUSTLS_RESULT_ACCEPTOR_NOT_READY) {
-      if (in.pos >= in.len) return false;
+      if (in.pos >= in.len) return Accepted::kMore;
       continue;
     }
     rustls_acceptor_free(acceptor_);
@@ -892,7 +892,7 @@ bool Pending::Accept(InputCursor& in) {
     if (r != RUSTLS_RESULT_OK) {
       WriteAlert(ep_, alert);
       Fail(r, false);
-      return false;
+      return Accepted::kGone;
     }
     rustls_str sni = rustls_accepted_server_name(accepted);
     sni_.assign(sni.data, sni.len);
@@ -908,7 +908,7 @@ bool Pending::Accept(InputCursor& in) {
       bool refused = host == HostRouter::kRefused && !router->closed();
       if (refused) WriteNow(ep_, kUnrecognizedNameAlert, sizeof kUnrecognizedNameAlert);
       Fail(refused ? kUnrecognizedName : kNoHost, refused);
-      return false;
+      return Accepted::kGone;
     }
     rustls_connection* conn = nullptr;
     // The resolver records its choice on this thread during the call.
@@ -922,7 +922,7 @@ bool Pending::Accept(InputCursor& in) {
     if (r != RUSTLS_RESULT_OK) {
       WriteAlert(ep_, alert);
       Fail(r, false);
-      return false;
+      return Accepted::kGone;
     }
     ep_.SetConnection(conn);
     // Records that arrived with the ClientHello are buffered in the
@@ -931,9 +931,9 @@ bool Pending::Accept(InputCursor& in) {
     if (r != RUSTLS_RESULT_OK) {
       ep_.tls_error = r;
       Fail(r, true);
-      return false;
+      return Accepted::kGone;
     }
-    return true;
+    return Accepted::kConnection;
   }
 }
 

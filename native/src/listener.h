@@ -301,8 +301,9 @@ class Pending final : public Owned, public Timed {
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void Advance(int events);
-  // Returns true once a connection exists (or false after failing).
-  bool Accept(InputCursor& in);
+  // kGone: failed, and `this` is deleted.
+  enum class Accepted { kConnection, kMore, kGone };
+  Accepted Accept(InputCursor& in);
   void Fail(uint32_t code, bool send_alert);
   // Flushes what rustls queued, then the FIN.
   void EndGracefully();
