@@ -163,6 +163,16 @@ Io PlainEndpoint::FlushQueued() {
 
 // ---- TLS ----------------------------------------------------------------
 
+std::unique_ptr<TlsEndpoint> TlsEndpoint::TakeOver(TlsEndpoint& from, void* owner) {
+  uv_poll_t* poll = from.TakePoll();
+  int fd = from.TakeFd();
+  auto to = std::make_unique<TlsEndpoint>(fd, from.TakeConnection());
+  to->bytes_in = from.bytes_in;
+  to->bytes_out = from.bytes_out;
+  to->AdoptPoll(poll, owner);
+  return to;
+}
+
 TlsEndpoint::~TlsEndpoint() {
   rustls_connection_free(conn_);
   conn_ = nullptr;

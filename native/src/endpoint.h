@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "net_io.h"
@@ -127,6 +128,10 @@ class TlsEndpoint final : public Endpoint {
     if (conn_ != nullptr) rustls_connection_set_buffer_limit(conn_, SIZE_MAX);
   }
   ~TlsEndpoint() override;
+  // A new endpoint that takes over `from`'s descriptor, poll handle (its
+  // events now go to `owner`), connection and byte counts; `from` keeps
+  // nothing to close or free.
+  static std::unique_ptr<TlsEndpoint> TakeOver(TlsEndpoint& from, void* owner);
   Io Read(PlainBuffer* out) override;
   // Processes ciphertext already read (the rest of a ClientHello chunk).
   Io Feed(InputCursor& in, PlainBuffer* out);

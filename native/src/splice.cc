@@ -321,15 +321,7 @@ void Splice::Start(Pending* p, BackendTarget* target) {
 
 Splice::Splice(Pending* p, BackendTarget* target)
     : Owned(p->listener()), host_(p->host()), certificate_(p->certificate()), sni_(p->sni()), target_(target) {
-  TlsEndpoint& ep = p->endpoint();
-  uint64_t in = ep.bytes_in;
-  uint64_t out = ep.bytes_out;
-  uv_poll_t* poll = ep.TakePoll();
-  int fd = ep.TakeFd();
-  client_ = std::make_unique<TlsEndpoint>(fd, ep.TakeConnection());
-  client_->bytes_in = in;
-  client_->bytes_out = out;
-  client_->AdoptPoll(poll, static_cast<Splice*>(this));
+  client_ = TlsEndpoint::TakeOver(p->endpoint(), this);
   early_.swap(p->early());
   set_ = p->TakeSet();
 }

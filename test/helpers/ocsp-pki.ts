@@ -2,16 +2,10 @@
 // an intermediate (the issuer), leaves whose AIA names an OCSP responder on
 // loopback, a delegated responder certificate (id-kp-OCSPSigning), and
 // `openssl ocsp` as the responder over the index file of the issuer.
-import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 
-import { freePort, openssl, waitFor } from './peers'
-
-const children = new Set<ChildProcess>()
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL')
-})
+import { type Daemon, freePort, openssl, startDaemon } from './peers'
 
 export interface OcspPki {
   dir: string
@@ -78,10 +72,7 @@ function stamp (d: Date): string {
   return d.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z'
 }
 
-export interface Responder {
-  stop: () => Promise<void>
-  log: () => string
-}
+export type Responder = Daemon
 
 /**
  * `openssl ocsp` on the PKI's port. `validMinutes`: nextUpdate = now + that
@@ -92,30 +83,7 @@ export async function startResponder (pki: OcspPki, options: { revoked?: string[
   const [signer, key] = options.signer === 'issuer'
     ? [pki.issuer, pki.issuerKey]
     : options.signer === 'stranger' ? [pki.root, path.join(pki.dir, 'root.key')] : [pki.responder, pki.responderKey]
-  const proc = spawn('openssl', ['ocsp', '-index', index, '-CA', pki.issuer, '-rsigner', signer, '-rkey', key,
-    '-port', String(pki.port), '-nmin', String(options.validMinutes ?? 60), '-ignore_err'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  children.add(proc)
-  let log = ''
-  proc.stdout?.setEncoding('utf8').on('data', (s: string) => { log += s })
-  proc.stderr?.setEncoding('utf8').on('data', (s: string) => { log += s })
-  const exited = new Promise<void>((resolve) => proc.once('close', () => {
-    children.delete(proc)
-    resolve()
-  }))
-  try {
-    await waitFor(() => {
-      if (proc.exitCode !== null) throw new Error(`openssl ocsp exited: ${log}`)
-      return /waiting for OCSP client connections/i.test(log)
-    }, 10_000, 'openssl ocsp to listen')
-  } catch (err) {
-    proc.kill('SIGKILL')
-    throw err
-  }
-  return {
-    log: () => log,
-    stop: async () => {
-      proc.kill('SIGTERM')
-      await exited
-    },
-  }
+  return startDaemon('openssl', ['ocsp', '-index', index, '-CA', pki.issuer, '-rsigner', signer, '-rkey', key,
+    '-port', String(pki.port), '-nmin', String(options.validMinutes ?? 60), '-ignore_err'],
+  { ready: (log) => /waiting for OCSP client connections/i.test(log), timeoutMs: 10_000 })
 }

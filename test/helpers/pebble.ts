@@ -3,19 +3,14 @@
 // authority connects to (tlsPort for tls-alpn-01, httpPort for http-01),
 // and pointed at a small DNS server of ours that answers 127.0.0.1 for
 // every name, so identifiers like a.acme.test validate against 127.0.0.1.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 
 import { repoRoot } from './certs'
-import { freePort, waitFor } from './peers'
-
-const children = new Set<ChildProcess>()
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL')
-})
+import { freePort, startDaemon } from './peers'
 
 let binary: string | undefined
 
@@ -124,22 +119,14 @@ export async function startPebble (options: PebbleOptions = {}): Promise<Pebble>
   fs.writeFileSync(configFile, JSON.stringify(config))
   // No random validation delays; nonces still get rejected now and then
   // (pebble's default 5 %), which the client must retry (RFC 8555 §6.5).
-  const proc = spawn(bin, ['-config', configFile, '-dnsserver', `127.0.0.1:${dns.port}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const daemon = await startDaemon(bin, ['-config', configFile, '-dnsserver', `127.0.0.1:${dns.port}`], {
     env: { ...process.env, PEBBLE_VA_NOSLEEP: '1' },
+    ready: (log) => log.includes('ACME directory available'),
+    timeoutMs: 20_000,
+  }).catch((err: unknown) => {
+    dns.close()
+    throw err
   })
-  children.add(proc)
-  let log = ''
-  proc.stdout?.setEncoding('utf8').on('data', (s: string) => { log += s })
-  proc.stderr?.setEncoding('utf8').on('data', (s: string) => { log += s })
-  const exited = new Promise<void>((resolve) => proc.once('close', () => {
-    children.delete(proc)
-    resolve()
-  }))
-  await waitFor(() => {
-    if (proc.exitCode !== null) throw new Error(`pebble exited: ${log}`)
-    return log.includes('ACME directory available')
-  }, 20_000, 'pebble to listen')
   const directoryCa = fs.readFileSync(path.join(files, 'pebble.minica.pem'), 'utf8')
   return {
     directory: `https://127.0.0.1:${port}/dir`,
@@ -150,11 +137,10 @@ export async function startPebble (options: PebbleOptions = {}): Promise<Pebble>
       const out = execFileSync('curl', ['-sS', '--cacert', path.join(files, 'pebble.minica.pem'), `https://127.0.0.1:${managementPort}/roots/0`], { encoding: 'utf8' })
       return out
     },
-    log: () => log,
+    log: daemon.log,
     stop: async () => {
       dns.close()
-      proc.kill('SIGTERM')
-      await exited
+      await daemon.stop()
       fs.rmSync(dir, { recursive: true, force: true })
     },
   }

@@ -246,3 +246,39 @@ export async function waitFor (
     await delay(20)
   }
 }
+
+/** A server program run for a test (a responder, a CA): its output so far and a way to stop it. */
+export interface Daemon {
+  /** stdout and stderr so far, in arrival order. */
+  log: () => string
+  /** SIGTERM (SIGKILL after a grace period); resolves once it exited. */
+  stop: () => Promise<void>
+}
+
+/**
+ * Starts `command` and resolves once `ready(log)` holds; rejects with its
+ * output when it exits first or is not ready within timeoutMs (it is then
+ * killed). Tracked like the peers: killed if the test process exits.
+ */
+export async function startDaemon (command: string, args: string[], opts: { env?: NodeJS.ProcessEnv, ready: (log: string) => boolean, timeoutMs: number }): Promise<Daemon> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env })
+  track(child)
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()))
+  let output = ''
+  child.stdout?.setEncoding('utf8').on('data', (t: string) => { output += t })
+  child.stderr?.setEncoding('utf8').on('data', (t: string) => { output += t })
+  let failure: Error | undefined
+  child.once('error', (err) => { failure = new Error(`${command}: ${err.message}`) })
+  try {
+    await waitFor(() => {
+      if (failure !== undefined) throw failure
+      if (exited(child)) throw new Error(`${command} exited: ${output}`)
+      return opts.ready(output)
+    }, opts.timeoutMs, `${command} to be ready`)
+  } catch (err) {
+    child.kill('SIGKILL')
+    await closed
+    throw err
+  }
+  return { log: () => output, stop: () => stop(child, closed) }
+}
