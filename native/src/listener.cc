@@ -42,9 +42,8 @@ int AppendBytes(void* userdata, const uint8_t* buf, size_t n, size_t* out_n) {
 }
 
 // Best effort: an alert for a client we are about to drop goes out in one
-// write if the kernel takes it.
-// One write of a short record (an alert) before any connection exists,
-// counted in the endpoint's bytes_out like everything else it sends.
+// write if the kernel takes it, counted in the endpoint's bytes_out like
+// everything else it sends.
 void WriteNow(Endpoint& ep, const uint8_t* data, size_t len) {
   ssize_t n;
   do {
