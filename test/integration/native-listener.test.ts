@@ -126,6 +126,7 @@ describe('native listener', () => {
       await settle(100)
       assert.equal(closed, false, 'close() waits for the connection still open')
       assert.equal(server.nativeCounters?.live, 1)
+      assert.equal(await new Promise<number>((resolve, reject) => server.getConnections((err, n) => err === null ? resolve(n) : reject(err))), 1)
       client.end()
       await done
       assert.equal(server.nativeCounters?.live, 0)
