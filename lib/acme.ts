@@ -297,13 +297,23 @@ export class AcmeClient {
     const challenge: AcmeChallenge = { type: options.challenge, identifier, token: found.token, keyAuthorization }
     if (options.challenge === 'tls-alpn-01') challenge.validationCertificate = acmeValidationCertificate(identifier, keyAuthorization)
     await options.responder.add(challenge)
+    const failedWith = (why: string, type: string | undefined): AcmeError =>
+      new AcmeError('ERR_ACME_CHALLENGE_FAILED', `${identifier}: ${options.challenge} failed: ${why}`, type)
     try {
-      await this.#post(found.url, {})
-      const final = await this.#poll(authzUrl, deadline, (a: Authorization) => a.status !== 'pending') as Authorization
+      let final: Authorization
+      try {
+        await this.#post(found.url, {})
+        final = await this.#poll(authzUrl, deadline, (a: Authorization) => a.status !== 'pending') as Authorization
+      } catch (err) {
+        // A CA may answer the challenge POST or the authorization with the
+        // validation's own problem (RFC 8555 §6.7: connection, dns, tls, ...)
+        // instead of an invalid authorization: the same failure.
+        if (err instanceof AcmeError && err.code === 'ERR_ACME_PROBLEM' && VALIDATION_PROBLEMS.has(err.type ?? '')) throw failedWith(err.message, err.type)
+        throw err
+      }
       if (final.status !== 'valid') {
         const failed = Array.isArray(final.challenges) ? final.challenges.find((c) => c?.type === options.challenge) : undefined
-        const why = failed?.error?.detail ?? `authorization is ${final.status ?? 'unknown'}`
-        throw new AcmeError('ERR_ACME_CHALLENGE_FAILED', `${identifier}: ${options.challenge} failed: ${why}`, failed?.error?.type)
+        throw failedWith(failed?.error?.detail ?? `authorization is ${final.status ?? 'unknown'}`, failed?.error?.type)
       }
     } finally {
       await options.responder.remove(challenge)
@@ -325,6 +335,9 @@ export class AcmeClient {
 }
 
 interface Problem { type?: string, detail?: string }
+
+/** RFC 8555 §6.7 problem types that report a failed validation. */
+const VALIDATION_PROBLEMS = new Set(['caa', 'connection', 'dns', 'incorrectResponse', 'tls', 'unauthorized'].map((t) => `${ACME_PROBLEM}${t}`))
 interface Authorization {
   status?: string
   identifier?: { type: string, value: string }

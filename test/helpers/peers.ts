@@ -276,8 +276,11 @@ export async function startDaemon (command: string, args: string[], opts: { env?
       return opts.ready(output)
     }, opts.timeoutMs, `${command} to be ready`)
   } catch (err) {
-    child.kill('SIGKILL')
-    await closed
+    // A program that never started has no process to wait for.
+    if (failure === undefined) {
+      child.kill('SIGKILL')
+      await closed
+    }
     throw err
   }
   return { log: () => output, stop: () => stop(child, closed) }

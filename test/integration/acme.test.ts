@@ -5,6 +5,8 @@ import assert from 'node:assert/strict'
 import { X509Certificate } from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
+import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import tls from 'node:tls'
@@ -14,6 +16,7 @@ import {
   AcmeClient, acmeValidationCertificate, createServer, generateAccountKey, http01Responder, type Server, tlsAlpnResponder,
 } from '../../lib/index'
 import { createSelfSigned } from '../../lib/terminator/selfsigned'
+import { fixtures } from '../helpers/certs'
 import { type Pebble, startPebble } from '../helpers/pebble'
 import { openssl, sClient } from '../helpers/peers'
 import { waitNoLiveHandles } from '../helpers/tls'
@@ -155,5 +158,67 @@ describe('ACME client (pebble)', () => {
       (err: Error & { code?: string }) => err.code === 'ERR_ACME_UNREACHABLE' && err.message.includes('https://127.0.0.1:1/dir'))
     nowhere.close()
     assert.throws(() => new AcmeClient({ directory: 'http://127.0.0.1/dir', accountKey: generateAccountKey() }), { code: 'ERR_ACME_CONFIG' })
+  })
+})
+
+describe('ACME client against a CA that reports a failed validation as a problem', () => {
+  // A minimal RFC 8555 server over node:https (fixture certificate): every
+  // step answers as a CA would, but the challenge POST is refused with the
+  // validation's own problem (urn:...:connection, HTTP 400), as a CA may
+  // do instead of marking the authorization invalid.
+  it('the challenge POST answered with a connection problem is ERR_ACME_CHALLENGE_FAILED, not a generic problem', async () => {
+    const f = fixtures()
+    let base = ''
+    let nonce = 0
+    const seen: string[] = []
+    const server = https.createServer({ cert: f.localhostEcdsa.chain, key: f.localhostEcdsa.key }, (req, res) => {
+      seen.push(`${req.method ?? ''} ${req.url ?? ''}`)
+      req.resume()
+      req.on('end', () => {
+        res.setHeader('replay-nonce', `n${nonce++}`)
+        const json = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
+          res.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json', ...headers })
+          res.end(JSON.stringify(body))
+        }
+        switch (req.url) {
+          case '/dir': return json(200, { newNonce: `${base}/nonce`, newAccount: `${base}/account`, newOrder: `${base}/order` })
+          case '/nonce': res.writeHead(200); return res.end()
+          case '/account': return json(201, { status: 'valid' }, { location: `${base}/account/1` })
+          case '/order': return json(201, { status: 'pending', authorizations: [`${base}/authz/1`], finalize: `${base}/finalize/1` }, { location: `${base}/order/1` })
+          case '/authz/1': return json(200, { status: 'pending', identifier: { type: 'dns', value: 'x.acme.test' }, challenges: [{ type: 'http-01', url: `${base}/chall/1`, token: 'tok_1', status: 'pending' }] })
+          case '/chall/1': return json(400, { type: 'urn:ietf:params:acme:error:connection', detail: 'Connection refused' })
+          default: return json(404, { type: 'urn:ietf:params:acme:error:malformed', detail: 'no such resource' })
+        }
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const responder = http01Responder()
+    const client = new AcmeClient({ directory: `${base}/dir`, accountKey: generateAccountKey(), termsOfServiceAgreed: true, ca: f.ca })
+    try {
+      await assert.rejects(client.obtain({ names: ['x.acme.test'], challenge: 'http-01', responder }), (err: Error & { code?: string, type?: string }) => {
+        assert.equal(err.code, 'ERR_ACME_CHALLENGE_FAILED', err.message)
+        assert.equal(err.type, 'urn:ietf:params:acme:error:connection')
+        assert.match(err.message, /^x\.acme\.test: http-01 failed: .*Connection refused/)
+        return true
+      })
+      assert.ok(seen.includes('POST /chall/1'), seen.join(', '))
+      // The answer was taken away again: a plain HTTP GET for it is a 404.
+      const plain = http.createServer((req, res) => { if (!responder.handle(req, res)) res.writeHead(500).end() })
+      await listen(plain, 0)
+      try {
+        const status = await new Promise<number>((resolve, reject) => {
+          http.get(`http://127.0.0.1:${(plain.address() as AddressInfo).port}/.well-known/acme-challenge/tok_1`, (r) => { r.resume(); resolve(r.statusCode ?? 0) }).once('error', reject)
+        })
+        assert.equal(status, 404)
+      } finally {
+        plain.closeAllConnections()
+        await close(plain)
+      }
+    } finally {
+      client.close()
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
   })
 })

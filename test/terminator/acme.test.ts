@@ -173,7 +173,7 @@ describe('terminator ACME (pebble)', () => {
       assert.equal(blocked.level, LEVEL.error)
       assert.equal(blocked.code, 'ERR_ACME_PROBLEM')
       assert.equal(blocked.type, 'urn:ietf:params:acme:error:rejectedIdentifier')
-      assert.equal(wrong.code, 'ERR_ACME_CHALLENGE_FAILED')
+      assert.equal(wrong.code, 'ERR_ACME_CHALLENGE_FAILED', JSON.stringify(wrong))
       assert.match(String(wrong.reason), /^w\.acme\.test: http-01 failed: /)
       assert.equal(unreachable.code, 'ERR_ACME_UNREACHABLE')
       assert.match(String(unreachable.reason), /ECONNREFUSED/)
