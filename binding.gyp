@@ -20,26 +20,14 @@
     {
       'target_name': 'rustls_node',
       'dependencies': ['rustls_ffi'],
+      # Every .cc under native/src (tls/, io/, plane/, proto/, js/).
       'sources': [
-        'native/src/addon.cc',
-        'native/src/backend_conn.cc',
-        'native/src/acceptor.cc',
-        'native/src/certified_key.cc',
-        'native/src/common.cc',
-        'native/src/config.cc',
-        'native/src/connection.cc',
-        'native/src/connection_io.cc',
-        'native/src/endpoint.cc',
-        'native/src/http_parse.cc',
-        'native/src/http_proxy.cc',
-        'native/src/listener.cc',
-        'native/src/net_io.cc',
-        'native/src/session.cc',
-        'native/src/splice.cc'
+        '<!@(node -p "require(\'./scripts/native-sources.js\').join(\' \')")'
       ],
       'include_dirs': [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        '<(module_root_dir)/target/ffi/include'
+        '<(module_root_dir)/target/ffi/include',
+        '<(module_root_dir)/native/src'
       ],
       'defines': [
         'NAPI_VERSION=8',

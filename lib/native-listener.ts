@@ -1,4 +1,4 @@
-// The native listener (native/src/listener.cc) seen from JS: binding a
+// The native listener (native/src/plane/listener.cc) seen from JS: binding a
 // listening socket from net.Server-style listen() arguments, and turning
 // the listener's batched reports (failed handshakes, backend failures,
 // released route sets) into errors and callbacks. The listener accepts,

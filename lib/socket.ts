@@ -72,7 +72,7 @@ export interface SocketInit {
   release?: () => void
   /**
    * Run the pump in native code on the transport's file descriptor when it
-   * is a TCP or Unix net.Socket (see native/src/connection_io.cc); only for
+   * is a TCP or Unix net.Socket (see native/src/js/connection_io.cc); only for
    * transports nobody else reads or writes (the ones server and connect()
    * create). Default false: the JS pump.
    */

@@ -78,7 +78,7 @@ function explain (problem, missing) {
     `  prebuilds in this package: ${shipped.length > 0 ? shipped.join(', ') : 'none'}; ${forced() ? 'npm_config_build_from_source asks' : 'none matches this platform, so the addon must be built'} from source`
   ]
   if (process.platform === 'win32') {
-    lines.push('  Windows is not supported yet: the native socket pump (native/src/connection_io.cc) uses POSIX calls (writev, fcntl) that have no Windows port.')
+    lines.push('  Windows is not supported yet: the native socket pump (native/src/js/connection_io.cc) uses POSIX calls (writev, fcntl) that have no Windows port.')
     console.error(lines.join('\n'))
     return
   }

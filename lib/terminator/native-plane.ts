@@ -1,7 +1,7 @@
 // The terminator's native data plane: one native listener per `listen`
 // address (lib/native-listener.ts), all routing with the library server's
 // hosts. tcp-mode hosts are spliced to their backend in native code
-// (native/src/splice.cc) and never reach JS; http-mode hosts arrive here as
+// (native/src/plane/splice.cc) and never reach JS; http-mode hosts arrive here as
 // RustlsSockets once their handshake completed. Failed handshakes and
 // unreachable backends come in batches, for the log lines and metrics the
 // JS data plane (listeners.ts with RUSTLS_NODE_JS_PUMP=1) produces per

@@ -1,4 +1,4 @@
-// http mode on the native data plane (native/src/http_proxy.cc), through
+// http mode on the native data plane (native/src/plane/http_proxy.cc), through
 // raw HTTP/1.1 over node:tls so that every byte on the wire is ours:
 // pipelining, keep-alive to a pooled backend, chunked bodies both ways,
 // HEAD, Connection: close, the hand-off to JS at a request boundary

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "common.h"
-#include "endpoint.h"
+#include "js/common.h"
+#include "io/endpoint.h"
 
 namespace rustls_node {
 

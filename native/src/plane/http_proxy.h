@@ -17,9 +17,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "backend_conn.h"
-#include "http_parse.h"
-#include "listener.h"
+#include "plane/backend_conn.h"
+#include "proto/http_parse.h"
+#include "plane/listener.h"
 
 namespace rustls_node {
 

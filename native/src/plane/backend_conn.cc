@@ -1,9 +1,9 @@
-#include "backend_conn.h"
+#include "plane/backend_conn.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "splice.h"
+#include "plane/splice.h"
 
 namespace rustls_node {
 

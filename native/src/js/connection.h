@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "common.h"
-#include "net_io.h"
+#include "js/common.h"
+#include "io/net_io.h"
 
 namespace rustls_node {
 

@@ -1,4 +1,4 @@
-#include "certified_key.h"
+#include "js/certified_key.h"
 
 namespace rustls_node {
 

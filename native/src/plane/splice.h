@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "backend_conn.h"
-#include "common.h"
-#include "endpoint.h"
-#include "listener.h"
+#include "plane/backend_conn.h"
+#include "js/common.h"
+#include "io/endpoint.h"
+#include "plane/listener.h"
 
 namespace rustls_node {
 

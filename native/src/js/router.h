@@ -10,15 +10,15 @@
 // selection, and only for a ClientHello that offers acme-tls/1, so normal
 // clients never see a validation certificate. Entries come and go without
 // touching the hosts' configs.
-#ifndef RUSTLS_NODE_ACCEPTOR_H
-#define RUSTLS_NODE_ACCEPTOR_H
+#ifndef RUSTLS_NODE_ROUTER_H
+#define RUSTLS_NODE_ROUTER_H
 
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
-#include "common.h"
+#include "js/common.h"
 
 namespace rustls_node {
 

@@ -3,7 +3,7 @@
 #ifndef RUSTLS_NODE_CERTIFIED_KEY_H
 #define RUSTLS_NODE_CERTIFIED_KEY_H
 
-#include "common.h"
+#include "js/common.h"
 
 namespace rustls_node {
 

@@ -1,4 +1,4 @@
-#include "splice.h"
+#include "plane/splice.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <unordered_map>
 
-#include "config.h"
+#include "js/config.h"
 
 namespace rustls_node {
 

@@ -1,4 +1,4 @@
-#include "connection.h"
+#include "js/connection.h"
 
 #include <errno.h>
 #include <sys/uio.h>
@@ -9,9 +9,9 @@
 #include <cstring>
 #include <vector>
 
-#include "acceptor.h"
-#include "config.h"
-#include "listener.h"
+#include "js/router.h"
+#include "js/config.h"
+#include "plane/listener.h"
 
 namespace rustls_node {
 

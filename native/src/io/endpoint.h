@@ -16,7 +16,7 @@
 #include <memory>
 #include <vector>
 
-#include "net_io.h"
+#include "io/net_io.h"
 
 namespace rustls_node {
 

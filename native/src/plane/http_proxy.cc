@@ -1,12 +1,12 @@
-#include "http_proxy.h"
+#include "plane/http_proxy.h"
 
 #include <arpa/inet.h>
 
 #include <algorithm>
 #include <cstring>
 
-#include "acceptor.h"
-#include "splice.h"
+#include "js/router.h"
+#include "plane/splice.h"
 
 namespace rustls_node {
 

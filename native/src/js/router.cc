@@ -1,6 +1,6 @@
-#include "acceptor.h"
+#include "js/router.h"
 
-#include "config.h"
+#include "js/config.h"
 
 namespace rustls_node {
 

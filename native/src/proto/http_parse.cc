@@ -1,4 +1,4 @@
-#include "http_parse.h"
+#include "proto/http_parse.h"
 
 #include <cstring>
 

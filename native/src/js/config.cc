@@ -1,9 +1,9 @@
-#include "config.h"
+#include "js/config.h"
 
 #include <string>
 
-#include "certified_key.h"
-#include "session.h"
+#include "js/certified_key.h"
+#include "js/session.h"
 
 namespace rustls_node {
 

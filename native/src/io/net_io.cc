@@ -1,4 +1,4 @@
-#include "net_io.h"
+#include "io/net_io.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

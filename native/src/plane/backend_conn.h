@@ -9,8 +9,8 @@
 #include <memory>
 #include <vector>
 
-#include "endpoint.h"
-#include "listener.h"
+#include "io/endpoint.h"
+#include "plane/listener.h"
 
 namespace rustls_node {
 

@@ -1,4 +1,4 @@
-#include "session.h"
+#include "js/session.h"
 
 namespace rustls_node {
 

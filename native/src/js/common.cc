@@ -1,4 +1,4 @@
-#include "common.h"
+#include "js/common.h"
 
 #include <string>
 

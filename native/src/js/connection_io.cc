@@ -20,12 +20,12 @@
 #include <cstdint>
 #include <cstring>
 
-#include "connection.h"
+#include "js/connection.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
-#include "net_io.h"
+#include "io/net_io.h"
 
 namespace rustls_node {
 

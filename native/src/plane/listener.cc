@@ -1,4 +1,4 @@
-#include "listener.h"
+#include "plane/listener.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -12,11 +12,11 @@
 #include <cstring>
 #include <type_traits>
 
-#include "acceptor.h"
-#include "config.h"
-#include "connection.h"
-#include "http_proxy.h"
-#include "splice.h"
+#include "js/router.h"
+#include "js/config.h"
+#include "js/connection.h"
+#include "plane/http_proxy.h"
+#include "plane/splice.h"
 
 namespace rustls_node {
 

@@ -2,14 +2,14 @@
 // lib/native.ts is the only importer of this addon.
 #include <napi.h>
 
-#include "acceptor.h"
-#include "certified_key.h"
-#include "common.h"
-#include "config.h"
-#include "connection.h"
-#include "listener.h"
-#include "session.h"
-#include "splice.h"
+#include "js/router.h"
+#include "js/certified_key.h"
+#include "js/common.h"
+#include "js/config.h"
+#include "js/connection.h"
+#include "plane/listener.h"
+#include "js/session.h"
+#include "plane/splice.h"
 
 namespace rustls_node {
 namespace {

@@ -1,4 +1,4 @@
-#include "endpoint.h"
+#include "io/endpoint.h"
 
 #include <sys/socket.h>
 #include <unistd.h>

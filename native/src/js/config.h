@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "common.h"
+#include "js/common.h"
 
 namespace rustls_node {
 
