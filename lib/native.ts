@@ -1,65 +1,16 @@
 // The only importer of the addon. Everything the addon exports is typed here;
 // the rest of lib/ uses these types and never touches `require` of a .node.
+// The numbers that cross the boundary come from native/src/abi.h through
+// the generated lib/abi.ts; the addon exports the same tables, checked below.
+import { isDeepStrictEqual } from 'node:util'
 import path from 'node:path'
 
-/** Slots of the shared results array written by every pump call. */
-export const enum Slot {
-  Flags = 0,
-  /** feed: input bytes taken; write: plaintext bytes taken. */
-  Consumed = 1,
-  /** feed: plaintext bytes written to the slab. */
-  Plain = 2,
-  /** feed: length of the returned Buffer; write/flush: bytes in the slab. */
-  Cipher = 3,
-  /** rustls_result (7000+) or a LocalResult (9000+) once the connection failed. */
-  Error = 4,
-  /** server: index of the host chosen by SNI, -1 before. */
-  Host = 5,
-  /** socket mode: errno of a failed system call. */
-  Errno = 6,
-}
+import { ABI, Flag, HostIndex, InfoSlot, ListenerEvent, LocalResult, PlanKind, Slot } from './abi'
 
-export const enum Flag {
-  HandshakeDone = 1 << 0,
-  PeerClosed = 1 << 1,
-  Error = 1 << 2,
-  WantsWrite = 1 << 3,
-  PlainFull = 1 << 4,
-  Hello = 1 << 5,
-  NeedConfig = 1 << 6,
-  /** Socket mode: all pending ciphertext reached the kernel. */
-  Drained = 1 << 7,
-  /** Socket mode: a read/write system call failed (errno in the event). */
-  IoError = 1 << 8,
-  /** Socket mode: the peer's FIN arrived. */
-  TransportEnd = 1 << 9,
-}
+export { Flag, HostIndex, InfoSlot, ListenerEvent, LocalResult, PlanKind, Slot }
 
-/** Codes the addon reports besides rustls_result values. */
-export const enum LocalResult {
-  UnrecognizedName = 9001,
-  NoHost = 9002,
-  /** Native listener: the handshake did not complete within handshakeTimeout. */
-  HandshakeTimeout = 9003,
-  /** Native listener: a read or write system call failed during the handshake. */
-  TransportError = 9004,
-}
-
-/** Kinds of the native listener's onevent(kind, ...) calls. */
-export const enum ListenerEvent {
-  /** (connection, setId, host, flags, plaintext | undefined): handshake complete, for JS. */
-  Secure = 1,
-  /** (flat [code, errnoName, sni, address, port, bytesIn, bytesOut, ...]): failed handshakes. */
-  Failures = 2,
-  /** (setId): a replaced route set has no connection left. */
-  Idle = 3,
-  /** (flat [setId, host, kind, code, errnoName, ...]): backends that failed (tcp mode). */
-  Backend = 4,
-  /** (): closed, and its last connection ended. */
-  Closed = 5,
-  /** (flat [setId, host, sni, address, port, version, suite, alpn, resumed, ...]): spliced connections' handshakes (reportHandshakes). */
-  Handshakes = 6,
-}
+/** Host index a connection reports for an ACME tls-alpn-01 validation handshake. */
+export const HOST_CHALLENGE = HostIndex.Challenge
 
 export interface ListenerOptions {
   /** Milliseconds for the whole handshake; 0: none. */
@@ -113,13 +64,6 @@ export interface NativeListener {
   drain(): void
   counters(): ListenerCounters
   setRef(ref: boolean): void
-}
-
-export const enum PlanKind {
-  Js = 0,
-  Tcp = 1,
-  /** HTTP/1.1 exchanges in native code (HTTP/2 and what it hands off: JS). */
-  Http = 2,
 }
 
 export interface BackendTargetOptions {
@@ -196,9 +140,6 @@ export interface HostRouterEntry {
   config: NativeHandle
 }
 
-/** Host index a connection reports for an ACME tls-alpn-01 validation handshake. */
-export const HOST_CHALLENGE = -2
-
 export interface NativeHostRouter extends NativeHandle {
   select(name: string): number
   /**
@@ -207,16 +148,6 @@ export interface NativeHostRouter extends NativeHandle {
    * selection; null removes the entry. Hosts' configs are untouched.
    */
   setChallenge(name: string, config: NativeHandle | null): void
-}
-
-/** Slots info() fills in the results array (it reuses it). */
-export const enum InfoSlot {
-  Version = 0,
-  Suite = 1,
-  Resumed = 2,
-  PeerCertificates = 3,
-  Host = 4,
-  Certificate = 5,
 }
 
 /** The negotiated parameters, as JS keeps them after info(). */
@@ -318,6 +249,8 @@ interface Addon {
   /** A listening socket for child processes to inherit (through their stdio); nothing accepts on it here. */
   bindListener(options: { host?: string, port?: number, backlog?: number, ipv6Only?: boolean }): { fd: number, address?: string, family?: string, port?: number }
   results: Int32Array
+  /** The ABI tables of native/src/abi.h, as the addon was built with them. */
+  abi: Record<string, Record<string, number>>
   supportedCipherSuites(): SupportedSuite[]
   version(): string
   errorMessage(code: number): string
@@ -331,6 +264,11 @@ interface Addon {
 const load = require('node-gyp-build') as (dir: string) => unknown
 
 export const addon = load(path.resolve(__dirname, '..', '..')) as Addon
+if (!isDeepStrictEqual(addon.abi, ABI)) {
+  // A prebuild or build/ from another version than this lib/: every flag
+  // and slot could mean something else, so nothing may run.
+  throw Object.assign(new Error(`rustls-node: the native addon's ABI tables differ from lib/abi.ts (addon ${JSON.stringify(addon.abi)}); rebuild it (npm run build:native)`), { code: 'ERR_RUSTLS_ABI_MISMATCH' })
+}
 export const results = addon.results
 
 /** info() read out of the results array. */

@@ -20,8 +20,8 @@ uint8_t* ReadBuffer() {
   return buffer.data();
 }
 
-PlainBuffer& SharedPlain() {
-  thread_local PlainBuffer plain;
+std::vector<uint8_t>& SharedPlain() {
+  thread_local std::vector<uint8_t> plain;
   return plain;
 }
 
@@ -44,23 +44,22 @@ void Endpoint::SetEvents(int events, uv_poll_cb cb) {
   else uv_poll_start(poll_, events, cb);
 }
 
-uv_poll_t* Endpoint::TakePoll() {
-  uv_poll_t* poll = poll_;
-  if (poll != nullptr) uv_poll_stop(poll);
-  poll_ = nullptr;
+void Endpoint::Rebind(void* owner) {
+  if (poll_ == nullptr) return;
+  uv_poll_stop(poll_);
+  poll_->data = owner;
   events_ = 0;
-  return poll;
 }
 
-int Endpoint::TakeFd() {
-  int fd = fd_;
-  fd_ = -1;
-  return fd;
+void Endpoint::SetRef(bool ref) {
+  if (poll_ == nullptr) return;
+  if (ref) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+  else uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
 }
 
 void Endpoint::Close() {
   CloseAndFree(poll_);
-  if (fd_ >= 0) close(fd_);
+  if (fd_ >= 0 && owns_fd_) close(fd_);
   fd_ = -1;
 }
 
@@ -102,15 +101,17 @@ Io Endpoint::ReadSome(uint8_t* buf, size_t* n) {
   *n = static_cast<size_t>(r);
   if (r == 0) {
     input_ended_ = true;
+    fin_received_ = true;
     return Io::kEnd;
   }
   return Io::kOk;
 }
 
-Io PlainEndpoint::Read(PlainBuffer* out) {
+Io PlainEndpoint::Read(PlainOut& out) {
+  if (!out.Reserve(kReadSize)) return Io::kWouldBlock;
   size_t n = 0;
-  Io r = ReadSome(out->Room(kReadSize), &n);
-  out->len += n;
+  Io r = ReadSome(out.base + out.len, &n);
+  out.len += n;
   return r;
 }
 
@@ -163,112 +164,93 @@ Io PlainEndpoint::FlushQueued() {
 
 // ---- TLS ----------------------------------------------------------------
 
-std::unique_ptr<TlsEndpoint> TlsEndpoint::TakeOver(TlsEndpoint& from, void* owner) {
-  uv_poll_t* poll = from.TakePoll();
-  int fd = from.TakeFd();
-  auto to = std::make_unique<TlsEndpoint>(fd, from.TakeConnection());
-  to->bytes_in = from.bytes_in;
-  to->bytes_out = from.bytes_out;
-  to->AdoptPoll(poll, owner);
-  return to;
-}
-
-TlsEndpoint::~TlsEndpoint() {
-  rustls_connection_free(conn_);
-  conn_ = nullptr;
-}
-
-bool TlsEndpoint::Drain(PlainBuffer* out) {
-  for (;;) {
-    size_t n = 0;
-    uint8_t* room = out->Room(16 * 1024);
-    rustls_result r = rustls_connection_read(conn_, room, out->room(), &n);
-    if (r == RUSTLS_RESULT_OK) {
-      if (n == 0) {
-        // Ok(0): close_notify received and every byte before it read.
-        peer_closed_ = true;
-        input_ended_ = true;
-        return true;
-      }
-      out->len += n;
-      continue;
-    }
-    if (r == RUSTLS_RESULT_PLAINTEXT_EMPTY) return true;
-    // UNEXPECTED_EOF: the transport ended without close_notify (truncation).
-    tls_error = r;
-    return false;
-  }
-}
-
-Io TlsEndpoint::Feed(InputCursor& in, PlainBuffer* out) {
-  while (in.pos < in.len && !peer_closed_) {
-    size_t n = 0;
-    // rustls takes at most one buffer's worth per call. Plaintext is
-    // drained after each step, so rustls' received-plaintext limit cannot
-    // make this fail.
-    if (rustls_connection_read_tls(conn_, ReadFromCursor, &in, &n) != 0) {
-      tls_error = RUSTLS_RESULT_IO;
+Io TlsEndpoint::Run(InputCursor& in, PlainOut& out) {
+  TlsStream& tls = *tls_;
+  if (tls.accepting()) {
+    if (router_ == nullptr) {
+      tls.Fail(kNoHost);
+      tls_error = tls.error();
       return Io::kFailed;
     }
-    rustls_result r = rustls_connection_process_new_packets(conn_);
-    if (r != RUSTLS_RESULT_OK) {
-      tls_error = r;
+    TlsStream::Accept a = tls.AcceptHello(in, *router_);
+    if (a == TlsStream::Accept::kFailed) {
+      tls_error = tls.error();
       return Io::kFailed;
     }
-    if (!Drain(out)) return Io::kFailed;
+    if (a != TlsStream::Accept::kConnection) {
+      // Deferred: what came after the hello waits for Continue().
+      if (in.pos < in.len) held_.insert(held_.end(), in.data + in.pos, in.data + in.len);
+      return Io::kOk;
+    }
+    router_ = nullptr;
   }
-  // After close_notify nothing more is read (RFC 8446 §6.1).
-  return peer_closed_ ? Io::kEnd : Io::kOk;
+  if (!tls.Feed(in, out)) {
+    tls_error = tls.error();
+    return Io::kFailed;
+  }
+  if (tls.peer_closed()) {
+    // After close_notify nothing more is read (RFC 8446 §6.1).
+    input_ended_ = true;
+    return Io::kEnd;
+  }
+  return Io::kOk;
 }
 
-Io TlsEndpoint::Read(PlainBuffer* out) {
-  if (peer_closed_) return Io::kEnd;
+Io TlsEndpoint::Read(PlainOut& out) {
+  TlsStream& tls = *tls_;
+  if (tls.peer_closed()) return Io::kEnd;
+  if (tls.failed()) {
+    tls_error = tls.error();
+    return Io::kFailed;
+  }
+  // A deferred routing choice is pending: nothing is read meanwhile.
+  if (tls.hello() != nullptr) return Io::kWouldBlock;
   uint8_t* buf = ReadBuffer();
   size_t n = 0;
   Io r = ReadSome(buf, &n);
   if (r == Io::kWouldBlock || r == Io::kFailed) return r;
   if (r == Io::kEnd) {
-    if (!eof_fed_) {
-      // A read of 0 bytes tells rustls about the transport EOF; before
-      // close_notify it reports UNEXPECTED_EOF on the next read.
-      eof_fed_ = true;
-      InputCursor none;
-      size_t k = 0;
-      rustls_connection_read_tls(conn_, ReadFromCursor, &none, &k);
-      rustls_result r = rustls_connection_process_new_packets(conn_);
-      if (r != RUSTLS_RESULT_OK) {
-        tls_error = r;
-        return Io::kFailed;
-      }
-      if (!Drain(out)) return Io::kFailed;
+    if (!tls.FeedEof(out)) {
+      tls_error = tls.error();
+      return Io::kFailed;
     }
-    if (peer_closed_) return Io::kEnd;
-    if (tls_error == 0) tls_error = RUSTLS_RESULT_UNEXPECTED_EOF;
-    return Io::kFailed;
+    return Io::kEnd;
   }
   InputCursor in{buf, n, 0};
-  return Feed(in, out);
+  return Run(in, out);
+}
+
+Io TlsEndpoint::Resume(PlainOut& out) {
+  std::vector<uint8_t> held;
+  held.swap(held_);
+  if (tls_->failed()) {
+    tls_error = tls_->error();
+    return Io::kFailed;
+  }
+  router_ = nullptr;
+  InputCursor in{held.data(), held.size(), 0};
+  return Run(in, out);
+}
+
+Io TlsEndpoint::DiscardUntilFin() {
+  if (fin_received_) return Io::kEnd;
+  size_t n = 0;
+  return ReadSome(ReadBuffer(), &n);
 }
 
 Io TlsEndpoint::Write(const uint8_t* data, size_t len) {
-  size_t off = 0;
-  while (off < len) {
-    size_t n = 0;
-    rustls_result r = rustls_connection_write(conn_, data + off, len - off, &n);
-    if (r != RUSTLS_RESULT_OK || n == 0) {
-      tls_error = r != RUSTLS_RESULT_OK ? r : RUSTLS_RESULT_GENERAL;
-      return Io::kFailed;
-    }
-    off += n;
+  if (!tls_->Write(data, len)) {
+    tls_error = tls_->error();
+    return Io::kFailed;
   }
   return Flush();
 }
 
 Io TlsEndpoint::FlushQueued() {
   FdWriter target{fd_, &bytes_out};
-  while (rustls_connection_wants_write(conn_)) {
+  while (tls_->WantsWrite()) {
     size_t n = 0;
-    int err = rustls_connection_write_tls_vectored(conn_, WritevToFd, &target, &n);
+    int err = tls_->WriteTls(WritevToFd, &target, &n);
     if (err != 0) {
       if (WouldBlock(err)) return Io::kWouldBlock;
       sys_errno = err;
@@ -277,10 +259,6 @@ Io TlsEndpoint::FlushQueued() {
     if (n == 0) break;
   }
   return Io::kOk;
-}
-
-void TlsEndpoint::QueueCloseNotify() {
-  if (conn_ != nullptr && !rustls_connection_is_handshaking(conn_)) rustls_connection_send_close_notify(conn_);
 }
 
 }  // namespace rustls_node

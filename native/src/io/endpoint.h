@@ -1,11 +1,16 @@
-// Endpoint: one non-blocking socket of the native data plane (listener,
-// splice), plain or TLS, polled on the Node loop and never seen by JS.
+// Endpoint: one non-blocking socket descriptor, plain or TLS, polled on the
+// Node loop (uv_poll_t). The TLS kind runs the one TLS stream of the addon
+// (tls/stream.h) over its descriptor; every native path that owns a socket
+// (the listener's handshakes, the tcp splice, the HTTP front ends, backend
+// connections, the library's sockets on the fd pump) uses it.
 //
 // Read() takes what one read() returns and hands back plaintext; Write()
 // queues plaintext and sends what the kernel takes; Flush() sends the rest
-// once the socket is writable; EndWrite() ends our direction (TLS:
-// close_notify first, RFC 8446 §6.1) and the FIN follows the last byte.
-// An endpoint owns its descriptor and its uv_poll_t.
+// once the socket is writable (one writev per call for TLS); EndWrite()
+// ends our direction (TLS: close_notify first, RFC 8446 §6.1) and the FIN
+// follows the last byte. An endpoint owns its descriptor (unless told it
+// borrows one) and its uv_poll_t; a live connection changes owner by
+// moving its endpoint (Rebind points the poll at the new owner).
 #ifndef RUSTLS_NODE_ENDPOINT_H
 #define RUSTLS_NODE_ENDPOINT_H
 
@@ -17,8 +22,11 @@
 #include <vector>
 
 #include "io/net_io.h"
+#include "tls/stream.h"
 
 namespace rustls_node {
+
+class Router;
 
 enum class Io {
   kOk,          // progress (maybe no plaintext: a handshake record, a ticket)
@@ -27,31 +35,24 @@ enum class Io {
   kFailed,      // see tls_error / sys_errno
 };
 
-// Plaintext of one pump step. The vector only grows, so its bytes stay
-// initialized (rustls_connection_read wants initialized memory) without
-// being zero-filled for every read.
-struct PlainBuffer {
-  std::vector<uint8_t> bytes;
-  size_t len = 0;
-  // Room for at least `min` more bytes after len.
-  uint8_t* Room(size_t min) {
-    if (bytes.size() - len < min) bytes.resize(len + min);
-    return bytes.data() + len;
-  }
-  size_t room() const { return bytes.size() - len; }
-};
-
 // How much one read() takes.
 constexpr size_t kReadSize = 64 * 1024;
 
+// The loop thread's read buffer and plaintext vector: every endpoint reads
+// and decrypts into them and its owner consumes the plaintext within the
+// same event, so an idle connection holds neither.
+uint8_t* ReadBuffer();
+std::vector<uint8_t>& SharedPlain();
+
 class Endpoint {
  public:
-  explicit Endpoint(int fd) : fd_(fd) {}
+  // `owns_fd`: false for a descriptor someone else closes (a net.Socket's).
+  explicit Endpoint(int fd, bool owns_fd = true) : fd_(fd), owns_fd_(owns_fd) {}
   virtual ~Endpoint() { Close(); }
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
 
-  virtual Io Read(PlainBuffer* out) = 0;
+  virtual Io Read(PlainOut& out) = 0;
   // Takes all of `data`; kWouldBlock: some of it waits for Flush().
   virtual Io Write(const uint8_t* data, size_t len) = 0;
   // kOk: nothing queued any more (and the FIN left if EndWrite was called).
@@ -63,12 +64,19 @@ class Endpoint {
   // Polls the descriptor on `loop`; events go to `cb` with `owner` as the
   // handle's data.
   bool StartPoll(uv_loop_t* loop, void* owner);
+  // Takes a poll handle already initialized for this descriptor.
+  void AdoptPoll(uv_poll_t* poll, void* owner) {
+    poll_ = poll;
+    poll_->data = owner;
+    events_ = 0;
+  }
   void SetEvents(int events, uv_poll_cb cb);
-  // Hands the poll handle to a new owner (the JS Connection); the endpoint
-  // no longer stops or frees it.
-  uv_poll_t* TakePoll();
-  // Gives up the descriptor without closing it.
-  int TakeFd();
+  int events() const { return events_; }
+  // The endpoint changed owner: the poll stops, and its events go to
+  // `owner` once it calls SetEvents with its own callback.
+  void Rebind(void* owner);
+  void SetRef(bool ref);
+  // Stops polling and closes the descriptor (if owned); counts stay.
   void Close();
 
   // read() with EINTR handled; counts bytes_in. -1: see errno.
@@ -76,15 +84,12 @@ class Endpoint {
   // One read of up to kReadSize into buf: kOk with *n bytes, kEnd (FIN),
   // kWouldBlock, or kFailed (sys_errno).
   Io ReadSome(uint8_t* buf, size_t* n);
-  // Takes a poll handle made for this descriptor by a previous owner.
-  void AdoptPoll(uv_poll_t* poll, void* owner) {
-    poll_ = poll;
-    poll_->data = owner;
-    events_ = 0;
-  }
 
   int fd() const { return fd_; }
+  // No more input: the FIN arrived, or (TLS) the peer's close_notify.
   bool input_ended() const { return input_ended_; }
+  // The transport itself ended (read() returned 0).
+  bool fin_received() const { return fin_received_; }
   bool end_requested() const { return end_requested_; }
   bool fin_sent() const { return fin_sent_; }
 
@@ -98,9 +103,11 @@ class Endpoint {
   virtual void QueueCloseNotify() {}
 
   int fd_;
+  bool owns_fd_;
   uv_poll_t* poll_ = nullptr;
   int events_ = 0;
   bool input_ended_ = false;
+  bool fin_received_ = false;
   bool end_requested_ = false;
   bool fin_sent_ = false;
 };
@@ -108,7 +115,7 @@ class Endpoint {
 class PlainEndpoint final : public Endpoint {
  public:
   explicit PlainEndpoint(int fd) : Endpoint(fd) {}
-  Io Read(PlainBuffer* out) override;
+  Io Read(PlainOut& out) override;
   Io Write(const uint8_t* data, size_t len) override;
   bool HasQueued() const override { return pending_off_ < pending_.size(); }
   // Bytes that go out before anything else (a PROXY header).
@@ -122,52 +129,41 @@ class PlainEndpoint final : public Endpoint {
 
 class TlsEndpoint final : public Endpoint {
  public:
-  // Takes ownership of `conn` (freed with the endpoint).
-  TlsEndpoint(int fd, rustls_connection* conn) : Endpoint(fd), conn_(conn) {
-    // Writes are bounded by the owner's flow control, not by rustls.
-    if (conn_ != nullptr) rustls_connection_set_buffer_limit(conn_, SIZE_MAX);
-  }
-  ~TlsEndpoint() override;
-  // A new endpoint that takes over `from`'s descriptor, poll handle (its
-  // events now go to `owner`), connection and byte counts; `from` keeps
-  // nothing to close or free.
-  static std::unique_ptr<TlsEndpoint> TakeOver(TlsEndpoint& from, void* owner);
-  Io Read(PlainBuffer* out) override;
-  // Processes ciphertext already read (the rest of a ClientHello chunk).
-  Io Feed(InputCursor& in, PlainBuffer* out);
+  TlsEndpoint(int fd, std::unique_ptr<TlsStream> tls, bool owns_fd = true)
+      : Endpoint(fd, owns_fd), tls_(std::move(tls)) {}
+
+  TlsStream& stream() { return *tls_; }
+  const TlsStream& stream() const { return *tls_; }
+  rustls_connection* conn() const { return tls_->conn(); }
+  bool handshaking() const { return tls_->handshaking(); }
+  bool peer_closed() const { return tls_->peer_closed(); }
+
+  // Server streams before their connection exists: the router their
+  // ClientHello is routed with (borrowed; its owner keeps it alive).
+  void set_router(const Router* router) { router_ = router; }
+  // Reads once and runs the bytes through the stream: the ClientHello
+  // (routed with the router) and then the connection. A deferred routing
+  // choice keeps what came after the hello until Continue().
+  Io Read(PlainOut& out) override;
+  // After the stream's Continue(): the bytes kept behind the hello.
+  Io Resume(PlainOut& out);
+  // After the peer's close_notify nothing more is processed (RFC 8446
+  // §6.1), but the transport may carry bytes until its FIN: reads and drops
+  // them; kEnd at the FIN.
+  Io DiscardUntilFin();
   Io Write(const uint8_t* data, size_t len) override;
-  bool HasQueued() const override { return conn_ != nullptr && rustls_connection_wants_write(conn_); }
+  bool HasQueued() const override { return tls_->WantsWrite(); }
   bool tls() const override { return true; }
-  bool handshaking() const { return conn_ == nullptr || rustls_connection_is_handshaking(conn_); }
-  bool peer_closed() const { return peer_closed_; }
-  rustls_connection* conn() const { return conn_; }
-  rustls_connection* TakeConnection() {
-    rustls_connection* c = conn_;
-    conn_ = nullptr;
-    return c;
-  }
-  // Sets the connection once the acceptor made it.
-  void SetConnection(rustls_connection* conn) {
-    conn_ = conn;
-    rustls_connection_set_buffer_limit(conn_, SIZE_MAX);
-  }
 
  private:
   Io FlushQueued() override;
-  void QueueCloseNotify() override;
-  // Moves decrypted bytes to `out`; false on a TLS error.
-  bool Drain(PlainBuffer* out);
+  void QueueCloseNotify() override { tls_->SendCloseNotify(); }
+  Io Run(InputCursor& in, PlainOut& out);
 
-  rustls_connection* conn_;
-  bool peer_closed_ = false;
-  bool eof_fed_ = false;
+  std::unique_ptr<TlsStream> tls_;
+  const Router* router_ = nullptr;
+  std::vector<uint8_t> held_;
 };
-
-// Thread-local buffers of the data plane: one read buffer and one plaintext
-// buffer serve every endpoint on the loop thread, so an idle connection
-// holds none.
-uint8_t* ReadBuffer();
-PlainBuffer& SharedPlain();
 
 }  // namespace rustls_node
 

@@ -15,15 +15,6 @@
 
 namespace rustls_node {
 
-int ReadFromCursor(void* userdata, uint8_t* buf, size_t n, size_t* out_n) {
-  auto* in = static_cast<InputCursor*>(userdata);
-  size_t k = std::min(n, in->len - in->pos);
-  if (k > 0) std::memcpy(buf, in->data + in->pos, k);
-  in->pos += k;
-  *out_n = k;
-  return 0;
-}
-
 int WritevToFd(void* userdata, const rustls_iovec* iov, size_t count, size_t* out_n) {
   auto* target = static_cast<FdWriter*>(userdata);
   const struct iovec* v = reinterpret_cast<const struct iovec*>(iov);

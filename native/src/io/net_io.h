@@ -1,6 +1,5 @@
-// Socket and rustls I/O helpers shared by the pump (connection*.cc), the
-// native listener and the splice: rustls read/write callbacks over a byte
-// range or a descriptor, address formatting, non-blocking connect.
+// Descriptor helpers of the data plane: the rustls write callback over a
+// descriptor (writev), address formatting, non-blocking connect.
 #ifndef RUSTLS_NODE_NET_IO_H
 #define RUSTLS_NODE_NET_IO_H
 
@@ -16,18 +15,6 @@
 #include "glue.h"
 
 namespace rustls_node {
-
-// A byte range that rustls reads from (rustls_read_callback userdata).
-struct InputCursor {
-  const uint8_t* data = nullptr;
-  size_t len = 0;
-  size_t pos = 0;
-};
-
-// rustls_read_callback over an InputCursor. Returning 0 bytes tells rustls
-// the peer closed the stream, so it is only called with input left, or on
-// purpose to signal EOF.
-int ReadFromCursor(void* userdata, uint8_t* buf, size_t n, size_t* out_n);
 
 // rustls_write_vectored_callback: one writev() to a descriptor
 // (userdata: FdWriter). EAGAIN leaves the rest in rustls' queue.

@@ -2,6 +2,8 @@
 // lib/native.ts is the only importer of this addon.
 #include <napi.h>
 
+#include "abi.h"
+
 #include "js/router.h"
 #include "js/certified_key.h"
 #include "js/common.h"
@@ -50,6 +52,48 @@ Napi::Value LiveHandles(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// abi: every table of abi.h as {Name: value}, so that JS checks at load
+// that it was built against the same numbers (lib/native.ts).
+Napi::Object AbiTables(Napi::Env env) {
+  Napi::Object abi = Napi::Object::New(env);
+  auto table = [&](const char* name) {
+    Napi::Object t = Napi::Object::New(env);
+    abi.Set(name, t);
+    return t;
+  };
+#define RN_ABI_EXPORT(name, value, doc) t.Set(#name, Napi::Number::New(env, static_cast<double>(value)));
+  {
+    Napi::Object t = table("Slot");
+    RN_ABI_SLOT(RN_ABI_EXPORT)
+  }
+  {
+    Napi::Object t = table("InfoSlot");
+    RN_ABI_INFO(RN_ABI_EXPORT)
+  }
+  {
+    Napi::Object t = table("Flag");
+    RN_ABI_FLAG(RN_ABI_EXPORT)
+  }
+  {
+    Napi::Object t = table("LocalResult");
+    RN_ABI_LOCAL_RESULT(RN_ABI_EXPORT)
+  }
+  {
+    Napi::Object t = table("ListenerEvent");
+    RN_ABI_LISTENER_EVENT(RN_ABI_EXPORT)
+  }
+  {
+    Napi::Object t = table("PlanKind");
+    RN_ABI_PLAN_KIND(RN_ABI_EXPORT)
+  }
+  {
+    Napi::Object t = table("HostIndex");
+    RN_ABI_HOST(RN_ABI_EXPORT)
+  }
+#undef RN_ABI_EXPORT
+  return abi;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData(data);
@@ -89,6 +133,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setCipherNames", Napi::Function::New(env, SetCipherNames));
   exports.Set("bindListener", Napi::Function::New(env, BindListener));
   exports.Set("results", results);
+  exports.Set("abi", AbiTables(env));
   exports.Set("supportedCipherSuites", Napi::Function::New(env, SupportedCipherSuites));
   exports.Set("version", Napi::Function::New(env, Version));
   exports.Set("errorMessage", Napi::Function::New(env, ErrorMessage));

@@ -16,15 +16,10 @@
 #include <cstdint>
 #include <string>
 
+#include "abi.h"
 #include "glue.h"
 
 namespace rustls_node {
-
-// Codes the addon reports besides rustls_result values (which are 7000+).
-enum LocalResult : uint32_t {
-  kUnrecognizedName = 9001,  // strict SNI: no host for the name sent
-  kNoHost = 9002,            // the router has no host at all
-};
 
 enum HandleKind {
   kCertifiedKeyHandle,

@@ -339,7 +339,7 @@ ServerConfig::ServerConfig(const Napi::CallbackInfo& info)
   // The glue clones the config and attaches the session store, ticketer and
   // a resolver that records which certificate was chosen.
   r = rn_server_config_finish(built.get(), keys.data(), keys.size(), cache, ticketer,
-                              send_tickets, &config_);
+                              send_tickets, &slot_->config);
   if (r != RUSTLS_RESULT_OK) {
       ThrowResult(env, r, "finish");
       return;
@@ -354,8 +354,8 @@ Napi::Value ServerConfig::Destroy(const Napi::CallbackInfo& info) {
 
 void ServerConfig::Close() {
   // Live connections hold their own reference to the Rust config.
-  rustls_server_config_free(config_);
-  config_ = nullptr;
+  rustls_server_config_free(slot_->config);
+  slot_->config = nullptr;
   count_.Release();
 }
 

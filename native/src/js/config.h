@@ -4,9 +4,11 @@
 #ifndef RUSTLS_NODE_CONFIG_H
 #define RUSTLS_NODE_CONFIG_H
 
+#include <memory>
 #include <vector>
 
 #include "js/common.h"
+#include "tls/router.h"
 
 namespace rustls_node {
 
@@ -19,14 +21,16 @@ class ServerConfig : public Napi::ObjectWrap<ServerConfig> {
   ~ServerConfig() override { Close(); }
 
   // NULL once destroyed: users of a config check before each use.
-  const rustls_server_config* get() const { return config_; }
-  bool live() const { return config_ != nullptr; }
+  const rustls_server_config* get() const { return slot_->config; }
+  bool live() const { return slot_->config != nullptr; }
+  // What routers hold: it reads NULL once this handle is destroyed.
+  ConfigRef ref() const { return slot_; }
 
  private:
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   void Close();
 
-  const rustls_server_config* config_ = nullptr;
+  std::shared_ptr<ServerConfigSlot> slot_ = std::make_shared<ServerConfigSlot>();
   HandleCount count_;
 };
 

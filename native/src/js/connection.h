@@ -1,15 +1,22 @@
-// Connection: the TLS byte pump for one socket, server or client.
+// Connection: the JS handle on one TLS stream (tls/stream.h), server or
+// client, with one of two pumps beneath it:
 //
-// JS calls native once per inbound chunk (feed) and once per outbound batch
-// (write); each call runs the whole read_tls → process_new_packets → read
-// (or write → write_tls) cycle here and reports through the shared results
-// array (kResult* below, mirrored in lib/native.ts). No rustls callback ever
-// calls into JS, and nothing here calls into JS either.
+// - the stream pump, for a transport that is a JS stream: JS calls native
+//   once per inbound chunk (feed) and once per outbound batch (write); each
+//   call runs the whole read_tls → process_new_packets → read (or write →
+//   write_tls) cycle here and reports through the shared results array
+//   (abi.h). Plaintext from feed and ciphertext from write/flush go into a
+//   caller-supplied "slab" (a Buffer region JS hands on with subarray, no
+//   copy); ciphertext that feed produces (handshake flights, alerts,
+//   tickets) comes back as one Buffer per call.
+// - the fd pump (connection_io.cc), for a socket descriptor: native code
+//   polls it (io/endpoint.h), reads, decrypts, encrypts and writes itself;
+//   JS gets one callback per readable event and makes one call per write
+//   batch. A connection the native listener accepted arrives here by
+//   moving its endpoint (Adopt).
 //
-// Plaintext from feed and ciphertext from write/flush go into a caller
-// supplied "slab" (a Buffer region JS then hands on with subarray, no copy);
-// ciphertext that feed produces (handshake flights, alerts, tickets) comes
-// back as one Buffer per call.
+// No rustls callback ever calls into JS, and nothing here calls into JS
+// except the fd pump's event callback.
 #ifndef RUSTLS_NODE_CONNECTION_H
 #define RUSTLS_NODE_CONNECTION_H
 
@@ -19,47 +26,12 @@
 #include <string>
 #include <vector>
 
+#include "abi.h"
+#include "io/endpoint.h"
 #include "js/common.h"
-#include "io/net_io.h"
 
 namespace rustls_node {
 
-enum ResultSlot : int {
-  kResultFlags = 0,
-  kResultConsumed = 1,  // input bytes taken (feed) / plaintext bytes taken (write)
-  kResultPlain = 2,     // plaintext bytes written to the slab (feed)
-  kResultCipher = 3,    // ciphertext bytes: returned Buffer (feed) / slab (write, flush)
-  kResultError = 4,     // rustls_result or LocalResult once an error occurred
-  kResultHost = 5,      // server: index of the host chosen, -1 before
-  kResultErrno = 6,     // socket mode: errno of a failed system call
-  kResultSlots = 8,
-};
-
-// Slots of info(), which reuses the results array.
-enum InfoSlot : int {
-  kInfoVersion = 0,
-  kInfoSuite = 1,
-  kInfoResumed = 2,
-  kInfoPeerCertificates = 3,
-  kInfoHost = 4,
-  kInfoCertificate = 5,
-};
-
-enum ResultFlag : int32_t {
-  kFlagHandshakeDone = 1 << 0,  // the handshake completed during this call
-  kFlagPeerClosed = 1 << 1,     // close_notify received and all plaintext read
-  kFlagError = 1 << 2,          // the connection failed; see kResultError
-  kFlagWantsWrite = 1 << 3,     // ciphertext is pending that did not fit: flush
-  kFlagPlainFull = 1 << 4,      // the plaintext region filled up: call again
-  kFlagHello = 1 << 5,          // server: ClientHello routed to a host
-  kFlagNeedConfig = 1 << 6,     // server, deferred router: call accept(config)
-  // Socket mode only (see connection_io.cc):
-  kFlagDrained = 1 << 7,        // every pending ciphertext byte reached the kernel
-  kFlagIoError = 1 << 8,        // a read/write system call failed; errno in the event
-  kFlagTransportEnd = 1 << 9,   // the peer's FIN arrived
-};
-
-class HostRouter;
 struct ListenerStats;
 
 class Connection : public Napi::ObjectWrap<Connection> {
@@ -71,43 +43,17 @@ class Connection : public Napi::ObjectWrap<Connection> {
   explicit Connection(const Napi::CallbackInfo& info);
   ~Connection() override { Close(); }
 
-  // Input chunk and plaintext output of one pump call; public for the
-  // rustls I/O callbacks.
-  using Input = InputCursor;
-
-  // A server connection the native listener accepted and handshook
-  // (listener.cc), handed to JS in socket mode: start() polls its
-  // descriptor with the poll handle the listener made for it.
-  struct Adopted {
-    int fd = -1;
-    uv_poll_t* poll = nullptr;
-    rustls_connection* conn = nullptr;
-    std::string server_name;
-    int host = -1;
-    int certificate = -1;
-    uint64_t bytes_in = 0;
-    uint64_t bytes_out = 0;
-    bool peer_closed = false;
-    bool transport_end = false;
-    std::shared_ptr<ListenerStats> stats;
-  };
-  static Napi::Object Adopt(Napi::Env env, Adopted&& adopted);
-
-  struct Slab {
-    uint8_t* base = nullptr;
-    size_t cap = 0;
-    size_t len = 0;
-    // Socket mode: plaintext goes into a vector that grows instead of
-    // stopping at `cap` (JS applies backpressure by stopping reads instead).
-    std::vector<uint8_t>* grow = nullptr;
-  };
+  // A server connection the native listener accepted and handshook,
+  // handed to JS on the fd pump: the endpoint (descriptor, poll, TLS
+  // session) moves in; start() begins polling it.
+  static Napi::Object Adopt(Napi::Env env, std::unique_ptr<TlsEndpoint> ep, std::shared_ptr<ListenerStats> stats);
 
  private:
-
+  // ---- stream pump (connection.cc) ----
   // feed(input|null, inOffset, inLength, slab, slabOffset, slabCapacity)
   //   → Buffer of ciphertext to send, or undefined. null input means EOF.
   Napi::Value Feed(const Napi::CallbackInfo& info);
-  // accept(serverConfig, hostIndex) → Buffer|undefined (deferred routers)
+  // accept(serverConfig | null, hostIndex) → Buffer|undefined (deferred routers)
   Napi::Value Accept(const Napi::CallbackInfo& info);
   // write(data, offset, length, slab, slabOffset, slabCapacity)
   Napi::Value Write(const Napi::CallbackInfo& info);
@@ -123,15 +69,12 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   void Close();
 
-  // Socket mode (connection_io.cc): native code polls the TCP socket's
-  // descriptor (a duplicate only while libuv still watches it) and does the
-  // reads, writes and the pump itself; JS gets one callback per readable
-  // event and makes one call per write batch.
+  // ---- fd pump (connection_io.cc) ----
   // start(fd, onevent(flags, plaintext|undefined, error, errno, host))
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value ReadStart(const Napi::CallbackInfo& info);
   Napi::Value ReadStop(const Napi::CallbackInfo& info);
-  // writeSocket(buffer | buffer[], defer?) → 0 sent, 1 pending (kFlagDrained
+  // writeSocket(buffer | buffer[], defer?) → 0 sent, 1 pending (Drained
   // follows), -1 failed; with defer, encrypted only, sent by flushSocket().
   Napi::Value WriteSocket(const Napi::CallbackInfo& info);
   Napi::Value FlushSocketJs(const Napi::CallbackInfo& info);
@@ -148,65 +91,44 @@ class Connection : public Napi::ObjectWrap<Connection> {
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void OnReadable();
   void OnWritable();
+  // Sends what is queued; false when the socket failed (errno_).
   bool FlushSocket();
   Napi::Value FinishSocketWrite(Napi::Env env);
   void UpdatePoll();
   // Calls JS with the flags and a copy of plain_len bytes of plaintext.
   void Emit(int32_t flags, const uint8_t* plain = nullptr, size_t plain_len = 0);
   void CloseSocket();
-  bool socket_mode() const { return fd_ >= 0; }
+  bool fd_pump() const { return ep_ != nullptr; }
 
   bool CheckOpen(Napi::Env env);
-  bool Accepting(Input& in, bool eof, int32_t* flags);
-  bool IntoConnection(const rustls_server_config* config, int host, int32_t* flags);
-  void Pump(Input& in, bool eof, Slab& plain, int32_t* flags);
-  bool DrainPlaintext(Slab& plain, int32_t* flags);
-  void FlushToScratch();
-  void FlushToSlab(Slab& out, int32_t* flags);
-  void CheckHandshake(int32_t* flags);
-  void FreeAcceptState();
-  void Fail(uint32_t result, int32_t* flags);
-  Napi::Value Finish(Napi::Env env, int32_t flags, size_t consumed, size_t plain,
-                     size_t cipher);
-  Napi::Value TakeScratch(Napi::Env env, int32_t flags, size_t consumed, size_t plain);
+  TlsStream& tls() { return ep_ != nullptr ? ep_->stream() : *stream_; }
+  // The router of a server stream still reading its ClientHello (NULL once
+  // routed or for clients).
+  const Router* router();
+  Napi::Value Finish(Napi::Env env, int32_t flags, size_t consumed, size_t plain, size_t cipher);
+  // Ciphertext the stream queued, copied into one Buffer (stream pump).
+  Napi::Value TakeCiphertext(Napi::Env env, int32_t flags, size_t consumed, size_t plain);
 
-  rustls_acceptor* acceptor_ = nullptr;
-  rustls_accepted* accepted_ = nullptr;
-  rustls_connection* conn_ = nullptr;
+  // The stream until the fd pump starts; then the endpoint owns it.
+  std::unique_ptr<TlsStream> stream_;
+  std::unique_ptr<TlsEndpoint> ep_;
   Napi::ObjectReference router_;
-  std::string server_name_;
-  uint32_t error_ = 0;
-  int host_ = -1;
-  int certificate_ = -1;
-  bool server_ = false;
-  bool handshake_done_ = false;
-  bool peer_closed_ = false;
-  bool eof_fed_ = false;
   bool closed_ = false;
   int64_t external_bytes_ = 0;
-  // Socket mode.
-  int fd_ = -1;
-  bool owns_fd_ = false;  // a duplicate we made, closed by us
-  uv_poll_t* poll_ = nullptr;
-  int poll_events_ = 0;
+  // fd pump.
   bool want_read_ = false;
-  bool socket_eof_ = false;
-  bool shutdown_pending_ = false;
-  bool shut_down_ = false;
   bool write_blocked_ = false;
-  // Adopted from the native listener: the descriptor and poll wait for start().
+  bool shutdown_requested_ = false;
+  // Accepted and handshook by the native listener: the endpoint waits for start().
   bool adopted_ = false;
-  std::shared_ptr<ListenerStats> stats_;
   // Plaintext taken by writeSocket() since the kernel last took everything:
   // past kEncryptAhead it is sent at once, so a writer that never waits
   // cannot pile up ciphertext in rustls' queue.
   size_t unflushed_ = 0;
   int errno_ = 0;
-  uint64_t bytes_read_ = 0;
-  uint64_t bytes_written_ = 0;
-  // Ciphertext that did not come from rustls' own queue (acceptor alerts)
-  // or that the kernel did not take yet.
-  std::vector<uint8_t> out_pending_;
+  uint64_t final_in_ = 0;
+  uint64_t final_out_ = 0;
+  std::shared_ptr<ListenerStats> stats_;
   Napi::FunctionReference onevent_;
   std::unique_ptr<Napi::AsyncContext> async_;
   HandleCount count_;

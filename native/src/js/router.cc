@@ -4,26 +4,6 @@
 
 namespace rustls_node {
 
-std::string NormalizeHostName(std::string_view name) {
-  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-  std::string out(name);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-bool OffersAcmeTls(const rustls_accepted* hello) {
-  static constexpr std::string_view kAcmeTls = "acme-tls/1";
-  if (hello == nullptr) return false;
-  for (size_t i = 0;; i++) {
-    // Borrowed from `hello`; an empty slice ends the list.
-    rustls_slice_bytes p = rustls_accepted_alpn(hello, i);
-    if (p.data == nullptr || p.len == 0) return false;
-    if (std::string_view(reinterpret_cast<const char*>(p.data), p.len) == kAcmeTls) return true;
-  }
-}
-
 Napi::Function HostRouter::Init(Napi::Env env) {
   return DefineClass(env, "HostRouter",
                      {
@@ -42,90 +22,44 @@ HostRouter::HostRouter(const Napi::CallbackInfo& info)
   Napi::Env env = info.Env();
   SetTag(info.This().As<Napi::Object>(), kHostRouterTag);
   if (!info[0].IsArray() || info[0].As<Napi::Array>().Length() == 0) {
-    {
-      ThrowCode(env, "ERR_INVALID_ARG_VALUE", "hosts must be a non-empty array");
-      return;
-    }
+    ThrowCode(env, "ERR_INVALID_ARG_VALUE", "hosts must be a non-empty array");
+    return;
   }
+  bool strict = true;
+  bool deferred = false;
   if (info[1].IsObject()) {
     Napi::Object options = info[1].As<Napi::Object>();
-    Napi::Value strict = options.Get("strictSNI");
-    strict_ = strict.IsUndefined() || strict.ToBoolean().Value();
-    deferred_ = options.Get("deferred").ToBoolean().Value();
+    Napi::Value s = options.Get("strictSNI");
+    strict = s.IsUndefined() || s.ToBoolean().Value();
+    deferred = options.Get("deferred").ToBoolean().Value();
   }
+  Router router(strict, deferred);
+  std::vector<Napi::ObjectReference> refs;
   Napi::Array hosts = info[0].As<Napi::Array>();
-  std::vector<Host> parsed;
   for (uint32_t i = 0; i < hosts.Length(); i++) {
     Napi::Value entry = hosts.Get(i);
     if (!entry.IsObject()) {
-      {
       ThrowCode(env, "ERR_INVALID_ARG_TYPE", "hosts[] must be objects");
       return;
-    }
     }
     Napi::Object host = entry.As<Napi::Object>();
     ServerConfig* config = ServerConfig::FromValue(host.Get("config"), "hosts[].config");
     if (config == nullptr) return;
-    Napi::Value names = host.Get("names");
-    if (names.IsArray()) {
-      Napi::Array list = names.As<Napi::Array>();
-      for (uint32_t j = 0; j < list.Length(); j++) {
-        Napi::Value name = list.Get(j);
-        if (!name.IsString()) continue;
-        std::string n = NormalizeHostName(name.As<Napi::String>().Utf8Value());
-        // The first host that names a name owns it, as in mod_tls.
-        if (n.size() > 2 && n[0] == '*' && n[1] == '.') {
-          wildcard_.emplace(n.substr(1), static_cast<int>(i));
-        } else if (!n.empty()) {
-          exact_.emplace(n, static_cast<int>(i));
-        }
+    std::vector<std::string> names;
+    Napi::Value list = host.Get("names");
+    if (list.IsArray()) {
+      Napi::Array a = list.As<Napi::Array>();
+      for (uint32_t j = 0; j < a.Length(); j++) {
+        Napi::Value name = a.Get(j);
+        if (name.IsString()) names.push_back(name.As<Napi::String>().Utf8Value());
       }
     }
-    parsed.push_back({Napi::Persistent(host.Get("config").As<Napi::Object>()), config});
+    router.AddHost(config->ref(), names);
+    refs.push_back(Napi::Persistent(host.Get("config").As<Napi::Object>()));
   }
-  hosts_ = std::move(parsed);
+  router_ = std::move(router);
+  host_refs_ = std::move(refs);
   count_.Acquire(env);
-}
-
-HostRouter::Route HostRouter::Choose(std::string_view server_name,
-                                     const rustls_accepted* hello) const {
-  if (hosts_.empty()) return {kRefused, nullptr};
-  // RFC 8737 §3: the validation certificate only for a client that asks
-  // for acme-tls/1, so ordinary clients of the name keep getting the host.
-  if (!challenges_.empty() && !server_name.empty() && OffersAcmeTls(hello)) {
-    auto hit = challenges_.find(NormalizeHostName(server_name));
-    if (hit != challenges_.end()) return {kChallenge, hit->second.config->get()};
-  }
-  if (deferred_) return {kDeferred, nullptr};
-  int host = Select(server_name);
-  return {host, host >= 0 ? ConfigAt(host) : nullptr};
-}
-
-int HostRouter::Select(std::string_view server_name) const {
-  if (hosts_.empty()) return kRefused;
-  // No SNI: the first host of the port.
-  if (server_name.empty()) return 0;
-  int found = Find(server_name);
-  if (found >= 0) return found;
-  return strict_ ? kRefused : 0;
-}
-
-int HostRouter::Find(std::string_view name_in) const {
-  std::string name = NormalizeHostName(name_in);
-  auto hit = exact_.find(name);
-  if (hit != exact_.end()) return hit->second;
-  // "*.example.com" covers exactly one more label (RFC 6125 §6.4.3).
-  size_t dot = name.find('.');
-  if (dot != std::string::npos && dot > 0) {
-    auto wild = wildcard_.find(name.substr(dot));
-    if (wild != wildcard_.end()) return wild->second;
-  }
-  return -1;
-}
-
-const rustls_server_config* HostRouter::ConfigAt(int index) const {
-  if (index < 0 || static_cast<size_t>(index) >= hosts_.size()) return nullptr;
-  return hosts_[index].config->get();
 }
 
 Napi::Value HostRouter::SelectJs(const Napi::CallbackInfo& info) {
@@ -135,7 +69,7 @@ Napi::Value HostRouter::SelectJs(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  return Napi::Number::New(env, Select(name));
+  return Napi::Number::New(env, router_.Select(name));
 }
 
 Napi::Value HostRouter::SetChallenge(const Napi::CallbackInfo& info) {
@@ -154,14 +88,16 @@ Napi::Value HostRouter::SetChallenge(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (info[1].IsNull() || info[1].IsUndefined()) {
-    challenges_.erase(name);
+    router_.SetChallenge(name, nullptr);
+    challenge_refs_.erase(name);
     return env.Undefined();
   }
   ServerConfig* config = ServerConfig::FromValue(info[1], "config");
   if (config == nullptr) return env.Undefined();
   // Connections already accepted with a replaced entry hold their own Rust
   // reference to its config.
-  challenges_.insert_or_assign(name, Host{Napi::Persistent(info[1].As<Napi::Object>()), config});
+  router_.SetChallenge(name, config->ref());
+  challenge_refs_.insert_or_assign(name, Napi::Persistent(info[1].As<Napi::Object>()));
   return env.Undefined();
 }
 
@@ -171,12 +107,10 @@ Napi::Value HostRouter::Destroy(const Napi::CallbackInfo& info) {
 }
 
 void HostRouter::Close() {
-  // Drops the references to the configs; connections already accepted hold
-  // their own Rust references.
-  hosts_.clear();
-  challenges_.clear();
-  exact_.clear();
-  wildcard_.clear();
+  // Connections already accepted hold their own Rust references.
+  router_.Clear();
+  host_refs_.clear();
+  challenge_refs_.clear();
   count_.Release();
 }
 

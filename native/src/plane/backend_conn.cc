@@ -27,7 +27,7 @@ BackendConn* BackendConn::Connect(Listener* listener, BackendTarget* target, Bac
   }
   auto* b = new BackendConn(listener, target, owner, std::move(preface));
   if (conn != nullptr) {
-    auto tls = std::make_unique<TlsEndpoint>(fd, conn);
+    auto tls = std::make_unique<TlsEndpoint>(fd, TlsStream::Client(conn));
     b->tls_ = tls.get();
     b->ep_ = std::move(tls);
   } else {
@@ -138,9 +138,8 @@ void BackendConn::Advance(int events) {
     }
   }
   if ((events & UV_READABLE) != 0) {
-    PlainBuffer& plain = SharedPlain();
-    plain.len = 0;
-    Io r = ep_->Read(&plain);
+    PlainOut plain = PlainOut::Growing(&SharedPlain());
+    Io r = ep_->Read(plain);
     if (r == Io::kFailed || r == Io::kEnd) {
       // Our alert (a certificate we refuse, say) goes out before the close.
       if (ep_->tls_error != 0) ep_->Flush();
@@ -151,7 +150,7 @@ void BackendConn::Advance(int events) {
       Fail("tls", 0, ep_->sys_errno);
       return;
     }
-    if (plain.len > 0) greeting_.insert(greeting_.end(), plain.bytes.begin(), plain.bytes.begin() + static_cast<ptrdiff_t>(plain.len));
+    if (plain.len > 0) greeting_.insert(greeting_.end(), plain.base, plain.base + plain.len);
   }
   if (!tls_->handshaking()) {
     ready_ = true;

@@ -224,11 +224,10 @@ void BackendPool::Forget(BackendTarget* target) {
 
 // ---- HttpProxy ------------------------------------------------------------
 
-void HttpProxy::Start(Pending* p, BackendTarget* target) {
-  auto* h = new HttpProxy(p, target);
+void HttpProxy::Start(Listener* listener, Handshaken hs, BackendTarget* target) {
   std::vector<uint8_t> early;
-  early.swap(p->early());
-  delete p;
+  early.swap(hs.early);
+  auto* h = new HttpProxy(listener, std::move(hs), target);
   // Tickets and anything else the handshake left queued.
   if (h->client_->Flush() == Io::kFailed) {
     delete h;
@@ -239,17 +238,20 @@ void HttpProxy::Start(Pending* p, BackendTarget* target) {
   h->Update();
 }
 
-HttpProxy::HttpProxy(Pending* p, BackendTarget* target)
-    : Owned(p->listener()), host_(p->host()), certificate_(p->certificate()), sni_(p->sni()), target_(target) {
-  client_ = TlsEndpoint::TakeOver(p->endpoint(), this);
-  set_ = p->TakeSet();
+HttpProxy::HttpProxy(Listener* listener, Handshaken hs, BackendTarget* target)
+    : Owned(listener), client_(std::move(hs.ep)), set_(hs.set), target_(target) {
+  const TlsStream& tls = client_->stream();
+  host_ = tls.host();
+  certificate_ = tls.certificate();
+  sni_ = tls.sni();
+  client_->Rebind(this);
 }
 
 HttpProxy::~HttpProxy() {
   listener_->deadlines().Remove(this);
   delete backend_;
-  // Handed to JS: the connection lives on there, with its descriptor.
-  if (client_->fd() >= 0) listener_->stats()->Closed(client_->bytes_in, client_->bytes_out);
+  // Handed to JS: the connection lives on there, with its endpoint.
+  if (client_ != nullptr) listener_->stats()->Closed(client_->bytes_in, client_->bytes_out);
   listener_->Release(set_);
 }
 
@@ -272,18 +274,18 @@ void HttpProxy::OnClientPoll(uv_poll_t* handle, int status, int events) {
 }
 
 void HttpProxy::OnClientReadable() {
-  PlainBuffer& plain = SharedPlain();
+  PlainOut plain = PlainOut::Growing(&SharedPlain());
   for (int i = 0; i < kReadsPerEvent && !client_ended_; i++) {
     if (backend_ != nullptr && backend_->ready() && backend_->endpoint().HasQueued()) break;
     if (Buffered() > kMaxBuffered) break;
     plain.len = 0;
-    Io r = client_->Read(&plain);
+    Io r = client_->Read(plain);
     // TLS reads may queue records of their own (key updates, alerts).
     if (client_->HasQueued() && client_->Flush() == Io::kFailed) {
       delete this;
       return;
     }
-    if (plain.len > 0 && !OnClientData(plain.bytes.data(), plain.len)) return;
+    if (plain.len > 0 && !OnClientData(plain.base, plain.len)) return;
     if (r == Io::kWouldBlock) break;
     if (r == Io::kFailed) {
       // A bad record or a truncated stream ends this connection only.
@@ -402,7 +404,7 @@ bool HttpProxy::Begin(const Head& head) {
     // SPEC §4.2 (lib/authority.ts checkAuthority): this connection's host
     // serves the request natively; another host's name (421 or coalescing)
     // and no SNI on a port of several hosts (403) are JS's to answer.
-    HostRouter* router = set_->router;
+    const Router* router = &set_->router->router();
     if (router->size() >= 2) {
       if (sni_.empty()) {
         mine = false;
@@ -507,13 +509,13 @@ void HttpProxy::OnBackendEvent(BackendConn* b, int status, int events) {
     return;
   }
   if ((events & UV_READABLE) != 0) {
-    PlainBuffer& plain = SharedPlain();
+    PlainOut plain = PlainOut::Growing(&SharedPlain());
     for (int i = 0; i < kReadsPerEvent && backend_ == b && !client_->HasQueued(); i++) {
       plain.len = 0;
-      Io r = be.Read(&plain);
+      Io r = be.Read(plain);
       if (plain.len > 0) {
         b->Arm(target_->http().timeout_ms);
-        if (!OnBackendData(plain.bytes.data(), plain.len)) return;
+        if (!OnBackendData(plain.base, plain.len)) return;
         if (backend_ != b) break;  // the exchange ended; `b` is pooled or gone
       }
       if (r == Io::kWouldBlock) break;
@@ -746,17 +748,14 @@ void HttpProxy::HandOff() {
   listener_->deadlines().Remove(this);
   delete backend_;
   backend_ = nullptr;
-  Listener::Handoff h;
-  h.ep = client_.get();
-  h.sni = sni_;
-  h.host = host_;
-  h.certificate = certificate_;
+  Handshaken h;
+  h.ep = std::move(client_);
   h.set = set_;
   set_ = nullptr;
-  h.plain = in_.data() + in_off_;
-  h.plain_len = Buffered();
-  listener_->Deliver(h);
+  h.early.assign(in_.begin() + static_cast<ptrdiff_t>(in_off_), in_.end());
+  Listener* listener = listener_;
   delete this;
+  listener->Deliver(std::move(h));
 }
 
 std::string HttpProxy::SslHeaders() {

@@ -54,8 +54,8 @@ class BackendPool final : public BackendOwner {
 
 class HttpProxy final : public Owned, public Timed, public BackendOwner {
  public:
-  // Takes over `p`'s connection (and deletes `p`).
-  static void Start(Pending* p, BackendTarget* target);
+  // Takes over a connection whose handshake completed.
+  static void Start(Listener* listener, Handshaken h, BackendTarget* target);
   ~HttpProxy() override;
   void Abort() override { delete this; }
   void Drain() override;
@@ -74,7 +74,7 @@ class HttpProxy final : public Owned, public Timed, public BackendOwner {
     kExchange,  // request and response under way
     kClosing,   // our close_notify and FIN are out; waiting for the client's end
   };
-  HttpProxy(Pending* p, BackendTarget* target);
+  HttpProxy(Listener* listener, Handshaken h, BackendTarget* target);
   static void OnClientPoll(uv_poll_t* handle, int status, int events);
   void OnClientReadable();
   // Each returns false once the proxy was deleted (or handed to JS).

@@ -30,38 +30,6 @@ constexpr int kReadsPerEvent = 4;
 // After EMFILE and the like, accepting resumes after this long.
 constexpr uint64_t kAcceptPauseMs = 100;
 
-// A fatal unrecognized_name alert (RFC 6066 §3), sent in the clear before
-// any handshake keys exist, for a strict-SNI refusal.
-const uint8_t kUnrecognizedNameAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70};
-
-int AppendBytes(void* userdata, const uint8_t* buf, size_t n, size_t* out_n) {
-  auto* out = static_cast<std::vector<uint8_t>*>(userdata);
-  out->insert(out->end(), buf, buf + n);
-  *out_n = n;
-  return 0;
-}
-
-// Best effort: an alert for a client we are about to drop goes out in one
-// write if the kernel takes it, counted in the endpoint's bytes_out like
-// everything else it sends.
-void WriteNow(Endpoint& ep, const uint8_t* data, size_t len) {
-  ssize_t n;
-  do {
-    n = write(ep.fd(), data, len);
-  } while (n < 0 && errno == EINTR);
-  if (n > 0) ep.bytes_out += static_cast<uint64_t>(n);
-}
-
-void WriteAlert(Endpoint& ep, rustls_accepted_alert* alert) {
-  if (alert == nullptr) return;
-  std::vector<uint8_t> bytes;
-  size_t n = 0;
-  while (rustls_accepted_alert_write_tls(alert, AppendBytes, &bytes, &n) == 0 && n > 0) {
-  }
-  rustls_accepted_alert_free(alert);
-  if (!bytes.empty()) WriteNow(ep, bytes.data(), bytes.size());
-}
-
 // A Node-style system error (code, errno, syscall, address, port).
 void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& address, int port) {
   int uv = uv_translate_sys_error(err);
@@ -388,7 +356,7 @@ Napi::Value Listener::SetRoutes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   HostRouter* router = HostRouter::FromValue(info[0], "router");
   if (router == nullptr) return env.Undefined();
-  if (router->deferred()) {
+  if (router->router().deferred()) {
     ThrowCode(env, "ERR_RUSTLS_UNSUPPORTED_OPTION", "the native listener routes natively: SNICallback needs the JS path");
     return env.Undefined();
   }
@@ -403,11 +371,11 @@ Napi::Value Listener::SetRoutes(const Napi::CallbackInfo& info) {
       Napi::Value entry = plans.Get(i);
       if (entry.IsObject()) {
         Napi::Object p = entry.As<Napi::Object>();
-        int kind = p.Get("kind").IsNumber() ? p.Get("kind").As<Napi::Number>().Int32Value() : Plan::kJs;
-        if (kind == Plan::kTcp || kind == Plan::kHttp) {
+        int kind = p.Get("kind").IsNumber() ? p.Get("kind").As<Napi::Number>().Int32Value() : kPlanJs;
+        if (kind == kPlanTcp || kind == kPlanHttp) {
           BackendTarget* target = BackendTarget::FromValue(p.Get("target"), "plans[].target");
           if (target == nullptr) return env.Undefined();
-          plan.kind = static_cast<Plan::Kind>(kind);
+          plan.kind = static_cast<PlanKind>(kind);
           plan.target = target;
           set->target_refs.push_back(Napi::Persistent(p.Get("target").As<Napi::Object>()));
         }
@@ -530,11 +498,12 @@ void Listener::Failed(uint32_t code, int sys_errno, const std::string& sni, cons
 
 void Listener::Handshook(Pending* p, bool always) {
   if (!report_handshakes_ && !always) return;
-  rustls_connection* conn = p->endpoint().conn();
+  const TlsStream& tls = p->endpoint().stream();
+  rustls_connection* conn = tls.conn();
   const uint8_t* alpn = nullptr;
   size_t alpn_len = 0;
   rustls_connection_get_alpn_protocol(conn, &alpn, &alpn_len);
-  handshakes_done_.push_back({p->set()->id, p->host(), p->sni(), PeerAddress(p->endpoint().fd()),
+  handshakes_done_.push_back({p->set()->id, tls.host(), tls.sni(), PeerAddress(p->endpoint().fd()),
                               rustls_connection_get_protocol_version(conn), rustls_connection_get_negotiated_ciphersuite(conn),
                               alpn == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(alpn), alpn_len),
                               rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED});
@@ -582,7 +551,7 @@ void Listener::Flush() {
   auto text = [&](const std::string& s) -> Napi::Value { return s.empty() ? env.Undefined() : Napi::String::New(env, s); };
   auto num = [&](double n) -> Napi::Value { return Napi::Number::New(env, n); };
   auto errno_name = [&](int e) -> Napi::Value { return e != 0 ? Napi::String::New(env, ErrnoName(e)) : env.Undefined(); };
-  auto report = [&](auto& pending, Event kind, auto&& put) {
+  auto report = [&](auto& pending, ListenerEvent kind, auto&& put) {
     if (pending.empty()) return;
     std::remove_reference_t<decltype(pending)> list;
     list.swap(pending);
@@ -628,30 +597,19 @@ void Listener::Flush() {
   }
 }
 
-void Listener::Deliver(const Handoff& h) {
+void Listener::Deliver(Handshaken h) {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   TlsEndpoint& ep = *h.ep;
-  Connection::Adopted a;
-  a.server_name = h.sni;
-  a.host = h.host;
-  a.certificate = h.certificate;
-  a.bytes_in = ep.bytes_in;
-  a.bytes_out = ep.bytes_out;
-  a.peer_closed = ep.peer_closed();
-  a.transport_end = ep.input_ended();
-  a.stats = stats_;
-  a.poll = ep.TakePoll();
-  a.fd = ep.TakeFd();
-  a.conn = ep.TakeConnection();
-  int32_t flags = kFlagHandshakeDone | (a.peer_closed ? kFlagPeerClosed : 0) | (a.transport_end ? kFlagTransportEnd : 0);
+  int host = ep.stream().host();
+  int32_t flags = kFlagHandshakeDone | (ep.peer_closed() ? kFlagPeerClosed : 0) | (ep.fin_received() ? kFlagTransportEnd : 0);
   int set_id = h.set != nullptr ? h.set->id : 0;
   Napi::Value plain = env.Undefined();
-  if (h.plain_len > 0) plain = Napi::Buffer<uint8_t>::Copy(env, h.plain, h.plain_len);
+  if (!h.early.empty()) plain = Napi::Buffer<uint8_t>::Copy(env, h.early.data(), h.early.size());
   // JS accounts for the connection from here on; the set only counted it
   // while its router and backends were needed here.
   Release(h.set);
-  Napi::Object conn = Connection::Adopt(env, std::move(a));
+  Napi::Object conn = Connection::Adopt(env, std::move(h.ep), stats_);
   if (env.IsExceptionPending()) {
     Napi::Error err = env.GetAndClearPendingException();
     napi_fatal_exception(env, err.Value());
@@ -659,7 +617,7 @@ void Listener::Deliver(const Handoff& h) {
   }
   onevent_.MakeCallback(Value(),
                         {Napi::Number::New(env, kEventSecure), conn, Napi::Number::New(env, set_id),
-                         Napi::Number::New(env, h.host), Napi::Number::New(env, flags), plain},
+                         Napi::Number::New(env, host), Napi::Number::New(env, flags), plain},
                         *async_);
   if (env.IsExceptionPending()) {
     Napi::Error err = env.GetAndClearPendingException();
@@ -777,24 +735,24 @@ void Listener::Close() {
 
 // ---- Pending --------------------------------------------------------------
 
-Pending::Pending(Listener* listener, int fd, RouteSet* set) : Owned(listener), ep_(fd, nullptr), set_(set) {
+Pending::Pending(Listener* listener, int fd, RouteSet* set)
+    : Owned(listener), ep_(std::make_unique<TlsEndpoint>(fd, TlsStream::Server())), set_(set) {
   listener->stats()->live++;
   set_->live++;
+  ep_->set_router(&set_->router->router());
 }
 
 Pending::~Pending() {
   listener_->deadlines().Remove(this);
-  rustls_acceptor_free(acceptor_);
-  acceptor_ = nullptr;
-  // Still ours (not handed on): the connection ends here.
-  if (ep_.fd() >= 0) listener_->stats()->Closed(ep_.bytes_in, ep_.bytes_out);
+  // Still ours (not handed on): the connection ends here, and freeing the
+  // endpoint frees rustls' state and closes the descriptor.
+  if (ep_ != nullptr) listener_->stats()->Closed(ep_->bytes_in, ep_->bytes_out);
   listener_->Release(set_);
 }
 
 bool Pending::Start() {
-  acceptor_ = rustls_acceptor_new();
-  if (!ep_.StartPoll(listener_->loop(), static_cast<Pending*>(this))) return false;
-  ep_.SetEvents(UV_READABLE, OnPoll);
+  if (!ep_->StartPoll(listener_->loop(), static_cast<Pending*>(this))) return false;
+  ep_->SetEvents(UV_READABLE, OnPoll);
   if (listener_->handshake_timeout_ms_ > 0) listener_->deadlines().Add(this, listener_->handshake_timeout_ms_);
   return true;
 }
@@ -808,7 +766,7 @@ void Pending::OnPoll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<Pending*>(handle->data);
   if (self == nullptr) return;
   if (status < 0) {
-    self->ep_.sys_errno = SocketError(self->ep_.fd());
+    self->ep_->sys_errno = SocketError(self->ep_->fd());
     self->Fail(kTransportError, false);
     return;
   }
@@ -816,191 +774,108 @@ void Pending::OnPoll(uv_poll_t* handle, int status, int events) {
 }
 
 void Pending::Advance(int events) {
+  TlsEndpoint& ep = *ep_;
   if ((events & UV_READABLE) != 0) {
-    PlainBuffer& plain = SharedPlain();
-    plain.len = 0;
-    for (int i = 0; i < kReadsPerEvent && ep_.handshaking(); i++) {
-      Io r;
-      if (ep_.conn() == nullptr) {
-        uint8_t* buf = ReadBuffer();
-        ssize_t n = ep_.ReadRaw(buf, kReadSize);
-        if (n < 0 && WouldBlock(errno)) break;
-        if (n < 0) ep_.sys_errno = errno;
-        if (n <= 0) {
-          // The client left before its ClientHello was complete.
-          Fail(n == 0 ? static_cast<uint32_t>(RUSTLS_RESULT_UNEXPECTED_EOF) : kTransportError, false);
-          return;
-        }
-        InputCursor in{buf, static_cast<size_t>(n), 0};
-        Accepted a = Accept(in);
-        if (a == Accepted::kGone) return;  // failed and deleted: touch nothing
-        if (a == Accepted::kMore) continue;
-        r = ep_.Feed(in, &plain);
-      } else {
-        r = ep_.Read(&plain);
-      }
+    PlainOut plain = PlainOut::Growing(&SharedPlain());
+    for (int i = 0; i < kReadsPerEvent && ep.handshaking(); i++) {
+      Io r = ep.Read(plain);
       if (r == Io::kWouldBlock) break;
       if (r == Io::kFailed) {
-        Fail(ep_.tls_error != 0 ? ep_.tls_error : static_cast<uint32_t>(kTransportError), ep_.tls_error != 0);
+        // A TLS failure gets its alert (queued by rustls or the acceptor);
+        // a failed system call or a client gone before its hello, nothing.
+        bool tls_failure = ep.tls_error != 0 && ep.tls_error != RUSTLS_RESULT_UNEXPECTED_EOF;
+        Fail(ep.tls_error != 0 ? ep.tls_error : static_cast<uint32_t>(kTransportError), tls_failure);
         return;
       }
       if (r == Io::kEnd) break;
     }
-    if (plain.len > 0) early_.insert(early_.end(), plain.bytes.begin(), plain.bytes.begin() + static_cast<ptrdiff_t>(plain.len));
+    if (plain.len > 0) early_.insert(early_.end(), plain.base, plain.base + plain.len);
   }
-  if (ep_.conn() != nullptr && ep_.Flush() == Io::kFailed) {
+  if (ep.Flush() == Io::kFailed) {
     Fail(kTransportError, false);
     return;
   }
-  if (ep_.conn() != nullptr && !ep_.handshaking()) {
+  if (!ep.handshaking()) {
     Established();
     return;
   }
-  if (ep_.input_ended()) {
+  if (ep.input_ended()) {
     Fail(static_cast<uint32_t>(RUSTLS_RESULT_UNEXPECTED_EOF), false);
     return;
   }
-  ep_.SetEvents(UV_READABLE | (ep_.HasQueued() ? UV_WRITABLE : 0), OnPoll);
-}
-
-// The acceptor until the ClientHello is complete, then routing by SNI and
-// the host's config (rustls_accepted_into_connection). kConnection once a
-// connection exists; kMore: the acceptor needs more input; kGone: this
-// connection failed and `this` is deleted, so the caller must return
-// without touching a member.
-Pending::Accepted Pending::Accept(InputCursor& in) {
-  for (;;) {
-    if (in.pos < in.len) {
-      size_t n = 0;
-      if (rustls_acceptor_read_tls(acceptor_, ReadFromCursor, &in, &n) != 0) {
-        rustls_acceptor_free(acceptor_);
-        acceptor_ = nullptr;
-        Fail(RUSTLS_RESULT_IO, false);
-        return Accepted::kGone;
-      }
-    }
-    rustls_accepted* accepted = nullptr;
-    rustls_accepted_alert* alert = nullptr;
-    rustls_result r = rustls_acceptor_accept(acceptor_, &accepted, &alert);
-    if (r == RUSTLS_RESULT_ACCEPTOR_NOT_READY) {
-      if (in.pos >= in.len) return Accepted::kMore;
-      continue;
-    }
-    rustls_acceptor_free(acceptor_);
-    acceptor_ = nullptr;
-    if (r != RUSTLS_RESULT_OK) {
-      WriteAlert(ep_, alert);
-      Fail(r, false);
-      return Accepted::kGone;
-    }
-    rustls_str sni = rustls_accepted_server_name(accepted);
-    sni_.assign(sni.data, sni.len);
-    HostRouter* router = set_->router;
-    // The one routing decision every accept path shares (ACME challenge,
-    // then hosts by SNI); routers given to a listener are never deferred.
-    HostRouter::Route route = router->closed() ? HostRouter::Route{HostRouter::kRefused, nullptr} : router->Choose(sni_, accepted);
-    int host = route.host;
-    const rustls_server_config* config = route.config;
-    if (config == nullptr) {
-      rustls_accepted_free(accepted);
-      // Refused before any certificate is sent.
-      bool refused = host == HostRouter::kRefused && !router->closed();
-      if (refused) WriteNow(ep_, kUnrecognizedNameAlert, sizeof kUnrecognizedNameAlert);
-      Fail(refused ? kUnrecognizedName : kNoHost, refused);
-      return Accepted::kGone;
-    }
-    rustls_connection* conn = nullptr;
-    // The resolver records its choice on this thread during the call.
-    rn_reset_chosen_certificate();
-    // Takes its own reference to the config; consumes `accepted`'s
-    // contents either way (the shell is freed here).
-    r = rustls_accepted_into_connection(accepted, config, &conn, &alert);
-    certificate_ = static_cast<int>(rn_last_chosen_certificate());
-    rustls_accepted_free(accepted);
-    host_ = host;
-    if (r != RUSTLS_RESULT_OK) {
-      WriteAlert(ep_, alert);
-      Fail(r, false);
-      return Accepted::kGone;
-    }
-    ep_.SetConnection(conn);
-    // Records that arrived with the ClientHello are buffered in the
-    // connection; process them now rather than on the next chunk.
-    r = rustls_connection_process_new_packets(conn);
-    if (r != RUSTLS_RESULT_OK) {
-      ep_.tls_error = r;
-      Fail(r, true);
-      return Accepted::kGone;
-    }
-    return Accepted::kConnection;
-  }
+  ep.SetEvents(UV_READABLE | (ep.HasQueued() ? UV_WRITABLE : 0), OnPoll);
 }
 
 void Pending::Fail(uint32_t code, bool send_alert) {
-  const int sys_errno = code == kTransportError ? (ep_.sys_errno != 0 ? ep_.sys_errno : errno) : 0;
+  const int sys_errno = code == kTransportError ? (ep_->sys_errno != 0 ? ep_->sys_errno : errno) : 0;
   // The alert first, so that the report counts the bytes it took.
   if (send_alert) EndGracefully();
-  listener_->Failed(code, sys_errno, sni_, ep_);
-  // A handshake that never completes holds no TLS connection: freeing the
-  // endpoint frees rustls' state and closes the descriptor.
+  listener_->Failed(code, sys_errno, ep_->stream().sni(), *ep_);
   delete this;
 }
 
 void Pending::EndGracefully() {
-  int fd = ep_.fd();
+  int fd = ep_->fd();
   if (fd < 0) return;
-  // What rustls queued last (an alert on an error, rustls-ffi: write_tls
-  // after errors; a close_notify), then the FIN. What the client sent
-  // meanwhile is read and dropped, so that close() does not turn the FIN
-  // into a reset.
-  if (ep_.conn() != nullptr) ep_.Flush();
+  // What the stream queued last (an alert on an error, rustls-ffi:
+  // write_tls after errors; a close_notify), then the FIN. What the client
+  // sent meanwhile is read and dropped, so that close() does not turn the
+  // FIN into a reset.
+  ep_->Flush();
   shutdown(fd, SHUT_WR);
   uint8_t* buf = ReadBuffer();
   for (int i = 0; i < 4 && read(fd, buf, kReadSize) > 0; i++) {
   }
 }
 
+Handshaken Pending::Handover() {
+  Handshaken h;
+  h.ep = std::move(ep_);
+  h.early.swap(early_);
+  h.set = set_;
+  set_ = nullptr;
+  return h;
+}
+
 void Pending::Established() {
   listener_->deadlines().Remove(this);
-  rustls_connection* conn = ep_.conn();
-  if (host_ == HostRouter::kChallenge) {
+  TlsStream& tls = ep_->stream();
+  rustls_connection* conn = tls.conn();
+  int host = tls.host();
+  if (host == kHostChallenge) {
     // RFC 8737 §3: a tls-alpn-01 validation carries no data. It is
-    // reported (the library emits 'acmeChallenge') and closed here.
+    // reported (the library emits 'acmeChallenge') and closed here; the
+    // stream queued its close_notify with the last flight.
     listener_->Handshook(this, true);
-    rustls_connection_send_close_notify(conn);
     EndGracefully();
     delete this;
     return;
   }
   listener_->HandshakeDone(rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED);
-  const Plan* plan = host_ >= 0 && static_cast<size_t>(host_) < set_->plans.size() ? &set_->plans[host_] : nullptr;
-  if (plan != nullptr && plan->kind == Plan::kTcp) {
+  const Plan* plan = host >= 0 && static_cast<size_t>(host) < set_->plans.size() ? &set_->plans[host] : nullptr;
+  if (plan != nullptr && plan->kind == kPlanTcp) {
     // JS logs the others' handshakes itself.
     listener_->Handshook(this);
-    Splice::Start(this, plan->target);
+    Splice::Start(listener_, Handover(), plan->target);
+    delete this;
     return;
   }
-  if (plan != nullptr && plan->kind == Plan::kHttp) {
+  if (plan != nullptr && plan->kind == kPlanHttp) {
     const uint8_t* alpn = nullptr;
     size_t alpn_len = 0;
     rustls_connection_get_alpn_protocol(conn, &alpn, &alpn_len);
     // HTTP/2 goes to Node's http2 server; HTTP/1.1 (or no ALPN) stays here.
     if (!(alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0)) {
       listener_->Handshook(this);
-      HttpProxy::Start(this, plan->target);
+      HttpProxy::Start(listener_, Handover(), plan->target);
+      delete this;
       return;
     }
   }
-  Listener::Handoff h;
-  h.ep = &ep_;
-  h.sni = sni_;
-  h.host = host_;
-  h.certificate = certificate_;
-  h.set = TakeSet();
-  h.plain = early_.data();
-  h.plain_len = early_.size();
-  listener_->Deliver(h);
+  Listener* listener = listener_;
+  Handshaken h = Handover();
   delete this;
+  listener->Deliver(std::move(h));
 }
 
 }  // namespace rustls_node

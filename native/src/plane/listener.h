@@ -19,8 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "js/common.h"
+#include "abi.h"
 #include "io/endpoint.h"
+#include "js/common.h"
 
 namespace rustls_node {
 
@@ -83,8 +84,8 @@ class Deadlines {
 
 // What becomes of an established connection of one host.
 struct Plan {
-  enum Kind { kJs = 0, kTcp = 1, kHttp = 2 } kind = kJs;
-  BackendTarget* target = nullptr;  // kTcp, kHttp
+  PlanKind kind = kPlanJs;
+  BackendTarget* target = nullptr;  // kPlanTcp, kPlanHttp
 };
 
 // A router and its plans as one reload generation set them. Connections
@@ -119,10 +120,16 @@ class Owned {
   friend class Listener;
 };
 
-// Codes besides rustls_result values that failures carry (LocalResult too).
-enum : uint32_t {
-  kHandshakeTimeout = 9003,
-  kTransportError = 9004,  // a read/write system call failed during the handshake
+// A connection whose handshake completed, as it moves from the listener to
+// its owner (a splice, an HTTP front end, JS): one object. The endpoint
+// carries the descriptor, its poll handle, the TLS session and what the
+// handshake chose (SNI, host, certificate).
+struct Handshaken {
+  std::unique_ptr<TlsEndpoint> ep;
+  // Plaintext that arrived with the client's last handshake flight.
+  std::vector<uint8_t> early;
+  // The route set this connection counts on; the new owner releases it.
+  RouteSet* set = nullptr;
 };
 
 // bindListener(options) → {fd, address, family, port}: a listening socket
@@ -150,33 +157,14 @@ class Listener : public Napi::ObjectWrap<Listener> {
   void Failed(uint32_t code, int sys_errno, const std::string& sni, const Endpoint& ep);
   void BackendFailed(RouteSet* set, int host, const char* kind, uint32_t code, int sys_errno);
   void HandshakeDone(bool resumed);
-  // An established connection for JS, as a Connection in socket mode:
-  // the endpoint's descriptor, poll and TLS state move to it, with the
-  // plaintext not consumed yet; the set's count passes to JS.
-  struct Handoff {
-    TlsEndpoint* ep = nullptr;
-    std::string sni;
-    int host = -1;
-    int certificate = -1;
-    RouteSet* set = nullptr;
-    const uint8_t* plain = nullptr;
-    size_t plain_len = 0;
-  };
-  void Deliver(const Handoff& h);
+  // An established connection for JS: a Connection on the fd pump takes
+  // it over, with the plaintext not consumed yet; the set's count passes
+  // to JS.
+  void Deliver(Handshaken h);
   BackendPool& pool() { return *pool_; }
   bool draining() const { return draining_; }
   void HttpResponse(int status) { http_responses_[status]++; }
 
-  // Event kinds of onevent(kind, ...), mirrored in lib/native.ts.
-  enum Event : int {
-    kEventSecure = 1,    // (connection, setId, host, flags, plaintext|undefined)
-    kEventFailures = 2,  // ([code, sni, address, port, ...])
-    kEventIdle = 3,      // (setId)
-    kEventBackend = 4,   // ([setId, host, kind, code, errno, ...])
-    kEventClosed = 5,    // () closed, and its last connection ended
-    kEventHandshakes = 6,  // ([setId, host, sni, address, port, version, suite, alpn, resumed, ...]): spliced
-                           // connections (reportHandshakes) and ACME challenges (host -2)
-  };
   // Records a completed handshake for a debug log line (reportHandshakes).
   // `always`: reported even when JS did not ask (ACME challenges).
   void Handshook(class Pending* p, bool always = false);
@@ -280,42 +268,26 @@ class Pending final : public Owned, public Timed {
   bool Start();
   // Closed without a word (shutdown): not a client failure.
   void Abort() override { delete this; }
-  uint64_t BytesIn() const override { return ep_.bytes_in; }
-  uint64_t BytesOut() const override { return ep_.bytes_out; }
+  uint64_t BytesIn() const override { return ep_->bytes_in; }
+  uint64_t BytesOut() const override { return ep_->bytes_out; }
   void OnDeadline() override;
 
-  TlsEndpoint& endpoint() { return ep_; }
+  TlsEndpoint& endpoint() { return *ep_; }
   RouteSet* set() const { return set_; }
-  int host() const { return host_; }
-  int certificate() const { return certificate_; }
-  const std::string& sni() const { return sni_; }
-  // Plaintext that arrived with the client's last handshake flight.
-  std::vector<uint8_t>& early() { return early_; }
-  // Ownership of the set's count passes to the new owner.
-  RouteSet* TakeSet() {
-    RouteSet* s = set_;
-    set_ = nullptr;
-    return s;
-  }
 
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void Advance(int events);
-  // kGone: failed, and `this` is deleted.
-  enum class Accepted { kConnection, kMore, kGone };
-  Accepted Accept(InputCursor& in);
   void Fail(uint32_t code, bool send_alert);
   // Flushes what rustls queued, then the FIN.
   void EndGracefully();
   void Established();
+  // The connection as it leaves for its owner (this Pending keeps nothing).
+  Handshaken Handover();
 
-  TlsEndpoint ep_;
-  rustls_acceptor* acceptor_ = nullptr;
+  std::unique_ptr<TlsEndpoint> ep_;
   RouteSet* set_;
-  std::string sni_;
   std::vector<uint8_t> early_;
-  int host_ = -1;
-  int certificate_ = -1;
 };
 
 }  // namespace rustls_node

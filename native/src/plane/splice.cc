@@ -313,17 +313,19 @@ void BackendTarget::Close() {
 
 // ---- Splice ---------------------------------------------------------------
 
-void Splice::Start(Pending* p, BackendTarget* target) {
-  auto* s = new Splice(p, target);
-  delete p;
+void Splice::Start(Listener* listener, Handshaken h, BackendTarget* target) {
+  auto* s = new Splice(listener, std::move(h), target);
   s->Begin();
 }
 
-Splice::Splice(Pending* p, BackendTarget* target)
-    : Owned(p->listener()), host_(p->host()), certificate_(p->certificate()), sni_(p->sni()), target_(target) {
-  client_ = TlsEndpoint::TakeOver(p->endpoint(), this);
-  early_.swap(p->early());
-  set_ = p->TakeSet();
+Splice::Splice(Listener* listener, Handshaken h, BackendTarget* target)
+    : Owned(listener), client_(std::move(h.ep)), set_(h.set), target_(target) {
+  const TlsStream& tls = client_->stream();
+  host_ = tls.host();
+  certificate_ = tls.certificate();
+  sni_ = tls.sni();
+  early_.swap(h.early);
+  client_->Rebind(this);
 }
 
 Splice::~Splice() {
@@ -475,11 +477,10 @@ void Splice::OnClientPoll(uv_poll_t* handle, int status, int events) {
 }
 
 bool Splice::Move(Endpoint& src, Endpoint& dst) {
-  PlainBuffer& plain = SharedPlain();
   for (int i = 0; i < kMovesPerEvent && !dst.HasQueued() && !src.input_ended(); i++) {
-    plain.len = 0;
-    Io r = src.Read(&plain);
-    if (plain.len > 0 && dst.Write(plain.bytes.data(), plain.len) == Io::kFailed) {
+    PlainOut plain = PlainOut::Growing(&SharedPlain());
+    Io r = src.Read(plain);
+    if (plain.len > 0 && dst.Write(plain.base, plain.len) == Io::kFailed) {
       delete this;
       return false;
     }

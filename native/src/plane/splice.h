@@ -77,8 +77,8 @@ class BackendTarget : public Napi::ObjectWrap<BackendTarget> {
 
 class Splice final : public Owned, public Timed, public BackendOwner {
  public:
-  // Takes over `p`'s connection (and deletes `p`).
-  static void Start(Pending* p, BackendTarget* target);
+  // Takes over a connection whose handshake completed.
+  static void Start(Listener* listener, Handshaken h, BackendTarget* target);
   ~Splice() override;
   void Abort() override { delete this; }
   uint64_t BytesIn() const override { return client_->bytes_in; }
@@ -90,7 +90,7 @@ class Splice final : public Owned, public Timed, public BackendOwner {
   void OnBackendEvent(BackendConn* b, int status, int events) override;
 
  private:
-  Splice(Pending* p, BackendTarget* target);
+  Splice(Listener* listener, Handshaken h, BackendTarget* target);
   void Begin();
   static void OnClientPoll(uv_poll_t* handle, int status, int events);
   // Moves what `src` has to `dst`; false once the splice was deleted.
