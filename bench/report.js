@@ -326,6 +326,7 @@ function markdown (results) {
     const valid = c.samples.length - bad.length
     out.push(`- \`${id}\` (${c.title}): ${valid} of ${c.samples.length} samples valid${c.verified ? `; ${c.verified}` : ''}.`)
     for (const s of bad) out.push(`  - round ${s.round + 1} ${s.stack}: ${s.error ?? s.problems.join('; ')}`)
+    for (const s of c.samples.filter((x) => x.warnings !== undefined)) out.push(`  - round ${s.round + 1} ${s.stack} (valid, warning): ${s.warnings.join('; ')}`)
   }
   if (r.notes.length > 0) {
     out.push('')

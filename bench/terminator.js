@@ -113,7 +113,8 @@ function probe (port, ca, plain) {
  * The `rustls-node serve` process in front of the backend: http mode with
  * one worker and log level warn unless `options` says otherwise.
  * options: {mode: 'http'|'tcp', top: extra top-level keys, host: extra
- * host keys, execArgv (node flags, e.g. the gc hook), ipc, nofile}.
+ * host keys, backend: extra backend keys, execArgv (node flags, e.g. the
+ * gc hook), ipc, nofile}.
  * SIGTERM (its stop()) drains, then exits (SPEC §5).
  */
 async function startRustlsTerminator (ctx, backendPort, options = {}) {
@@ -128,7 +129,7 @@ async function startRustlsTerminator (ctx, backendPort, options = {}) {
       serverName: 'localhost',
       certificates: [{ cert: path.join(ctx.certDir, 'localhost-ecdsa.pem'), key: path.join(ctx.certDir, 'localhost-ecdsa.key') }],
       ...options.host,
-      backend: { address: `127.0.0.1:${backendPort}`, mode: options.mode ?? 'http' },
+      backend: { address: `127.0.0.1:${backendPort}`, mode: options.mode ?? 'http', ...options.backend },
     }],
   }
   const file = path.join(ctx.tmpDir, `terminator-${options.mode ?? 'http'}.yaml`)
