@@ -38,11 +38,15 @@ const LIBRARY_ROWS = [
 const KEY = 'reqPerCpuS'
 const UNIT = 'req/CPU-s'
 
-/** A stack's column: its figure, or why it has none ('not measured': not a stack of this case). */
+/**
+ * A stack's column: its figure, or why it has none: 'not available' (with
+ * the reason), or '–' when the stack is not part of the case (node:https
+ * has no HTTP/2).
+ */
 function column (results, c, stack, stat) {
   if (c.stacks.includes(stack)) return { stat: stat(results, c.caseId, stack, KEY) }
   const reason = c.params?.unavailable?.[stack]
-  return { stat: null, absent: reason !== undefined ? 'not available' : 'not measured', reason }
+  return { stat: null, absent: reason !== undefined ? 'not available' : '–', reason }
 }
 
 function terminatorFigures (results, { stat, pairedRatio, bestPeerRatio }) {
@@ -113,7 +117,7 @@ function terminatorTable (figures, { cell, ratioCell }) {
 }
 
 const LIBRARY_INTRO = 'The library\'s HTTPS servers driven by h2load (issue 19): a Node app answering 100 bytes, requests per second of the app ' +
-  'process\'s CPU (/proc); ratios > 1 mean rustls-node is better. Targets apply to the default path (createHttpsServer).'
+  'process\'s CPU (/proc); ratios > 1 mean rustls-node is better. Targets apply to the default path (createHttpsServer). node:https has no HTTP/2.'
 
 function libraryTable (figures, { cell, ratioCell }) {
   const stacks = [...LIBRARY_SUBJECTS, ...LIBRARY_NODE]

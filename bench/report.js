@@ -303,12 +303,16 @@ function noiseLine (r) {
   return `Other processes used ${(100 * o.other).toFixed(1)} % of the machine's CPU during the run (up to ${(100 * o.maxSample).toFixed(0)} % during one sample; hypervisor steal ${(100 * o.steal).toFixed(1)} %).`
 }
 
-/** The h2load tables (terminators, library) that have rows, each under a heading, as lines. */
+/**
+ * The h2load tables (terminators, library) that have rows, as lines, each
+ * after its introduction and, with `heading` (a Markdown prefix), a heading.
+ */
 function h2loadSections ({ terminator, library }, heading) {
   const helpers = { cell, ratioCell }
+  const title = (text) => (heading === undefined ? [] : [`${heading}${text}`, ''])
   const out = []
-  if (terminator.length > 0) out.push(`${heading}Terminators under h2load (issue 18)`, '', h2loadReport.TERMINATOR_INTRO, '', h2loadReport.terminatorTable(terminator, helpers), '')
-  if (library.length > 0) out.push(`${heading}The library's HTTPS servers under h2load (issue 19)`, '', h2loadReport.LIBRARY_INTRO, '', h2loadReport.libraryTable(library, helpers), '')
+  if (terminator.length > 0) out.push(...title('Terminators under h2load (issue 18)'), h2loadReport.TERMINATOR_INTRO, '', h2loadReport.terminatorTable(terminator, helpers), '')
+  if (library.length > 0) out.push(...title('The library\'s HTTPS servers under h2load (issue 19)'), h2loadReport.LIBRARY_INTRO, '', h2loadReport.libraryTable(library, helpers), '')
   return out
 }
 
@@ -391,7 +395,7 @@ function writeSummary ({ file, details, targetsOnly }, results) {
   const h2load = targetsOnly
     ? { terminator: results.h2loadFigures.terminator.filter((f) => f.target !== undefined), library: results.h2loadFigures.library }
     : results.h2loadFigures
-  const h2loadText = h2loadSections(h2load, '').join('\n').trim()
+  const h2loadText = h2loadSections(h2load).join('\n').trim()
   if (h2loadText !== '') tables.push(h2loadText)
   const section = `${README_START}\nLatest full run (${results.startedAt.slice(0, 10)}; [details](${details})). ${machineLine(results.machine)} ` +
     `${noiseLine(results)}\n\n${tables.join('\n\n')}\n${README_END}`
