@@ -69,6 +69,22 @@ function pinned (role, command, args, { nofile } = {}) {
 }
 
 /**
+ * Runs a tool (openssl speed, wrk, h2load) pinned to `role`'s core and
+ * resolves with its exit code and its output, stdout and stderr together.
+ */
+function runPinned (role, command, args) {
+  const { command: cmd, args: argv } = pinned(role, command, args)
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+    let out = ''
+    child.stdout.on('data', (b) => { out += b })
+    child.stderr.on('data', (b) => { out += b })
+    child.once('error', reject)
+    child.once('close', (code) => resolve({ code, out }))
+  })
+}
+
+/**
  * Starts `node [execArgv] script [args]` pinned to `role`'s core, with an
  * IPC channel. Resolves once the child sent its {event: 'ready'} message.
  */
@@ -390,4 +406,4 @@ function foreignLoad (a, b) {
   }
 }
 
-module.exports = { allowedCores, canPin, coreFor, cpuSnapshot, emit, foreignLoad, fullGc, pinned, serveControl, startNode, startProcess, track, treeCpuMicros, treeRssBytes, Peer }
+module.exports = { allowedCores, canPin, coreFor, cpuSnapshot, emit, foreignLoad, fullGc, pinned, runPinned, serveControl, startNode, startProcess, track, treeCpuMicros, treeRssBytes, Peer }

@@ -6,26 +6,15 @@
 // need the process layout (plain node:net bulk, accept+close, idle TCP
 // connection, plain HTTP proxy) run through the scenario drivers with the
 // 'net'/'plain' stacks, so they are measured exactly like the TLS stacks.
-const { spawn } = require('node:child_process')
-
-const { pinned, track } = require('./child')
+const { runPinned } = require('./child')
 
 /** TLS records carry up to 16 KiB of plaintext (RFC 8446 §5.1). */
 const RECORD_BYTES = 16384
 
-function opensslSpeed (args) {
-  const { command, args: argv } = pinned('server', 'openssl', ['speed', '-mr', ...args])
-  return new Promise((resolve, reject) => {
-    const child = track(spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-    let out = ''
-    child.stdout.on('data', (b) => { out += b })
-    child.stderr.on('data', (b) => { out += b })
-    child.once('error', reject)
-    child.once('close', (code) => {
-      if (code !== 0) reject(new Error(`openssl speed ${args.join(' ')} exited with ${code}: ${out.slice(-500)}`))
-      else resolve(out)
-    })
-  })
+async function opensslSpeed (args) {
+  const { code, out } = await runPinned('server', 'openssl', ['speed', '-mr', ...args])
+  if (code !== 0) throw new Error(`openssl speed ${args.join(' ')} exited with ${code}: ${out.slice(-500)}`)
+  return out
 }
 
 /**

@@ -24,6 +24,7 @@ const tls = require('node:tls')
 
 const { startNode, startProcess, treeCpuMicros, treeRssBytes } = require('./child')
 const { bulkPhases, histogramIs, transfer, AES128, ECDHE_ECDSA_AES128, HANDSHAKE_CONCURRENCY, IDLE_OPEN_CONCURRENCY, IDLE_WARM_CONNECTIONS } = require('./scenarios')
+const { startNginxPeer } = require('./nginx')
 const { ensureCommand, freePort, startNodeProxy, startRustlsTerminator, waitReady, wrkRuns, BACKEND, WRK_CONNECTIONS } = require('./terminator')
 
 const SERVER = path.join(__dirname, 'server.js')
@@ -117,11 +118,19 @@ function preparePeers (ctx, mode, log) {
     if (cmd !== 'wrk') available.add(cmd)
   }
   if (ctx.hitchBin) versions.hitch = /hitch (\S+)/.exec(commandText(ctx.hitchBin, ['--version']))?.[1] ?? 'unknown'
-  if (ctx.haproxyBin) {
-    const vv = commandText(ctx.haproxyBin, ['-vv'])
-    versions.haproxy = /version (\S+)/.exec(vv)?.[1] ?? 'unknown'
-    versions.haproxyOpenssl = /Running on OpenSSL version : OpenSSL (\S+)/.exec(vv)?.[1] ?? null
-  }
+  if (ctx.haproxyBin) Object.assign(versions, haproxyVersion(ctx.haproxyBin))
+  peerFiles(ctx)
+  const idle = idleLimits(SIZES[mode].idle)
+  if (idle.note !== undefined) notes.push(idle.note)
+  return { available, wrk: ctx.wrkBin !== undefined, idle, notes, versions }
+}
+
+/**
+ * What every peer sample reads, made once per run: the combined PEM hitch
+ * and HAProxy read, the suites rustls-node suppresses, the CA.
+ */
+function peerFiles (ctx) {
+  if (ctx.combinedPem !== undefined) return
   // hitch and HAProxy read the key and the certificate from one file.
   ctx.combinedPem = path.join(ctx.tmpDir, 'localhost-ecdsa-combined.pem')
   fs.writeFileSync(ctx.combinedPem, Buffer.concat([fs.readFileSync(path.join(ctx.certDir, 'localhost-ecdsa.key')), fs.readFileSync(path.join(ctx.certDir, 'localhost-ecdsa.pem'))]), { mode: 0o600 })
@@ -129,9 +138,21 @@ function preparePeers (ctx, mode, log) {
   const { supportedCiphers } = require(path.join(ctx.libDir, 'index.js'))
   ctx.rustlsSuppress = supportedCiphers().map((c) => c.ianaName).filter((n) => n !== TLS13_SUITE && n !== TLS12_SUITE)
   ctx.ca = fs.readFileSync(path.join(ctx.certDir, 'ca.pem'))
-  const idle = idleLimits(SIZES[mode].idle)
-  if (idle.note !== undefined) notes.push(idle.note)
-  return { available, wrk: ctx.wrkBin !== undefined, idle, notes, versions }
+}
+
+/**
+ * From `haproxy -vv`: {haproxy: its version, haproxyOpenssl: the OpenSSL
+ * version it runs on (null on another library), haproxySsl: the library
+ * and version, e.g. "AWS-LC 5.12.0"}.
+ */
+function haproxyVersion (bin) {
+  const vv = commandText(bin, ['-vv'])
+  const ssl = /Running on (?:SSL library|OpenSSL) version : (\S+) (\S+)/.exec(vv)
+  return {
+    haproxy: /version (\S+)/.exec(vv)?.[1] ?? 'unknown',
+    haproxyOpenssl: ssl?.[1] === 'OpenSSL' ? ssl[2] : null,
+    haproxySsl: ssl === null ? null : `${ssl[1]} ${ssl[2]}`,
+  }
 }
 
 function commandText (cmd, args) {
@@ -174,14 +195,17 @@ async function startHitch (ctx, backendPort, { nofile }) {
  * HAProxy: one process, one thread (`nbthread 1`), `mode tcp` with `bind
  * ... ssl crt` or `mode http` with keep-alive to the backend, no logging.
  * Its counters come from the stats socket, read outside the measured
- * brackets.
+ * brackets. Modes 'h2' and 'grpc' (bench/h2load-peers.js) are `mode http`
+ * offering h2 and http/1.1 by ALPN; 'grpc' speaks h2c to the backend
+ * (`proto h2`). `bin`: another HAProxy binary (the AWS-LC build).
  */
-async function startHaproxy (ctx, backendPort, mode, { nofile }) {
+async function startHaproxy (ctx, backendPort, mode, { nofile, bin = ctx.haproxyBin } = {}) {
   const port = await freePort()
-  const file = path.join(ctx.tmpDir, `haproxy-${mode}.cfg`)
-  const sock = path.join(ctx.tmpDir, `haproxy-${mode}.sock`)
+  const name = `haproxy-${mode}-${path.basename(bin)}`
+  const file = path.join(ctx.tmpDir, `${name}.cfg`)
+  const sock = path.join(ctx.tmpDir, `${name}.sock`)
   fs.rmSync(sock, { force: true })
-  const httpMode = mode === 'http'
+  const httpMode = mode !== 'tcp'
   const lines = [
     'global',
     '  nbthread 1',
@@ -193,12 +217,12 @@ async function startHaproxy (ctx, backendPort, mode, { nofile }) {
     `  ssl-default-bind-ciphers ${ECDHE_ECDSA_AES128}`,
     '  ssl-default-bind-options ssl-min-ver TLSv1.2',
     'defaults',
-    `  mode ${mode}`,
+    `  mode ${httpMode ? 'http' : 'tcp'}`,
     '  timeout connect 5s',
     '  timeout client 10m',
     '  timeout server 10m',
     'frontend fe',
-    `  bind 127.0.0.1:${port} ssl crt ${ctx.combinedPem} backlog 4096`,
+    `  bind 127.0.0.1:${port} ssl crt ${ctx.combinedPem}${mode === 'h2' || mode === 'grpc' ? ' alpn h2,http/1.1' : ''} backlog 4096`,
     // The header rules of rustls-node's http mode and node-proxy.js (SPEC §5).
     ...(httpMode ? ['  http-request del-header ^(x-ssl-|x-forwarded-|forwarded$) -m reg', '  http-request set-header X-Forwarded-Proto https', '  option forwardfor'] : []),
     '  default_backend be',
@@ -207,10 +231,10 @@ async function startHaproxy (ctx, backendPort, mode, { nofile }) {
     // rustls-node's pool and node's keep-alive Agent do ('safe', the
     // default, opens one per client connection for its first request).
     ...(httpMode ? ['  http-reuse always'] : []),
-    `  server backend 127.0.0.1:${backendPort}`,
+    `  server backend 127.0.0.1:${backendPort}${mode === 'grpc' ? ' proto h2' : ''}`,
   ]
   fs.writeFileSync(file, lines.join('\n') + '\n')
-  const proc = startProcess('server', ctx.haproxyBin, ['-db', '-f', file], { nofile })
+  const proc = startProcess('server', bin, ['-db', '-f', file], { nofile })
   return {
     ...proc,
     port,
@@ -260,7 +284,10 @@ async function haproxyFrontend (sock) {
 async function startRustlsPeer (ctx, backendPort, mode, { nofile, gcHook }) {
   const metricsPort = await freePort()
   const proc = await startRustlsTerminator(ctx, backendPort, {
-    mode,
+    // http mode offers h2 and http/1.1 by ALPN by default (SPEC §5); 'grpc'
+    // also speaks h2c to the backend (issue 18's backend.httpVersion).
+    mode: mode === 'tcp' ? 'tcp' : 'http',
+    backend: mode === 'grpc' ? { httpVersion: '2' } : undefined,
     top: { ticketKeys: path.join(ctx.certDir, 'ticket-keys.bin'), metrics: { listen: `127.0.0.1:${metricsPort}` } },
     host: { ciphersSuppress: ctx.rustlsSuppress },
     execArgv: gcHook ? ['--expose-gc', '-r', GC_HOOK] : [],
@@ -319,29 +346,37 @@ async function startNodePeer (ctx, backendPort, mode, { nofile, gcHook }) {
   }
 }
 
+/**
+ * A peer of `stack` in `mode`: 'tcp' and 'http' (issue 11's scenarios),
+ * 'h2' (http mode offering h2 and http/1.1 by ALPN) and 'grpc' (h2 to an
+ * h2c backend) for bench/h2load-peers.js.
+ */
 function startPeer (stack, mode, backendPort, ctx, options = {}) {
   switch (stack) {
     case 'rustls': return startRustlsPeer(ctx, backendPort, mode, options)
     case 'hitch': return startHitch(ctx, backendPort, options)
     case 'haproxy': return startHaproxy(ctx, backendPort, mode, options)
+    case 'haproxy-awslc': return startHaproxy(ctx, backendPort, mode, { ...options, bin: ctx.haproxyAwslcBin })
+    case 'nginx': return startNginxPeer(ctx, backendPort, { grpc: mode === 'grpc', tls12Ciphers: ECDHE_ECDSA_AES128, tls13Suite: TLS13_SUITE })
     case 'node': return startNodePeer(ctx, backendPort, mode, options)
     default: throw new Error(`unknown peer ${stack}`)
   }
 }
 
 /**
- * One TLS connection with the forced version and suite, closed after its
- * handshake: resolves with what it negotiated once the peer closed it too
+ * One TLS connection with the forced version and suite (and `def.alpn`'s
+ * ALPN list, if any), closed after its handshake: resolves with what it
+ * negotiated once the peer closed it too
  * (the peer has then counted the handshake and closed its backend side).
  */
 function tlsProbe (port, def, ca) {
   return new Promise((resolve, reject) => {
     const version = def.version === '1.2' ? 'TLSv1.2' : 'TLSv1.3'
-    const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, minVersion: version, maxVersion: version, ciphers: def.ciphers })
+    const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, minVersion: version, maxVersion: version, ciphers: def.ciphers, ALPNProtocols: def.alpn })
     let negotiated = null
     s.setTimeout(3000, () => s.destroy(new Error('probe timed out')))
     s.once('secureConnect', () => {
-      negotiated = { protocol: s.getProtocol(), cipher: s.getCipher()?.standardName }
+      negotiated = { protocol: s.getProtocol(), cipher: s.getCipher()?.standardName, group: s.getEphemeralKeyInfo()?.name, alpn: s.alpnProtocol }
       s.end()
     })
     s.on('data', () => {})
@@ -579,4 +614,4 @@ function measurePeer (def, stack, ctx) {
   return DRIVERS[def.kind](def, stack, ctx)
 }
 
-module.exports = { peerCases, preparePeers, measurePeer, SCENARIOS, PEER_NAMES: { rustls: 'rustls-node', hitch: 'hitch', haproxy: 'HAProxy', node: 'node:tls' } }
+module.exports = { commandText, haproxyVersion, peerFiles, peerCases, preparePeers, measurePeer, startPeer, waitTcpReady, SCENARIOS, TLS13_SUITE, PEER_NAMES: { rustls: 'rustls-node', hitch: 'hitch', haproxy: 'HAProxy', node: 'node:tls' } }

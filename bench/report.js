@@ -5,6 +5,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 
+const h2loadReport = require('./h2load-report')
 const resumeShare = require('./resume-share')
 
 const RESULTS_DIR = path.join(__dirname, 'results')
@@ -51,23 +52,24 @@ function oriented (rustls, other, better) {
  * hit them alike) and summarised like the figures. `peer` is the stack
  * rustls-node is compared with.
  */
-function pairedRatio (results, caseId, key, better, peer = 'node') {
+function pairedRatio (results, caseId, key, better, peer = 'node', subject = 'rustls') {
   const other = roundValues(results, caseId, peer, key)
   const ratios = []
-  for (const [round, r] of roundValues(results, caseId, 'rustls', key)) {
+  for (const [round, r] of roundValues(results, caseId, subject, key)) {
     if (other.has(round)) ratios.push(oriented(r, other.get(round), better))
   }
   return summary(ratios)
 }
 
 /**
- * rustls-node against the best of `peers` in each round (only rounds in
- * which every peer has a valid sample, so the best is never a default).
+ * rustls-node (stack `subject`) against the best of `peers` in each round
+ * (only rounds in which every peer has a valid sample, so the best is
+ * never a default).
  */
-function bestPeerRatio (results, caseId, key, better, peers) {
+function bestPeerRatio (results, caseId, key, better, peers, subject = 'rustls') {
   const values = peers.map((p) => roundValues(results, caseId, p, key))
   const ratios = []
-  for (const [round, r] of roundValues(results, caseId, 'rustls', key)) {
+  for (const [round, r] of roundValues(results, caseId, subject, key)) {
     if (!values.every((v) => v.has(round))) continue
     const theirs = values.map((v) => v.get(round))
     ratios.push(oriented(r, better === 'higher' ? Math.max(...theirs) : Math.min(...theirs), better))
@@ -275,8 +277,21 @@ function peerTable (figures) {
 
 const PEER_TABLE_INTRO = 'The rustls-node terminator (`rustls-node serve`) against hitch, HAProxy and a node:tls proxy (issue 11): server = the terminator\'s process tree, CPU from /proc; ratios > 1 mean rustls-node is better.'
 
+/** HAProxy's version and the TLS library it runs on, from peers.js haproxyVersion(). */
+function haproxyText (v, name = 'HAProxy') {
+  return `${name} ${v.haproxy}${v.haproxySsl ? ` (${v.haproxySsl})` : v.haproxyOpenssl ? ` (OpenSSL ${v.haproxyOpenssl})` : ''}`
+}
+
+/** The tools and peers of the h2load scenarios, when they ran. */
+function h2loadToolsText (h, haproxyNamed) {
+  if (h === undefined) return ''
+  return [h.h2load && `h2load ${h.h2load}`, h.nginx && `nginx ${h.nginx}`, h.haproxy && !haproxyNamed && haproxyText(h.haproxy),
+    h.haproxyAwslc && haproxyText(h.haproxyAwslc, 'HAProxy+AWS-LC'), h.grpcJs && `@grpc/grpc-js ${h.grpcJs}`].filter(Boolean).map((x) => `, ${x}`).join('')
+}
+
 function machineLine (m) {
-  const peers = m.peers === undefined ? '' : [m.peers.hitch && `hitch ${m.peers.hitch}`, m.peers.haproxy && `HAProxy ${m.peers.haproxy}${m.peers.haproxyOpenssl ? ` (OpenSSL ${m.peers.haproxyOpenssl})` : ''}`].filter(Boolean).map((x) => `, ${x}`).join('')
+  const peers = (m.peers === undefined ? '' : [m.peers.hitch && `hitch ${m.peers.hitch}`, m.peers.haproxy && haproxyText(m.peers)].filter(Boolean).map((x) => `, ${x}`).join('')) +
+    h2loadToolsText(m.h2load, m.peers?.haproxy !== undefined)
   return `${m.cpuModel}, ${m.cores} cores${m.hypervisor ? ` (${m.hypervisor} guest)` : ''}, Linux ${m.kernel}, ` +
     `Node ${m.node} (OpenSSL ${m.nodeOpenssl}), ${m.rustls}, openssl CLI ${m.opensslCli}, ${m.wrk ?? 'wrk not installed'}${peers}. ` +
     `${m.source ? `Source: commit ${m.source.commit}${m.source.modifiedFiles ? ` with ${m.source.modifiedFiles} modified tracked files` : ''}. ` : ''}` +
@@ -286,6 +301,19 @@ function machineLine (m) {
 function noiseLine (r) {
   const o = r.otherCpu
   return `Other processes used ${(100 * o.other).toFixed(1)} % of the machine's CPU during the run (up to ${(100 * o.maxSample).toFixed(0)} % during one sample; hypervisor steal ${(100 * o.steal).toFixed(1)} %).`
+}
+
+/**
+ * The h2load tables (terminators, library) that have rows, as lines, each
+ * after its introduction and, with `heading` (a Markdown prefix), a heading.
+ */
+function h2loadSections ({ terminator, library }, heading) {
+  const helpers = { cell, ratioCell }
+  const title = (text) => (heading === undefined ? [] : [`${heading}${text}`, ''])
+  const out = []
+  if (terminator.length > 0) out.push(...title('Terminators under h2load (issue 18)'), h2loadReport.TERMINATOR_INTRO, '', h2loadReport.terminatorTable(terminator, helpers), '')
+  if (library.length > 0) out.push(...title('The library\'s HTTPS servers under h2load (issue 19)'), h2loadReport.LIBRARY_INTRO, '', h2loadReport.libraryTable(library, helpers), '')
+  return out
 }
 
 function markdown (results) {
@@ -310,6 +338,7 @@ function markdown (results) {
     out.push(peerTable(r.peerFigures))
     out.push('')
   }
+  out.push(...h2loadSections(r.h2loadFigures, '## '))
   const limits = limitRows(r)
   if (limits.length > 0) {
     out.push('## Limits (same run)')
@@ -326,6 +355,7 @@ function markdown (results) {
     const valid = c.samples.length - bad.length
     out.push(`- \`${id}\` (${c.title}): ${valid} of ${c.samples.length} samples valid${c.verified ? `; ${c.verified}` : ''}.`)
     for (const s of bad) out.push(`  - round ${s.round + 1} ${s.stack}: ${s.error ?? s.problems.join('; ')}`)
+    for (const s of c.samples.filter((x) => x.warnings !== undefined)) out.push(`  - round ${s.round + 1} ${s.stack} (valid, warning): ${s.warnings.join('; ')}`)
   }
   if (r.notes.length > 0) {
     out.push('')
@@ -362,6 +392,11 @@ function writeSummary ({ file, details, targetsOnly }, results) {
   const figures = targetsOnly ? results.figures.filter((f) => f.target) : results.figures
   const peerFigures = targetsOnly ? results.peerFigures.filter((f) => f.targets.length > 0) : results.peerFigures
   const tables = [figures.length > 0 ? markdownTable(figures) : null, peerFigures.length > 0 ? `${PEER_TABLE_INTRO}\n\n${peerTable(peerFigures)}` : null].filter(Boolean)
+  const h2load = targetsOnly
+    ? { terminator: results.h2loadFigures.terminator.filter((f) => f.target !== undefined), library: results.h2loadFigures.library }
+    : results.h2loadFigures
+  const h2loadText = h2loadSections(h2load).join('\n').trim()
+  if (h2loadText !== '') tables.push(h2loadText)
   const section = `${README_START}\nLatest full run (${results.startedAt.slice(0, 10)}; [details](${details})). ${machineLine(results.machine)} ` +
     `${noiseLine(results)}\n\n${tables.join('\n\n')}\n${README_END}`
   writeAtomic(file, text.slice(0, a) + section + text.slice(b + README_END.length))
@@ -376,6 +411,8 @@ function writeSummary ({ file, details, targetsOnly }, results) {
 function writeResults (results) {
   results.figures = computeFigures(results)
   results.peerFigures = computePeerFigures(results)
+  const helpers = { stat, pairedRatio, bestPeerRatio }
+  results.h2loadFigures = { terminator: h2loadReport.terminatorFigures(results, helpers), library: h2loadReport.libraryFigures(results, helpers) }
   fs.mkdirSync(RESULTS_DIR, { recursive: true })
   const suffix = results.mode === 'quick' ? '-quick' : results.only ? '-partial' : ''
   const stamp = results.startedAt.slice(0, 19).replace(/:/g, '-')

@@ -8,8 +8,9 @@
 // core each; the main figure is the server's CPU time per unit of work.
 //
 //   node bench/run.js [--quick] [--only bulk,handshake,resume,memory,terminator,limits,resume-share,
-//                     peer-handshake,peer-bulk,peer-http,peer-memory (or: peers)]
-//                     [--rounds N] [--no-build] [--terminator-bin PATH]
+//                     peer-handshake,peer-bulk,peer-http,peer-memory (or: peers),
+//                     peer-h2load,peer-grpc,library-h2load (or: h2load)]
+//                     [--rounds N] [--no-build] [--terminator-bin PATH] [--haproxy-awslc PATH]
 //
 // Results: bench/results/latest.{json,md} (+ a dated copy) and the summary
 // in bench/README.md; --quick and --only runs are written under their own
@@ -20,6 +21,8 @@ const os = require('node:os')
 const path = require('node:path')
 
 const { allowedCores, canPin, coreFor, cpuSnapshot, foreignLoad } = require('./child')
+const h2loadPeers = require('./h2load-peers')
+const libraryH2load = require('./library-h2load')
 const { limitCases, measureAes, measurePublicKey } = require('./limits')
 const peers = require('./peers')
 const { writeResults } = require('./report')
@@ -28,20 +31,22 @@ const scenarios = require('./scenarios')
 const terminator = require('./terminator')
 
 const ROOT = path.resolve(__dirname, '..')
-const SCENARIOS = ['limits', 'bulk', 'handshake', 'resume', 'memory', 'terminator', 'resume-share', ...peers.SCENARIOS]
-/** `--only peers` selects every peer scenario. */
-const ALIASES = { peers: peers.SCENARIOS }
+const H2LOAD_SCENARIOS = [...h2loadPeers.SCENARIOS, libraryH2load.SCENARIO]
+const SCENARIOS = ['limits', 'bulk', 'handshake', 'resume', 'memory', 'terminator', 'resume-share', ...peers.SCENARIOS, ...H2LOAD_SCENARIOS]
+/** `--only peers` selects every peer scenario of issue 11, `--only h2load` the h2load-driven ones (issues 18, 19). */
+const ALIASES = { peers: peers.SCENARIOS, h2load: H2LOAD_SCENARIOS }
 const DEFAULT_ROUNDS = { full: 5, quick: 1 }
 
 function usage (message) {
   if (message) console.error(`bench: ${message}`)
-  console.error('usage: node bench/run.js [--quick] [--only <scenario>[,<scenario>...]] [--rounds N] [--no-build] [--terminator-bin PATH]')
-  console.error(`scenarios: ${SCENARIOS.join(', ')}; peers = ${ALIASES.peers.join(',')}`)
+  console.error('usage: node bench/run.js [--quick] [--only <scenario>[,<scenario>...]] [--rounds N] [--no-build] [--terminator-bin PATH] [--haproxy-awslc PATH]')
+  console.error(`scenarios: ${SCENARIOS.join(', ')}; peers = ${ALIASES.peers.join(',')}; h2load = ${ALIASES.h2load.join(',')}`)
+  console.error(`--haproxy-awslc: HAProxy built against AWS-LC (default: $${h2loadPeers.HAPROXY_AWSLC_ENV}, else ${h2loadPeers.DEFAULT_HAPROXY_AWSLC})`)
   process.exit(2)
 }
 
 function parseArgs (argv) {
-  const opts = { mode: 'full', only: null, rounds: null, build: true, terminatorBin: null }
+  const opts = { mode: 'full', only: null, rounds: null, build: true, terminatorBin: null, haproxyAwslc: null }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--quick') opts.mode = 'quick'
@@ -59,6 +64,10 @@ function parseArgs (argv) {
       const v = a.includes('=') ? a.slice(17) : argv[++i]
       if (v === undefined) usage('--terminator-bin needs a path')
       opts.terminatorBin = path.resolve(v)
+    } else if (a === '--haproxy-awslc' || a.startsWith('--haproxy-awslc=')) {
+      const v = a.includes('=') ? a.slice(16) : argv[++i]
+      if (v === undefined) usage('--haproxy-awslc needs a path')
+      opts.haproxyAwslc = path.resolve(v)
     } else if (a === '--help' || a === '-h') usage()
     else usage(`unknown argument '${a}'`)
   }
@@ -190,7 +199,7 @@ async function runCase (def, scenario, measure, opts, results, ctx) {
       let sample
       try {
         const r = await measure(def, stack, ctx)
-        sample = { round, stack, values: r.values, info: r.info, problems: r.problems }
+        sample = { round, stack, values: r.values, info: r.info, problems: r.problems, ...(r.warnings?.length > 0 ? { warnings: r.warnings } : {}) }
       } catch (err) {
         sample = { round, stack, values: {}, info: {}, problems: [], error: err.message.split('\n')[0].slice(0, 600) }
       }
@@ -199,7 +208,8 @@ async function runCase (def, scenario, measure, opts, results, ctx) {
       sample.seconds = (after.time - before.time) / 1000
       sample.otherCpu = foreignLoad(before, after)
       entry.samples.push(sample)
-      const status = sample.error !== undefined ? `ERROR ${sample.error}` : sample.problems.length > 0 ? `INVALID ${sample.problems.join('; ')}` : formatValues(sample.values)
+      const status = (sample.error !== undefined ? `ERROR ${sample.error}` : sample.problems.length > 0 ? `INVALID ${sample.problems.join('; ')}` : formatValues(sample.values)) +
+        (sample.warnings !== undefined ? ` (warning: ${sample.warnings.join('; ')})` : '')
       log(`${def.id} round ${round + 1}/${opts.rounds} ${stack}: ${status} (${sample.seconds.toFixed(1)} s, other load ${(100 * sample.otherCpu.other).toFixed(0)} %)`)
     }
   }
@@ -219,7 +229,7 @@ async function main () {
   // A private certificate set: tests running meanwhile may regenerate theirs.
   const g = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'gen-certs.js'), certDir], { cwd: ROOT, encoding: 'utf8' })
   if (g.status !== 0) throw new Error(`scripts/gen-certs.js failed: ${g.stderr}`)
-  const ctx = { certDir, libDir, tmpDir, terminatorBin: opts.terminatorBin ?? path.join(snapshot, 'bin', 'rustls-node.js'), terminatorBinName: opts.terminatorBin ?? 'bin/rustls-node.js' }
+  const ctx = { certDir, libDir, tmpDir, terminatorBin: opts.terminatorBin ?? path.join(snapshot, 'bin', 'rustls-node.js'), terminatorBinName: opts.terminatorBin ?? 'bin/rustls-node.js', haproxyAwslcOption: opts.haproxyAwslc ?? undefined }
 
   const machine = describeMachine(rustls)
   machine.source = sourceRevision()
@@ -246,6 +256,7 @@ async function main () {
   const all = scenarios.cases(sizes)
   let peerSetup = null
   let peerCases = null
+  let h2loadSetup = null
   for (const scenario of selected) {
     log(`scenario ${scenario}`)
     if (peers.SCENARIOS.includes(scenario)) {
@@ -258,6 +269,27 @@ async function main () {
       if (scenario === 'peer-http' && !peerSetup.wrk) continue
       for (const def of peerCases[scenario]) {
         await runCase({ ...def, stacks: def.stacks.filter((s) => peerSetup.available.has(s)) }, scenario, peers.measurePeer, opts, results, ctx)
+      }
+    } else if (H2LOAD_SCENARIOS.includes(scenario)) {
+      if (h2loadSetup === null) {
+        h2loadSetup = h2loadPeers.prepareH2loadPeers(ctx, log)
+        results.machine.h2load = h2loadSetup.versions
+        results.notes.push(...h2loadSetup.notes)
+      }
+      if (h2loadSetup.h2load !== undefined) {
+        log(`${scenario}: not measured: ${h2loadSetup.h2load}`)
+        results.notes.push(`${scenario}: not measured: ${h2loadSetup.h2load}.`)
+        continue
+      }
+      if (scenario === libraryH2load.SCENARIO) {
+        for (const def of libraryH2load.libraryH2loadCases(opts.mode)) await runCase(def, scenario, libraryH2load.measureLibraryH2load, opts, results, ctx)
+        continue
+      }
+      for (const def of h2loadPeers.h2loadPeerCases(opts.mode)[scenario]) {
+        // A peer that is not there (no AWS-LC build; rustls-node without
+        // HTTP/2 backends for gRPC) is reported as such, not measured.
+        const unavailable = { ...h2loadSetup.unavailable, ...(def.kind === 'grpc-peer' ? h2loadSetup.grpcUnavailable : {}) }
+        await runCase({ ...def, stacks: def.stacks.filter((s) => unavailable[s] === undefined), unavailable }, scenario, h2loadPeers.measureH2loadPeerCase, opts, results, ctx)
       }
     } else if (scenario === 'limits') {
       const [aes, pk] = limitCases(opts.mode)

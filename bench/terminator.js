@@ -7,7 +7,7 @@
 // terminator is a process the harness does not control, so its CPU time is
 // read from /proc for it and all its workers; the node:tls proxy is measured
 // the same way, so both figures come from the same clock.
-const { spawn, spawnSync } = require('node:child_process')
+const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const https = require('node:https')
 const net = require('node:net')
@@ -15,7 +15,7 @@ const path = require('node:path')
 
 const YAML = require('yaml')
 
-const { pinned, startNode, startProcess, track, treeCpuMicros } = require('./child')
+const { runPinned, startNode, startProcess, treeCpuMicros } = require('./child')
 
 const ROOT = path.resolve(__dirname, '..')
 const NODE_PROXY = path.join(__dirname, 'node-proxy.js')
@@ -113,7 +113,8 @@ function probe (port, ca, plain) {
  * The `rustls-node serve` process in front of the backend: http mode with
  * one worker and log level warn unless `options` says otherwise.
  * options: {mode: 'http'|'tcp', top: extra top-level keys, host: extra
- * host keys, execArgv (node flags, e.g. the gc hook), ipc, nofile}.
+ * host keys, backend: extra backend keys, execArgv (node flags, e.g. the
+ * gc hook), ipc, nofile}.
  * SIGTERM (its stop()) drains, then exits (SPEC §5).
  */
 async function startRustlsTerminator (ctx, backendPort, options = {}) {
@@ -128,7 +129,7 @@ async function startRustlsTerminator (ctx, backendPort, options = {}) {
       serverName: 'localhost',
       certificates: [{ cert: path.join(ctx.certDir, 'localhost-ecdsa.pem'), key: path.join(ctx.certDir, 'localhost-ecdsa.key') }],
       ...options.host,
-      backend: { address: `127.0.0.1:${backendPort}`, mode: options.mode ?? 'http' },
+      backend: { address: `127.0.0.1:${backendPort}`, mode: options.mode ?? 'http', ...options.backend },
     }],
   }
   const file = path.join(ctx.tmpDir, `terminator-${options.mode ?? 'http'}.yaml`)
@@ -187,22 +188,13 @@ function parseWrk (text) {
   }
 }
 
-function runWrk (url, seconds, close) {
+async function runWrk (url, seconds, close) {
   const argv = ['-t1', `-c${WRK_CONNECTIONS}`, `-d${seconds}s`, '--timeout', '10s']
   if (close) argv.push('-H', 'Connection: close')
   argv.push(url)
-  const { command, args } = pinned('client', 'wrk', argv)
-  return new Promise((resolve, reject) => {
-    const child = track(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }))
-    let out = ''
-    child.stdout.on('data', (b) => { out += b })
-    child.stderr.on('data', (b) => { out += b })
-    child.once('error', reject)
-    child.once('close', (code) => {
-      if (code !== 0) reject(new Error(`wrk exited with ${code}: ${out.slice(0, 500)}`))
-      else resolve(parseWrk(out))
-    })
-  })
+  const { code, out } = await runPinned('client', 'wrk', argv)
+  if (code !== 0) throw new Error(`wrk exited with ${code}: ${out.slice(0, 500)}`)
+  return parseWrk(out)
 }
 
 /**
