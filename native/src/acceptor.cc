@@ -24,6 +24,55 @@ bool OffersAcmeTls(const rustls_accepted* hello) {
   }
 }
 
+namespace {
+
+// TLS AlertDescription values (RFC 8446 §6).
+constexpr uint8_t kUnexpectedMessage = 10;
+constexpr uint8_t kHandshakeFailure = 40;
+constexpr uint8_t kAccessDenied = 49;
+constexpr uint8_t kInternalError = 80;
+constexpr uint8_t kUnrecognizedNameAlert = 112;
+
+// One fatal alert record in the clear, as rustls writes it before any
+// version is negotiated (record version TLS 1.2).
+std::vector<uint8_t> FatalAlert(uint8_t description) {
+  return {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description};
+}
+
+int AppendAlertBytes(void* userdata, const uint8_t* buf, size_t n, size_t* out_n) {
+  auto* out = static_cast<std::vector<uint8_t>*>(userdata);
+  out->insert(out->end(), buf, buf + n);
+  *out_n = n;
+  return 0;
+}
+
+}  // namespace
+
+AcceptFailure DecideAcceptFailure(uint32_t code, rustls_accepted_alert* queued) {
+  AcceptFailure out{code, {}};
+  if (queued != nullptr) {
+    size_t n = 0;
+    while (rustls_accepted_alert_write_tls(queued, AppendAlertBytes, &out.alert, &n) == 0 && n > 0) {
+    }
+    rustls_accepted_alert_free(queued);
+  }
+  if (code == kUnrecognizedName) {
+    out.alert = FatalAlert(kUnrecognizedNameAlert);
+  } else if (code == kNoHost) {
+    out.alert = FatalAlert(kInternalError);
+  } else if (code == RUSTLS_RESULT_INAPPROPRIATE_HANDSHAKE_MESSAGE && out.alert.empty()) {
+    out.alert = FatalAlert(kUnexpectedMessage);
+  } else if (code == RUSTLS_RESULT_GENERAL && out.alert.size() == 7 && out.alert[0] == 0x15 &&
+             out.alert[5] == 0x02 && out.alert[6] == kAccessDenied) {
+    // On the accept path rustls sends access_denied only when the resolver
+    // returns no certificate (rustls 0.23 server/hs.rs); the record header
+    // stays as rustls wrote it.
+    out.alert[6] = kHandshakeFailure;
+    out.code = RUSTLS_RESULT_PEER_INCOMPATIBLE_ERROR;
+  }
+  return out;
+}
+
 Napi::Function HostRouter::Init(Napi::Env env) {
   return DefineClass(env, "HostRouter",
                      {

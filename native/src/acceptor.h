@@ -95,6 +95,32 @@ std::string NormalizeHostName(std::string_view name);
 // Whether the ClientHello offers the ALPN protocol "acme-tls/1" (RFC 8737 §6).
 bool OffersAcmeTls(const rustls_accepted* hello);
 
+// What a client is told, and what is reported, when a connection fails
+// before it has a rustls_connection: rustls_acceptor_accept or
+// rustls_accepted_into_connection returned `code` with the alert rustls
+// queued (`queued`, may be NULL; taken and freed here), or the router
+// refused the name (`code` kUnrecognizedName or kNoHost, `queued` NULL). Every accept
+// path calls this one function and sends `alert` as it is (plaintext: no
+// keys exist yet). Where rustls' acceptor differs from what rustls itself
+// sends on a connection, or from the RFCs:
+// - strict SNI refusal: unrecognized_name (RFC 6066 §3); no host at all
+//   (`code` kNoHost: the server is closing): internal_error, a local fault;
+// - no configured certificate can sign with a scheme the client offers, or
+//   the client offers no suite we have: rustls' resolver contract makes
+//   that access_denied ("no server certificate chain resolved"), which
+//   clients read as an authorization failure; the peer is owed
+//   handshake_failure (RFC 8446 §4.1.1, RFC 5246 §7.4.1.3), which is also
+//   what rustls sends when it finds no common suite, and the code reported
+//   is rustls' for that case (PEER_INCOMPATIBLE_ERROR);
+// - a first handshake message that is not a ClientHello: the acceptor
+//   queues nothing; rustls sends unexpected_message for an out-of-order
+//   handshake message everywhere else (RFC 8446 §6.2).
+struct AcceptFailure {
+  uint32_t code;
+  std::vector<uint8_t> alert;  // bytes to send; empty: none
+};
+AcceptFailure DecideAcceptFailure(uint32_t code, rustls_accepted_alert* queued);
+
 }  // namespace rustls_node
 
 #endif

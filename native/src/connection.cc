@@ -36,16 +36,6 @@ thread_local std::vector<uint8_t> scratch;
 
 namespace {
 
-// A fatal unrecognized_name alert (RFC 6066 §3), sent in the clear before
-// any handshake keys exist, for a strict-SNI refusal.
-const uint8_t kUnrecognizedNameAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70};
-
-int AppendToScratch(void*, const uint8_t* buf, size_t n, size_t* out_n) {
-  scratch.insert(scratch.end(), buf, buf + n);
-  *out_n = n;
-  return 0;
-}
-
 int AppendVectoredToScratch(void*, const rustls_iovec* iov, size_t count, size_t* out_n) {
   const struct iovec* v = reinterpret_cast<const struct iovec*>(iov);
   size_t total = 0;
@@ -227,6 +217,13 @@ void Connection::FreeAcceptState() {
   if (!router_.IsEmpty()) router_.Reset();
 }
 
+// A connection that failed before it had a rustls_connection: the code is
+// reported and the alert goes out with this call's ciphertext.
+void Connection::SendAcceptFailure(const AcceptFailure& failure, int32_t* flags) {
+  Fail(failure.code, flags);
+  scratch.insert(scratch.end(), failure.alert.begin(), failure.alert.end());
+}
+
 // Server before the handshake: collect the ClientHello, then route it.
 // Returns true once conn_ exists and the pump can continue.
 bool Connection::Accepting(Input& in, bool eof, int32_t* flags) {
@@ -254,13 +251,7 @@ bool Connection::Accepting(Input& in, bool eof, int32_t* flags) {
       if (in.pos >= in.len) return false;
       continue;
     }
-    Fail(r, flags);
-    if (alert != nullptr) {
-      size_t n = 0;
-      while (rustls_accepted_alert_write_tls(alert, AppendToScratch, nullptr, &n) == 0 && n > 0) {
-      }
-      rustls_accepted_alert_free(alert);
-    }
+    SendAcceptFailure(DecideAcceptFailure(r, alert), flags);
     FreeAcceptState();
     return false;
   }
@@ -281,9 +272,7 @@ bool Connection::Accepting(Input& in, bool eof, int32_t* flags) {
   const rustls_server_config* config = route.config;
   if (config == nullptr) {
     // Refused before any certificate is sent.
-    Fail(host == HostRouter::kRefused ? kUnrecognizedName : kNoHost, flags);
-    scratch.insert(scratch.end(), std::begin(kUnrecognizedNameAlert),
-                   std::end(kUnrecognizedNameAlert));
+    SendAcceptFailure(DecideAcceptFailure(host == HostRouter::kRefused ? kUnrecognizedName : kNoHost, nullptr), flags);
     FreeAcceptState();
     return false;
   }
@@ -302,13 +291,7 @@ bool Connection::IntoConnection(const rustls_server_config* config, int host, in
   FreeAcceptState();
   *flags |= kFlagHello;
   if (r != RUSTLS_RESULT_OK) {
-    Fail(r, flags);
-    if (alert != nullptr) {
-      size_t n = 0;
-      while (rustls_accepted_alert_write_tls(alert, AppendToScratch, nullptr, &n) == 0 && n > 0) {
-      }
-      rustls_accepted_alert_free(alert);
-    }
+    SendAcceptFailure(DecideAcceptFailure(r, alert), flags);
     return false;
   }
   // In socket mode whole batches are encrypted at once (see start()).
@@ -484,9 +467,7 @@ Napi::Value Connection::Accept(const Napi::CallbackInfo& info) {
   int32_t flags = 0;
   if (info[0].IsNull() || info[0].IsUndefined()) {
     // The application refused the name (strict SNI or its own choice).
-    Fail(kUnrecognizedName, &flags);
-    scratch.insert(scratch.end(), std::begin(kUnrecognizedNameAlert),
-                   std::end(kUnrecognizedNameAlert));
+    SendAcceptFailure(DecideAcceptFailure(kUnrecognizedName, nullptr), &flags);
     FreeAcceptState();
     return TakeScratch(env, flags, 0, 0);
   }

@@ -60,6 +60,7 @@ enum ResultFlag : int32_t {
 };
 
 class HostRouter;
+struct AcceptFailure;
 struct ListenerStats;
 
 class Connection : public Napi::ObjectWrap<Connection> {
@@ -159,6 +160,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   bool CheckOpen(Napi::Env env);
   bool Accepting(Input& in, bool eof, int32_t* flags);
   bool IntoConnection(const rustls_server_config* config, int host, int32_t* flags);
+  void SendAcceptFailure(const AcceptFailure& failure, int32_t* flags);
   void Pump(Input& in, bool eof, Slab& plain, int32_t* flags);
   bool DrainPlaintext(Slab& plain, int32_t* flags);
   void FlushToScratch();

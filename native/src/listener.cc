@@ -30,17 +30,6 @@ constexpr int kReadsPerEvent = 4;
 // After EMFILE and the like, accepting resumes after this long.
 constexpr uint64_t kAcceptPauseMs = 100;
 
-// A fatal unrecognized_name alert (RFC 6066 §3), sent in the clear before
-// any handshake keys exist, for a strict-SNI refusal.
-const uint8_t kUnrecognizedNameAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70};
-
-int AppendBytes(void* userdata, const uint8_t* buf, size_t n, size_t* out_n) {
-  auto* out = static_cast<std::vector<uint8_t>*>(userdata);
-  out->insert(out->end(), buf, buf + n);
-  *out_n = n;
-  return 0;
-}
-
 // Best effort: an alert for a client we are about to drop goes out in one
 // write if the kernel takes it, counted in the endpoint's bytes_out like
 // everything else it sends.
@@ -52,14 +41,8 @@ void WriteNow(Endpoint& ep, const uint8_t* data, size_t len) {
   if (n > 0) ep.bytes_out += static_cast<uint64_t>(n);
 }
 
-void WriteAlert(Endpoint& ep, rustls_accepted_alert* alert) {
-  if (alert == nullptr) return;
-  std::vector<uint8_t> bytes;
-  size_t n = 0;
-  while (rustls_accepted_alert_write_tls(alert, AppendBytes, &bytes, &n) == 0 && n > 0) {
-  }
-  rustls_accepted_alert_free(alert);
-  if (!bytes.empty()) WriteNow(ep, bytes.data(), bytes.size());
+void WriteAlert(Endpoint& ep, const AcceptFailure& failure) {
+  if (!failure.alert.empty()) WriteNow(ep, failure.alert.data(), failure.alert.size());
 }
 
 // A Node-style system error (code, errno, syscall, address, port).
@@ -889,8 +872,9 @@ Pending::Accepted Pending::Accept(InputCursor& in) {
     rustls_acceptor_free(acceptor_);
     acceptor_ = nullptr;
     if (r != RUSTLS_RESULT_OK) {
-      WriteAlert(ep_, alert);
-      Fail(r, false);
+      AcceptFailure failure = DecideAcceptFailure(r, alert);
+      WriteAlert(ep_, failure);
+      Fail(failure.code, false);
       return Accepted::kGone;
     }
     rustls_str sni = rustls_accepted_server_name(accepted);
@@ -905,8 +889,9 @@ Pending::Accepted Pending::Accept(InputCursor& in) {
       rustls_accepted_free(accepted);
       // Refused before any certificate is sent.
       bool refused = host == HostRouter::kRefused && !router->closed();
-      if (refused) WriteNow(ep_, kUnrecognizedNameAlert, sizeof kUnrecognizedNameAlert);
-      Fail(refused ? kUnrecognizedName : kNoHost, refused);
+      AcceptFailure failure = DecideAcceptFailure(refused ? kUnrecognizedName : kNoHost, nullptr);
+      WriteAlert(ep_, failure);
+      Fail(failure.code, refused);
       return Accepted::kGone;
     }
     rustls_connection* conn = nullptr;
@@ -919,8 +904,9 @@ Pending::Accepted Pending::Accept(InputCursor& in) {
     rustls_accepted_free(accepted);
     host_ = host;
     if (r != RUSTLS_RESULT_OK) {
-      WriteAlert(ep_, alert);
-      Fail(r, false);
+      AcceptFailure failure = DecideAcceptFailure(r, alert);
+      WriteAlert(ep_, failure);
+      Fail(failure.code, false);
       return Accepted::kGone;
     }
     ep_.SetConnection(conn);
