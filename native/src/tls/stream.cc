@@ -17,12 +17,12 @@ namespace {
 // plaintext (RFC 8446 §5.1).
 constexpr size_t kMaxPlainRecord = 16 * 1024;
 
-// Fatal alerts sent in the clear, before any handshake keys exist
-// (RFC 8446 §6; record version 0x0303 as rustls writes its own).
-// unrecognized_name (RFC 6066 §3): strict SNI refused the name.
-const uint8_t kUnrecognizedNameAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70};
-// internal_error: a local fault (no host left to serve the name).
-const uint8_t kInternalErrorAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50};
+// TLS AlertDescription values (RFC 8446 §6).
+constexpr uint8_t kUnexpectedMessage = 10;
+constexpr uint8_t kHandshakeFailure = 40;
+constexpr uint8_t kAccessDenied = 49;
+constexpr uint8_t kInternalError = 80;
+constexpr uint8_t kUnrecognizedNameAlert = 112;
 
 int AppendAlert(void* userdata, const uint8_t* buf, size_t n, size_t* out_n) {
   auto* out = static_cast<std::vector<uint8_t>*>(userdata);
@@ -86,14 +86,51 @@ void TlsStream::Fail(uint32_t code) {
   flags_ |= kFlagError;
 }
 
-void TlsStream::QueueAlertBytes(const uint8_t* bytes, size_t len) { alert_.insert(alert_.end(), bytes, bytes + len); }
-
-void TlsStream::QueueAlert(rustls_accepted_alert* alert) {
-  if (alert == nullptr) return;
-  size_t n = 0;
-  while (rustls_accepted_alert_write_tls(alert, AppendAlert, &alert_, &n) == 0 && n > 0) {
+// What a client is told, and what is reported, when a connection fails
+// before it has a rustls_connection: rustls_acceptor_accept or
+// rustls_accepted_into_connection returned `code` with the alert rustls
+// queued (`queued`, may be NULL; taken and freed here), or the router
+// refused the name (kUnrecognizedName, kNoHost; `queued` NULL). The alert
+// goes out in the clear (no keys exist yet). Where rustls' acceptor differs
+// from what rustls itself sends on a connection, or from the RFCs:
+// - strict SNI refusal: unrecognized_name (RFC 6066 §3); no host at all (a
+//   closing server) or a destroyed config: internal_error, a local fault;
+// - no configured certificate can sign with a scheme the client offers, or
+//   the client offers no suite we have: rustls' resolver contract makes
+//   that access_denied ("no server certificate chain resolved"), which
+//   clients read as an authorization failure; the peer is owed
+//   handshake_failure (RFC 8446 §4.1.1, RFC 5246 §7.4.1.3), which is also
+//   what rustls sends when it finds no common suite, and the code reported
+//   is rustls' for that case (PEER_INCOMPATIBLE_ERROR);
+// - a first handshake message that is not a ClientHello: the acceptor
+//   queues nothing; rustls sends unexpected_message for an out-of-order
+//   handshake message everywhere else (RFC 8446 §6.2).
+void TlsStream::FailAccept(uint32_t code, rustls_accepted_alert* queued) {
+  std::vector<uint8_t> alert;
+  if (queued != nullptr) {
+    size_t n = 0;
+    while (rustls_accepted_alert_write_tls(queued, AppendAlert, &alert, &n) == 0 && n > 0) {
+    }
+    rustls_accepted_alert_free(queued);
   }
-  rustls_accepted_alert_free(alert);
+  auto fatal = [](uint8_t description) { return std::vector<uint8_t>{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description}; };
+  if (code == kUnrecognizedName) {
+    alert = fatal(kUnrecognizedNameAlert);
+  } else if (code == kNoHost) {
+    alert = fatal(kInternalError);
+  } else if (code == RUSTLS_RESULT_INAPPROPRIATE_HANDSHAKE_MESSAGE && alert.empty()) {
+    alert = fatal(kUnexpectedMessage);
+  } else if (code == RUSTLS_RESULT_GENERAL && alert.size() == 7 && alert[0] == 0x15 && alert[5] == 0x02 &&
+             alert[6] == kAccessDenied) {
+    // On the accept path rustls sends access_denied only when the resolver
+    // returns no certificate (rustls 0.23 server/hs.rs); the record header
+    // stays as rustls wrote it.
+    alert[6] = kHandshakeFailure;
+    code = RUSTLS_RESULT_PEER_INCOMPATIBLE_ERROR;
+  }
+  Fail(code);
+  alert_.insert(alert_.end(), alert.begin(), alert.end());
+  FreeAccept();
 }
 
 TlsStream::Accept TlsStream::AcceptHello(InputCursor& in, const Router& router) {
@@ -120,9 +157,7 @@ TlsStream::Accept TlsStream::AcceptHello(InputCursor& in, const Router& router) 
       if (in.pos >= in.len) return Accept::kMore;
       continue;
     }
-    Fail(r);
-    QueueAlert(alert);
-    FreeAccept();
+    FailAccept(r, alert);
     return Accept::kFailed;
   }
   // The acceptor is done; the hello (and any records after it) live in
@@ -133,9 +168,7 @@ TlsStream::Accept TlsStream::AcceptHello(InputCursor& in, const Router& router) 
   sni_.assign(sni.data, sni.len);
   if (router.empty()) {
     // Every host went away (the server closed): a local fault.
-    Fail(kNoHost);
-    QueueAlertBytes(kInternalErrorAlert, sizeof kInternalErrorAlert);
-    FreeAccept();
+    FailAccept(kNoHost, nullptr);
     return Accept::kFailed;
   }
   Router::Route route = router.Choose(sni_, accepted_);
@@ -151,14 +184,7 @@ TlsStream::Accept TlsStream::Continue(const rustls_server_config* config, int ho
   if (config == nullptr) {
     // Refused before any certificate is sent: the name is unknown (strict
     // SNI, or the application's own refusal), or its config was destroyed.
-    if (host == kHostRefused || host == kHostDeferred) {
-      Fail(kUnrecognizedName);
-      QueueAlertBytes(kUnrecognizedNameAlert, sizeof kUnrecognizedNameAlert);
-    } else {
-      Fail(kNoHost);
-      QueueAlertBytes(kInternalErrorAlert, sizeof kInternalErrorAlert);
-    }
-    FreeAccept();
+    FailAccept(host == kHostRefused || host == kHostDeferred ? static_cast<uint32_t>(kUnrecognizedName) : static_cast<uint32_t>(kNoHost), nullptr);
     return Accept::kFailed;
   }
   return Into(config, host);
@@ -173,14 +199,13 @@ TlsStream::Accept TlsStream::Into(const rustls_server_config* config, int host) 
   rustls_result r = rustls_accepted_into_connection(accepted_, config, &conn_, &alert);
   certificate_ = static_cast<int>(rn_last_chosen_certificate());
   host_ = host;
-  FreeAccept();
   flags_ |= kFlagHello;
   if (r != RUSTLS_RESULT_OK) {
     conn_ = nullptr;
-    Fail(r);
-    QueueAlert(alert);
+    FailAccept(r, alert);
     return Accept::kFailed;
   }
+  FreeAccept();
   // Writes are bounded by the owner's flow control, not by rustls.
   rustls_connection_set_buffer_limit(conn_, SIZE_MAX);
   // Records that arrived with the ClientHello are buffered in the

@@ -152,8 +152,9 @@ class TlsStream {
   Accept Into(const rustls_server_config* config, int host);
   bool Drain(PlainOut& out);
   void CheckHandshake();
-  void QueueAlert(rustls_accepted_alert* alert);
-  void QueueAlertBytes(const uint8_t* bytes, size_t len);
+  // Fails a connection that has no rustls_connection yet, with the alert
+  // its client is owed (taking `queued`, rustls' own, which may be NULL).
+  void FailAccept(uint32_t code, rustls_accepted_alert* queued);
   void FreeAccept();
 
   bool server_;
