@@ -55,6 +55,8 @@ export const enum Flag {
   IoError = 256,
   /** fd pump: the peer's FIN arrived */
   TransportEnd = 512,
+  /** fd pump: the outgoing connection (connectSocket) is established */
+  Connected = 1024,
 }
 
 export const enum LocalResult {
@@ -105,7 +107,7 @@ export const enum HostIndex {
 export const ABI: Readonly<Record<string, Readonly<Record<string, number>>>> = {
   Slot: { Flags: 0, Consumed: 1, Plain: 2, Cipher: 3, Error: 4, Host: 5, Errno: 6 },
   InfoSlot: { Version: 0, Suite: 1, Resumed: 2, PeerCertificates: 3, Host: 4, Certificate: 5 },
-  Flag: { HandshakeDone: 1, PeerClosed: 2, Error: 4, WantsWrite: 8, PlainFull: 16, Hello: 32, NeedConfig: 64, Drained: 128, IoError: 256, TransportEnd: 512 },
+  Flag: { HandshakeDone: 1, PeerClosed: 2, Error: 4, WantsWrite: 8, PlainFull: 16, Hello: 32, NeedConfig: 64, Drained: 128, IoError: 256, TransportEnd: 512, Connected: 1024 },
   LocalResult: { UnrecognizedName: 9001, NoHost: 9002, HandshakeTimeout: 9003, TransportError: 9004 },
   ListenerEvent: { Secure: 1, Failures: 2, Idle: 3, Backend: 4, Closed: 5, Handshakes: 6 },
   PlanKind: { Js: 0, Tcp: 1, Http: 2 },

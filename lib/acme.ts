@@ -229,9 +229,21 @@ export class AcmeClient {
     }
   }
 
-  /** Registers the account (or finds the existing one for this key). */
-  async register (): Promise<string> {
-    if (this.#kid !== undefined) return this.#kid
+  /**
+   * Registers the account (or finds the existing one for this key). Orders
+   * started together share one registration: concurrent newAccount
+   * requests for one key race in the CA (pebble answers one of them
+   * serverInternal, "Error saving account").
+   */
+  register (): Promise<string> {
+    if (this.#kid !== undefined) return Promise.resolve(this.#kid)
+    this.#registering ??= this.#register().finally(() => { this.#registering = undefined })
+    return this.#registering
+  }
+
+  #registering: Promise<string> | undefined
+
+  async #register (): Promise<string> {
     const dir = await this.directory()
     const payload: Record<string, unknown> = { termsOfServiceAgreed: this.#options.termsOfServiceAgreed === true }
     if (this.#options.email !== undefined) payload.contact = [`mailto:${this.#options.email}`]

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream'
 
 import { ClientContext, connect, type ClientContextOptions } from './client'
 import { ConfigError, UnsupportedOptionError } from './errors'
-import type { RustlsSocket } from './socket'
+import type { RustlsSocket } from './tls-socket/socket'
 
 export interface RustlsAgentOptions extends http.AgentOptions, ClientContextOptions {
   /**

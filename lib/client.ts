@@ -1,138 +1,17 @@
-// connect(): TLS clients (e.g. to proxied backends) over rustls, and the
-// reusable ClientContext that makes session resumption work (SPEC §3, §4.8).
+// connect(): TLS clients (e.g. to proxied backends) over rustls (SPEC §3,
+// §4.8). By default native code connects and pumps the socket itself (the
+// fd pump); a transport handed in (`socket`), and the net.connect options
+// native code does not implement, run over a net.Socket with the stream
+// pump (docs/node-tls-parity.md lists them).
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
 
-import { loadCertificate, pemBundle, type CertificateEntry, type PemInput } from './certs'
-import { resolveCipherPolicy } from './ciphers'
-import { ConfigError, configErrorFromNative, UnsupportedOptionError } from './errors'
-import { alpnList } from './hosts'
-import { type Logger, silentLogger } from './log'
-import { addon, type NativeHandle } from './native'
-import { resolveProtocol, type TlsVersionName } from './protocol'
-import { rejectUnsupported, UNSUPPORTED_CLIENT_OPTIONS } from './unsupported'
-import { RustlsSocket } from './socket'
+import { ClientContext, type ClientContextOptions } from './client-context'
+import { ConfigError, configErrorFromNative } from './errors'
+import { addon } from './native'
+import { RustlsSocket, type SocketInit } from './tls-socket/socket'
 
-export interface ClientContextOptions {
-  /**
-   * Trust anchors: PEM CA certificate(s), or 'system' for the operating
-   * system's store. Required: nothing is trusted by default.
-   */
-  ca?: PemInput | readonly PemInput[] | 'system'
-  /** PEM CRLs checked against the server's chain. */
-  crls?: PemInput | readonly PemInput[]
-  /** node:tls name of `crls`. */
-  crl?: PemInput | readonly PemInput[]
-  /** Client ("machine") certificates; the first the server accepts is used. */
-  certificates?: readonly CertificateEntry[]
-  /** node:tls shorthand for one client certificate. */
-  cert?: PemInput
-  key?: PemInput
-  passphrase?: string
-  /** mod_tls protocol minimum ('v1.2+', 'v1.3+', ...); default TLS 1.2. */
-  protocol?: string
-  minVersion?: TlsVersionName
-  maxVersion?: TlsVersionName
-  ciphersPrefer?: string | readonly string[]
-  ciphersSuppress?: string | readonly string[]
-  ALPNProtocols?: readonly string[] | readonly Buffer[] | Buffer
-  /** Send SNI (default true; never sent for IP addresses). */
-  enableSni?: boolean
-  /**
-   * Skip certificate verification entirely. Only for tests and isolated
-   * networks; the connection's `authorized` stays false.
-   */
-  dangerouslyDisableVerification?: boolean
-  logger?: Logger
-}
-
-
-/**
- * A reusable client configuration: build it once and pass it as `context`
- * to every connect() to the same backend; rustls keeps the sessions it
- * receives in it, so later connections resume.
- */
-export class ClientContext {
-  #native: NativeHandle | null
-  readonly #ownLeaf: Buffer | undefined
-  readonly verificationDisabled: boolean
-  readonly logger: Logger
-
-  constructor (options: ClientContextOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new ConfigError('ERR_TLS_CONFIG_INVALID', '', 'options must be an object')
-    }
-    rejectUnsupported(options, UNSUPPORTED_CLIENT_OPTIONS)
-    const disable = options.dangerouslyDisableVerification === true
-    if ((options as { rejectUnauthorized?: unknown }).rejectUnauthorized === false && !disable) {
-      throw new UnsupportedOptionError('rejectUnauthorized',
-        'verification cannot be turned off this way; dangerouslyDisableVerification exists for tests')
-    }
-    const system = options.ca === 'system'
-    const ca = system || disable ? undefined : pemBundle(options.ca as PemInput | PemInput[] | undefined, 'ca', 'ERR_TLS_CONFIG_CA')
-    if (ca === undefined && !system && !disable) {
-      throw new ConfigError('ERR_TLS_CONFIG_CA', 'ca',
-        'a CA is required to trust a server: PEM certificate(s), or "system" for the operating system store')
-    }
-    const protocol = resolveProtocol({ protocol: options.protocol, minVersion: options.minVersion, maxVersion: options.maxVersion, keyPathPrefix: '' })
-    const suites = resolveCipherPolicy({
-      prefer: options.ciphersPrefer,
-      suppress: options.ciphersSuppress,
-      keyPath: '',
-      logger: options.logger,
-      minVersion: protocol.minVersion,
-    })
-    const crlOption = options.crls ?? options.crl
-    const crls = crlOption === undefined
-      ? undefined
-      : (Array.isArray(crlOption) ? crlOption : [crlOption]).map((c: PemInput, i: number) =>
-          pemBundle(c, `crls[${i}]`, 'ERR_TLS_CONFIG_CRL') as Buffer)
-    const entries: CertificateEntry[] = options.certificates !== undefined
-      ? [...options.certificates]
-      : options.cert !== undefined ? [{ cert: options.cert, key: options.key, passphrase: options.passphrase }] : []
-    const loaded = entries.map((entry, i) => loadCertificate(entry, options.certificates !== undefined ? `certificates[${i}]` : ''))
-    try {
-      this.#native = new addon.ClientConfig({
-        ca,
-        crls,
-        systemRoots: system,
-        dangerouslyDisableVerification: disable,
-        versions: protocol.versions,
-        cipherSuites: suites,
-        alpn: alpnList(options.ALPNProtocols, 'ALPNProtocols'),
-        certifiedKeys: loaded.map((l) => l.native),
-        enableSni: options.enableSni,
-      })
-    } catch (err) {
-      const step = (err as { step?: string }).step ?? ''
-      throw configErrorFromNative(err, step.startsWith('crls') ? 'ERR_TLS_CONFIG_CRL' : step === 'ca' ? 'ERR_TLS_CONFIG_CA' : 'ERR_TLS_CONFIG_INVALID', step)
-    } finally {
-      for (const l of loaded) l.native.destroy()
-    }
-    this.#ownLeaf = loaded[0]?.leaf
-    this.verificationDisabled = disable
-    this.logger = options.logger ?? silentLogger
-  }
-
-  /** @internal the native config, for connect(). */
-  get native (): NativeHandle {
-    if (this.#native === null) {
-      throw Object.assign(new Error('the ClientContext was destroyed'), { code: 'ERR_RUSTLS_HANDLE_DESTROYED' })
-    }
-    return this.#native
-  }
-
-  /** @internal DER of the first client certificate. */
-  get ownLeaf (): Buffer | undefined {
-    return this.#ownLeaf
-  }
-
-  /** Releases the native config; live connections keep working. Idempotent. */
-  destroy (): void {
-    this.#native?.destroy()
-    this.#native = null
-  }
-}
+export { ClientContext, type ClientContextOptions }
 
 export interface ConnectOptions extends ClientContextOptions {
   host?: string
@@ -156,6 +35,38 @@ export interface ConnectOptions extends ClientContextOptions {
   keepAliveInitialDelay?: number
   /** highWaterMark of the plaintext side, in bytes. */
   highWaterMark?: number
+  /** As net.connect: 4 or 6, only addresses of that family. */
+  family?: number
+  /** As net.connect; with any of these the client runs over a net.Socket (the stream pump). */
+  lookup?: net.LookupFunction
+  localAddress?: string
+  localPort?: number
+  hints?: number
+  autoSelectFamily?: boolean
+  autoSelectFamilyAttemptTimeout?: number
+  signal?: AbortSignal
+}
+
+/**
+ * net.connect options the native connect does not implement: with any of
+ * them the client runs over a net.Socket (the stream pump), as documented.
+ */
+const NET_ONLY_OPTIONS = ['lookup', 'localAddress', 'localPort', 'hints', 'autoSelectFamily', 'autoSelectFamilyAttemptTimeout', 'signal'] as const
+
+/**
+ * How clients connect when nothing forces a net.Socket: natively (the fd
+ * pump), or over a net.Socket (the stream pump). Internal (not exported by
+ * index.ts): the test suite runs once with each and chooses it here.
+ */
+let defaultPump: 'fd' | 'stream' = 'fd'
+export function setDefaultClientPump (pump: 'fd' | 'stream'): void {
+  defaultPump = pump
+}
+
+function needsNetSocket (options: ConnectOptions): boolean {
+  if (process.platform === 'win32' || defaultPump === 'stream') return true
+  const o = options as Record<string, unknown>
+  return NET_ONLY_OPTIONS.some((name) => o[name] !== undefined)
 }
 
 export function connect (options: ConnectOptions, secureConnectListener?: () => void): RustlsSocket
@@ -189,21 +100,25 @@ export function connect (...args: unknown[]): RustlsSocket {
     if (owned) context.destroy()
     throw configErrorFromNative(err, 'ERR_TLS_CONFIG_INVALID', 'servername')
   }
-  // Half-open TCP: the TLS layer decides when to send its FIN.
-  const transport = options.socket ?? (options.path !== undefined
-    ? net.connect({ path: options.path, allowHalfOpen: true })
-    : net.connect({ host, port: options.port ?? 443, allowHalfOpen: true }))
-  if (transport instanceof net.Socket) {
-    if (options.timeout !== undefined) transport.setTimeout(options.timeout)
-    if (options.noDelay !== undefined) transport.setNoDelay(options.noDelay)
-    if (options.keepAlive === true) transport.setKeepAlive(true, options.keepAliveInitialDelay)
+  let pump: SocketInit['pump']
+  if (options.socket !== undefined || needsNetSocket(options)) {
+    // Half-open TCP: the TLS layer decides when to send its FIN.
+    const netOptions: Record<string, unknown> = options.path !== undefined
+      ? { path: options.path }
+      : { host, port: options.port ?? 443, family: options.family }
+    for (const name of NET_ONLY_OPTIONS) {
+      const value = (options as Record<string, unknown>)[name]
+      if (value !== undefined) netOptions[name] = value
+    }
+    const transport = options.socket ?? net.connect({ ...netOptions, allowHalfOpen: true } as net.NetConnectOpts)
+    pump = { kind: 'stream', transport }
+  } else {
+    pump = { kind: 'connect', target: { host, port: options.port ?? 443, path: options.path, family: options.family } }
   }
   const socket = new RustlsSocket({
-    transport,
+    pump,
     connection,
     isServer: false,
-    // A transport we made is ours alone: native code may pump it.
-    socketMode: options.socket === undefined,
     servername: net.isIP(servername) === 0 ? servername : undefined,
     ownLeaf: context.ownLeaf,
     verificationDisabled: context.verificationDisabled,
@@ -214,6 +129,11 @@ export function connect (...args: unknown[]): RustlsSocket {
     release: owned ? () => context.destroy() : undefined,
     logger: options.logger ?? context.logger,
   })
+  if (options.socket === undefined) {
+    if (options.timeout !== undefined) socket.setTimeout(options.timeout)
+    if (options.noDelay !== undefined) socket.setNoDelay(options.noDelay)
+    if (options.keepAlive === true) socket.setKeepAlive(true, options.keepAliveInitialDelay)
+  }
   if (listener !== undefined) socket.once('secureConnect', listener)
   return socket
 }

@@ -10,7 +10,7 @@ import http2 from 'node:http2'
 import { checkAuthority } from './authority'
 import type { HostContext } from './hosts'
 import { Server, type ServerOptions } from './server'
-import type { RustlsSocket } from './socket'
+import type { RustlsSocket } from './tls-socket/socket'
 
 /** ALPN advertised unless `ALPNProtocols` says otherwise, server preference first. */
 export const DEFAULT_HTTPS_ALPN: readonly string[] = ['h2', 'http/1.1']

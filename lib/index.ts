@@ -1,7 +1,7 @@
 // The public surface of rustls-node. Internals are not re-exported.
 export { connect, ClientContext, type ClientContextOptions, type ConnectOptions } from './client'
 export { createServer, FailedHandshake, Server, type ServerOptions } from './server'
-export { RustlsSocket } from './socket'
+export { RustlsSocket } from './tls-socket/socket'
 export { createSecureContext, SecureContext, type SecureContextOptions } from './secure-context'
 export type { CertificateEntry, PemInput } from './certs'
 export type { ClientAuthOptions, HostOptions, HostTlsOptions } from './hosts'

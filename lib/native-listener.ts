@@ -7,12 +7,12 @@
 import cluster from 'node:cluster'
 import dns from 'node:dns'
 import net from 'node:net'
-import type { Duplex } from 'node:stream'
 import util from 'node:util'
 
 import { HandshakeTimeoutError, RustlsError } from './errors'
 import {
   addon,
+  Flag,
   ListenerEvent,
   LocalResult,
   type ListenerCounters,
@@ -24,8 +24,7 @@ import {
 } from './native'
 import type { HostContext } from './hosts'
 import type { Logger } from './log'
-import { NativeTransport } from './native-transport'
-import { RustlsSocket } from './socket'
+import { RustlsSocket } from './tls-socket/socket'
 
 /** A handshake that failed in native code: what JS logs and reports. */
 export interface HandshakeFailure {
@@ -86,14 +85,22 @@ export function socketFromNative (connection: NativeConnection, init: {
   allowHalfOpen: boolean
   highWaterMark?: number
   logger?: Logger
+  /** Paused at its ClientHello (deferred router): the application picks the config. */
+  onClientHello?: (socket: RustlsSocket) => void
+  /** Its handshake continues in JS view: failures and the timeout are the socket's. */
+  onClientError?: (err: Error, socket: RustlsSocket) => void
+  handshakeTimeout?: number
 }): RustlsSocket {
+  const paused = (init.flags & Flag.NeedConfig) !== 0
   return new RustlsSocket({
-    transport: new NativeTransport(connection) as unknown as Duplex,
+    pump: { kind: 'adopted', flags: init.flags, plaintext: init.plaintext, host: init.host },
     connection,
     isServer: true,
     server: init.server,
-    adopted: { flags: init.flags, plaintext: init.plaintext, host: init.host },
     hostFor: init.hostFor,
+    onClientHello: init.onClientHello,
+    onClientError: paused ? init.onClientError : undefined,
+    handshakeTimeout: paused ? init.handshakeTimeout : undefined,
     allowHalfOpen: init.allowHalfOpen,
     highWaterMark: init.highWaterMark,
     logger: init.logger,

@@ -191,6 +191,13 @@ export interface NativeConnection {
   destroy(): void
   /** Socket mode: poll `fd` (a duplicate while libuv still watches it); events go to `onevent`. */
   start(fd: number, onevent: (flags: number, plaintext: Buffer | undefined, error: number, errno: number, host: number) => void): void
+  /**
+   * Client, before any transport: connects natively to an IP address (or a
+   * Unix path); 0, or the errno of a connect that could not start. Events
+   * follow: Connected, or IoError with the errno; after a failure it may be
+   * called again with the next address.
+   */
+  connectSocket(address: { host: string, port: number } | { path: string }, onevent: (flags: number, plaintext: Buffer | undefined, error: number, errno: number, host: number) => void): number
   readStart(): void
   readStop(): void
   /**

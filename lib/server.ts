@@ -12,7 +12,7 @@ import { addon, HOST_CHALLENGE, type NativeConnection, type NativeHandle } from 
 import { type HandshakeFailure, NativeListenerFront, parseListenArgs, socketFromNative } from './native-listener'
 import { createSessionCache, ServerTickets, sessionCacheSize, ticketKeyMaterial, ticketLifetime, ticketSettings, type SessionCacheOption } from './session'
 import { SecureContext } from './secure-context'
-import { RustlsSocket } from './socket'
+import { RustlsSocket } from './tls-socket/socket'
 
 export interface ServerOptions extends HostTlsOptions {
   /** Virtual hosts; the first one serves clients without SNI. */
@@ -67,11 +67,13 @@ export interface ServerOptions extends HostTlsOptions {
   SNICallback?: (servername: string, callback: (err: Error | null, context?: SecureContext) => void) => void
   /**
    * Accept, route by SNI and handshake in native code (lib/native-listener.ts):
-   * no JS object exists for a connection until its handshake completed, and
-   * refused, failed or timed-out handshakes never reach JS. Differences
-   * from the default path are listed in docs/node-tls-parity.md (no
-   * 'connection' event, for one). Not with SNICallback. Default false;
-   * RUSTLS_NODE_NATIVE_LISTENER=1 makes it the default where it applies.
+   * no JS object exists for a connection until its handshake completed (or,
+   * with SNICallback, until its ClientHello waits for the callback), and
+   * refused, failed or timed-out handshakes never reach JS. The default on
+   * POSIX. `false`, a 'connection' listener present at listen(), and
+   * listen(handle) take the net.Server path instead (a net.Socket per
+   * connection, the stream pump over it); docs/node-tls-parity.md lists
+   * what differs. `true` refuses those with ERR_RUSTLS_UNSUPPORTED_OPTION.
    */
   nativeListener?: boolean
 }
@@ -84,18 +86,14 @@ interface ServerState {
   retired: boolean
 }
 
-/** Whether a server with these options runs on the native listener. */
-function usesNativeListener (options: ServerOptions): boolean {
-  if (options.nativeListener === true) {
-    if (options.SNICallback !== undefined) {
-      throw new UnsupportedOptionError('nativeListener', 'SNICallback routes in JS during the handshake; the native listener routes natively (use hosts or addContext)')
-    }
-    if (process.platform === 'win32') throw new UnsupportedOptionError('nativeListener', 'the native listener needs a Unix socket API')
-    return true
-  }
-  if (options.nativeListener !== undefined) return false
-  return process.env.RUSTLS_NODE_NATIVE_LISTENER === '1' && process.env.RUSTLS_NODE_JS_PUMP !== '1' &&
-    options.SNICallback === undefined && process.platform !== 'win32'
+/**
+ * Where servers that do not say (nativeListener undefined) run: the native
+ * listener, or the net.Server path. Internal (not exported by index.ts): the
+ * test suite runs once on each path and chooses it here, explicitly.
+ */
+let defaultPath: 'native' | 'net' = 'native'
+export function setDefaultServerPath (path: 'native' | 'net'): void {
+  defaultPath = path
 }
 
 /**
@@ -135,7 +133,8 @@ export class Server extends net.Server {
   #tickets: ServerTickets | null = null
   #logger: Logger
   #nextStateId = 1
-  readonly #native: boolean
+  /** Which path serves: decided by the first listen(), undefined before. */
+  #native: boolean | undefined
   #front: NativeListenerFront | null = null
   /** Native listener: the states whose route set the listener still uses, by id. */
   readonly #states = new Map<number, { state: ServerState, release: () => void }>()
@@ -159,8 +158,10 @@ export class Server extends net.Server {
     }
     this.#options = options
     this.#logger = options.logger ?? silentLogger
-    this.#native = usesNativeListener(options)
-    if (this.#native) this.#nativeAccessors()
+    if (options.nativeListener === true && process.platform === 'win32') {
+      throw new UnsupportedOptionError('nativeListener', 'the native listener needs a Unix socket API')
+    }
+    this.#nativeAccessors()
     try {
       this.#state = this.#build(options)
     } catch (err) {
@@ -202,6 +203,7 @@ export class Server extends net.Server {
    * a port is shared with SO_REUSEPORT rather than through the primary.
    */
   override listen (...args: unknown[]): this {
+    this.#native ??= this.#nativePath(args)
     if (!this.#native) return super.listen(...(args as Parameters<net.Server['listen']>))
     const { target, callback } = parseListenArgs(args)
     if (this.#front?.listening === true) {
@@ -243,15 +245,15 @@ export class Server extends net.Server {
   }
 
   override ref (): this {
-    if (!this.#native) return super.ref()
     this.#referenced = true
+    if (this.#native !== true) super.ref()
     this.#front?.setRef(true)
     return this
   }
 
   override unref (): this {
-    if (!this.#native) return super.unref()
     this.#referenced = false
+    if (this.#native !== true) super.unref()
     this.#front?.setRef(false)
     return this
   }
@@ -261,9 +263,37 @@ export class Server extends net.Server {
     return this.#front?.counters()
   }
 
-  /** `listening` and `maxConnections` are plain fields of net.Server: here they follow the listener. */
+  /**
+   * The native listener unless the application needs the net.Server path:
+   * nativeListener: false, Windows, a 'connection' listener (there is no
+   * net.Socket to give it), listen(handle) (libuv's handle, not a socket
+   * native code can take). With nativeListener: true those are refused.
+   */
+  #nativePath (args: unknown[]): boolean {
+    const explicit = this.#options.nativeListener
+    if (explicit === false || process.platform === 'win32') return false
+    if (explicit === undefined && defaultPath === 'net') return false
+    const first = args[0]
+    const why = this.listeners('connection').some((l) => l !== this.#onConnection)
+      ? "a 'connection' listener needs a net.Socket per connection"
+      : first !== null && typeof first === 'object' && ('_handle' in first || 'handle' in first)
+        ? 'listen(handle) takes a libuv handle; listen on a port, a path or {fd}'
+        : undefined
+    if (why === undefined) return true
+    if (explicit === true) throw new UnsupportedOptionError('nativeListener', why)
+    return false
+  }
+
+  /**
+   * `listening` and `maxConnections` are plain fields of net.Server: here
+   * they follow whichever path serves.
+   */
   #nativeAccessors (): void {
-    Object.defineProperty(this, 'listening', { configurable: true, get: () => this.#front?.listening === true })
+    const listening = Object.getOwnPropertyDescriptor(net.Server.prototype, 'listening')?.get
+    Object.defineProperty(this, 'listening', {
+      configurable: true,
+      get: () => this.#native === true ? this.#front?.listening === true : listening?.call(this) === true,
+    })
     Object.defineProperty(this, 'maxConnections', {
       configurable: true,
       get: () => this.#maxConnections,
@@ -325,6 +355,13 @@ export class Server extends net.Server {
       allowHalfOpen: options.allowHalfOpen ?? false,
       highWaterMark: options.highWaterMark,
       logger: this.#logger,
+      // SNICallback: the hello waits for the application's answer.
+      onClientHello: options.SNICallback === undefined ? undefined : (s) => this.#sniCallback(s, state, options),
+      onClientError: (err, s) => {
+        this.#logger.debug({ err, remoteAddress: s.remoteAddress }, 'TLS handshake failed')
+        this.emit('tlsClientError', err, s)
+      },
+      handshakeTimeout: options.handshakeTimeout ?? 120000,
     })
     socket.once('secure', () => this.emit('secureConnection', socket))
   }
@@ -586,11 +623,10 @@ export class Server extends net.Server {
     }
     const options = this.#options
     const socket = new RustlsSocket({
-      transport,
+      pump: { kind: 'stream', transport },
       connection,
       isServer: true,
       server: this,
-      socketMode: true,
       hostFor: (index) => {
         release()
         return state.built.hosts[index]

@@ -3,10 +3,10 @@
 import type { Duplex } from 'node:stream'
 
 import type { PemInput } from './certs'
-import { ClientContext, type ClientContextOptions } from './client'
+import { ClientContext, type ClientContextOptions } from './client-context'
 import { addon, type NativeHandle } from './native'
 import { createSecureContext, SecureContext, type SecureContextOptions } from './secure-context'
-import type { SocketInit } from './socket'
+import type { SocketInit } from './tls-socket/socket'
 
 export interface WrapOptions extends ClientContextOptions, Omit<SecureContextOptions, keyof ClientContextOptions> {
   /** Act as the TLS server on this socket (default false: client). */
@@ -24,7 +24,7 @@ export interface WrapOptions extends ClientContextOptions, Omit<SecureContextOpt
 
 export function wrapInit (transport: Duplex, options: WrapOptions): SocketInit {
   const common = {
-    transport,
+    pump: { kind: 'stream' as const, transport },
     handshakeTimeout: options.handshakeTimeout ?? 120000,
     allowHalfOpen: options.allowHalfOpen,
     highWaterMark: options.highWaterMark,

@@ -41,4 +41,9 @@ if (files.length === 0) {
   console.error('no test files matched')
   process.exit(1)
 }
-run(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=180000', `--test-concurrency=${process.env.TEST_CONCURRENCY || 2}`, ...files])
+// The stream-pump pass (RUSTLS_NODE_TEST_PUMP=stream) preloads the module
+// that makes the library's servers and clients default to the stream pump;
+// child processes the tests start (terminators) get it through NODE_OPTIONS.
+const preload = process.env.RUSTLS_NODE_TEST_PUMP === 'stream' ? ['--require', path.join(root, 'dist', 'test', 'helpers', 'stream-mode.js')] : []
+const env = preload.length > 0 ? { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${preload.join(' ')}`.trim() } : process.env
+run(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=180000', `--test-concurrency=${process.env.TEST_CONCURRENCY || 2}`, ...files], { env })

@@ -11,7 +11,7 @@ import { ClientContext, connect } from '../client'
 import { RustlsError } from '../errors'
 import type { HostContext } from '../hosts'
 import { addon, type NativeHandle } from '../native'
-import { libraryVersion, packageVersion } from '../socket'
+import { libraryVersion, packageVersion } from '../versions'
 import type { BackendConfig } from './config'
 import { keyAlgorithm } from './proxy-protocol'
 

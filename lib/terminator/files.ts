@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto'
 import fs from 'node:fs'
 
 import type { CertificateEntry } from '../certs'
-import type { ClientContextOptions } from '../client'
+import type { ClientContextOptions } from '../client-context'
 import type { HostOptions } from '../hosts'
 import { ocspResponderUrl } from '../ocsp'
 import type { ServerOptions } from '../server'

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream'
 
 import { checkAuthority } from '../authority'
 import type { Logger } from '../log'
-import type { RustlsSocket } from '../socket'
+import type { RustlsSocket } from '../tls-socket/socket'
 import { backendErrorKind, type HostBackend } from './backend'
 import type { Metrics } from './metrics'
 import type { Generation } from './reload'

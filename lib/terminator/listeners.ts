@@ -12,7 +12,7 @@ import type { Logger as PinoLogger } from 'pino'
 
 import { liveHandles } from '../diagnostics'
 import type { Server, ServerOptions } from '../server'
-import { type RustlsSocket, tlsSocketOf } from '../socket'
+import type { RustlsSocket } from '../tls-socket/socket'
 import { AcmeManager } from './acme'
 import { ConfigProblems, formatProblem, type ListenAddress, problemFromError, type LogLevel, type TerminatorConfig } from './config'
 import { loadFiles, type LoadedConfig, type ManagedMaterial } from './files'
@@ -93,7 +93,7 @@ export class Terminator {
       let bytesReceived = 0
       let bytesSent = 0
       for (const s of this.#open) {
-        const { bytesRead, bytesWritten } = tlsSocketOf.get(s) ?? s
+        const { bytesRead, bytesWritten } = s
         bytesReceived += bytesRead
         bytesSent += bytesWritten
       }
@@ -240,7 +240,7 @@ export class Terminator {
     this.metrics.connectionOpened()
     raw.once('close', () => {
       this.#open.delete(raw)
-      const { bytesRead, bytesWritten } = tlsSocketOf.get(raw) ?? raw
+      const { bytesRead, bytesWritten } = raw
       this.metrics.connectionClosed(bytesRead, bytesWritten)
       generation.release()
       if (this.openConnections === 0) this.#drained?.()

@@ -5,7 +5,7 @@
 import type { X509Certificate } from 'node:crypto'
 import net from 'node:net'
 
-import type { RustlsSocket } from '../socket'
+import type { RustlsSocket } from '../tls-socket/socket'
 
 /** §2.2: the 12-byte version 2 signature. */
 export const PROXY_V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a])

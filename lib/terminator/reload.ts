@@ -5,7 +5,7 @@
 // a reload never changes what a live connection talks to; a retired
 // generation is released when its last connection closes.
 import { hostIndexFor } from '../authority'
-import { ClientContext } from '../client'
+import { ClientContext } from '../client-context'
 import type { Logger } from '../log'
 import type { HostContext } from '../hosts'
 import { createServer, type Server, type ServerOptions } from '../server'

@@ -5,7 +5,7 @@
 import type { Duplex } from 'node:stream'
 
 import type { Logger } from '../log'
-import type { RustlsSocket } from '../socket'
+import type { RustlsSocket } from '../tls-socket/socket'
 import { backendErrorKind, type HostBackend } from './backend'
 import type { Metrics } from './metrics'
 import { proxyHeaderV1, proxyHeaderV2, proxyInfoFromSocket } from './proxy-protocol'

@@ -42,7 +42,8 @@
   X(NeedConfig, 1 << 6, "server, deferred routing: call accept(config)")             \
   X(Drained, 1 << 7, "fd pump: every pending ciphertext byte reached the kernel")     \
   X(IoError, 1 << 8, "fd pump: a read/write system call failed; errno in the event")  \
-  X(TransportEnd, 1 << 9, "fd pump: the peer's FIN arrived")
+  X(TransportEnd, 1 << 9, "fd pump: the peer's FIN arrived")                         \
+  X(Connected, 1 << 10, "fd pump: the outgoing connection (connectSocket) is established")
 
 // Result codes the addon reports besides rustls_result values (7000+).
 #define RN_ABI_LOCAL_RESULT(X)                                                      \

@@ -14,7 +14,7 @@ import { after, test } from 'node:test'
 
 import { createHttpsServer, type HttpsServer, type HttpsServerOptions } from '../../lib/http'
 import { connect } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { curl, sClient, waitFor } from '../helpers/peers'
 import { waitNoLiveHandles } from '../helpers/tls'

@@ -12,7 +12,7 @@ import { Agent, fetch, request } from 'undici'
 
 import { createHttpsServer } from '../../lib/http'
 import { ConfigError, RustlsError, UnsupportedOptionError } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { rustlsConnector } from '../../lib/undici'
 import { fixtures } from '../helpers/certs'
 import { resumedPerRound, waitNoLiveHandles } from '../helpers/tls'

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 
 import { createServer, liveHandles, type Server, type ServerOptions } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 
 export interface Running {
   server: Server
@@ -17,16 +17,15 @@ export interface Running {
 }
 
 /**
- * The whole suite also runs with library servers on the native listener
- * (RUSTLS_NODE_NATIVE_LISTENER=1). The few tests of behaviour the native
- * listener documents as different (docs/node-tls-parity.md) skip there
- * with this reason.
+ * The suite runs twice, on paths the tests choose explicitly (never an
+ * environment variable inside lib/): by default library servers run on the
+ * native listener and clients connect natively (the fd pump); with
+ * RUSTLS_NODE_TEST_PUMP=stream (test/helpers/stream-mode.ts, preloaded by
+ * scripts/test.js) servers take the net.Server path and clients run over a
+ * net.Socket (the stream pump). JS_PUMP is the terminator's JS data plane.
  */
+export const STREAM_PUMP = process.env.RUSTLS_NODE_TEST_PUMP === 'stream'
 export const JS_PUMP = process.env.RUSTLS_NODE_JS_PUMP === '1'
-export const NATIVE_LISTENER = process.env.RUSTLS_NODE_NATIVE_LISTENER === '1' && !JS_PUMP
-export function onNativeListener (why: string): string | false {
-  return NATIVE_LISTENER ? `native listener: ${why} (docs/node-tls-parity.md)` : false
-}
 
 /** Starts createServer(options) on 127.0.0.1:0; `onSecure` gets each connection. */
 export async function startServer (options: ServerOptions, onSecure?: (socket: RustlsSocket) => void): Promise<Running> {
@@ -38,12 +37,16 @@ export async function startServer (options: ServerOptions, onSecure?: (socket: R
     sockets.add(s)
     s.once('close', () => sockets.delete(s))
   })
-  // Raw connections too: one still in its handshake would keep close() waiting.
+  // Raw connections too (net.Server path): one still in its handshake
+  // would keep close() waiting. A 'connection' listener chooses that path,
+  // so it is added only where the test or the mode chose it already.
   const raw = new Set<Duplex>()
-  server.on('connection', (s: Duplex) => {
-    raw.add(s)
-    s.once('close', () => raw.delete(s))
-  })
+  if (options.nativeListener === false || (STREAM_PUMP && options.nativeListener === undefined)) {
+    server.on('connection', (s: Duplex) => {
+      raw.add(s)
+      s.once('close', () => raw.delete(s))
+    })
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
   return {

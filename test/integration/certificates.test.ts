@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 
-import { libraryVersion } from '../../lib/socket'
-import type { RustlsSocket } from '../../lib/socket'
+import { libraryVersion } from '../../lib/versions'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { sClient } from '../helpers/peers'
 import { assertNoLiveHandles, settle, startServer } from '../helpers/tls'

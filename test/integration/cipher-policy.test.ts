@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 
 import { ConfigError, createServer, type ServerOptions } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { sClient } from '../helpers/peers'
 import { assertNoLiveHandles, settle, startServer } from '../helpers/tls'

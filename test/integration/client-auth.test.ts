@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test'
 import tls from 'node:tls'
 
 import { connect, type ServerOptions } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { sServer } from '../helpers/peers'
 import { assertNoLiveHandles, readAll, settle, startServer } from '../helpers/tls'

@@ -1,10 +1,10 @@
-// createServer({ nativeListener: true }): what the native listener does
-// that the default path does not, in every mode of the suite (the option
-// is explicit here). The rest of the suite runs on it as a whole with
-// RUSTLS_NODE_NATIVE_LISTENER=1; these are the rows of
+// createServer({ nativeListener: true }): what the native listener (the
+// default on POSIX) does that the net.Server path does not, in every mode
+// of the suite (the option is explicit here). These are the rows of
 // docs/node-tls-parity.md that differ: no 'connection' event, a
 // FailedHandshake instead of a socket on 'tlsClientError', the native
-// counters, the listen() forms, SNICallback refused.
+// counters, the listen() forms, SNICallback answered with the hello paused,
+// and what takes the net.Server path instead.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -14,7 +14,7 @@ import { describe, test } from 'node:test'
 import tls from 'node:tls'
 
 import { createServer, FailedHandshake, type ServerOptions } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { sClient } from '../helpers/peers'
 import { readAll, settle, startServer } from '../helpers/tls'
@@ -136,9 +136,41 @@ describe('native listener', () => {
     }
   })
 
-  test('options it cannot honour are refused by name: SNICallback, listen(handle)', () => {
-    assert.throws(() => createServer({ ...base, SNICallback: (_name, cb) => cb(null) }),
-      (err: Error & { code?: string, option?: string }) => err.code === 'ERR_RUSTLS_UNSUPPORTED_OPTION' && err.option === 'nativeListener')
+  test('SNICallback on the native listener: the hello waits for the answer; a context serves, an error refuses', async () => {
+    const { createSecureContext } = await import('../../lib/index')
+    const ctx = createSecureContext({ cert: f.localhostRsa.cert, key: f.localhostRsa.key })
+    const asked: string[] = []
+    const srv = await startServer({
+      ...base,
+      SNICallback: (name, cb) => {
+        asked.push(name)
+        // Answered later: the native listener keeps the hello meanwhile.
+        setTimeout(() => (name === 'refused.test' ? cb(new Error('no')) : cb(null, ctx)), 20)
+      },
+    }, (s) => s.end(s.servername === false ? 'none' : s.servername))
+    try {
+      const ok = tls.connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+      assert.equal((await readAll(ok)).toString(), 'localhost')
+      assert.equal(ok.getPeerX509Certificate()?.publicKey.asymmetricKeyType, 'rsa', 'the callback\'s context served')
+      const refused = tls.connect({ port: srv.port, host: '127.0.0.1', servername: 'refused.test', ca: f.ca })
+      const err = await new Promise<Error & { code?: string }>((resolve) => refused.once('error', resolve))
+      assert.match(String(err.code ?? err.message), /UNRECOGNIZED_NAME|unrecognized name/i)
+      assert.deepEqual(asked, ['localhost', 'refused.test'])
+      await settle(50)
+      assert.equal(srv.clientErrors.length, 1)
+      assert.equal(srv.clientErrors[0].code, 'ERR_RUSTLS_SNI_REFUSED')
+      assert.equal(srv.server.nativeCounters?.accepted, 2, 'both arrived through the native listener')
+    } finally {
+      await srv.close()
+      ctx.destroy()
+    }
+  })
+
+  test('nativeListener: true refuses what needs the net.Server path, by name: a connection listener, listen(handle)', () => {
+    const withListener = createServer(base)
+    withListener.on('connection', () => {})
+    assert.throws(() => withListener.listen(0, '127.0.0.1'), (err: Error & { code?: string, option?: string }) =>
+      err.code === 'ERR_RUSTLS_UNSUPPORTED_OPTION' && err.option === 'nativeListener' && /connection/.test(err.message))
     const server = createServer(base)
     const handle = net.createServer()
     try {
@@ -146,20 +178,24 @@ describe('native listener', () => {
     } finally {
       handle.close()
       server.close()
+      withListener.close()
     }
   })
 
-  test('nativeListener: false keeps the default path even when RUSTLS_NODE_NATIVE_LISTENER=1', async () => {
-    const events: string[] = []
-    const srv = await startServer({ ...base, nativeListener: false }, (s) => s.end())
-    srv.server.on('connection', (raw: net.Socket) => events.push(`connection:${raw instanceof net.Socket}`))
-    try {
-      const client = tls.connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
-      await readAll(client)
-      assert.deepEqual(events, ['connection:true'])
-      assert.equal(srv.server.nativeCounters, undefined)
-    } finally {
-      await srv.close()
+  test('nativeListener: false, or a connection listener without the option, takes the net.Server path', async () => {
+    for (const options of [{ ...base, nativeListener: false }, { cert: base.cert, key: base.key }]) {
+      const events: string[] = []
+      const server = createServer(options, (s) => s.end())
+      server.on('connection', (raw: net.Socket) => events.push(`connection:${raw instanceof net.Socket}`))
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      try {
+        const client = tls.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+        await readAll(client)
+        assert.deepEqual(events, ['connection:true'])
+        assert.equal(server.nativeCounters, undefined)
+      } finally {
+        await new Promise<void>((resolve) => server.close(() => resolve()))
+      }
     }
   })
 })

@@ -13,7 +13,7 @@ import { after, describe, test } from 'node:test'
 import tls from 'node:tls'
 
 import { ClientContext, connect, createServer } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { sClient, waitFor } from '../helpers/peers'
 import { assertNoLiveHandles, readAll, settle, startServer } from '../helpers/tls'

@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test'
 import tls from 'node:tls'
 
 import { connect } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { curl, sClient } from '../helpers/peers'
 import { assertNoLiveHandles, nextError, payload, readAll, settle, sha256, startServer } from '../helpers/tls'

@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test'
 import tls from 'node:tls'
 
 import { createSecureContext, type SecureContext } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { assertNoLiveHandles, readAll, settle, startServer } from '../helpers/tls'
 

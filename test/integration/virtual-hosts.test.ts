@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test'
 import tls from 'node:tls'
 
 import type { HostOptions } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { curl, sClient } from '../helpers/peers'
 import { assertNoLiveHandles, settle, startServer } from '../helpers/tls'

@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net'
 import tls from 'node:tls'
 
 import { ClientContext, connect, createServer, liveHandles } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 
 const f = fixtures()

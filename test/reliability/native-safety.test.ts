@@ -31,15 +31,39 @@ function serverConfig (): { key: InstanceType<typeof addon.CertifiedKey>, config
 }
 
 /**
- * Stops libuv reading `raw` (as lib/socket.ts does before socket mode):
- * pause() alone leaves libuv reading into the stream's buffer, and native
- * code would never see the bytes. Returns the descriptor.
+ * A client Connection on the fd pump (connectSocket) to a plain TCP server
+ * that answers with `garbage` as soon as it accepts: TLS-shaped bytes arrive
+ * while native code polls the descriptor.
  */
-function stopLibuvReading (raw: net.Socket): number {
-  const handle = (raw as unknown as { _handle: { fd: number, reading: boolean, readStop: () => number } })._handle
-  handle.reading = false
-  handle.readStop()
-  return handle.fd
+interface GarbagePeer {
+  conn: NativeConnection
+  client: NativeHandle
+  port: number
+  served: Promise<net.Socket>
+  more: (bytes: Buffer) => void
+  close: () => Promise<void>
+}
+
+async function fdPumpAgainstGarbage (garbage: Buffer): Promise<GarbagePeer> {
+  const client = new addon.ClientConfig({ ca: f.ca, versions: [0x0303, 0x0304] })
+  const peers: net.Socket[] = []
+  const server = net.createServer((s) => {
+    peers.push(s)
+    s.on('error', () => {})
+    s.write(garbage)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    conn: new addon.Connection(client, 'localhost'),
+    client,
+    port: (server.address() as net.AddressInfo).port,
+    served: new Promise<net.Socket>((resolve) => server.once('connection', resolve)),
+    more: (bytes) => { for (const p of peers) if (!p.destroyed) p.write(bytes) },
+    close: async () => {
+      for (const p of peers) p.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
 }
 
 function connectionMethods (conn: NativeConnection): Array<[string, () => unknown]> {
@@ -200,59 +224,46 @@ test('handles dropped without destroy() are released by the garbage collector', 
   assert.deepEqual(liveHandles(), before)
 })
 
-test('socket mode: a Connection destroyed while its descriptor is polled, with bytes arriving, stops cleanly', async () => {
-  const { key, config } = serverConfig()
-  const router = new addon.HostRouter([{ names: ['localhost'], config }], { strictSNI: true, deferred: false })
-  const events: number[] = []
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve))
-  const peer = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
-  const raw = await accepted
-  const fd = stopLibuvReading(raw)
-  const conn = new addon.Connection(router)
-  conn.start(fd, (flags) => { events.push(flags) })
+test('fd pump: a Connection destroyed while its descriptor is polled, with bytes arriving, stops cleanly', async () => {
+  const t = await fdPumpAgainstGarbage(Buffer.alloc(3000, 0x16))
+  const events: Array<[number, boolean]> = []
+  let destroyed = false
+  t.conn.connectSocket({ host: '127.0.0.1', port: t.port }, (flags) => { events.push([flags, destroyed]) })
+  await t.served
   // Garbage arrives and is being processed; destroy races with it.
-  peer.write(Buffer.alloc(3000, 0x16))
-  conn.destroy()
-  peer.write(Buffer.alloc(3000, 0x17))
+  destroyed = true
+  t.conn.destroy()
+  t.more(Buffer.alloc(3000, 0x17))
   await settle(50)
-  assert.deepEqual(events, [], 'no event after destroy()')
-  assert.throws(() => conn.writeSocket(Buffer.from('x')), DESTROYED)
-  peer.destroy()
-  raw.destroy()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  for (const h of [router, config, key]) h.destroy()
+  assert.deepEqual(events.filter(([, after]) => after), [], 'no event after destroy()')
+  assert.throws(() => t.conn.writeSocket(Buffer.from('x')), DESTROYED)
+  await t.close()
+  t.client.destroy()
   assertNoLiveHandles()
 })
 
-test('socket mode: destroy() from inside the native event callback, more bytes arriving after, stops cleanly', async () => {
-  const { key, config } = serverConfig()
-  const router = new addon.HostRouter([{ names: ['localhost'], config }], { strictSNI: true, deferred: false })
+test('fd pump: destroy() from inside the native event callback, more bytes arriving after, stops cleanly', async () => {
+  // A complete alert record from the "server": a TLS error, so an event, at once.
+  const t = await fdPumpAgainstGarbage(Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]))
   const events: number[] = []
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve))
-  const peer = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
-  const raw = await accepted
-  const fd = stopLibuvReading(raw)
-  const conn = new addon.Connection(router)
   let first: () => void = () => {}
-  const firstEvent = new Promise<void>((resolve) => { first = resolve })
+  const failed = new Promise<void>((resolve) => { first = resolve })
   // The handle dies while native code is still inside its readable event.
-  conn.start(fd, (flags) => { events.push(flags); conn.destroy(); first() })
-  // A complete record holding a complete, 1-byte ClientHello: a decode
-  // error, so an event, at once.
-  peer.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00]))
-  await firstEvent
-  peer.write(Buffer.alloc(3000, 0x17))
+  t.conn.connectSocket({ host: '127.0.0.1', port: t.port }, (flags) => {
+    events.push(flags)
+    if ((flags & Flag.Error) !== 0) {
+      t.conn.destroy()
+      first()
+    }
+  })
+  await failed
+  const count = events.length
+  t.more(Buffer.alloc(3000, 0x17))
   await settle(50)
-  assert.equal(events.length, 1, 'exactly the event during which destroy() ran')
-  assert.throws(() => conn.writeSocket(Buffer.from('x')), DESTROYED)
-  peer.destroy()
-  raw.destroy()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  for (const h of [router, config, key]) h.destroy()
+  assert.equal(events.length, count, 'no event after the one during which destroy() ran')
+  assert.throws(() => t.conn.writeSocket(Buffer.from('x')), DESTROYED)
+  await t.close()
+  t.client.destroy()
   assertNoLiveHandles()
 })
 

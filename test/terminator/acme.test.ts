@@ -172,7 +172,7 @@ describe('terminator ACME (pebble)', () => {
       const [blocked, wrong, unreachable] = await Promise.all([failed('blocked.acme.test'), failed('w.acme.test'), failed('u.acme.test')]) as Array<Record<string, unknown>>
       assert.equal(blocked.level, LEVEL.error)
       assert.equal(blocked.code, 'ERR_ACME_PROBLEM')
-      assert.equal(blocked.type, 'urn:ietf:params:acme:error:rejectedIdentifier')
+      assert.equal(blocked.type, 'urn:ietf:params:acme:error:rejectedIdentifier', JSON.stringify(blocked))
       assert.equal(wrong.code, 'ERR_ACME_CHALLENGE_FAILED', JSON.stringify(wrong))
       assert.match(String(wrong.reason), /^w\.acme\.test: http-01 failed: /)
       assert.equal(unreachable.code, 'ERR_ACME_UNREACHABLE')

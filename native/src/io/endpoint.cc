@@ -59,7 +59,7 @@ void Endpoint::SetRef(bool ref) {
 
 void Endpoint::Close() {
   CloseAndFree(poll_);
-  if (fd_ >= 0 && owns_fd_) close(fd_);
+  if (fd_ >= 0) close(fd_);
   fd_ = -1;
 }
 

@@ -8,9 +8,9 @@
 // queues plaintext and sends what the kernel takes; Flush() sends the rest
 // once the socket is writable (one writev per call for TLS); EndWrite()
 // ends our direction (TLS: close_notify first, RFC 8446 §6.1) and the FIN
-// follows the last byte. An endpoint owns its descriptor (unless told it
-// borrows one) and its uv_poll_t; a live connection changes owner by
-// moving its endpoint (Rebind points the poll at the new owner).
+// follows the last byte. An endpoint owns its descriptor and its
+// uv_poll_t; a live connection changes owner by moving its endpoint
+// (Rebind points the poll at the new owner).
 #ifndef RUSTLS_NODE_ENDPOINT_H
 #define RUSTLS_NODE_ENDPOINT_H
 
@@ -46,8 +46,7 @@ std::vector<uint8_t>& SharedPlain();
 
 class Endpoint {
  public:
-  // `owns_fd`: false for a descriptor someone else closes (a net.Socket's).
-  explicit Endpoint(int fd, bool owns_fd = true) : fd_(fd), owns_fd_(owns_fd) {}
+  explicit Endpoint(int fd) : fd_(fd) {}
   virtual ~Endpoint() { Close(); }
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
@@ -64,12 +63,6 @@ class Endpoint {
   // Polls the descriptor on `loop`; events go to `cb` with `owner` as the
   // handle's data.
   bool StartPoll(uv_loop_t* loop, void* owner);
-  // Takes a poll handle already initialized for this descriptor.
-  void AdoptPoll(uv_poll_t* poll, void* owner) {
-    poll_ = poll;
-    poll_->data = owner;
-    events_ = 0;
-  }
   void SetEvents(int events, uv_poll_cb cb);
   int events() const { return events_; }
   // The endpoint changed owner: the poll stops, and its events go to
@@ -103,7 +96,6 @@ class Endpoint {
   virtual void QueueCloseNotify() {}
 
   int fd_;
-  bool owns_fd_;
   uv_poll_t* poll_ = nullptr;
   int events_ = 0;
   bool input_ended_ = false;
@@ -129,10 +121,12 @@ class PlainEndpoint final : public Endpoint {
 
 class TlsEndpoint final : public Endpoint {
  public:
-  TlsEndpoint(int fd, std::unique_ptr<TlsStream> tls, bool owns_fd = true)
-      : Endpoint(fd, owns_fd), tls_(std::move(tls)) {}
+  TlsEndpoint(int fd, std::unique_ptr<TlsStream> tls) : Endpoint(fd), tls_(std::move(tls)) {}
 
   TlsStream& stream() { return *tls_; }
+  // Takes the stream out (the endpoint keeps none): a client whose connect
+  // failed before anything was sent tries the next address with it.
+  std::unique_ptr<TlsStream> ReleaseStream() { return std::move(tls_); }
   const TlsStream& stream() const { return *tls_; }
   rustls_connection* conn() const { return tls_->conn(); }
   bool handshaking() const { return tls_->handshaking(); }

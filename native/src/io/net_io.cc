@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,6 +64,47 @@ SocketAddress LocalAddress(int fd) {
   socklen_t len = sizeof ss;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
   return Describe(ss);
+}
+
+bool TargetFromIp(const std::string& ip, int port, ConnectTarget* out, std::string* err) {
+  *out = ConnectTarget{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out->addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out->addr);
+  if (port < 0 || port > 65535) {
+    *err = "port out of range: " + std::to_string(port);
+    return false;
+  }
+  if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    out->len = sizeof *v4;
+    out->text = ip + ":" + std::to_string(port);
+    return true;
+  }
+  if (inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    out->len = sizeof *v6;
+    out->text = "[" + ip + "]:" + std::to_string(port);
+    return true;
+  }
+  *err = "not an IP address: " + ip;
+  return false;
+}
+
+bool TargetFromPath(const std::string& path, ConnectTarget* out, std::string* err) {
+  *out = ConnectTarget{};
+  sockaddr_un un{};
+  if (path.empty() || path.size() >= sizeof un.sun_path) {
+    *err = "unix socket path is empty or too long: " + path;
+    return false;
+  }
+  un.sun_family = AF_UNIX;
+  std::memcpy(un.sun_path, path.data(), path.size());
+  std::memcpy(&out->addr, &un, sizeof un);
+  out->len = sizeof un;
+  out->text = "unix:" + path;
+  return true;
 }
 
 int ConnectNonBlocking(const ConnectTarget& target) {

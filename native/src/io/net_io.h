@@ -42,6 +42,12 @@ struct ConnectTarget {
   std::string text;  // as configured, for logs
 };
 
+// A target from an IP literal and a port (no name resolution here: the
+// caller resolved the name), or from a Unix socket path. False, with `err`
+// set, when the text is not an address or the path does not fit.
+bool TargetFromIp(const std::string& ip, int port, ConnectTarget* out, std::string* err);
+bool TargetFromPath(const std::string& path, ConnectTarget* out, std::string* err);
+
 // Starts a non-blocking connect; returns the descriptor, or -1 with errno.
 int ConnectNonBlocking(const ConnectTarget& target);
 

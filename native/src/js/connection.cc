@@ -109,6 +109,7 @@ Napi::Function Connection::Init(Napi::Env env) {
                          InstanceMethod<&Connection::PeerCertificate>("peerCertificate"),
                          InstanceMethod<&Connection::Destroy>("destroy"),
                          InstanceMethod<&Connection::Start>("start"),
+                         InstanceMethod<&Connection::ConnectSocket>("connectSocket"),
                          InstanceMethod<&Connection::ReadStart>("readStart"),
                          InstanceMethod<&Connection::ReadStop>("readStop"),
                          InstanceMethod<&Connection::WriteSocket>("writeSocket"),
@@ -136,6 +137,9 @@ Napi::Object Connection::Adopt(Napi::Env env, std::unique_ptr<TlsEndpoint> ep, s
   c->adopted_ = true;
   c->ep_ = std::move(ep);
   c->ep_->Rebind(c);
+  // A hello paused for the application is continued by accept(), which
+  // needs no router; the listener's may go away with its route set.
+  c->ep_->set_router(nullptr);
   c->stats_ = std::move(stats);
   return object;
 }

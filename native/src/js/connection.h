@@ -70,8 +70,13 @@ class Connection : public Napi::ObjectWrap<Connection> {
   void Close();
 
   // ---- fd pump (connection_io.cc) ----
-  // start(fd, onevent(flags, plaintext|undefined, error, errno, host))
+  // start(-1, onevent(flags, plaintext|undefined, error, errno, host)):
+  // begins polling an adopted connection's descriptor.
   Napi::Value Start(const Napi::CallbackInfo& info);
+  // connectSocket({host: ip, port} | {path}, onevent) → 0, or an errno when
+  // the connect could not even start: a client stream connects natively
+  // (non-blocking), Connected follows, then the handshake on the fd pump.
+  Napi::Value ConnectSocket(const Napi::CallbackInfo& info);
   Napi::Value ReadStart(const Napi::CallbackInfo& info);
   Napi::Value ReadStop(const Napi::CallbackInfo& info);
   // writeSocket(buffer | buffer[], defer?) → 0 sent, 1 pending (Drained
@@ -91,6 +96,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void OnReadable();
   void OnWritable();
+  void OnConnected();
   // Sends what is queued; false when the socket failed (errno_).
   bool FlushSocket();
   Napi::Value FinishSocketWrite(Napi::Env env);
@@ -117,6 +123,10 @@ class Connection : public Napi::ObjectWrap<Connection> {
   int64_t external_bytes_ = 0;
   // fd pump.
   bool want_read_ = false;
+  bool connecting_ = false;
+  // The last connectSocket() failed before the connection existed: another
+  // address may be tried with the same, untouched stream.
+  bool connect_failed_ = false;
   bool write_blocked_ = false;
   bool shutdown_requested_ = false;
   // Accepted and handshook by the native listener: the endpoint waits for start().

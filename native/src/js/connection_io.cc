@@ -4,9 +4,8 @@
 // callback per readable event (plaintext and flags) and makes one call per
 // outbound batch; no Buffer crosses for ciphertext at all.
 //
-// The descriptor is one the native listener accepted (Adopt), or a
-// net.Socket's that JS made inert (lib/socket.ts); when libuv still
-// watches the latter, a duplicate is polled instead.
+// The descriptor is one the native listener accepted (Adopt) or one this
+// connection connected itself (connectSocket); no net.Socket is involved.
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -36,66 +35,15 @@ constexpr int kReadsPerEvent = 4;
 Napi::Value Connection::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
-  if (adopted_ && onevent_.IsEmpty() && info[1].IsFunction()) {
-    // Accepted and handshook natively: the endpoint is ours already.
-    onevent_ = Napi::Persistent(info[1].As<Napi::Function>());
-    async_ = std::make_unique<Napi::AsyncContext>(env, "RustlsSocket");
-    want_read_ = true;
-    if (!FlushSocket()) {
-      Emit(kFlagIoError);
-      return env.Undefined();
-    }
-    UpdatePoll();
+  if (!adopted_ || !onevent_.IsEmpty() || !info[1].IsFunction()) {
+    ThrowCode(env, "ERR_INVALID_STATE", "start(-1, onevent) is for a connection the native listener handed over, once");
     return env.Undefined();
   }
-  if (fd_pump()) {
-    ThrowCode(env, "ERR_INVALID_STATE", "the connection already runs on a socket");
-    return env.Undefined();
-  }
-  if (!info[0].IsNumber() || !info[1].IsFunction()) {
-    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "start(fd, onevent) needs a descriptor and a function");
-    return env.Undefined();
-  }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-    ThrowCode(env, "ERR_RUSTLS_SOCKET", "no event loop");
-    return env.Undefined();
-  }
-  // The descriptor itself, when libuv no longer watches it (the net.Socket
-  // stopped reading and has no write queued): one descriptor per
-  // connection, as without TLS. JS makes the net.Socket inert first and
-  // closes this poll before the net.Socket closes the descriptor.
-  auto* poll = new uv_poll_t;
-  int poll_fd = fd;
-  bool owned = false;
-  // A failed uv_poll_init leaves the handle uninitialized: free to reuse.
-  int r = uv_poll_init(loop, poll, fd);
-  if (r == UV_EEXIST) {
-    // Still watched by libuv: poll a duplicate instead (same socket).
-    poll_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (poll_fd < 0) {
-      delete poll;
-      ThrowCode(env, "ERR_RUSTLS_SOCKET", std::string("cannot duplicate the socket: ") + strerror(errno));
-      return env.Undefined();
-    }
-    owned = true;
-    r = uv_poll_init(loop, poll, poll_fd);
-  }
-  if (r != 0) {
-    delete poll;
-    if (owned) close(poll_fd);
-    ThrowCode(env, "ERR_RUSTLS_SOCKET", std::string("cannot poll the socket: ") + uv_strerror(r));
-    return env.Undefined();
-  }
-  auto ep = std::make_unique<TlsEndpoint>(poll_fd, std::move(stream_), owned);
-  ep->AdoptPoll(poll, this);
-  if (ep->stream().accepting()) ep->set_router(router());
-  ep_ = std::move(ep);
+  // Accepted (and handshook, or paused at its hello) natively: the
+  // endpoint is ours already.
   onevent_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_ = std::make_unique<Napi::AsyncContext>(env, "RustlsSocket");
   want_read_ = true;
-  // A client's ClientHello (or anything queued before start) leaves now.
   if (!FlushSocket()) {
     Emit(kFlagIoError);
     return env.Undefined();
@@ -104,8 +52,80 @@ Napi::Value Connection::Start(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value Connection::ConnectSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  if (fd_pump() && connect_failed_) {
+    // Nothing reached the failed descriptor: the stream is as new.
+    CloseSocket();
+    stream_ = ep_->ReleaseStream();
+    ep_.reset();
+    connect_failed_ = false;
+  }
+  if (fd_pump() || stream_ == nullptr || stream_->server()) {
+    ThrowCode(env, "ERR_INVALID_STATE", "connectSocket() is for a client connection that runs on no transport yet");
+    return env.Undefined();
+  }
+  if (!info[0].IsObject() || !info[1].IsFunction()) {
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "connectSocket(address, onevent) needs an address object and a function");
+    return env.Undefined();
+  }
+  Napi::Object a = info[0].As<Napi::Object>();
+  ConnectTarget target;
+  std::string err;
+  bool ok = a.Get("path").IsString()
+                ? TargetFromPath(a.Get("path").As<Napi::String>().Utf8Value(), &target, &err)
+                : TargetFromIp(a.Get("host").IsString() ? a.Get("host").As<Napi::String>().Utf8Value() : "",
+                               a.Get("port").IsNumber() ? a.Get("port").As<Napi::Number>().Int32Value() : -1, &target, &err);
+  if (!ok) {
+    ThrowCode(env, "ERR_INVALID_ARG_VALUE", "connectSocket: " + err);
+    return env.Undefined();
+  }
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    ThrowCode(env, "ERR_RUSTLS_SOCKET", "no event loop");
+    return env.Undefined();
+  }
+  int fd = ConnectNonBlocking(target);
+  if (fd < 0) return Napi::Number::New(env, errno);
+  auto ep = std::make_unique<TlsEndpoint>(fd, std::move(stream_));
+  if (!ep->StartPoll(loop, this)) {
+    // The endpoint closes the descriptor; the stream goes with it.
+    return Napi::Number::New(env, EBADF);
+  }
+  ep_ = std::move(ep);
+  onevent_ = Napi::Persistent(info[1].As<Napi::Function>());
+  async_ = std::make_unique<Napi::AsyncContext>(env, "RustlsSocket");
+  connecting_ = true;
+  want_read_ = true;
+  UpdatePoll();
+  return Napi::Number::New(env, 0);
+}
+
+void Connection::OnConnected() {
+  // A failed connect shows as POLLERR or as writable with SO_ERROR set.
+  int err = SocketError(ep_->fd());
+  connecting_ = false;
+  if (err != 0) {
+    errno_ = err;
+    connect_failed_ = true;
+    ep_->SetEvents(0, OnPoll);
+    Emit(kFlagIoError);
+    return;
+  }
+  // The ClientHello leaves now; then the handshake runs on the fd pump.
+  int32_t flags = kFlagConnected;
+  if (!FlushSocket()) flags |= kFlagIoError;
+  UpdatePoll();
+  Emit(flags);
+}
+
 void Connection::UpdatePoll() {
   if (ep_ == nullptr) return;
+  if (connecting_) {
+    ep_->SetEvents(UV_WRITABLE, OnPoll);
+    return;
+  }
   TlsStream& t = ep_->stream();
   int events = 0;
   if (want_read_ && !ep_->fin_received() && !t.failed() && t.hello() == nullptr) events |= UV_READABLE;
@@ -117,6 +137,10 @@ void Connection::OnPoll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<Connection*>(handle->data);
   if (self == nullptr || self->closed_) return;
   Napi::HandleScope scope(self->Env());
+  if (self->connecting_) {
+    self->OnConnected();
+    return;
+  }
   if (status < 0) {
     // libuv reports POLLERR as UV_EBADF; the socket's pending error says
     // what happened (ECONNRESET, ...).
@@ -352,7 +376,6 @@ Napi::Value Connection::SetSocketOption(const Napi::CallbackInfo& info) {
 }
 
 void Connection::CloseSocket() {
-  // A borrowed descriptor stays open: the net.Socket closes it right after.
   if (ep_ != nullptr) ep_->Close();
   if (!onevent_.IsEmpty()) onevent_.Reset();
   async_.reset();

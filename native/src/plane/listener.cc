@@ -356,10 +356,6 @@ Napi::Value Listener::SetRoutes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   HostRouter* router = HostRouter::FromValue(info[0], "router");
   if (router == nullptr) return env.Undefined();
-  if (router->router().deferred()) {
-    ThrowCode(env, "ERR_RUSTLS_UNSUPPORTED_OPTION", "the native listener routes natively: SNICallback needs the JS path");
-    return env.Undefined();
-  }
   auto set = std::make_unique<RouteSet>();
   set->id = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
   set->router_ref = Napi::Persistent(info[0].As<Napi::Object>());
@@ -602,7 +598,14 @@ void Listener::Deliver(Handshaken h) {
   Napi::HandleScope scope(env);
   TlsEndpoint& ep = *h.ep;
   int host = ep.stream().host();
-  int32_t flags = kFlagHandshakeDone | (ep.peer_closed() ? kFlagPeerClosed : 0) | (ep.fin_received() ? kFlagTransportEnd : 0);
+  // What the stream raised while the listener owned it is said here, once,
+  // in `flags`: JS must not hear it again from the next call.
+  ep.stream().TakeFlags();
+  // Established, or paused at a ClientHello the application routes.
+  int32_t flags = ep.stream().hello() != nullptr
+                      ? kFlagNeedConfig
+                      : kFlagHandshakeDone | kFlagHello | (ep.peer_closed() ? kFlagPeerClosed : 0) |
+                            (ep.fin_received() ? kFlagTransportEnd : 0);
   int set_id = h.set != nullptr ? h.set->id : 0;
   Napi::Value plain = env.Undefined();
   if (!h.early.empty()) plain = Napi::Buffer<uint8_t>::Copy(env, h.early.data(), h.early.size());
@@ -797,6 +800,17 @@ void Pending::Advance(int events) {
   }
   if (!ep.handshaking()) {
     Established();
+    return;
+  }
+  if (ep.stream().hello() != nullptr) {
+    // A deferred router (SNICallback): the application picks the config,
+    // so the connection goes to JS now, paused at its ClientHello; its
+    // handshake continues on the fd pump once JS answers.
+    listener_->deadlines().Remove(this);
+    Listener* listener = listener_;
+    Handshaken h = Handover();
+    delete this;
+    listener->Deliver(std::move(h));
     return;
   }
   if (ep.input_ended()) {

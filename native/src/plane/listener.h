@@ -157,9 +157,10 @@ class Listener : public Napi::ObjectWrap<Listener> {
   void Failed(uint32_t code, int sys_errno, const std::string& sni, const Endpoint& ep);
   void BackendFailed(RouteSet* set, int host, const char* kind, uint32_t code, int sys_errno);
   void HandshakeDone(bool resumed);
-  // An established connection for JS: a Connection on the fd pump takes
-  // it over, with the plaintext not consumed yet; the set's count passes
-  // to JS.
+  // A connection for JS, established or paused at a ClientHello that a
+  // deferred router leaves to the application: a Connection on the fd pump
+  // takes it over, with the plaintext not consumed yet; the set's count
+  // passes to JS.
   void Deliver(Handshaken h);
   BackendPool& pool() { return *pool_; }
   bool draining() const { return draining_; }

@@ -1,25 +1,24 @@
-// Socket mode (native reads and writes on the descriptor): what differs
-// from the JS pump and must still hold — byte counters, idle timeouts, and
-// the fallback to the JS pump when no descriptor can be duplicated.
+// The fd pump (native code owns the descriptor: the native listener's
+// connections, clients that connect natively): what differs from the
+// stream pump and must still hold — byte counters, backpressure, idle
+// timeouts, one descriptor per connection, and native connect's failures.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import fs from 'node:fs'
-import type net from 'node:net'
+import net from 'node:net'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import tls from 'node:tls'
 
 import { connect } from '../../lib/index'
-import { addon, results, Slot } from '../../lib/native'
-import type { RustlsSocket } from '../../lib/socket'
+import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { waitFor } from '../helpers/peers'
-import { assertNoLiveHandles, JS_PUMP, readAll, settle, startServer } from '../helpers/tls'
+import { assertNoLiveHandles, readAll, settle, startServer, STREAM_PUMP } from '../helpers/tls'
 
 const f = fixtures()
 const ecdsa = { cert: f.localhostEcdsa.cert, key: f.localhostEcdsa.key }
 
-describe('socket mode', () => {
+describe('fd pump', () => {
   test('bytesRead and bytesWritten count the TLS bytes on both sides, also after close', async () => {
     let serverSide: RustlsSocket | undefined
     const srv = await startServer(ecdsa, (s) => {
@@ -37,11 +36,13 @@ describe('socket mode', () => {
       assert.ok(serverSide !== undefined)
       assert.equal(serverSide.bytesRead, c.bytesWritten)
       assert.equal(serverSide.bytesWritten, c.bytesRead)
-      // Socket mode really ran on both sides (not the JS pump fallback):
-      // node counts a net.Socket's bytesRead only for what libuv read for it.
-      if (!JS_PUMP) {
-        assert.equal((c.transport as net.Socket).bytesRead, 0)
-        assert.equal((serverSide.transport as net.Socket).bytesRead, 0)
+      // The fd pump really ran on both sides: no net.Socket under either.
+      // (The stream pass runs both over net.Sockets, which count the same.)
+      if (!STREAM_PUMP) {
+        assert.equal(c.transport, undefined)
+        assert.equal(serverSide.transport, undefined)
+      } else {
+        assert.equal((c.transport as net.Socket).bytesRead, c.bytesRead)
       }
     } finally {
       await srv.close()
@@ -131,25 +132,53 @@ describe('socket mode', () => {
     }
   })
 
-  test('a descriptor native code cannot poll is refused with ERR_RUSTLS_SOCKET, and the connection stays usable', async () => {
-    // RustlsSocket falls back to the JS pump on this error (lib/socket.ts).
-    const key = new addon.CertifiedKey(f.localhostEcdsa.cert, f.localhostEcdsa.key)
-    const config = new addon.ServerConfig({ certifiedKeys: [key], versions: [0x0303, 0x0304], ignoreClientOrder: false, sendTickets: 0 })
-    key.destroy()
-    const router = new addon.HostRouter([{ names: ['localhost'], config }], { strictSNI: false, deferred: false })
-    const conn = new addon.Connection(router)
-    const file = fs.openSync(__filename, 'r')
+  test('native connect: a refused port is a system error naming the address; a name with a dead first address goes on to the next', async () => {
+    const closed = net.createServer()
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+    const port = (closed.address() as net.AddressInfo).port
+    await new Promise<void>((resolve) => closed.close(() => resolve()))
+    const c = connect({ port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+    const err = await new Promise<Error & { code?: string, syscall?: string, address?: string, port?: number }>((resolve) => c.once('error', resolve))
+    assert.equal(err.code, 'ECONNREFUSED')
+    assert.equal(err.syscall, 'connect')
+    assert.equal(err.address, '127.0.0.1')
+    assert.equal(err.port, port)
+    // 'localhost' resolves to ::1 and 127.0.0.1 here; the server listens on
+    // the IPv4 one only, so whichever comes first, the client gets there.
+    const srv = await startServer(ecdsa, (s) => s.end('over localhost'))
     try {
-      // A regular file cannot be polled (epoll refuses it).
-      assert.throws(() => conn.start(file, () => {}), { code: 'ERR_RUSTLS_SOCKET' })
-      const slab = Buffer.alloc(65536)
-      conn.feed(Buffer.from([0x16, 0x03, 0x01]), 0, 3, slab, 0, slab.length)
-      assert.equal(results[Slot.Error], 0)
+      const byName = connect({ port: srv.port, host: 'localhost', ca: f.ca })
+      await new Promise((resolve) => byName.once('secureConnect', resolve))
+      assert.equal(byName.remoteAddress, '127.0.0.1')
+      assert.equal((await readAll(byName)).toString(), 'over localhost')
     } finally {
-      fs.closeSync(file)
-      conn.destroy()
-      router.destroy()
-      config.destroy()
+      await srv.close()
+    }
+  })
+})
+
+describe('connect(): which pump', () => {
+  test('family: 4 takes only IPv4 addresses; lookup (a net.connect option) runs over a net.Socket, and is called', async () => {
+    const srv = await startServer(ecdsa, (s) => s.end('hello'))
+    try {
+      const v4 = connect({ port: srv.port, host: 'localhost', family: 4, ca: f.ca })
+      await new Promise((resolve) => v4.once('secureConnect', resolve))
+      assert.equal(v4.remoteFamily, 'IPv4')
+      assert.equal((await readAll(v4)).toString(), 'hello')
+      if (!STREAM_PUMP) assert.equal(v4.transport, undefined, 'connected natively')
+      const looked: string[] = []
+      const lookup = (host: string, options: unknown, cb: (...args: unknown[]) => void): void => {
+        looked.push(host)
+        const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all === true
+        if (all) cb(null, [{ address: '127.0.0.1', family: 4 }])
+        else cb(null, '127.0.0.1', 4)
+      }
+      const viaNet = connect({ port: srv.port, host: 'example.invalid', servername: 'localhost', lookup: lookup as net.LookupFunction, ca: f.ca })
+      assert.equal((await readAll(viaNet)).toString(), 'hello')
+      assert.deepEqual(looked, ['example.invalid'])
+      assert.ok(viaNet.transport instanceof net.Socket, 'a net.Socket under it: the stream pump')
+    } finally {
+      await srv.close()
     }
   })
 })

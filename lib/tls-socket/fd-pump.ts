@@ -1,0 +1,368 @@
+// FdPump: a RustlsSocket whose native connection owns its socket
+// descriptor: one the native listener accepted and handshook (adopted), or
+// one native code connects itself (connect()). Native code polls the
+// descriptor on the Node loop, reads, decrypts, encrypts and writes
+// (native/src/js/connection_io.cc); JS gets one event per readable turn
+// (plaintext and flags) and makes one call per write batch. No net.Socket
+// exists under it.
+import dns from 'node:dns'
+import net from 'node:net'
+import util from 'node:util'
+
+import { RustlsError } from '../errors'
+import { Flag, results, Slot, type NativeConnection, type NativeHandle } from '../native'
+import type { Pump, PumpContext, PumpOwner, WriteState } from './pump'
+
+/** rustls_result GENERAL: rustls stopped taking data without a code. */
+const RUSTLS_RESULT_GENERAL = 7112
+
+type Addresses = ReturnType<NativeConnection['addresses']>
+type Address = { host: string, port: number } | { path: string }
+
+/** Where a client connects: an IP, a name to resolve, or a Unix socket path. */
+export interface ConnectTarget {
+  host?: string
+  port?: number
+  path?: string
+  /** 4 or 6: only addresses of that family (as net.connect). */
+  family?: number
+}
+
+export type FdPumpSpec =
+  | { kind: 'adopted', flags: number, plaintext?: Buffer, host: number }
+  | { kind: 'connect', target: ConnectTarget }
+
+export class FdPump implements Pump {
+  readonly #conn: NativeConnection
+  readonly #owner: PumpOwner
+  readonly #spec: FdPumpSpec
+  #drainWaiters: Array<() => void> = []
+  #flushScheduled = false
+  // The kernel took less than we had: writes wait for the Drained event.
+  #writeBlocked = false
+  #readPaused = false
+  #transportEnded = false
+  #connecting = false
+  #closed = false
+  #final = { bytesRead: 0, bytesWritten: 0 }
+  #addresses: Addresses | undefined
+  #idleTimer: NodeJS.Timeout | null = null
+  #writeError: Error | null = null
+
+  constructor (ctx: PumpContext, spec: FdPumpSpec) {
+    this.#conn = ctx.conn
+    this.#owner = ctx.owner
+    this.#spec = spec
+  }
+
+  get writeError (): Error | null { return this.#writeError }
+  get transport (): undefined { return undefined }
+
+  start (): void {
+    const spec = this.#spec
+    if (spec.kind === 'adopted') {
+      this.#conn.start(-1, this.#onEvent)
+      // The handshake completed natively (or stopped at a hello the
+      // application routes); reported on the next tick, once whoever made
+      // this socket attached its listeners, as the event it would have been.
+      process.nextTick(() => this.#onEvent(spec.flags, spec.plaintext, 0, 0, spec.host))
+      return
+    }
+    this.#connecting = true
+    this.#connect(spec.target)
+  }
+
+  // ---- connecting (clients) ----------------------------------------------
+
+  #connect (target: ConnectTarget): void {
+    if (target.path !== undefined) {
+      this.#tryAddresses([{ path: target.path }])
+      return
+    }
+    const host = target.host ?? 'localhost'
+    const port = target.port ?? 443
+    if (net.isIP(host) !== 0) {
+      this.#tryAddresses([{ host, port }])
+      return
+    }
+    const family = target.family === 4 || target.family === 6 ? target.family : 0
+    dns.lookup(host, { all: true, family }, (err, list) => {
+      if (this.#owner.destroyed) return
+      if (err !== null) {
+        this.#owner.transportError(err)
+        return
+      }
+      this.#tryAddresses(list.map((a) => ({ host: a.address, port })))
+    })
+  }
+
+  /**
+   * Connects to each address in turn, the next after a failure (as
+   * net.connect with several addresses, without parallel attempts).
+   */
+  #tryAddresses (left: Address[]): void {
+    const next = left.shift()
+    if (next === undefined || this.#owner.destroyed) return
+    let err: number
+    try {
+      err = this.#conn.connectSocket(next, this.#onEvent)
+    } catch (e) {
+      this.#owner.transportError(e as Error)
+      return
+    }
+    if (err !== 0) {
+      if (left.length > 0) this.#tryAddresses(left)
+      else process.nextTick(() => this.#owner.transportError(errnoError(err, 'connect', next)))
+      return
+    }
+    this.#retry = left.length > 0 ? () => this.#tryAddresses(left) : null
+    this.#attempt = next
+  }
+
+  #retry: (() => void) | null = null
+  #attempt: Address | undefined
+
+  // ---- inbound ------------------------------------------------------------
+
+  /** One native event per readable/writable turn of the socket. */
+  #onEvent = (flags: number, data: Buffer | undefined, error: number, errno: number, host: number): void => {
+    const owner = this.#owner
+    if (owner.destroyed) return
+    if (this.#idleTimer !== null) this.#idleTimer.refresh()
+    if (this.#connecting) {
+      if ((flags & Flag.IoError) !== 0) {
+        // This address refused or failed: the next one, if any.
+        const retry = this.#retry
+        this.#retry = null
+        if (retry !== null) {
+          retry()
+          return
+        }
+        this.#connecting = false
+        owner.transportError(errnoError(errno, 'connect', this.#attempt))
+        return
+      }
+      if ((flags & Flag.Connected) !== 0) {
+        this.#connecting = false
+        // Socket options asked for while connecting apply now.
+        for (const apply of this.#whenConnected.splice(0)) apply()
+      }
+    }
+    if ((flags & Flag.Drained) !== 0) {
+      this.#writeBlocked = false
+      for (const waiter of this.#drainWaiters.splice(0)) waiter()
+      if (owner.destroyed) return
+    }
+    if ((flags & Flag.IoError) !== 0 && (flags & Flag.Error) === 0) {
+      owner.transportError(errnoError(errno, 'read'))
+      return
+    }
+    // Once both directions closed, getpeername() fails: the addresses are
+    // read now, while the peer's end is only on its way.
+    if ((flags & (Flag.PeerClosed | Flag.TransportEnd)) !== 0) this.#addr()
+    owner.afterCall(flags, error, host, data ?? null)
+    if (owner.destroyed || owner.failed) return
+    if (owner.readerFull && !owner.peerClosed) {
+      // Backpressure: native reading stops until resume().
+      this.#readPaused = true
+      this.#conn.readStop()
+    }
+    if ((flags & Flag.TransportEnd) !== 0) {
+      this.#transportEnded = true
+      // Both directions done: the TCP connection is over, as a net.Socket
+      // would destroy itself. Otherwise, unless half-open, our side ends
+      // now, or, while plaintext that came with the FIN still waits to be
+      // read, once the reader had it (the Duplex ends itself after 'end').
+      if (owner.writableFinished) owner.destroy()
+      else if (!owner.allowHalfOpen && (owner.readableEnded || owner.readableLength === 0)) owner.end()
+    }
+  }
+
+  resume (): void {
+    if (!this.#readPaused) return
+    this.#readPaused = false
+    this.#conn.readStart()
+  }
+
+  accept (config: NativeHandle | null, host: number): void {
+    this.#conn.accept(config, host)
+    const flags = results[Slot.Flags]
+    const error = results[Slot.Error]
+    this.#owner.afterCall(flags, error, results[Slot.Host], null)
+  }
+
+  /** Our FIN left; if the peer's came already, we are done. */
+  finished (): void {
+    if (this.#transportEnded && !this.#owner.destroyed) this.#owner.destroy()
+  }
+
+  // ---- outbound -------------------------------------------------------------
+
+  /**
+   * Encrypts in native code now and sends at the end of this event-loop
+   * turn, so that the writes of one turn leave in one writev(); `now` sends
+   * at once (with anything still queued before it), for a batch the stream
+   * has already gathered.
+   */
+  write (chunks: readonly Buffer[], now: boolean): WriteState {
+    if (this.#owner.failed) return 'failed'
+    const r = this.#conn.writeSocket(chunks.length === 1 ? chunks[0] : chunks as Buffer[], !now)
+    if (r < 0) return this.#writeFailed()
+    if (this.#idleTimer !== null) this.#idleTimer.refresh()
+    // 1: the kernel is full (sent at once because `now`, or because the
+    // deferred data passed native code's encrypt-ahead limit).
+    if (r === 1) this.#writeBlocked = true
+    if (!now && !this.#flushScheduled) {
+      this.#flushScheduled = true
+      process.nextTick(this.#flushNow)
+    }
+    return this.#writeBlocked ? 'full' : 'ok'
+  }
+
+  #flushNow = (): void => {
+    this.#flushScheduled = false
+    if (this.#owner.failed || this.#closed) return
+    const r = this.#conn.flushSocket()
+    if (r === 1) this.#writeBlocked = true
+    else if (r < 0) this.#writeFailed()
+  }
+
+  #writeFailed (): WriteState {
+    const flags = results[Slot.Flags]
+    const error = results[Slot.Error]
+    if ((flags & Flag.IoError) !== 0 && error === 0) {
+      this.#writeError = errnoError(results[Slot.Errno], 'write')
+      this.#owner.transportError(this.#writeError)
+    } else {
+      const code = error !== 0 ? error : RUSTLS_RESULT_GENERAL
+      this.#writeError = new RustlsError(code)
+      this.#owner.afterCall(Flag.Error, code, -1, null)
+    }
+    return 'failed'
+  }
+
+  onceDrained (callback: () => void): void {
+    this.#drainWaiters.push(callback)
+  }
+
+  /** Native code flushes what rustls queues itself. */
+  flushQueued (): void {}
+
+  end (done: () => void): void {
+    // Addresses first: after both FINs the descriptor has none (see #onEvent).
+    this.#addr()
+    // close_notify, then the FIN once everything left (native).
+    const r = !this.#owner.failed && !this.#closed ? this.#conn.shutdownSocket() : 0
+    if (r === 1) this.#drainWaiters.push(done)
+    else done()
+  }
+
+  endSoon (): void {
+    if (this.#closed) return
+    // The alert already left (native flush); native code sends the FIN.
+    this.#conn.shutdownSocket()
+    // A peer that never closes its side must not keep the socket.
+    const timer = setTimeout(() => {
+      this.#close()
+      if (!this.#owner.destroyed) this.#owner.destroy()
+    }, 2000)
+    timer.unref()
+  }
+
+  abort (): void {
+    this.#close()
+  }
+
+  /** Stops polling and closes the descriptor; the TLS state stays. */
+  #close (): void {
+    if (this.#closed) return
+    // Addresses stay readable for logs after the close.
+    this.#addr()
+    this.#final = this.#conn.counters()
+    this.#closed = true
+    this.#conn.closeSocket()
+  }
+
+  destroy (failed: boolean): void {
+    // write() then destroy() (node's http does it for a 408): what the
+    // kernel takes now still leaves, as net.Socket's own write would.
+    if (this.#flushScheduled && !failed && !this.#closed) this.#conn.flushSocket()
+    this.#close()
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
+    for (const waiter of this.#drainWaiters.splice(0)) waiter()
+  }
+
+  // ---- the descriptor's facts -------------------------------------------------
+
+  /** Read once, on first use: a closed descriptor has no addresses any more. */
+  #addr (): Addresses {
+    if (this.#addresses === undefined) {
+      if (this.#closed || this.#connecting) return {}
+      try {
+        this.#addresses = this.#conn.addresses()
+      } catch {
+        this.#addresses = {}
+      }
+    }
+    return this.#addresses
+  }
+
+  get remoteAddress (): string | undefined { return this.#addr().remoteAddress }
+  get remotePort (): number | undefined { return this.#addr().remotePort }
+  get remoteFamily (): string | undefined { return this.#addr().remoteFamily }
+  get localAddress (): string | undefined { return this.#addr().localAddress }
+  get localPort (): number | undefined { return this.#addr().localPort }
+  get bytesRead (): number { return (this.#closed ? this.#final : this.#conn.counters()).bytesRead }
+  get bytesWritten (): number { return (this.#closed ? this.#final : this.#conn.counters()).bytesWritten }
+  get connecting (): boolean { return this.#connecting }
+  get readyState (): string { return this.#connecting ? 'opening' : this.#closed ? 'closed' : 'open' }
+
+  address (): { address: string, family: string, port: number } | Record<string, never> {
+    const a = this.#addr()
+    if (a.localAddress === undefined) return {}
+    return { address: a.localAddress, family: a.localFamily ?? 'IPv4', port: a.localPort ?? 0 }
+  }
+
+  /** The descriptor sees no JS traffic: the idle timer is ours. */
+  setTimeout (ms: number): void {
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
+    this.#idleTimer = null
+    if (ms > 0) {
+      this.#idleTimer = setTimeout(this.#onIdle, ms)
+      this.#idleTimer.unref()
+    }
+  }
+
+  #onIdle = (): void => {
+    this.#idleTimer = null
+    if (!this.#owner.destroyed) this.#owner.timeout()
+  }
+
+  #whenConnected: Array<() => void> = []
+
+  setNoDelay (noDelay: boolean): void {
+    if (this.#connecting) this.#whenConnected.push(() => this.setNoDelay(noDelay))
+    else if (!this.#closed) this.#conn.setSocketOption('noDelay', noDelay)
+  }
+
+  setKeepAlive (enable: boolean, initialDelay: number): void {
+    if (this.#connecting) this.#whenConnected.push(() => this.setKeepAlive(enable, initialDelay))
+    else if (!this.#closed) this.#conn.setSocketOption('keepAlive', enable, initialDelay)
+  }
+
+  ref (): void { if (!this.#closed) this.#conn.setRef(true) }
+  unref (): void { if (!this.#closed) this.#conn.setRef(false) }
+}
+
+/** A Node-style system error (code, errno, syscall) for a socket failure. */
+function errnoError (errno: number, syscall: string, target?: Address): Error {
+  const code = errno > 0 ? util.getSystemErrorName(-errno) : 'EIO'
+  const where = target === undefined ? '' : ` ${'path' in target ? target.path : `${target.host}:${target.port}`}`
+  const err = Object.assign(new Error(`${syscall} ${code}${where}`), { code, errno: -errno, syscall }) as unknown as Error & Record<string, unknown>
+  if (target !== undefined && 'path' in target) err.address = target.path
+  else if (target !== undefined) {
+    err.address = target.host
+    err.port = target.port
+  }
+  return err
+}
