@@ -59,6 +59,8 @@ export const enum ListenerEvent {
   Closed = 5,
   /** (flat [setId, host, sni, address, port, version, suite, alpn, resumed, ...]): spliced connections' handshakes (reportHandshakes). */
   Handshakes = 6,
+  /** (flat [setId, host, reason, status, sni, address, port, authority, ...]): the native HTTP/2 front's 403/421 answers (status) and abuse closes (status 0). */
+  HttpNotices = 7,
 }
 
 export interface ListenerOptions {
@@ -97,6 +99,8 @@ export interface ListenerCounters {
   backendErrors: Record<string, number>
   /** HTTP status → responses sent natively (http mode). */
   httpResponses: Record<string, number>
+  /** Abuse reason → HTTP/2 connections the native front closed for it. */
+  h2Abuse: Record<string, number>
 }
 
 export interface NativeListener {
@@ -144,6 +148,10 @@ export interface BackendTargetOptions {
     versionLibrary: string
     /** URL-encoded PEM of each certificate of the host (X-SSL-SERVER-CERT). */
     serverCerts: string[]
+    /** Hosts with equal keys (certificates and TLS settings) serve each other's requests (SPEC §4.2). */
+    coalesceKey?: string
+    /** The native HTTP/2 front (native/src/plane/h2_front.h); `off`: HTTP/2 connections go to JS. */
+    h2?: { off?: boolean, maxConcurrentStreams?: number, idleTimeout?: number, sendTimeout?: number }
   }
 }
 
@@ -320,6 +328,8 @@ interface Addon {
   results: Int32Array
   supportedCipherSuites(): SupportedSuite[]
   version(): string
+  /** The nghttp2 linked into the addon (its own copy, not Node's). */
+  nghttp2Version(): string
   errorMessage(code: number): string
   isCertError(code: number): boolean
   liveHandles(): LiveHandles
