@@ -158,7 +158,9 @@ test(`${CONNECTIONS} mutated HTTP/2 connections through TLS: no crash, still ser
     throw err
   })
   try {
-    const authority = `localhost:${t.port}`
+    // t.port parses the log so far: read it once.
+    const port = t.port
+    const authority = `localhost:${port}`
     const all = seeds(authority)
     const session = { value: undefined as Buffer | undefined }
     let next = 0
@@ -169,13 +171,13 @@ test(`${CONNECTIONS} mutated HTTP/2 connections through TLS: no crash, still ser
         // Mostly behind an intact preface, so that the frames get parsed.
         const body = mutate(rand, base, all)
         const input = rand() < 0.95 ? Buffer.concat([PREFACE, body]) : mutate(rand, Buffer.concat([PREFACE, base]), all)
-        await attack(t.port, input, rand, session)
+        await attack(port, input, rand, session)
         assert.equal(t.proc.exitCode, null, `the terminator exited (seed ${seed}) after connection ${next}:\n${t.stderr()}`)
       }
     }
     await Promise.all(Array.from({ length: PARALLEL }, worker))
     // Still serving HTTP/2.
-    const client = http2.connect(`https://127.0.0.1:${t.port}`, { ca: f.ca, servername: 'localhost' })
+    const client = http2.connect(`https://127.0.0.1:${port}`, { ca: f.ca, servername: 'localhost' })
     const status = await new Promise<number>((resolve, reject) => {
       const req = client.request({ ':path': '/after-fuzz', ':authority': authority })
       req.on('response', (h) => resolve(Number(h[':status'])))

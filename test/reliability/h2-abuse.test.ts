@@ -27,6 +27,7 @@ let echo: HttpEcho
 let t: TerminatorProcess
 let metricsPort: number
 let bystander: http2.ClientHttp2Session
+let port: number | undefined
 
 before(async () => {
   if (JS_PUMP) return
@@ -53,11 +54,14 @@ after(async () => {
 })
 
 function authority (): string {
-  return `localhost:${t.port}`
+  // t.port parses the log so far: read once.
+  port ??= t.port
+  return `localhost:${port}`
 }
 
 function attacker (settingsEntries: Array<[number, number]> = []): Promise<RawH2> {
-  return rawH2({ port: t.port, servername: 'localhost', ca: f.ca, settings: settingsEntries })
+  authority()
+  return rawH2({ port: port as number, servername: 'localhost', ca: f.ca, settings: settingsEntries })
 }
 
 async function abuseCount (reason: string): Promise<number> {
