@@ -175,7 +175,10 @@ test('SPEC §4.2 per stream: coalesced host with its backend down → 502; silen
     const stall = await request(session, { ':path': '/stall' })
     assert.equal(stall.status, 504)
     assert.equal(stall.body.toString(), 'Gateway Timeout\n')
-    // The session survives both.
+    const connect = await request(session, { ':method': 'CONNECT', ':authority': 'example.com:443' })
+    assert.equal(connect.status, 405)
+    if (!JS_PUMP) assert.equal(connect.body.toString(), 'CONNECT is not supported\n')
+    // The session survives all three.
     const ok = await request(session, { ':path': '/after' })
     assert.equal(ok.status, 200)
   } finally {
@@ -254,5 +257,24 @@ test('an h2 host whose port is closed mid-stream: the client sees a reset, never
   } finally {
     await stopClean(t3)
     server.close()
+  }
+})
+
+test('http2.idleTimeout: a session without a stream gets GOAWAY (NO_ERROR) and is closed', { skip: JS_PUMP && 'the JS data plane keeps Node\'s fixed 120 s' }, async () => {
+  const cert = { cert: f.localhostEcdsa.certPath, key: f.localhostEcdsa.keyPath }
+  const { t: t4 } = await serveConfig({ listen: ['127.0.0.1:0'], http2: { idleTimeout: '400ms' }, hosts: [{ serverName: 'localhost', certificates: [cert], backend: { address: `127.0.0.1:${echo.port}`, mode: 'http' } }] })
+  try {
+    const session = http2.connect(`https://127.0.0.1:${t4.port}`, { ca: f.ca, servername: 'localhost' })
+    const goaway = new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)))
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()))
+    const started = Date.now()
+    const r = await request(session, { ':path': '/before-idle', ':authority': `localhost:${t4.port}` })
+    assert.equal(r.status, 200)
+    assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR)
+    await closed
+    const ms = Date.now() - started
+    assert.ok(ms >= 400 && ms < 5_000, `closed after ${ms} ms`)
+  } finally {
+    await stopClean(t4)
   }
 })
