@@ -10,8 +10,9 @@
 
 #include <string>
 
-#include "glue.h"
-
+// rustls types come through js/common.h, which includes napi.h before
+// glue.h (glue.h reads rustls.h as C23, which must not be the first
+// include of <stdarg.h>).
 #include "plane/splice.h"
 
 namespace rustls_node {
