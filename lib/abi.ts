@@ -83,6 +83,8 @@ export const enum ListenerEvent {
   Closed = 5,
   /** ([setId, host, sni, address, port, version, suite, alpn, resumed, ...]): handshakes JS did not see */
   Handshakes = 6,
+  /** ([setId, host, reason, status, sni, address, port, authority, ...]): HTTP answers and abuse closes to log */
+  HttpNotices = 7,
 }
 
 export const enum PlanKind {
@@ -109,7 +111,7 @@ export const ABI: Readonly<Record<string, Readonly<Record<string, number>>>> = {
   InfoSlot: { Version: 0, Suite: 1, Resumed: 2, PeerCertificates: 3, Host: 4, Certificate: 5 },
   Flag: { HandshakeDone: 1, PeerClosed: 2, Error: 4, WantsWrite: 8, PlainFull: 16, Hello: 32, NeedConfig: 64, Drained: 128, IoError: 256, TransportEnd: 512, Connected: 1024 },
   LocalResult: { UnrecognizedName: 9001, NoHost: 9002, HandshakeTimeout: 9003, TransportError: 9004 },
-  ListenerEvent: { Secure: 1, Failures: 2, Idle: 3, Backend: 4, Closed: 5, Handshakes: 6 },
+  ListenerEvent: { Secure: 1, Failures: 2, Idle: 3, Backend: 4, Closed: 5, Handshakes: 6, HttpNotices: 7 },
   PlanKind: { Js: 0, Tcp: 1, Http: 2 },
   HostIndex: { Refused: -1, Challenge: -2, Deferred: -3 },
 }

@@ -59,6 +59,22 @@ export interface HandshakeDone {
   resumed: boolean
 }
 
+/**
+ * The native HTTP/2 front: a request it answered 403/421 (`status`), or a
+ * connection it closed because the client misbehaved (`status` 0, `reason`
+ * the abuse reason, e.g. 'rapid_reset').
+ */
+export interface HttpNotice {
+  setId: number
+  host: number
+  reason: string
+  status: number
+  servername: string | undefined
+  remoteAddress: string | undefined
+  remotePort: number
+  authority: string | undefined
+}
+
 export interface NativeListenerHooks {
   /** A connection for JS: its handshake completed and its host's plan is JS. */
   secure?: (connection: NativeConnection, setId: number, host: number, flags: number, plaintext: Buffer | undefined) => void
@@ -69,6 +85,7 @@ export interface NativeListenerHooks {
   /** close() was called and the last connection ended. */
   closed?: () => void
   handshakes?: (list: HandshakeDone[]) => void
+  httpNotices?: (list: HttpNotice[]) => void
 }
 
 /**
@@ -315,6 +332,24 @@ export class NativeListenerFront {
           })
         }
         hooks.handshakes?.(list)
+        break
+      }
+      case ListenerEvent.HttpNotices: {
+        const flat = args[0] as unknown[]
+        const list: HttpNotice[] = []
+        for (let i = 0; i + 7 < flat.length; i += 8) {
+          list.push({
+            setId: flat[i] as number,
+            host: flat[i + 1] as number,
+            reason: flat[i + 2] as string,
+            status: flat[i + 3] as number,
+            servername: flat[i + 4] as string | undefined,
+            remoteAddress: flat[i + 5] as string | undefined,
+            remotePort: flat[i + 6] as number,
+            authority: flat[i + 7] as string | undefined,
+          })
+        }
+        hooks.httpNotices?.(list)
         break
       }
       case ListenerEvent.Idle:

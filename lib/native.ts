@@ -48,6 +48,8 @@ export interface ListenerCounters {
   backendErrors: Record<string, number>
   /** HTTP status → responses sent natively (http mode). */
   httpResponses: Record<string, number>
+  /** Abuse reason → HTTP/2 connections the native front closed for it. */
+  h2Abuse: Record<string, number>
 }
 
 export interface NativeListener {
@@ -88,6 +90,10 @@ export interface BackendTargetOptions {
     versionLibrary: string
     /** URL-encoded PEM of each certificate of the host (X-SSL-SERVER-CERT). */
     serverCerts: string[]
+    /** Hosts with equal keys (certificates and TLS settings) serve each other's requests (SPEC §4.2). */
+    coalesceKey?: string
+    /** The native HTTP/2 front (native/src/plane/h2_front.h); `off`: HTTP/2 connections go to JS. */
+    h2?: { off?: boolean, maxConcurrentStreams?: number, idleTimeout?: number, sendTimeout?: number }
   }
 }
 
@@ -260,6 +266,8 @@ interface Addon {
   abi: Record<string, Record<string, number>>
   supportedCipherSuites(): SupportedSuite[]
   version(): string
+  /** The nghttp2 linked into the addon (its own copy, not Node's). */
+  nghttp2Version(): string
   errorMessage(code: number): string
   isCertError(code: number): boolean
   liveHandles(): LiveHandles

@@ -4,6 +4,8 @@
 // the C++ addon needs in one known place:
 //   target/ffi/librustls_node.a   the staticlib
 //   target/ffi/include/rustls.h   rustls-ffi's header, from its build script
+//   target/ffi/include/nghttp2/   nghttp2.h and nghttp2ver.h, from libnghttp2-sys'
+//                                 build script (its nghttp2 is in the staticlib)
 // Run by binding.gyp's action; also usable on its own. Builds --locked
 // --release: Cargo.lock pins every crate.
 const { spawnSync } = require('node:child_process')
@@ -18,7 +20,7 @@ function main () {
   // already built: cargo must not run there, or the sanitizer's CFLAGS
   // would rebuild aws-lc with them into the shared target/.
   if (process.env.RUSTLS_NODE_USE_BUILT_STATICLIB === '1') {
-    for (const file of ['librustls_node.a', path.join('include', 'rustls.h')]) {
+    for (const file of ['librustls_node.a', path.join('include', 'rustls.h'), path.join('include', 'nghttp2', 'nghttp2.h')]) {
       if (!fs.existsSync(path.join(outDir, file))) {
         console.error(`rustls-node: RUSTLS_NODE_USE_BUILT_STATICLIB=1 but ${path.join(outDir, file)} is missing (run scripts/build-rust.js first)`)
         process.exit(1)
@@ -55,6 +57,7 @@ function main () {
   }
   let staticlib = null
   let header = null
+  let nghttp2Include = null
   for (const line of run.stdout.split('\n')) {
     if (!line.startsWith('{')) continue
     const msg = JSON.parse(line)
@@ -65,15 +68,22 @@ function main () {
       const candidate = path.join(msg.out_dir, 'include', 'rustls.h')
       if (fs.existsSync(candidate)) header = candidate
     }
+    if (msg.reason === 'build-script-executed' && /libnghttp2-sys/.test(msg.package_id)) {
+      const candidate = path.join(msg.out_dir, 'i', 'include', 'nghttp2')
+      if (fs.existsSync(path.join(candidate, 'nghttp2.h'))) nghttp2Include = candidate
+    }
   }
   if (run.status !== 0) process.exit(run.status || 1)
-  if (!staticlib || !header) {
-    console.error('rustls-node: cargo did not report the staticlib and rustls.h')
+  if (!staticlib || !header || !nghttp2Include) {
+    console.error('rustls-node: cargo did not report the staticlib, rustls.h and nghttp2\'s headers')
     process.exit(1)
   }
-  fs.mkdirSync(path.join(outDir, 'include'), { recursive: true })
+  fs.mkdirSync(path.join(outDir, 'include', 'nghttp2'), { recursive: true })
   copyIfChanged(staticlib, path.join(outDir, 'librustls_node.a'))
   copyIfChanged(header, path.join(outDir, 'include', 'rustls.h'))
+  for (const name of ['nghttp2.h', 'nghttp2ver.h']) {
+    copyIfChanged(path.join(nghttp2Include, name), path.join(outDir, 'include', 'nghttp2', name))
+  }
 }
 
 // Keeps mtimes stable when nothing changed, so make does not relink.

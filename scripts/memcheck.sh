@@ -22,7 +22,8 @@
 # Needs: g++ (with libasan), node-gyp (bundled with npm), the Rust staticlib
 # (scripts/build-rust.js, run here if missing), dist/ (npx tsc).
 # Environment: MEMCHECK_DIR (default: a temporary folder, removed at the
-# end unless MEMCHECK_KEEP=1), MEMCHECK_FUZZ_INPUTS (default 20000).
+# end unless MEMCHECK_KEEP=1), MEMCHECK_FUZZ_INPUTS (default 20000),
+# MEMCHECK_H2_FUZZ_CONNECTIONS (mutated HTTP/2 connections, default 1000).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODE="${1:-asan}"
@@ -86,6 +87,9 @@ TESTS_NATIVE_PLANE=(
   dist/test/terminator/tcp.test.js
   dist/test/terminator/backend-tls.test.js
   dist/test/terminator/native-http.test.js
+  dist/test/terminator/h2-front.test.js
+  dist/test/reliability/h2-abuse.test.js
+  dist/test/reliability/fuzz-h2.test.js
 )
 
 run_asan () {
@@ -96,7 +100,7 @@ run_asan () {
   # The peers the tests spawn (openssl, curl) run without the preloaded
   # runtime: curl's resolver thread hangs under an uninstrumented ASan
   # preload, and they are not what is being checked.
-  for peer in openssl curl; do
+  for peer in openssl curl nghttp; do
     printf '#!/bin/sh\nexec env -u LD_PRELOAD -u ASAN_OPTIONS %s "$@"\n' "$(command -v $peer)" >"$WORK/peers/$peer"
     chmod +x "$WORK/peers/$peer"
   done
@@ -120,7 +124,7 @@ run_asan () {
     "${TESTS_NATIVE[@]}" "${TESTS_RELIABILITY[@]}" "${TESTS_INTEGRATION[@]}" 2>&1 | tee "$WORK/tests.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
   grep -qE '^ℹ fail 0$' "$WORK/tests.log" || status=1
   log "the integration files again with the library on the native listener, and the native data plane's tests, under ASan"
-  (cd "$WORK" && RUSTLS_NODE_NATIVE_LISTENER=1 node --test --test-reporter=spec --test-concurrency=1 \
+  (cd "$WORK" && RUSTLS_NODE_NATIVE_LISTENER=1 RUSTLS_NODE_H2_FUZZ_CONNECTIONS="${MEMCHECK_H2_FUZZ_CONNECTIONS:-1000}" node --test --test-reporter=spec --test-concurrency=1 \
     "${TESTS_INTEGRATION[@]}" "${TESTS_NATIVE_PLANE[@]}" 2>&1 | tee "$WORK/tests-native.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
   grep -qE '^ℹ fail 0$' "$WORK/tests-native.log" || status=1
   unset LD_PRELOAD ASAN_OPTIONS

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict'
 // npm run test:stress: the reliability tests at full size (issue 6):
-// 1 000 000 fuzzed inputs, 100 000 sequential and 10 000 concurrent
+// 1 000 000 fuzzed inputs, 100 000 mutated HTTP/2 connections (issue 18),
+// 100 000 sequential and 10 000 concurrent
 // connections, 1 000 slow clients, 1 GiB backpressure runs, 30 s of
 // SIGHUP under load, testssl's full scan. Loopback only; bounded: the run
 // is stopped after STRESS_TIMEOUT_MS (default 19 minutes) whatever happens.
@@ -103,6 +104,11 @@ function markdown (r) {
       `- crashes ${z.crashes}, hangs ${z.hangs}, findings ${z.findings}; slowest input ${z.slowestInputMs.toFixed(1)} ms; worker RSS growth ${mb(z.workerRssGrowthBytes)}`,
       `- ${z.distinctCodes} distinct end codes: ${Object.entries(z.codes).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}×${v}`).join(' ')}`,
       `- corpus: ${z.transcripts.join('; ')}`, '')
+  }
+  if (f['fuzz-h2']) {
+    const z = f['fuzz-h2']
+    out.push('## 1b. HTTP/2 front fuzzing (issue 18)', '',
+      `- **${z.connections}** mutated HTTP/2 connections through TLS (seed ${z.seed}, ${z.seconds} s): no crash; still serving; clean stop`, '')
   }
   if (f['leaks-sequential'] || f['leaks-idle']) {
     out.push('## 3. Leaks', '')

@@ -10,7 +10,7 @@ import { derToPem } from '../certs'
 import { ClientContext, connect } from '../client'
 import { RustlsError } from '../errors'
 import type { HostContext } from '../hosts'
-import { addon, type NativeHandle } from '../native'
+import { addon, type BackendTargetOptions, type NativeHandle } from '../native'
 import { libraryVersion, packageVersion } from '../versions'
 import type { BackendConfig } from './config'
 import { keyAlgorithm } from './proxy-protocol'
@@ -93,7 +93,7 @@ export class HostBackend {
    * to it (address resolved now, once per configuration), with what the
    * PROXY v2 header says about `host`'s certificates.
    */
-  nativeTarget (host: HostContext): NativeHandle {
+  nativeTarget (host: HostContext, h2?: NonNullable<BackendTargetOptions['http']>['h2']): NativeHandle {
     if (this.#destroyed) throw Object.assign(new Error('backend configuration was retired'), { code: 'ERR_BACKEND_RETIRED' })
     if (this.#target !== undefined) return this.#target
     const addr = this.config.address
@@ -115,6 +115,9 @@ export class HostBackend {
             versionInterface: `rustls-node/${packageVersion()}`,
             versionLibrary: libraryVersion(),
             serverCerts: host.leafDers.map((der) => encodeURIComponent(derToPem(der))),
+            // SPEC §4.2: hosts with equal keys serve each other's requests (lib/authority.ts).
+            coalesceKey: `${host.certificateKey}\n${host.policyKey}`,
+            h2,
           },
     })
     return this.#target

@@ -210,6 +210,17 @@ export interface TerminatorConfig extends HostTlsConfig {
   stateDir?: string
   /** Plain-HTTP address answering http-01 challenges (`/.well-known/acme-challenge/`), usually port 80. Default: none. */
   acmeHttpListen?: ListenAddress
+  /** The native HTTP/2 front of http mode (docs/terminator.md "The data plane"). */
+  http2: Http2Config
+}
+
+export interface Http2Config {
+  /** SETTINGS_MAX_CONCURRENT_STREAMS. Default 100. */
+  maxConcurrentStreams: number
+  /** Milliseconds without a stream before GOAWAY and close. Default 120 s (Node's http2 server timeout on the JS plane). */
+  idleTimeout: number
+  /** Milliseconds a client may take no response data while some waits for it before it is closed (slow_reader). Default 30 s. */
+  sendTimeout: number
 }
 
 export const DEFAULTS = {
@@ -217,6 +228,7 @@ export const DEFAULTS = {
   drainTimeout: 10_000,
   connectTimeout: 5_000,
   backendTimeout: 60_000,
+  http2: { maxConcurrentStreams: 100, idleTimeout: 120_000, sendTimeout: 30_000 },
   sessionCacheSize: 20_000,
   ticketLifetime: TICKET_LIFETIME_SECONDS * 1000,
 } as const
@@ -395,7 +407,7 @@ export function parseBackendAddress (text: string, serverRoot: string): BackendA
 
 const TOP_KEYS = ['serverRoot', 'listen', 'strictSNI', 'sessionCache', 'ticketKeys', 'ticketLifetime', 'handshakeTimeout', 'drainTimeout',
   'maxConnections', 'workers', 'log', 'metrics', 'hosts', 'protocol', 'ciphersPrefer', 'ciphersSuppress',
-  'honorClientOrder', 'alpn', 'options', 'clientAuth', 'stateDir', 'acme'] as const
+  'honorClientOrder', 'alpn', 'options', 'clientAuth', 'stateDir', 'acme', 'http2'] as const
 const HOST_KEYS = ['serverName', 'aliases', 'certificates', 'protocol', 'ciphersPrefer', 'ciphersSuppress',
   'honorClientOrder', 'alpn', 'options', 'clientAuth', 'backend', 'acme'] as const
 const ACME_KEYS = ['directory', 'email', 'challenge', 'ca', 'termsOfServiceAgreed', 'profile'] as const
@@ -587,6 +599,19 @@ export function validateConfig (raw: unknown, options: ValidateOptions = {}): Te
     })
   }
 
+  const http2: Http2Config = { ...DEFAULTS.http2 }
+  if (top.http2 !== undefined && top.http2 !== null) {
+    const h = c.object(top.http2, 'http2', ['maxConcurrentStreams', 'idleTimeout', 'sendTimeout'])
+    if (h !== undefined) {
+      const streams = h.maxConcurrentStreams
+      if (streams !== undefined && streams !== null) {
+        if (typeof streams === 'number' && Number.isInteger(streams) && streams >= 1 && streams <= 1000) http2.maxConcurrentStreams = streams
+        else c.add('http2.maxConcurrentStreams', `must be an integer from 1 to 1000, got ${describe(streams)}`)
+      }
+      http2.idleTimeout = c.duration(h, 'idleTimeout', 'http2', DEFAULTS.http2.idleTimeout)
+      http2.sendTimeout = c.duration(h, 'sendTimeout', 'http2', DEFAULTS.http2.sendTimeout)
+    }
+  }
   if (Array.isArray(hostsRaw) && hostsRaw.some((h) => (h as Obj | null)?.acme !== undefined && (h as Obj | null)?.acme !== null && (h as Obj | null)?.acme !== false) && workers !== 1) {
     c.add('workers', 'must be 1 with acme: one process obtains and renews the certificates and answers the challenges')
   }
@@ -609,6 +634,7 @@ export function validateConfig (raw: unknown, options: ValidateOptions = {}): Te
     hosts,
     ...(stateDir === undefined ? {} : { stateDir }),
     ...(acmeHttpListen === undefined ? {} : { acmeHttpListen }),
+    http2,
   }
 }
 

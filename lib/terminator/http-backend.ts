@@ -12,6 +12,7 @@ import { checkAuthority } from '../authority'
 import type { Logger } from '../log'
 import type { RustlsSocket } from '../tls-socket/socket'
 import { backendErrorKind, type HostBackend } from './backend'
+import { HOP_BY_HOP, RESERVED_NAMES, RESERVED_PREFIXES } from './http-fields'
 import type { Metrics } from './metrics'
 import type { Generation } from './reload'
 import { tunnel } from './tcp-backend'
@@ -28,9 +29,6 @@ export interface ConnectionContext {
   sslHeaders: Record<string, string>
 }
 
-/** RFC 9110 §7.6.1 hop-by-hop fields, plus the HTTP/2 ones Node refuses. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer',
-  'upgrade', 'http2-settings'])
 
 /**
  * Headers only the terminator may set. Matched with `-` and `_` alike:
@@ -44,7 +42,7 @@ export function isReservedHeader (name: string): boolean {
   const first = name.charCodeAt(0) | 0x20
   if (first !== 0x78 && first !== 0x66) return false
   const n = name.toLowerCase().replace(/_/g, '-')
-  return n.startsWith('x-ssl-') || n.startsWith('x-forwarded-') || n === 'forwarded'
+  return RESERVED_PREFIXES.some((p) => n.startsWith(p)) || RESERVED_NAMES.includes(n)
 }
 
 /**

@@ -112,6 +112,7 @@ export class Terminator {
         logger: this.#logger,
         tlsLogger: this.#tlsLogger,
         tcpLogger: this.#tcpLogger,
+        httpLogger: this.#httpLogger,
         metrics: this.metrics,
         handshakeTimeout: loaded.config.handshakeTimeout,
         maxConnections: loaded.config.maxConnections,

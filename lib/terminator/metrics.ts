@@ -19,6 +19,8 @@ export interface MetricsSnapshot {
   backendErrors: Record<string, number>
   /** HTTP status → count (http mode, responses sent to clients). */
   httpResponses: Record<string, number>
+  /** Abuse reason → HTTP/2 connections closed for it (the native HTTP/2 front). */
+  http2Abuse: Record<string, number>
   /** "ok" | "failed" → count. */
   reloads: Record<string, number>
   workerRestarts: number
@@ -41,6 +43,7 @@ export function emptySnapshot (): MetricsSnapshot {
     bytesSent: 0,
     backendErrors: {},
     httpResponses: {},
+    http2Abuse: {},
     reloads: {},
     workerRestarts: 0,
     acmeOrders: {},
@@ -142,7 +145,7 @@ export function mergeSnapshots (list: readonly MetricsSnapshot[]): MetricsSnapsh
     out.bytesReceived += s.bytesReceived
     out.bytesSent += s.bytesSent
     out.workerRestarts += s.workerRestarts
-    for (const key of ['handshakes', 'backendErrors', 'httpResponses', 'reloads', 'acmeOrders', 'ocspFetches'] as const) {
+    for (const key of ['handshakes', 'backendErrors', 'httpResponses', 'http2Abuse', 'reloads', 'acmeOrders', 'ocspFetches'] as const) {
       for (const [k, v] of Object.entries(s[key] ?? {})) out[key][k] = (out[key][k] ?? 0) + v
     }
     // Every worker serves the same certificates: the soonest expiry counts.
@@ -178,6 +181,7 @@ export function renderPrometheus (s: MetricsSnapshot, workers?: number): string 
   metric('rustls_node_bytes_sent_total', 'counter', 'Bytes sent to clients (TLS records).', [['', s.bytesSent]])
   metric('rustls_node_backend_errors_total', 'counter', 'Backend failures by kind (connect, tls, timeout).', labelled(s.backendErrors, 'kind'))
   metric('rustls_node_http_responses_total', 'counter', 'HTTP responses sent to clients by status (http mode).', labelled(s.httpResponses, 'status'))
+  metric('rustls_node_http2_abuse_total', 'counter', 'HTTP/2 connections closed because the client misbehaved, by reason (rapid_reset, ping_flood, ...).', labelled(s.http2Abuse, 'reason'))
   metric('rustls_node_reloads_total', 'counter', 'Configuration reloads by outcome.', labelled(s.reloads, 'outcome'))
   metric('rustls_node_acme_orders_total', 'counter', 'ACME orders (obtain or renew) by outcome.', labelled(s.acmeOrders, 'outcome'))
   metric('rustls_node_ocsp_fetches_total', 'counter', 'OCSP responses fetched for ocsp: auto, by outcome.', labelled(s.ocspFetches, 'outcome'))

@@ -38,6 +38,8 @@ export interface NativePlaneOptions {
   logger: PinoLogger
   tlsLogger: PinoLogger
   tcpLogger: PinoLogger
+  /** The http front's logger (421/403 and HTTP/2 abuse lines). */
+  httpLogger: PinoLogger
   metrics: Metrics
   handshakeTimeout: number
   maxConnections: number | undefined
@@ -118,6 +120,17 @@ export class NativePlane {
             }, 'handshake complete')
           }
         },
+        httpNotices: (list) => {
+          for (const n of list) {
+            if (n.status !== 0) {
+              // As the JS front's 421/403 lines (http-backend.ts).
+              this.#options.httpLogger.info({ remoteAddress: n.remoteAddress, sni: n.servername, authority: n.authority, status: n.status }, n.reason)
+            } else {
+              // Client-caused: info (SPEC §5); counted in counters().h2Abuse.
+              this.#options.httpLogger.info({ remoteAddress: n.remoteAddress, sni: n.servername, reason: n.reason }, 'HTTP/2 connection closed: the client misbehaved')
+            }
+          }
+        },
         idle: (setId) => this.#release(index, setId),
       }, this.#listenerOptions())
       this.#fronts.push(front)
@@ -186,7 +199,11 @@ export class NativePlane {
       const backend = generation.backends[i]
       if (backend === undefined) return { kind: PlanKind.Js }
       try {
-        return { kind: backend.config.mode === 'tcp' ? PlanKind.Tcp : PlanKind.Http, target: backend.nativeTarget(host) }
+        const config = generation.loaded.config
+        // ACME http-01 over https (a CA that follows the port-80 redirect)
+        // is answered by the JS front: that host's HTTP/2 stays there.
+        const h2 = { ...config.http2, off: config.hosts[i]?.acme?.challenge === 'http-01' }
+        return { kind: backend.config.mode === 'tcp' ? PlanKind.Tcp : PlanKind.Http, target: backend.nativeTarget(host, h2) }
       } catch (err) {
         // An address that does not resolve now: the JS path resolves it
         // per connection (and reports each failure as it happens).
@@ -224,8 +241,11 @@ export class NativePlane {
     const handshakes = sum('handshakes')
     const httpResponses: Record<string, number> = {}
     for (const c of all) for (const [status, n] of Object.entries(c.httpResponses)) httpResponses[status] = (httpResponses[status] ?? 0) + n
+    const http2Abuse: Record<string, number> = {}
+    for (const c of all) for (const [reason, n] of Object.entries(c.h2Abuse)) http2Abuse[reason] = (http2Abuse[reason] ?? 0) + n
     return {
       httpResponses,
+      http2Abuse,
       connectionsOpen: sum('live'),
       connectionsTotal: sum('accepted') - sum('rejected'),
       connectionsRejected: sum('rejected'),

@@ -21,6 +21,9 @@
 // Link rustls-ffi into the staticlib: its `rustls_*` symbols are what the C++
 // addon calls.
 pub use rustls_ffi;
+// Link nghttp2 (built from the crate's bundled C source) into the staticlib
+// too: the native HTTP/2 front calls its `nghttp2_*` functions.
+pub use libnghttp2_sys;
 
 pub mod guard;
 pub mod server_config;

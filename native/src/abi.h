@@ -59,7 +59,8 @@
   X(Idle, 3, "(setId): a replaced route set has no connection left")                        \
   X(Backend, 4, "([setId, host, kind, code, errnoName, ...]): backends that failed")        \
   X(Closed, 5, "(): closed, and its last connection ended")                                 \
-  X(Handshakes, 6, "([setId, host, sni, address, port, version, suite, alpn, resumed, ...]): handshakes JS did not see")
+  X(Handshakes, 6, "([setId, host, sni, address, port, version, suite, alpn, resumed, ...]): handshakes JS did not see") \
+  X(HttpNotices, 7, "([setId, host, reason, status, sni, address, port, authority, ...]): HTTP answers and abuse closes to log")
 
 // What becomes of an established connection of one host (listener plans).
 #define RN_ABI_PLAN_KIND(X)                                              \

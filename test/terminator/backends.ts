@@ -39,8 +39,8 @@ export interface HttpEchoOptions {
 /**
  * Routes: /bytes/N → N random bytes (fixed per N); /slow/N?ms=D → N bytes
  * in 64 KiB pieces every D ms; /status/N → that status; /stall → never
- * answers; /sha256 → "<size> <hex>" of the request body; anything else →
- * EchoReply JSON. WebSocket upgrades echo messages.
+ * answers; /sha256 → "<size> <hex>" of the request body; /trailers → a
+ * chunked body with trailers; anything else → EchoReply JSON. WebSocket upgrades echo messages.
  */
 export async function httpEcho (opts: HttpEchoOptions = {}): Promise<HttpEcho> {
   const blobs = new Map<number, Buffer>()
@@ -86,6 +86,15 @@ export async function httpEcho (opts: HttpEchoOptions = {}): Promise<HttpEcho> {
       return
     }
     if (url.pathname === '/stall') return
+    if (url.pathname === '/trailers') {
+      // Chunked, with a trailer section (relayed as HTTP/2 trailers).
+      req.resume()
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' })
+      res.write('first part, ')
+      res.addTrailers({ 'x-checksum': 'c0ffee', 'x-count': '2' })
+      res.end('second part\n')
+      return
+    }
     if (url.pathname === '/listed') {
       // A response whose Connection header names a field of its own (RFC 9110 §7.6.1).
       res.writeHead(200, { 'content-type': 'text/plain', connection: 'keep-alive, X-Hop', 'x-hop': 'backend-private', 'x-kept': 'yes' }).end('listed\n')

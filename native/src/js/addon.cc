@@ -9,6 +9,7 @@
 #include "js/common.h"
 #include "js/config.h"
 #include "js/connection.h"
+#include "plane/h2_front.h"
 #include "plane/listener.h"
 #include "js/session.h"
 #include "plane/splice.h"
@@ -136,6 +137,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abi", AbiTables(env));
   exports.Set("supportedCipherSuites", Napi::Function::New(env, SupportedCipherSuites));
   exports.Set("version", Napi::Function::New(env, Version));
+  exports.Set("nghttp2Version", Napi::Function::New(env, Nghttp2Version));
   exports.Set("errorMessage", Napi::Function::New(env, ErrorMessage));
   exports.Set("isCertError", Napi::Function::New(env, IsCertError));
   exports.Set("liveHandles", Napi::Function::New(env, LiveHandles));

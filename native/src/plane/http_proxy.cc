@@ -6,7 +6,10 @@
 #include <cstring>
 
 #include "js/router.h"
+#include "plane/forwarded_fields.h"
+#include "plane/request_route.h"
 #include "plane/splice.h"
+#include "proto/http_fields.h"
 
 namespace rustls_node {
 
@@ -18,113 +21,18 @@ constexpr size_t kMaxBuffered = 64 * 1024;       // client input held while an e
 constexpr uint64_t kKeepAliveMs = 5000;          // Node's keepAliveTimeout
 constexpr uint64_t kHeadTimeoutMs = 60000;       // Node's headersTimeout
 constexpr uint64_t kClosingMs = 2000;            // a client that never closes after ours
-constexpr uint64_t kPoolIdleMs = 4000;           // as lib/terminator/backend.ts POOL_IDLE_MS
-constexpr size_t kPoolMax = 32;                  // idle connections per backend
 constexpr int kReadsPerEvent = 4;
 
 using http::Head;
 using http::IEquals;
 
-// RFC 9110 §7.6.1 hop-by-hop fields, plus HTTP/2's. Transfer-Encoding is
-// not among them here: bodies pass through with the framing they came with.
-bool HopByHop(std::string_view name) {
-  static const char* const kNames[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "http2-settings"};
-  for (const char* n : kNames) {
-    if (IEquals(name, n)) return true;
-  }
-  return false;
-}
-
-// Fields only the terminator may set (lib/terminator/http-backend.ts
-// isReservedHeader): X-SSL-*, X-Forwarded-*, Forwarded, with '_' read as
-// '-' (CGI-style backends map both to the same variable).
-bool Reserved(std::string_view name) {
-  if (name.empty()) return false;
-  char first = static_cast<char>(name[0] | 0x20);
-  if (first != 'x' && first != 'f') return false;
-  std::string n(name);
-  for (char& c : n) {
-    if (c == '_') c = '-';
-    else if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  }
-  return n.rfind("x-ssl-", 0) == 0 || n.rfind("x-forwarded-", 0) == 0 || n == "forwarded";
-}
-
-struct ConnectionField {
-  bool close = false;
-  std::vector<std::string_view> listed;
-};
-
-// The tokens of every Connection field (RFC 9110 §7.6.1).
-ConnectionField ConnectionTokens(const Head& head) {
-  ConnectionField out;
-  for (const http::Field& f : head.fields) {
-    if (!IEquals(f.name, "connection")) continue;
-    std::string_view v = f.value;
-    while (!v.empty()) {
-      size_t comma = v.find(',');
-      std::string_view token = v.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-      if (IEquals(token, "close")) out.close = true;
-      else if (!token.empty()) out.listed.push_back(token);
-      if (comma == std::string_view::npos) break;
-      v.remove_prefix(comma + 1);
-    }
-  }
-  return out;
-}
-
-// A field the Connection header lists; the framing fields stay whatever
-// it says, since the body passes through as framed.
-bool Listed(const ConnectionField& c, std::string_view name) {
-  if (IEquals(name, "transfer-encoding") || IEquals(name, "content-length")) return false;
-  for (std::string_view t : c.listed) {
-    if (IEquals(t, name)) return true;
-  }
-  return false;
-}
-
-// Content-Length: digits only; repeated values must agree.
-bool ContentLength(const Head& head, bool* present, uint64_t* length) {
-  *present = false;
-  for (const http::Field& f : head.fields) {
-    if (!IEquals(f.name, "content-length")) continue;
-    if (f.value.empty() || f.value.size() > 15) return false;
-    uint64_t n = 0;
-    for (char c : f.value) {
-      if (c < '0' || c > '9') return false;
-      n = n * 10 + static_cast<uint64_t>(c - '0');
-    }
-    if (*present && n != *length) return false;
-    *present = true;
-    *length = n;
-  }
-  return true;
-}
-
-// The host part of a Host value: no port, no brackets, lower case, no
-// trailing dot (lib/authority.ts authorityHost).
-std::string AuthorityHost(std::string_view authority) {
-  std::string_view host = authority;
-  if (!host.empty() && host.front() == '[') {
-    size_t close = host.find(']');
-    host = close == std::string_view::npos ? std::string_view() : host.substr(1, close - 1);
-  } else {
-    size_t colon = host.find(':');
-    if (colon != std::string_view::npos) host = host.substr(0, colon);
-  }
-  std::string out(host);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  }
-  if (!out.empty() && out.back() == '.') out.pop_back();
-  return out;
-}
-
-bool IsIpLiteral(const std::string& s) {
-  uint8_t buf[16];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+// Fields this proxy does not forward: hop-by-hop ones, those the
+// Connection field lists (but the framing fields: bodies pass through as
+// framed), and `also` (the reserved ones, for requests).
+bool Dropped(std::string_view name, const http::ConnectionOptions& connection, uint32_t also) {
+  uint32_t rules = http::FieldRules(name);
+  if ((rules & (http::kFieldHopByHop | also)) != 0) return true;
+  return (rules & (http::kFieldFraming | http::kFieldLength)) == 0 && !connection.listed.empty() && connection.Lists(name);
 }
 
 const char* Reason(int status) {
@@ -134,28 +42,6 @@ const char* Reason(int status) {
     case 504: return "Gateway Timeout";
     default: return "";
   }
-}
-
-std::string DerToPem(const uint8_t* der, size_t len) {
-  static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string b64;
-  for (size_t i = 0; i < len; i += 3) {
-    uint32_t v = static_cast<uint32_t>(der[i]) << 16;
-    if (i + 1 < len) v |= static_cast<uint32_t>(der[i + 1]) << 8;
-    if (i + 2 < len) v |= der[i + 2];
-    b64.push_back(kB64[(v >> 18) & 63]);
-    b64.push_back(kB64[(v >> 12) & 63]);
-    b64.push_back(i + 1 < len ? kB64[(v >> 6) & 63] : '=');
-    b64.push_back(i + 2 < len ? kB64[v & 63] : '=');
-  }
-  // As lib/certs.ts derToPem: 64 characters per line.
-  std::string out = "-----BEGIN CERTIFICATE-----\n";
-  for (size_t i = 0; i < b64.size(); i += 64) {
-    out.append(b64, i, 64);
-    out.push_back('\n');
-  }
-  out += "-----END CERTIFICATE-----\n";
-  return out;
 }
 
 std::string_view View(const std::vector<uint8_t>& v, size_t from = 0) {
@@ -168,59 +54,6 @@ Head& SharedHead() {
 }
 
 }  // namespace
-
-// ---- BackendPool ---------------------------------------------------------
-
-BackendPool::~BackendPool() {
-  for (auto& [target, list] : idle_) {
-    for (BackendConn* b : list) delete b;
-  }
-}
-
-BackendConn* BackendPool::Take(BackendTarget* target, BackendOwner* owner) {
-  auto it = idle_.find(target);
-  if (it == idle_.end() || it->second.empty()) return nullptr;
-  BackendConn* b = it->second.back();
-  it->second.pop_back();
-  b->Arm(0);
-  b->set_owner(owner);
-  return b;
-}
-
-void BackendPool::Put(BackendConn* b) {
-  BackendTarget* target = b->target();
-  std::vector<BackendConn*>& list = idle_[target];
-  if (retired_.count(target) != 0 || list.size() >= kPoolMax || listener_->closed()) {
-    delete b;
-    return;
-  }
-  b->set_owner(this);
-  // A backend that speaks or leaves while idle is done with.
-  b->SetEvents(UV_READABLE);
-  b->Arm(kPoolIdleMs);
-  list.push_back(b);
-}
-
-void BackendPool::Remove(BackendConn* b) {
-  std::vector<BackendConn*>& list = idle_[b->target()];
-  list.erase(std::remove(list.begin(), list.end(), b), list.end());
-  delete b;
-}
-
-void BackendPool::OnBackendEvent(BackendConn* b, int status, int events) { Remove(b); }
-
-void BackendPool::Retire(BackendTarget* target) {
-  retired_[target] = true;
-  auto it = idle_.find(target);
-  if (it == idle_.end()) return;
-  for (BackendConn* b : it->second) delete b;
-  idle_.erase(it);
-}
-
-void BackendPool::Forget(BackendTarget* target) {
-  Retire(target);
-  retired_.erase(target);
-}
 
 // ---- HttpProxy ------------------------------------------------------------
 
@@ -398,39 +231,34 @@ bool HttpProxy::Begin(const Head& head) {
   }
   bool has_length = false;
   uint64_t length = 0;
-  if (!ContentLength(head, &has_length, &length) || (has_length && chunked) || hosts != 1 || host_value.empty()) mine = false;
+  if (!http::ContentLength(head, &has_length, &length) || (has_length && chunked) || hosts != 1 || host_value.empty()) mine = false;
   if (mine && settings.acme && head.target.rfind("/.well-known/acme-challenge/", 0) == 0) mine = false;
   if (mine) {
-    // SPEC §4.2 (lib/authority.ts checkAuthority): this connection's host
-    // serves the request natively; another host's name (421 or coalescing)
-    // and no SNI on a port of several hosts (403) are JS's to answer.
-    const Router* router = &set_->router->router();
-    if (router->size() >= 2) {
-      if (sni_.empty()) {
-        mine = false;
-      } else {
-        std::string name = AuthorityHost(host_value);
-        int other = name.empty() || IsIpLiteral(name) ? -1 : router->Find(name);
-        if (other >= 0 && other != host_) mine = false;
-      }
-    }
+    // SPEC §4.2: this connection's host serves the request natively;
+    // another host's name (421 or coalescing) and no SNI on a port of
+    // several hosts (403) are JS's to answer.
+    RequestRoute route = RouteRequest(*set_, host_, target_, !sni_.empty(), host_value);
+    if (route.status != 0 || route.host != host_) mine = false;
   }
   if (!mine) {
     HandOff();
     return false;
   }
-  ConnectionField connection = ConnectionTokens(head);
+  http::ConnectionOptions connection = http::ConnectionTokens(head);
   if (connection.close || listener_->draining()) close_after_ = true;
   // The request line, the client's fields but the hop-by-hop, listed and
   // reserved ones, then ours.
   request_.clear();
   request_.append(head.method).append(" ").append(head.target).append(" HTTP/1.1\r\n");
   for (const http::Field& f : head.fields) {
-    if (HopByHop(f.name) || Listed(connection, f.name) || Reserved(f.name)) continue;
+    if (Dropped(f.name, connection, http::kFieldReserved)) continue;
     request_.append(f.line);
   }
-  request_.append("X-Forwarded-For: ").append(PeerAddress(client_->fd()).address).append("\r\nX-Forwarded-Proto: https\r\n");
-  request_.append(SslHeaders()).append("\r\n");
+  if (!forwarded_made_) {
+    forwarded_made_ = true;
+    forwarded_ = ForwardedFieldLines(target_->http(), client_->fd(), client_->conn(), sni_, certificate_);
+  }
+  request_.append(forwarded_).append("\r\n");
   head_request_ = IEquals(head.method, "HEAD");
   request_body_.Reset(chunked ? http::Body::kChunked : has_length ? http::Body::kLength : http::Body::kNone, length);
   replayable_ = request_body_.done() && (IEquals(head.method, "GET") || head_request_ || IEquals(head.method, "OPTIONS"));
@@ -577,7 +405,7 @@ bool HttpProxy::OnResponseHead() {
       retried_ = true;
       return BackendLost("connect", 0, 0);
     }
-    ConnectionField connection = ConnectionTokens(head);
+    http::ConnectionOptions connection = http::ConnectionTokens(head);
     bool informational = head.status < 200;
     bool chunked = false;
     bool other_coding = false;
@@ -589,7 +417,7 @@ bool HttpProxy::OnResponseHead() {
     }
     bool has_length = false;
     uint64_t length = 0;
-    bool length_ok = ContentLength(head, &has_length, &length);
+    bool length_ok = http::ContentLength(head, &has_length, &length);
     if (!informational) {
       if (head_request_ || head.status == 204 || head.status == 304) response_body_.Reset(http::Body::kNone);
       else if (chunked && !other_coding) response_body_.Reset(http::Body::kChunked);
@@ -602,7 +430,7 @@ bool HttpProxy::OnResponseHead() {
     out.reserve(head.length + 64);
     out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ").append(head.reason).append("\r\n");
     for (const http::Field& f : head.fields) {
-      if (HopByHop(f.name) || Listed(connection, f.name)) continue;
+      if (Dropped(f.name, connection, 0)) continue;
       out.append(f.line);
     }
     if (!informational && close_after_) out.append("Connection: close\r\n");
@@ -756,40 +584,6 @@ void HttpProxy::HandOff() {
   Listener* listener = listener_;
   delete this;
   listener->Deliver(std::move(h));
-}
-
-std::string HttpProxy::SslHeaders() {
-  if (ssl_headers_made_) return ssl_headers_;
-  ssl_headers_made_ = true;
-  const BackendTarget::Http& s = target_->http();
-  // SPEC §4.5 as getEnvVars() orders them, as X-SSL-* headers (lib/terminator/http-backend.ts sslHeaders).
-  if (!s.std_env_vars && !s.export_cert_data) return ssl_headers_;
-  rustls_connection* conn = client_->conn();
-  auto add = [&](const char* name, std::string_view value) {
-    ssl_headers_.append("X-SSL-").append(name).append(": ").append(value).append("\r\n");
-  };
-  if (!sni_.empty()) add("TLS-SNI", sni_);
-  uint16_t version = rustls_connection_get_protocol_version(conn);
-  add("PROTOCOL", version == 0x0304 ? "TLSv1.3" : "TLSv1.2");
-  add("CIPHER", CipherName(rustls_connection_get_negotiated_ciphersuite(conn), true));
-  const rustls_certificate* peer = rustls_connection_get_peer_certificate(conn, 0);
-  if (s.std_env_vars) {
-    add("VERSION-INTERFACE", s.version_interface);
-    add("VERSION-LIBRARY", s.version_library);
-    add("SECURE-RENEG", "false");
-    add("COMPRESS-METHOD", "NULL");
-    add("CIPHER-EXPORT", "false");
-    // rustls refuses a certificate it cannot verify: one is there or none.
-    add("CLIENT-VERIFY", s.client_auth && peer != nullptr ? "SUCCESS" : "NONE");
-    add("SESSION-RESUMED", rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED ? "Resumed" : "Initial");
-  }
-  if (s.export_cert_data) {
-    if (certificate_ >= 0 && static_cast<size_t>(certificate_) < s.server_certs.size()) add("SERVER-CERT", s.server_certs[certificate_]);
-    const uint8_t* der = nullptr;
-    size_t len = 0;
-    if (peer != nullptr && rustls_certificate_get_der(peer, &der, &len) == RUSTLS_RESULT_OK) add("CLIENT-CERT", http::UriComponent(DerToPem(der, len)));
-  }
-  return ssl_headers_;
 }
 
 }  // namespace rustls_node

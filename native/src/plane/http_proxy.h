@@ -18,39 +18,13 @@
 #include <vector>
 
 #include "plane/backend_conn.h"
+#include "plane/backend_pool.h"
 #include "proto/http_parse.h"
 #include "plane/listener.h"
 
 namespace rustls_node {
 
 class BackendTarget;
-
-// Idle keep-alive backend connections of one listener, per target, used
-// last-in first-out; each closes after kPoolIdleMs unused, or as soon as
-// its backend says anything or leaves.
-class BackendPool final : public BackendOwner {
- public:
-  explicit BackendPool(Listener* listener) : listener_(listener) {}
-  ~BackendPool() override;
-  // An idle connection to `target` for `owner`, or NULL.
-  BackendConn* Take(BackendTarget* target, BackendOwner* owner);
-  // Keeps `b` for the next exchange (or closes it: target retired, pool full).
-  void Put(BackendConn* b);
-  // A replaced configuration's target: its idle connections close, and no
-  // more are kept for it.
-  void Retire(BackendTarget* target);
-  void Forget(BackendTarget* target);
-
-  void OnBackendReady(BackendConn*) override {}
-  void OnBackendFailed(BackendConn*, const char*, uint32_t, int) override {}
-  void OnBackendEvent(BackendConn* b, int status, int events) override;
-
- private:
-  void Remove(BackendConn* b);
-  Listener* listener_;
-  std::unordered_map<BackendTarget*, std::vector<BackendConn*>> idle_;
-  std::unordered_map<BackendTarget*, bool> retired_;
-};
 
 class HttpProxy final : public Owned, public Timed, public BackendOwner {
  public:
@@ -95,7 +69,6 @@ class HttpProxy final : public Owned, public Timed, public BackendOwner {
   bool Close();
   bool Update();
   void HandOff();
-  std::string SslHeaders();
   size_t Buffered() const { return in_.size() - in_off_; }
 
   std::unique_ptr<TlsEndpoint> client_;
@@ -124,8 +97,8 @@ class HttpProxy final : public Owned, public Timed, public BackendOwner {
   http::Body response_body_;
   bool close_after_ = false;  // the client's connection ends after this response
   bool client_ended_ = false;
-  std::string ssl_headers_;
-  bool ssl_headers_made_ = false;
+  std::string forwarded_;
+  bool forwarded_made_ = false;
 };
 
 }  // namespace rustls_node

@@ -15,6 +15,7 @@
 #include "js/router.h"
 #include "js/config.h"
 #include "js/connection.h"
+#include "plane/h2_front.h"
 #include "plane/http_proxy.h"
 #include "plane/splice.h"
 
@@ -517,6 +518,14 @@ void Listener::BackendFailed(RouteSet* set, int host, const char* kind, uint32_t
   ScheduleFlush();
 }
 
+void Listener::HttpNotice(RouteSet* set, int host, const char* reason, int status, int fd, const std::string& sni, std::string_view authority) {
+  if (status == 0) h2_abuse_[reason]++;
+  // Bounded: a flood of notices between two loop turns keeps the first ones.
+  if (http_notices_.size() >= 1000) return;
+  http_notices_.push_back({set != nullptr ? set->id : 0, host, reason, status, sni, PeerAddress(fd), std::string(authority.substr(0, 256))});
+  ScheduleFlush();
+}
+
 void Listener::ScheduleFlush() {
   if (check_active_ || check_ == nullptr) return;
   check_active_ = true;
@@ -583,6 +592,16 @@ void Listener::Flush() {
     add(num(h.suite));
     add(text(h.alpn));
     add(Napi::Boolean::New(env, h.resumed));
+  });
+  report(http_notices_, kEventHttpNotices, [&](const HttpNoticeItem& n, auto& add) {
+    add(num(n.set));
+    add(num(n.host));
+    add(Napi::String::New(env, n.reason));
+    add(num(n.status));
+    add(text(n.sni));
+    add(text(n.peer.address));
+    add(num(n.peer.port));
+    add(text(n.authority));
   });
   std::vector<int> idle;
   idle.swap(idle_sets_);
@@ -705,6 +724,9 @@ Napi::Value Listener::Counters(const Napi::CallbackInfo& info) {
   Napi::Object responses = Napi::Object::New(env);
   for (auto& [status, n] : http_responses_) responses.Set(std::to_string(status), static_cast<double>(n));
   o.Set("httpResponses", responses);
+  Napi::Object abuse = Napi::Object::New(env);
+  for (auto& [reason, n] : h2_abuse_) abuse.Set(reason, static_cast<double>(n));
+  o.Set("h2Abuse", abuse);
   return o;
 }
 
@@ -878,8 +900,17 @@ void Pending::Established() {
     const uint8_t* alpn = nullptr;
     size_t alpn_len = 0;
     rustls_connection_get_alpn_protocol(conn, &alpn, &alpn_len);
-    // HTTP/2 goes to Node's http2 server; HTTP/1.1 (or no ALPN) stays here.
-    if (!(alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0)) {
+    // The protocol layer by ALPN: HTTP/2 to the native h2 front (unless the
+    // host keeps it in JS: ACME http-01 over https), HTTP/1.1 (or no ALPN)
+    // to the HTTP/1.1 proxy.
+    bool h2 = alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0;
+    if (h2 && plan->target->http().h2) {
+      listener_->Handshook(this);
+      H2Front::Start(listener_, Handover(), plan->target);
+      delete this;
+      return;
+    }
+    if (!h2) {
       listener_->Handshook(this);
       HttpProxy::Start(listener_, Handover(), plan->target);
       delete this;

@@ -165,6 +165,12 @@ class Listener : public Napi::ObjectWrap<Listener> {
   BackendPool& pool() { return *pool_; }
   bool draining() const { return draining_; }
   void HttpResponse(int status) { http_responses_[status]++; }
+  // The native HTTP/2 front: a request it answered 403 or 421 (`status`;
+  // `reason` as the JS plane words it; `authority` as sent), or a
+  // connection it closed because the client misbehaved (`status` 0,
+  // `reason` one of H2Front's abuse reasons, counted in counters().h2Abuse).
+  // Reported to JS in batches for the log (kEventHttpNotices).
+  void HttpNotice(RouteSet* set, int host, const char* reason, int status, int fd, const std::string& sni, std::string_view authority);
 
   // Records a completed handshake for a debug log line (reportHandshakes).
   // `always`: reported even when JS did not ask (ACME challenges).
@@ -221,6 +227,7 @@ class Listener : public Napi::ObjectWrap<Listener> {
   std::map<uint32_t, uint64_t> failures_by_code_;
   std::map<std::string, uint64_t> backend_errors_;
   std::map<int, uint64_t> http_responses_;
+  std::map<std::string, uint64_t> h2_abuse_;
   std::unique_ptr<BackendPool> pool_;
   bool draining_ = false;
 
@@ -252,6 +259,16 @@ class Listener : public Napi::ObjectWrap<Listener> {
     bool resumed;
   };
   std::vector<Handshake> handshakes_done_;
+  struct HttpNoticeItem {
+    int set;
+    int host;
+    const char* reason;
+    int status;
+    std::string sni;
+    SocketAddress peer;
+    std::string authority;
+  };
+  std::vector<HttpNoticeItem> http_notices_;
   std::vector<int> idle_sets_;
   bool drained_ = false;
 

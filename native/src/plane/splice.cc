@@ -273,6 +273,19 @@ BackendTarget::BackendTarget(const Napi::CallbackInfo& info)
     http_.acme = h.Get("acme").ToBoolean().Value();
     if (h.Get("versionInterface").IsString()) http_.version_interface = h.Get("versionInterface").As<Napi::String>().Utf8Value();
     if (h.Get("versionLibrary").IsString()) http_.version_library = h.Get("versionLibrary").As<Napi::String>().Utf8Value();
+    if (h.Get("coalesceKey").IsString()) http_.coalesce_key = h.Get("coalesceKey").As<Napi::String>().Utf8Value();
+    if (h.Get("h2").IsObject()) {
+      Napi::Object h2 = h.Get("h2").As<Napi::Object>();
+      http_.h2 = !h2.Get("off").ToBoolean().Value();
+      auto ms = [&](const char* key, uint64_t* out) {
+        if (h2.Get(key).IsNumber()) *out = static_cast<uint64_t>(std::max<int64_t>(1, h2.Get(key).As<Napi::Number>().Int64Value()));
+      };
+      uint64_t streams = http_.h2_max_streams;
+      ms("maxConcurrentStreams", &streams);
+      http_.h2_max_streams = static_cast<uint32_t>(std::min<uint64_t>(streams, 1000));
+      ms("idleTimeout", &http_.h2_idle_ms);
+      ms("sendTimeout", &http_.h2_send_timeout_ms);
+    }
     if (h.Get("serverCerts").IsArray()) {
       Napi::Array list = h.Get("serverCerts").As<Napi::Array>();
       for (uint32_t i = 0; i < list.Length(); i++) {

@@ -56,6 +56,14 @@ class BackendTarget : public Napi::ObjectWrap<BackendTarget> {
     std::string version_interface;
     std::string version_library;
     std::vector<std::string> server_certs;  // URL-encoded PEM per certificate
+    // Hosts whose keys are equal (same certificates, compatible TLS
+    // settings) serve each other's requests (plane/request_route.h).
+    std::string coalesce_key;
+    // HTTP/2 front (plane/h2_front.h): served natively unless off.
+    bool h2 = true;
+    uint32_t h2_max_streams = 100;
+    uint64_t h2_idle_ms = 120000;
+    uint64_t h2_send_timeout_ms = 30000;
   };
   const Http& http() const { return http_; }
 

@@ -100,6 +100,54 @@ bool IStartsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && IEquals(s.substr(0, prefix.size()), prefix);
 }
 
+bool ConnectionOptions::Lists(std::string_view name) const {
+  for (std::string_view t : listed) {
+    if (IEquals(t, name)) return true;
+  }
+  return false;
+}
+
+ConnectionOptions ConnectionTokens(const Head& head) {
+  ConnectionOptions out;
+  for (const Field& f : head.fields) {
+    if (!IEquals(f.name, "connection")) continue;
+    std::string_view v = f.value;
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view token = TrimOws(v.substr(0, comma));
+      if (IEquals(token, "close")) out.close = true;
+      else if (!token.empty()) out.listed.push_back(token);
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  return out;
+}
+
+bool ParseContentLength(std::string_view value, uint64_t* length) {
+  if (value.empty() || value.size() > 15) return false;
+  uint64_t n = 0;
+  for (char c : value) {
+    if (!IsDigit(static_cast<unsigned char>(c))) return false;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *length = n;
+  return true;
+}
+
+bool ContentLength(const Head& head, bool* present, uint64_t* length) {
+  *present = false;
+  for (const Field& f : head.fields) {
+    if (!IEquals(f.name, "content-length")) continue;
+    uint64_t n = 0;
+    if (!ParseContentLength(f.value, &n)) return false;
+    if (*present && n != *length) return false;
+    *present = true;
+    *length = n;
+  }
+  return true;
+}
+
 Parse ParseHead(std::string_view data, bool is_request, Head* out) {
   out->fields.clear();
   out->status = 0;
@@ -138,11 +186,12 @@ void Body::Reset(Kind kind, uint64_t length) {
   done_ = kind == kNone || (kind == kLength && length == 0);
 }
 
-bool Body::Consume(const uint8_t* p, size_t n, size_t* used) {
+bool Body::Decode(const uint8_t* p, size_t n, size_t* used, Sink sink, void* ctx, std::string* trailers) {
   *used = 0;
   if (done_) return true;
   if (kind_ == kUntilClose) {
     *used = n;
+    if (sink != nullptr && n > 0) sink(ctx, p, n);
     return true;
   }
   if (kind_ == kLength) {
@@ -150,8 +199,14 @@ bool Body::Consume(const uint8_t* p, size_t n, size_t* used) {
     left_ -= k;
     *used = k;
     done_ = left_ == 0;
+    if (sink != nullptr && k > 0) sink(ctx, p, k);
     return true;
   }
+  auto keep = [&](char c) {
+    if (trailers == nullptr) return true;
+    trailers->push_back(c);
+    return trailers->size() <= kMaxTrailers;
+  };
   size_t i = 0;
   while (i < n && !done_) {
     unsigned char c = p[i];
@@ -185,6 +240,7 @@ bool Body::Consume(const uint8_t* p, size_t n, size_t* used) {
       case kData: {
         size_t k = left_ < n - i ? static_cast<size_t>(left_) : n - i;
         left_ -= k;
+        if (sink != nullptr && k > 0) sink(ctx, p + i, k);
         i += k;
         if (left_ == 0) chunk_ = kDataCr;
         break;
@@ -204,15 +260,18 @@ bool Body::Consume(const uint8_t* p, size_t n, size_t* used) {
       case kTrailerStart:
         chunk_ = c == '\r' ? kEndLf : kTrailer;
         if (c == '\n') return false;
+        if (c != '\r' && !keep(static_cast<char>(c))) return false;
         i++;
         break;
       case kTrailer:
         if (c == '\r') chunk_ = kTrailerLf;
         else if (c == '\n') return false;
+        if (!keep(static_cast<char>(c))) return false;
         i++;
         break;
       case kTrailerLf:
         if (c != '\n') return false;
+        if (!keep('\n')) return false;
         chunk_ = kTrailerStart;
         i++;
         break;

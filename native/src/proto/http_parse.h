@@ -39,6 +39,20 @@ struct Head {
 // parser accepts (bare LF, obs-fold, a control byte, ...).
 Parse ParseHead(std::string_view data, bool is_request, Head* out);
 
+// The options of every Connection field of a message (RFC 9110 §7.6.1):
+// "close", and the field names it lists (views into the head).
+struct ConnectionOptions {
+  bool close = false;
+  std::vector<std::string_view> listed;
+  bool Lists(std::string_view name) const;
+};
+ConnectionOptions ConnectionTokens(const Head& head);
+
+// Content-Length (RFC 9110 §8.6): digits only, at most 15 of them; repeated
+// fields must agree. false: invalid.
+bool ParseContentLength(std::string_view value, uint64_t* length);
+bool ContentLength(const Head& head, bool* present, uint64_t* length);
+
 // Case-insensitive ASCII comparison.
 bool IEquals(std::string_view a, std::string_view b);
 bool IStartsWith(std::string_view s, std::string_view prefix);
@@ -53,7 +67,14 @@ class Body {
   bool done() const { return done_; }
   // How many of the n bytes at p belong to the body (all of them until it
   // ends); false on a chunked coding error.
-  bool Consume(const uint8_t* p, size_t n, size_t* used);
+  bool Consume(const uint8_t* p, size_t n, size_t* used) { return Decode(p, n, used, nullptr, nullptr, nullptr); }
+  // Consume, and also hand the payload (chunked coding removed) to `sink`
+  // in pieces, and append the trailer section's field lines to `trailers`
+  // (false when they pass kMaxTrailers). For a front end that frames the
+  // body anew (HTTP/2).
+  using Sink = void (*)(void* ctx, const uint8_t* data, size_t len);
+  bool Decode(const uint8_t* p, size_t n, size_t* used, Sink sink, void* ctx, std::string* trailers);
+  static constexpr size_t kMaxTrailers = 16 * 1024;
 
  private:
   enum ChunkState { kSize, kExtension, kSizeLf, kData, kDataCr, kDataLf, kTrailerStart, kTrailer, kTrailerLf, kEndLf };
