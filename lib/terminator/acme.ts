@@ -104,8 +104,10 @@ interface Entry {
   signature: string
   timer?: NodeJS.Timeout
   failures: number
-  /** Orders put off because the store was away or another instance held the lock. */
+  /** Orders put off in a row (the store was away, or another instance held the lock). */
   deferrals: number
+  /** Put off because the store was away: retried as soon as it answers again. */
+  awaitingStore: boolean
   running: boolean
 }
 
@@ -225,7 +227,7 @@ export class AcmeManager {
       const known = this.#entries.get(name)
       if (known?.signature === signature) continue
       if (known !== undefined) clearTimeout(known.timer)
-      const entry: Entry = { host, acme, signature, failures: 0, deferrals: 0, running: false }
+      const entry: Entry = { host, acme, signature, failures: 0, deferrals: 0, awaitingStore: false, running: false }
       this.#entries.set(name, entry)
       this.#schedule(entry)
     }
@@ -435,8 +437,8 @@ export class AcmeManager {
     }
     // The store is back: orders put off while it was away go now.
     for (const entry of this.#entries.values()) {
-      if (entry.deferrals > 0 && !entry.running) {
-        entry.deferrals = 0
+      if (entry.awaitingStore && !entry.running) {
+        entry.awaitingStore = false
         this.#schedule(entry)
       }
     }
@@ -491,6 +493,7 @@ export class AcmeManager {
   /** Puts the order off: the store is away, or another instance orders. */
   #defer (entry: Entry, delay: number, line: Record<string, unknown>, message: string): void {
     entry.deferrals++
+    entry.awaitingStore = line.holder === undefined
     // Once per stretch at info; the repeats at debug.
     if (entry.deferrals === 1) this.#options.logger.info({ host: entry.host.serverName, retryInSeconds: Math.round(delay / 1000), ...line }, message)
     else this.#options.logger.debug({ host: entry.host.serverName, retryInSeconds: Math.round(delay / 1000), ...line }, message)
@@ -520,11 +523,12 @@ export class AcmeManager {
       return
     }
     if (lock === undefined) {
-      const holder = await shared.store.holder(acmeKeys.orderLock(host.serverName)).catch(() => undefined)
+      const holder = await shared.store.holder(acmeKeys.orderLock(host.serverName)).catch(() => undefined) ?? 'unknown'
       this.#defer(entry, LOCK_RECHECK_MS, { holder }, 'ACME order in progress on another instance')
       return
     }
     entry.deferrals = 0
+    entry.awaitingStore = false
     const held = lock
     const keepAlive = setInterval(() => {
       held.extend(ORDER_LOCK_TTL_MS).then((ok) => {
