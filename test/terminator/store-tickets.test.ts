@@ -1,8 +1,10 @@
 // Three terminator instances (separate processes, separate ports, as behind
-// an L4 balancer) with one store: a TLS 1.3 session made on one resumes on
-// the others, also across a forced rotation (and not after a second one),
-// the keys in Redis are sealed, and a garbage record is refused, counted,
-// logged and replaced while sessions keep resuming (issue 21).
+// an L4 balancer; the third a cluster of two workers that get the keys from
+// their primary over IPC) with one store: a TLS 1.3 session made on one
+// resumes on the others, also across a forced rotation (and not after a
+// second one), the keys in Redis are sealed, and a garbage record is
+// refused, counted, logged and replaced while sessions keep resuming
+// (issue 21).
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { after, before, describe, it } from 'node:test'
@@ -27,7 +29,7 @@ const instances: TerminatorProcess[] = []
 
 before(async () => {
   ;[redis, echo] = await Promise.all([startRedis(), httpEcho()])
-  file = writeConfig(tempDir(), {
+  const config = {
     listen: ['127.0.0.1:0'],
     metrics: { listen: '127.0.0.1:0' },
     store: { redis: redis.url, encryptionKeyEnv: 'STORE_TEST_KEY' },
@@ -37,9 +39,11 @@ before(async () => {
       options: ['StdEnvVars'],
       backend: { address: `127.0.0.1:${echo.port}`, mode: 'http' },
     }],
-  })
+  }
+  file = writeConfig(tempDir(), config)
   // One at a time: the first seeds the keys, the others load them.
-  for (let i = 0; i < 3; i++) instances.push(await startTerminator(file, { env }))
+  for (let i = 0; i < 2; i++) instances.push(await startTerminator(file, { env }))
+  instances.push(await startTerminator(writeConfig(tempDir(), { ...config, workers: 2 }), { env, listening: 2, extraArgs: ['--log-level', 'debug'] }))
 })
 
 after(async () => {
@@ -49,6 +53,20 @@ after(async () => {
 
 const ca = fs.readFileSync(f.path('ca.pem'))
 const port = (t: TerminatorProcess): number => t.port
+/**
+ * Runs `attempt` on `t` once, or on the cluster until both of its workers
+ * took a connection (at most 40 times).
+ */
+async function onEveryProcess (t: TerminatorProcess, attempt: () => Promise<void>): Promise<void> {
+  if (t !== instances[2]) return await attempt()
+  const from = t.logs().length
+  const served = (): Set<unknown> => new Set(t.logs().slice(from).filter((l) => l.msg === 'handshake complete').map((l) => l.pid))
+  for (let i = 0; i < 40 && served().size < 2; i++) {
+    await attempt()
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  assert.equal(served().size, 2, 'both workers were reached')
+}
 const metricsPort = (t: TerminatorProcess): number => t.logs().find((l) => l.msg === 'metrics listening')?.port as number
 
 async function storedGeneration (): Promise<number> {
@@ -85,9 +103,11 @@ describe('ticket keys in the store (three instances)', () => {
     assert.equal(first.serverResumed, 'Initial')
     assert.ok(first.session !== undefined)
     for (const t of [b, c, a]) {
-      const again = await fetchWithSession(port(t), ca, first.session)
-      assert.equal(again.resumed, true, `client resumed on ${t.pid}`)
-      assert.equal(again.serverResumed, 'Resumed', `server resumed on ${t.pid}`)
+      await onEveryProcess(t, async () => {
+        const again = await fetchWithSession(port(t), ca, first.session)
+        assert.equal(again.resumed, true, `client resumed on ${t.pid}`)
+        assert.equal(again.serverResumed, 'Resumed', `server resumed on ${t.pid}`)
+      })
     }
   })
 
@@ -101,9 +121,12 @@ describe('ticket keys in the store (three instances)', () => {
 
     await rotate()
     for (const t of instances) {
-      const old = await fetchWithSession(port(t), ca, before)
-      assert.equal(old.status, 200)
-      assert.equal(old.serverResumed, 'Initial', `a ticket two rotations old is refused on ${t.pid}`)
+      // On the cluster, every worker must have been handed the new keys.
+      await onEveryProcess(t, async () => {
+        const old = await fetchWithSession(port(t), ca, before)
+        assert.equal(old.status, 200)
+        assert.equal(old.serverResumed, 'Initial', `a ticket two rotations old is refused on ${t.pid}`)
+      })
     }
     assert.equal((await fetchWithSession(port(b), ca, sealedAfter)).serverResumed, 'Resumed', 'one rotation old still resumes')
   })
