@@ -3,7 +3,11 @@
 // garbage, and `check --connect` against a live Redis (plain, AUTH, TLS)
 // and a dead one.
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
+
+import YAML from 'yaml'
 
 import { ConfigProblems, validateConfig } from '../../lib/terminator/config'
 import { decodeCertificate, decodeChallenge, encodeCertificate, encodeChallenge } from '../../lib/terminator/store/acme-state'
@@ -12,7 +16,7 @@ import { reconnectDelay } from '../../lib/terminator/store/redis-store'
 import { parseEncryptionKey, Sealer } from '../../lib/terminator/store/sealing'
 import { decodeTicketKeys, encodeTicketKeys, freshTicketKeys, rotateTicketKeys, ticketKeyMaterial } from '../../lib/terminator/store/ticket-keys'
 import { acmeValidationCertificate } from '../../lib/acme-certs'
-import { fixtures } from '../helpers/certs'
+import { fixtures, repoRoot } from '../helpers/certs'
 import { freePort } from '../helpers/peers'
 import { type RedisServer, startRedis } from '../helpers/redis'
 import { runCli, tempDir, writeConfig } from './harness'
@@ -91,6 +95,17 @@ describe('store configuration', () => {
     assert.deepEqual(parseEncryptionKey(KEY_B64), Buffer.alloc(32, 7))
     assert.deepEqual(parseEncryptionKey(Buffer.alloc(32, 0xfb).toString('base64url')), Buffer.alloc(32, 0xfb))
     for (const bad of ['', 'a1'.repeat(31), Buffer.alloc(31).toString('base64'), Buffer.alloc(33).toString('base64')]) assert.equal(parseEncryptionKey(bad), undefined, bad)
+  })
+
+  it('the example of docs/terminator.md validates', () => {
+    const text = fs.readFileSync(path.join(repoRoot(), 'docs', 'terminator.md'), 'utf8')
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(text.slice(text.indexOf('## Shared state (store)')))?.[1]
+    assert.ok(yaml !== undefined)
+    const config = validateConfig({ listen: '127.0.0.1:0', hosts: [host()], ...YAML.parse(yaml) as object }, { baseDir: '/', checkFiles: false })
+    assert.deepEqual(config.store, {
+      url: 'rediss://redis.internal:6380/0', host: 'redis.internal', port: 6380, db: 0, tls: true, prefix: 'rustls-node:',
+      passwordEnv: 'REDIS_PASSWORD', ca: '/etc/rustls-node/redis-ca.pem', encryptionKeyEnv: 'RUSTLS_NODE_STORE_KEY',
+    })
   })
 
   it('reconnection backs off from 100 ms doubling to 5 s', () => {
