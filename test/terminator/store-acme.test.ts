@@ -63,7 +63,7 @@ async function probeRouter (port: number, client: Redis, lock: string): Promise<
       outbound.on('error', () => inbound.destroy())
       inbound.pipe(outbound).pipe(inbound)
       inbound.resume()
-    }, () => inbound.destroy())
+    }).catch(() => inbound.destroy())
   })
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
   routers.push(router)
@@ -114,7 +114,7 @@ async function orderedByOneAnsweredByTheOther (name: string, challenge: 'tls-alp
   try {
     for (const t of instances) {
       router.targets.set(t.pid, {
-        port: challenge === 'tls-alpn-01' ? t.port : t.logs().find((l) => l.msg === 'ACME http-01 listening')?.port as number,
+        port: challenge === 'tls-alpn-01' ? t.port : (await t.waitForLog((l) => l.msg === 'ACME http-01 listening', 'acme.httpListen')).port as number,
         ready: () => t.logs().some((l) => l.msg === 'ACME challenge from the store in place' && l.identifier === name),
       })
     }

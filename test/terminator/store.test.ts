@@ -101,7 +101,8 @@ describe('store configuration', () => {
     const text = fs.readFileSync(path.join(repoRoot(), 'docs', 'terminator.md'), 'utf8')
     const yaml = /```yaml\n([\s\S]*?)```/.exec(text.slice(text.indexOf('## Shared state (store)')))?.[1]
     assert.ok(yaml !== undefined)
-    const config = validateConfig({ listen: '127.0.0.1:0', hosts: [host()], ...YAML.parse(yaml) as object }, { baseDir: '/', checkFiles: false })
+    const config = validateConfig(YAML.parse(yaml), { baseDir: '/', checkFiles: false })
+    assert.equal(config.hosts[0].acme?.challenge, 'tls-alpn-01')
     assert.deepEqual(config.store, {
       url: 'rediss://redis.internal:6380/0', host: 'redis.internal', port: 6380, db: 0, tls: true, prefix: 'rustls-node:',
       passwordEnv: 'REDIS_PASSWORD', ca: '/etc/rustls-node/redis-ca.pem', encryptionKeyEnv: 'RUSTLS_NODE_STORE_KEY',

@@ -95,7 +95,9 @@ export class RedisStore implements SharedStore {
       autoResubscribe: false,
       retryStrategy: options.oneShot === true ? () => null : (times) => reconnectDelay(times),
       reconnectOnError: null,
-      connectionName: 'rustls-node',
+      // RESP2: every Redis from 2.6 on and its forks speak it (RESP3 needs
+      // HELLO, Redis 6+); the subscriber has its own connection anyway.
+      protocol: 2,
     }
     this.#client = new Redis(redisOptions)
     this.#client.on('ready', () => this.#setUp(true))
