@@ -146,12 +146,56 @@ async function orderedByOneAnsweredByTheOther (name: string, challenge: 'tls-alp
     assert.match(stored.key, /^aes256gcm:/)
     assert.equal(await redis.client().exists(`rustls-node:lock:acme:${name}`), 0, 'the lock is released')
     assert.deepEqual(await redis.client().keys('rustls-node:acme:challenge*'), [], 'the challenges are removed')
+
+    // Garbage in place of the certificate: refused, counted, and the served one written back.
+    const client = redis.client()
+    await client.set(`rustls-node:acme:certificate:${name}`, 'garbage')
+    await client.publish('rustls-node:events', JSON.stringify({ type: 'acme-certificate', serverName: name }))
+    for (const t of instances) {
+      const refused = await t.waitForLog((l) => l.msg === 'invalid value in the store refused' && l.kind === 'acme-certificate', `${t.pid}: the refusal`)
+      assert.equal(refused.key, `rustls-node:acme:certificate:${name}`)
+    }
+    await waitFor(async () => {
+      const text = await client.get(`rustls-node:acme:certificate:${name}`)
+      return text !== null && text.startsWith('{') && new X509Certificate((JSON.parse(text) as { cert: string }).cert).serialNumber === leafA.serialNumber
+    }, 5000, 'the certificate written back')
+    assert.ok(instances.some((t) => t.logs().some((l) => l.msg === 'ACME certificate written back to the store')))
+    assert.equal((await servedLeaf(other.port, name)).serialNumber, leafA.serialNumber, 'still serving it')
   } finally {
     for (const t of instances) await stopClean(t)
   }
 }
 
 describe('ACME with a store (pebble, two instances)', () => {
+  it('the store away: no order starts (the temporary certificate serves) until it answers', async () => {
+    const dir = tempDir()
+    const down = await startRedis()
+    await down.stop()
+    const file = writeConfig(dir, {
+      // Where pebble validates tls-alpn-01 (the routers of the next tests are not there yet).
+      listen: [`127.0.0.1:${pebble.tlsPort}`],
+      stateDir: path.join(dir, 'state'),
+      store: { redis: down.url },
+      acme: { directory: pebble.directory, ca: caFile, termsOfServiceAgreed: true },
+      hosts: [{ serverName: 'sd.acme.test', acme: true, backend: { address: `127.0.0.1:${echo.port}`, mode: 'http' } }],
+    })
+    const t = await startTerminator(file)
+    try {
+      const outage = await t.waitForLog((l) => l.msg === 'store unavailable; serving local state', 'the outage')
+      assert.match(String(outage.reason), /ECONNREFUSED/)
+      await t.waitForLog((l) => l.msg === 'ACME order put off: the store is unavailable; the current certificate keeps serving', 'the order put off')
+      assert.ok(!t.logs().some((l) => l.msg === 'ACME order starting'))
+      assert.match((await servedLeaf(t.port, 'sd.acme.test')).subject, /sd\.acme\.test/, 'the temporary certificate serves')
+      await down.restart()
+      await t.waitForLog((l) => l.msg === 'store reconnected; re-syncing' || l.msg === 'store connected', 'the store', 15_000)
+      await t.waitForLog((l) => l.msg === 'ACME certificate installed', 'the order once the store answers', 30_000)
+      assert.match((await servedLeaf(t.port, 'sd.acme.test')).issuer, /Pebble Intermediate/)
+    } finally {
+      await stopClean(t)
+      await down.close()
+    }
+  })
+
   it('tls-alpn-01: one orders, the CA validates against the other, both serve the certificate', async () => {
     await orderedByOneAnsweredByTheOther('sa.acme.test', 'tls-alpn-01')
   })
