@@ -167,7 +167,8 @@ export async function pullStoredCertificates (config: TerminatorConfig, state: A
         logger.info({ host: host.serverName, notAfter: new Date(stored.notAfter).toISOString() }, 'ACME certificate taken from the store')
       }
     } catch (err) {
-      if (!(err instanceof StoreError)) throw err
+      // The store logs its own failures; the local copy serves either way.
+      if (!(err instanceof StoreError)) logger.error({ err, host: host.serverName }, 'ACME certificate from the store not installed')
     }
   }
 }
@@ -384,8 +385,16 @@ export class AcmeManager {
       }
       await shared.acknowledge(token)
     } catch (err) {
-      if (!(err instanceof StoreError)) throw err
+      this.#backgroundFailed(err, 'ACME challenge from the store not put in place')
     }
+  }
+
+  /**
+   * Work on the store runs in the background: its failures are logged, never
+   * thrown (the store logs its own outages; the local state keeps serving).
+   */
+  #backgroundFailed (err: unknown, message: string): void {
+    if (!(err instanceof StoreError)) this.#options.logger.error({ err }, message)
   }
 
   #dropChallenge (token: string): void {
@@ -419,7 +428,7 @@ export class AcmeManager {
         this.#options.logger.info({ host: host.serverName, notAfter: new Date(local.notAfter).toISOString() }, 'ACME certificate written back to the store')
       }
     } catch (err) {
-      if (!(err instanceof StoreError)) throw err
+      this.#backgroundFailed(err, 'ACME certificate from the store not installed')
     }
   }
 
@@ -433,7 +442,7 @@ export class AcmeManager {
       for (const token of tokens) if (!this.#own.has(token) && !this.#remote.has(token)) await this.#takeChallenge(token)
       for (const token of [...this.#remote.keys()]) if (!tokens.has(token)) this.#dropChallenge(token)
     } catch (err) {
-      if (!(err instanceof StoreError)) throw err
+      this.#backgroundFailed(err, 'ACME challenges not re-read from the store')
     }
     // The store is back: orders put off while it was away go now.
     for (const entry of this.#entries.values()) {

@@ -250,9 +250,11 @@ export class StoreTicketKeys {
         }
       }
     } catch (err) {
-      if (!(err instanceof StoreError)) throw err
-      // The store logged the outage (or the failed operation); the local keys keep serving.
-      logger.debug({ reason: err.message }, 'ticket keys not synchronized with the store')
+      // The store logged the outage (or the failed operation); the local keys
+      // keep serving. Anything else is a fault of ours: logged, never thrown
+      // from this background work.
+      if (err instanceof StoreError) logger.debug({ reason: err.message }, 'ticket keys not synchronized with the store')
+      else logger.error({ err }, 'ticket keys not synchronized with the store')
     }
     this.#scheduleDue()
   }
