@@ -98,6 +98,11 @@ describe('ticket keys in the store (three instances)', () => {
     const record = JSON.parse(await redis.client().get('rustls-node:tickets') ?? '{}') as Record<string, string>
     for (const field of ['current', 'next']) assert.match(record[field], /^aes256gcm:/, field)
 
+    // The cluster's primary is its machine's one store client; its /metrics says so.
+    const cluster = await scrapeMetrics(metricsPort(c))
+    assert.equal(cluster.get('rustls_node_store_up'), 1)
+    assert.equal(cluster.get('rustls_node_workers'), 2)
+
     const first = await fetchWithSession(port(a), ca, undefined)
     assert.equal(first.status, 200)
     assert.equal(first.serverResumed, 'Initial')
