@@ -5,6 +5,7 @@
 import { type ConfigProblem, ConfigProblems, loadConfigFile, problemFromError, type TerminatorConfig } from './config'
 import { loadFiles } from './files'
 import { buildAll } from './reload'
+import { resolveStoreSecrets } from './store/open'
 import type { Logger } from '../log'
 
 export interface CheckResult {
@@ -29,15 +30,26 @@ export function checkConfig (file: string, env: NodeJS.ProcessEnv = process.env)
     },
   }
   let config: TerminatorConfig | undefined
+  // The store's secrets (environment variables, the CA file) are reported
+  // with the other files' problems.
+  const storeProblems: ConfigProblem[] = []
   try {
     config = loadConfigFile(file)
+    if (config.store !== undefined) {
+      try {
+        resolveStoreSecrets(config.store, env)
+      } catch (err) {
+        if (!(err instanceof ConfigProblems)) throw err
+        storeProblems.push(...err.problems)
+      }
+    }
     const loaded = loadFiles(config, { env })
     const built = buildAll(loaded, { ...loaded.serverOptions, logger })
     built.server.close()
     for (const b of built.backends) b.destroy()
-    return { config, problems: [], warnings }
+    return { config, problems: storeProblems, warnings }
   } catch (err) {
     const problems = err instanceof ConfigProblems ? [...err.problems] : [problemFromError(err)]
-    return { config, problems, warnings }
+    return { config, problems: [...problems, ...storeProblems], warnings }
   }
 }

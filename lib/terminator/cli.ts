@@ -1,6 +1,7 @@
-// Command line: `rustls-node serve [-c FILE] | check -c FILE | ciphers`,
-// `--version`, `--help`, `--log-level`. Exit codes: 0 success, 1 runtime
-// failure (e.g. a port in use), 2 usage or configuration error.
+// Command line: `rustls-node serve [-c FILE] | check -c FILE [--connect] |
+// rotate-ticket-keys -c FILE | ciphers`, `--version`, `--help`,
+// `--log-level`. Exit codes: 0 success, 1 runtime failure (e.g. a port in
+// use, a store that does not answer), 2 usage or configuration error.
 import cluster from 'node:cluster'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
@@ -16,6 +17,7 @@ import { loadFiles } from './files'
 import { Terminator } from './listeners'
 import { startMetricsServer, renderPrometheus } from './metrics'
 import { nativePlaneEnabled } from './native-plane'
+import { checkStoreConnection, rotateTicketKeysNow, SharedState, sharesTicketKeys } from './store/shared-state'
 import { runPrimary, runWorker, type SharedTicketKeys } from './workers'
 
 export const USAGE = `Usage:
@@ -25,6 +27,10 @@ export const USAGE = `Usage:
                                  (--listen HOST:PORT or PORT=N; default ${DEMO_LISTEN})
   rustls-node check -c FILE      validate FILE (certificates and keys included);
                                  prints every problem with its key path, exit 2 if any
+                                 (--connect: also connect to the store and round-trip
+                                 a key; exit 1 if it does not answer)
+  rustls-node rotate-ticket-keys -c FILE
+                                 rotate the ticket keys shared through the store now
   rustls-node ciphers            table of known cipher suites and which rustls supports
                                  (--supported: only those, in rustls' order; --json)
 
@@ -95,6 +101,7 @@ export async function main (argv: readonly string[]): Promise<number> {
         listen: { type: 'string' },
         'log-level': { type: 'string' },
         supported: { type: 'boolean' },
+        connect: { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
@@ -118,6 +125,7 @@ export async function main (argv: readonly string[]): Promise<number> {
   }
   const [command, ...extra] = positionals
   if (extra.length > 0) return usageError(`unexpected argument "${extra[0]}"`)
+  if (values.connect === true && command !== 'check') return usageError('--connect applies to "check"')
   try {
     switch (command) {
       case 'serve':
@@ -127,7 +135,10 @@ export async function main (argv: readonly string[]): Promise<number> {
         return await serve(values.config, level as LogLevel | undefined)
       case 'check':
         if (values.config === undefined) throw new UsageError('check needs -c FILE')
-        return check(values.config)
+        return await check(values.config, values.connect === true)
+      case 'rotate-ticket-keys':
+        if (values.config === undefined) throw new UsageError('rotate-ticket-keys needs -c FILE')
+        return await rotateTicketKeys(values.config)
       case 'ciphers':
         if (values.json === true) process.stdout.write(JSON.stringify(values.supported === true ? supportedCiphers() : listCiphers(), null, 2) + '\n')
         else process.stdout.write(ciphersText(values.supported === true))
@@ -149,7 +160,7 @@ function usageError (message: string): number {
   return 2
 }
 
-function check (file: string): number {
+async function check (file: string, connect: boolean): Promise<number> {
   const result = checkConfig(file)
   for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`)
   if (result.problems.length > 0) {
@@ -158,7 +169,37 @@ function check (file: string): number {
   }
   const c = result.config as TerminatorConfig
   process.stdout.write(`${file}: OK (${c.hosts.length} host${c.hosts.length === 1 ? '' : 's'}, listen ${c.listen.map((l) => l.text).join(', ')})\n`)
-  return 0
+  if (!connect) return 0
+  if (c.store === undefined) {
+    process.stdout.write('store: none configured; nothing to connect to\n')
+    return 0
+  }
+  const store = await checkStoreConnection(c.store)
+  ;(store.ok ? process.stdout : process.stderr).write(store.lines.map((l) => `${l}\n`).join(''))
+  return store.ok ? 0 : 1
+}
+
+async function rotateTicketKeys (file: string): Promise<number> {
+  let config: TerminatorConfig
+  try {
+    config = loadConfigFile(file)
+  } catch (err) {
+    if (!(err instanceof ConfigProblems)) throw err
+    printProblems(err.problems, `${file}: invalid configuration:`)
+    return 2
+  }
+  if (config.store === undefined) throw new UsageError('rotate-ticket-keys needs a store in the configuration (the keys of one process rotate on their own)')
+  if (!sharesTicketKeys(config)) throw new UsageError('rotate-ticket-keys: this configuration does not share ticket keys through the store (ticketKeys names a file, or sessionCache is none)')
+  let result
+  try {
+    result = await rotateTicketKeysNow(config)
+  } catch (err) {
+    if (!(err instanceof ConfigProblems)) throw err
+    printProblems(err.problems, `${file}: invalid configuration:`)
+    return 2
+  }
+  ;(result.ok ? process.stdout : process.stderr).write(result.lines.map((l) => `${l}\n`).join(''))
+  return result.ok ? 0 : 1
 }
 
 async function serve (file: string, level: LogLevel | undefined): Promise<number> {
@@ -173,39 +214,78 @@ async function serve (file: string, level: LogLevel | undefined): Promise<number
   const logger = makeLogger(level ?? config.log.level)
   installCrashLog(logger)
   const workers = workerCount(config)
-  if (cluster.isPrimary && workers > 1) {
+  const primary = cluster.isPrimary && workers > 1
+  if (primary) {
     // The workers would each fail (and be restarted, and fail...) on a
     // configuration whose files do not load: the primary checks it all first.
     const checked = checkConfig(file)
     if (checked.problems.length > 0) return startFailed(new ConfigProblems(checked.problems), logger, file)
     for (const w of checked.warnings) logger.warn(w)
-    return await runPrimary({
-      workers,
-      logger,
-      generateTicketKeys: config.ticketKeys === undefined && config.sessionCache !== 'none',
-      ticketLifetime: config.ticketLifetime / 1000,
-      metrics: config.metrics?.listen,
-      drainTimeout: config.drainTimeout,
-      listen: nativePlaneEnabled() ? config.listen : undefined,
-    })
   }
-  // A worker loads the primary's latest keys at start and at every reload.
-  const start = async (keys?: SharedTicketKeys, listenFds?: number[]): Promise<Terminator> =>
-    await Terminator.start({
-      listenFds,
-      load: (managed) => loadFiles(loadConfigFile(file), { ticketKeys: keys?.latest, managed }),
-      reloadFiles: (config, managed) => loadFiles(config, { ticketKeys: keys?.latest, managed }),
-      logger,
-      fixedLevel: level !== undefined,
-    })
-  if (cluster.isWorker) return await runWorker(start, logger)
-  let terminator: Terminator
+  // The store: one client per machine, in the primary or the only process;
+  // cluster workers get the shared keys over IPC like generated ones.
+  let shared: SharedState | undefined
+  if (config.store !== undefined && !cluster.isWorker) {
+    try {
+      shared = await SharedState.start(config, logger)
+    } catch (err) {
+      return startFailed(err, logger, file)
+    }
+  }
   try {
-    terminator = await start()
-  } catch (err) {
-    return startFailed(err, logger, file)
+    if (primary) {
+      const tickets = shared?.tickets
+      return await runPrimary({
+        workers,
+        logger,
+        generateTicketKeys: config.ticketKeys === undefined && config.sessionCache !== 'none',
+        ticketLifetime: config.ticketLifetime / 1000,
+        ticketKeySource: tickets === undefined ? undefined : { material: () => tickets.material, onChange: (fn) => shared?.onTicketKeys(fn) },
+        metricsSource: shared === undefined ? undefined : () => ({ store: shared?.store.stats() }),
+        metrics: config.metrics?.listen,
+        drainTimeout: config.drainTimeout,
+        listen: nativePlaneEnabled() ? config.listen : undefined,
+      })
+    }
+    // A worker loads the primary's latest keys at start and at every reload;
+    // a process with a store, the store's.
+    const start = async (keys?: SharedTicketKeys, listenFds?: number[]): Promise<Terminator> =>
+      await Terminator.start({
+        listenFds,
+        load: (managed) => {
+          const loaded = loadConfigFile(file)
+          shared?.follow(loaded)
+          return loadFiles(loaded, { ticketKeys: keys?.latest, managed })
+        },
+        reloadFiles: (config, managed) => loadFiles(config, { ticketKeys: keys?.latest, managed }),
+        logger,
+        fixedLevel: level !== undefined,
+        acmeStore: shared?.acme,
+      })
+    if (cluster.isWorker) return await runWorker(start, logger)
+    let terminator: Terminator
+    const keys: SharedTicketKeys = { latest: shared?.tickets?.material }
+    try {
+      terminator = await start(keys)
+    } catch (err) {
+      return startFailed(err, logger, file)
+    }
+    if (shared !== undefined) {
+      shared.onTicketKeys((material) => {
+        keys.latest = material
+        terminator.setTicketKeys(material)
+      })
+      // Keys that changed while the terminator started.
+      if (shared.tickets !== undefined && !shared.tickets.material.equals(keys.latest ?? Buffer.alloc(0))) {
+        keys.latest = shared.tickets.material
+        terminator.setTicketKeys(keys.latest)
+      }
+      terminator.metrics.addSource(() => ({ store: shared?.store.stats() }))
+    }
+    return await runUntilSignalled(terminator, logger, config)
+  } finally {
+    await shared?.close()
   }
-  return await runUntilSignalled(terminator, logger, config)
 }
 
 async function serveDemo (listen: string | undefined, level: LogLevel | undefined): Promise<number> {

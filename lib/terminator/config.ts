@@ -212,6 +212,8 @@ export interface TerminatorConfig extends HostTlsConfig {
   acmeHttpListen?: ListenAddress
   /** The native HTTP/2 front of http mode (docs/terminator.md "The data plane"). */
   http2: Http2Config
+  /** State shared with other instances (ticket keys, ACME). Default: none (each process keeps its own). */
+  store?: StoreConfig
 }
 
 export interface Http2Config {
@@ -222,6 +224,35 @@ export interface Http2Config {
   /** Milliseconds a client may take no response data while some waits for it before it is closed (slow_reader). Default 30 s. */
   sendTimeout: number
 }
+
+/**
+ * `store`: a Redis server (mod_tls TLSSessionCache over a shared socache
+ * provider) holding what several instances behind one name must agree on.
+ * Secrets are named by environment variable, never written in the file.
+ */
+export interface StoreConfig {
+  /** The URL as written, for logs and messages (it holds no password: one in the URL is refused). */
+  url: string
+  host: string
+  /** Default 6379. */
+  port: number
+  /** Database number (the URL's path). Default 0. */
+  db: number
+  /** rediss://: TLS to Redis. */
+  tls: boolean
+  /** ACL user name (the URL's user part). Default: none (the default user). */
+  username?: string
+  /** Put before every key and channel name, so instances of other services can share the server. Default "rustls-node:". */
+  prefix: string
+  /** Environment variable holding the password (AUTH). Default: none. */
+  passwordEnv?: string
+  /** rediss://: absolute path of the PEM CA bundle the server certificate must chain to. Default: the system store. */
+  ca?: string
+  /** Environment variable holding a 32-byte key (base64 or hex) that encrypts private and ticket keys at rest (AES-256-GCM). Default: none (stored in the clear). */
+  encryptionKeyEnv?: string
+}
+
+export const DEFAULT_STORE_PREFIX = 'rustls-node:'
 
 export const DEFAULTS = {
   handshakeTimeout: 10_000,
@@ -407,7 +438,8 @@ export function parseBackendAddress (text: string, serverRoot: string): BackendA
 
 const TOP_KEYS = ['serverRoot', 'listen', 'strictSNI', 'sessionCache', 'ticketKeys', 'ticketLifetime', 'handshakeTimeout', 'drainTimeout',
   'maxConnections', 'workers', 'log', 'metrics', 'hosts', 'protocol', 'ciphersPrefer', 'ciphersSuppress',
-  'honorClientOrder', 'alpn', 'options', 'clientAuth', 'stateDir', 'acme', 'http2'] as const
+  'honorClientOrder', 'alpn', 'options', 'clientAuth', 'stateDir', 'acme', 'http2', 'store'] as const
+const STORE_KEYS = ['redis', 'prefix', 'passwordEnv', 'tls', 'encryptionKeyEnv'] as const
 const HOST_KEYS = ['serverName', 'aliases', 'certificates', 'protocol', 'ciphersPrefer', 'ciphersSuppress',
   'honorClientOrder', 'alpn', 'options', 'clientAuth', 'backend', 'acme'] as const
 const ACME_KEYS = ['directory', 'email', 'challenge', 'ca', 'termsOfServiceAgreed', 'profile'] as const
@@ -548,6 +580,8 @@ export function validateConfig (raw: unknown, options: ValidateOptions = {}): Te
     }
   }
 
+  const store = top.store === undefined || top.store === null ? undefined : storeConfig(c, top.store, file)
+
   const hosts: HostConfig[] = []
   const hostsRaw = top.hosts
   if (!Array.isArray(hostsRaw) || hostsRaw.length === 0) {
@@ -635,7 +669,64 @@ export function validateConfig (raw: unknown, options: ValidateOptions = {}): Te
     ...(stateDir === undefined ? {} : { stateDir }),
     ...(acmeHttpListen === undefined ? {} : { acmeHttpListen }),
     http2,
+    ...(store === undefined ? {} : { store }),
   }
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** `store`: {redis: URL, prefix?, passwordEnv?, tls?: {ca?}, encryptionKeyEnv?}. */
+function storeConfig (c: Checker, value: unknown, file: FileField): StoreConfig | undefined {
+  const s = c.object(value, 'store', STORE_KEYS)
+  if (s === undefined) return undefined
+  const before = c.problems.length
+  const text = c.string(s, 'redis', 'store', true)
+  let url: URL | undefined
+  if (text !== undefined) {
+    try {
+      url = new URL(text)
+    } catch {}
+    if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+      c.add('store.redis', `must be a redis://HOST[:PORT][/DB] or rediss://... URL, got "${text}"`)
+      url = undefined
+    } else {
+      // Secrets stay out of configuration files (and the value is never echoed).
+      if (url.password !== '') c.add('store.redis', 'a password in the URL is not read; name an environment variable with store.passwordEnv')
+      if (url.search !== '' || url.hash !== '') c.add('store.redis', 'query parameters and fragments are not read; use the keys of store')
+      if (!/^\/?(\d{1,6})?$/.test(url.pathname)) c.add('store.redis', `the path must be a database number (redis://HOST:PORT/0), got "${url.pathname}"`)
+    }
+  }
+  const prefix = c.string(s, 'prefix', 'store') ?? DEFAULT_STORE_PREFIX
+  // The prefix also goes into SCAN patterns: no glob characters.
+  if (/[\s*?[\]\\]/.test(prefix)) c.add('store.prefix', `must not contain spaces or the characters * ? [ ] \\, got "${prefix}"`)
+  const envName = (key: 'passwordEnv' | 'encryptionKeyEnv'): string | undefined => {
+    const name = c.string(s, key, 'store')
+    if (name !== undefined && !ENV_NAME.test(name)) c.add(`store.${key}`, `must be an environment variable name, got "${name}"`)
+    return name
+  }
+  const passwordEnv = envName('passwordEnv')
+  const encryptionKeyEnv = envName('encryptionKeyEnv')
+  let ca: string | undefined
+  if (s.tls !== undefined && s.tls !== null) {
+    const t = c.object(s.tls, 'store.tls', ['ca'])
+    if (t !== undefined) ca = file(t, 'ca', 'store.tls')
+    if (url !== undefined && url.protocol !== 'rediss:') c.add('store.tls', 'applies to rediss:// URLs only (TLS to Redis)')
+  }
+  if (url === undefined || c.problems.length > before) return undefined
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+  const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0
+  return stripUndefined({
+    url: text as string,
+    host,
+    port: url.port === '' ? 6379 : Number(url.port),
+    db,
+    tls: url.protocol === 'rediss:',
+    username: url.username === '' ? undefined : decodeURIComponent(url.username),
+    prefix,
+    passwordEnv,
+    ca,
+    encryptionKeyEnv,
+  })
 }
 
 /** The ACME keys shared by the top-level `acme` (defaults) and a host's. */

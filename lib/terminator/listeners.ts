@@ -13,7 +13,7 @@ import type { Logger as PinoLogger } from 'pino'
 import { liveHandles } from '../diagnostics'
 import type { Server, ServerOptions } from '../server'
 import type { RustlsSocket } from '../tls-socket/socket'
-import { AcmeManager } from './acme'
+import { AcmeManager, type AcmeManagerOptions } from './acme'
 import { ConfigProblems, formatProblem, type ListenAddress, problemFromError, type LogLevel, type TerminatorConfig } from './config'
 import { loadFiles, type LoadedConfig, type ManagedMaterial } from './files'
 import { HttpFrontend, sslHeaders } from './http-backend'
@@ -37,6 +37,8 @@ export interface TerminatorOptions {
   fixedLevel?: boolean
   /** A cluster worker on the native data plane: the primary's listening sockets, one per `listen` address. */
   listenFds?: readonly number[]
+  /** `store`: ACME state shared with other instances (one orders, every one answers and serves). */
+  acmeStore?: AcmeManagerOptions['store']
 }
 
 export interface BoundAddress {
@@ -147,7 +149,7 @@ export class Terminator {
   #syncManaged (config: TerminatorConfig): void {
     const refresh = (reason: string): boolean => this.refresh(reason)
     if (config.stateDir !== undefined && config.hosts.some((h) => h.acme !== undefined)) {
-      this.#acme ??= new AcmeManager({ stateDir: config.stateDir, server: this.#server, logger: this.#logger.child({ component: 'acme' }), metrics: this.metrics, refresh })
+      this.#acme ??= new AcmeManager({ stateDir: config.stateDir, server: this.#server, logger: this.#logger.child({ component: 'acme' }), metrics: this.metrics, refresh, store: this.#options.acmeStore })
     }
     this.#acme?.sync(config)
     if (config.hosts.some((h) => h.certificates.some((c) => c.ocspAuto === true))) {

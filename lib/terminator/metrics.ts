@@ -30,6 +30,8 @@ export interface MetricsSnapshot {
   ocspFetches: Record<string, number>
   /** "<host>\0<certificate index>" → days until the served certificate expires. */
   certificateExpiryDays: Record<string, number>
+  /** The shared store (`store`), in the process that talks to it; absent without one. */
+  store?: { up: number, errors: Record<string, number>, invalid: Record<string, number> }
 }
 
 export function emptySnapshot (): MetricsSnapshot {
@@ -150,6 +152,13 @@ export function mergeSnapshots (list: readonly MetricsSnapshot[]): MetricsSnapsh
     }
     // Every worker serves the same certificates: the soonest expiry counts.
     for (const [k, v] of Object.entries(s.certificateExpiryDays ?? {})) out.certificateExpiryDays[k] = Math.min(out.certificateExpiryDays[k] ?? Infinity, v)
+    if (s.store !== undefined) {
+      const store = out.store ??= { up: 0, errors: {}, invalid: {} }
+      store.up += s.store.up
+      for (const key of ['errors', 'invalid'] as const) {
+        for (const [k, v] of Object.entries(s.store[key])) store[key][k] = (store[key][k] ?? 0) + v
+      }
+    }
   }
   return out
 }
@@ -190,6 +199,11 @@ export function renderPrometheus (s: MetricsSnapshot, workers?: number): string 
       const [host, index] = k.split('\0')
       return [`{host="${label(host)}",certificate="${label(index)}"}`, v]
     }))
+  if (s.store !== undefined) {
+    metric('rustls_node_store_up', 'gauge', 'Whether the shared store (store:) is connected and ready (1) or not (0: local state serves).', [['', s.store.up]])
+    metric('rustls_node_store_errors_total', 'counter', 'Failed store operations by op (connect, get, set, del, scan, lock, publish, ...).', labelled(s.store.errors, 'op'))
+    metric('rustls_node_store_invalid_values_total', 'counter', 'Values read from the store and refused (garbage, another format, the wrong encryption key), by kind.', labelled(s.store.invalid, 'kind'))
+  }
   if (workers !== undefined) {
     metric('rustls_node_workers', 'gauge', 'Worker processes running.', [['', workers]])
     metric('rustls_node_worker_restarts_total', 'counter', 'Worker processes restarted after dying.', [['', s.workerRestarts]])

@@ -1,6 +1,7 @@
 // `workers: N | auto`: several processes on one port with node:cluster.
-// Unless the file names ticketKeys, the primary generates the ticket keys,
-// rotates them every ticketLifetime and hands them to every worker, which
+// Unless the file names ticketKeys, the primary generates the ticket keys
+// (or, with `store`, takes the shared ones from the store and follows their
+// rotations), rotates them every ticketLifetime and hands them to every worker, which
 // puts them in place without rebuilding anything, so a client resumes its
 // session on whichever worker takes its next connection, across rotations
 // (SPEC §4.4). The primary restarts dead workers, forwards SIGHUP / SIGTERM
@@ -16,7 +17,7 @@ import { addon } from '../native'
 import { TicketKeySchedule } from '../session'
 import type { ListenAddress } from './config'
 import type { Terminator } from './listeners'
-import { mergeSnapshots, Metrics, type MetricsSnapshot, renderPrometheus, startMetricsServer } from './metrics'
+import { mergeSnapshots, Metrics, type MetricsSnapshot, type MetricsSource, renderPrometheus, startMetricsServer } from './metrics'
 
 type ToWorker =
   | { type: 'rustls-node:init', ticketKeys?: string, listenFds?: number[] }
@@ -39,6 +40,14 @@ export interface PrimaryOptions {
   generateTicketKeys: boolean
   /** Seconds between rotations of generated keys (the configuration's ticketLifetime at start). */
   ticketLifetime: number
+  /**
+   * Keys that come from elsewhere (the store) instead of being generated:
+   * the current material, and a way to hear of every change, which the
+   * primary forwards to every worker.
+   */
+  ticketKeySource?: { material: () => Buffer, onChange: (fn: () => void) => void }
+  /** Counters of the primary's own (the store's), added to the workers' at scrape time. */
+  metricsSource?: MetricsSource
   metrics?: ListenAddress
   drainTimeout: number
   /**
@@ -75,14 +84,22 @@ export async function runPrimary (options: PrimaryOptions): Promise<number> {
   // channel: never in the environment, a file or a log line. The schedule
   // hands out the next key ahead (it already opens tickets), so a worker
   // that gets a rotation a moment after another still opens its tickets.
-  const schedule = options.generateTicketKeys ? new TicketKeySchedule() : undefined
+  const source = options.ticketKeySource
+  const schedule = options.generateTicketKeys && source === undefined ? new TicketKeySchedule() : undefined
+  const material = (): Buffer | undefined => source?.material() ?? schedule?.material()
+  if (options.metricsSource !== undefined) own.addSource(options.metricsSource)
   const workers = new Set<Worker>()
+  const broadcast = (): void => {
+    const ticketKeys = material()?.toString('base64')
+    if (ticketKeys === undefined) return
+    for (const w of workers) if (w.isConnected()) w.send({ type: 'rustls-node:ticket-keys', ticketKeys } satisfies ToWorker)
+  }
+  source?.onChange(broadcast)
   const rotation = schedule === undefined
     ? undefined
     : setInterval(() => {
       schedule.rotate()
-      const ticketKeys = schedule.material().toString('base64')
-      for (const w of workers) if (w.isConnected()) w.send({ type: 'rustls-node:ticket-keys', ticketKeys } satisfies ToWorker)
+      broadcast()
       logger.info({ rotation: schedule.rotations, workers: workers.size }, 'ticket keys rotated')
     }, options.ticketLifetime * 1000)
   let stopping = false
@@ -94,7 +111,7 @@ export async function runPrimary (options: PrimaryOptions): Promise<number> {
     const worker = cluster.fork()
     const started = Date.now()
     workers.add(worker)
-    worker.send({ type: 'rustls-node:init', ticketKeys: schedule?.material().toString('base64'), listenFds } satisfies ToWorker)
+    worker.send({ type: 'rustls-node:init', ticketKeys: material()?.toString('base64'), listenFds } satisfies ToWorker)
     worker.on('message', (msg: FromWorker) => {
       if (msg?.type !== 'rustls-node:metrics') return
       const p = pending.get(msg.id)
