@@ -1,5 +1,7 @@
 #include "plane/forwarded_fields.h"
 
+#include "proto/cipher_names.h"
+
 #include "io/net_io.h"
 #include "proto/http_parse.h"
 

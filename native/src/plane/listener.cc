@@ -1,4 +1,6 @@
 #include "plane/listener.h"
+#include "io/bind.h"
+#include "plane/pending.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -26,8 +28,6 @@ namespace {
 // Accepts per readable event of the listening socket, so that a burst of
 // connections cannot starve the ones already accepted.
 constexpr int kAcceptsPerEvent = 64;
-// Reads per readable event of a handshaking connection.
-constexpr int kReadsPerEvent = 4;
 // After EMFILE and the like, accepting resumes after this long.
 constexpr uint64_t kAcceptPauseMs = 100;
 
@@ -54,72 +54,6 @@ Napi::Object AddressObject(Napi::Env env, const SocketAddress& a) {
 }
 
 }  // namespace
-
-// ---- Deadlines ------------------------------------------------------------
-
-Deadlines::Deadlines(uv_loop_t* loop) : loop_(loop), timer_(new uv_timer_t) {
-  uv_timer_init(loop, timer_);
-  timer_->data = this;
-  // Connections keep the loop alive through their polls, not through this.
-  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
-}
-
-Deadlines::~Deadlines() { CloseAndFree(timer_); }
-
-void Deadlines::Add(Timed* item, uint64_t ms) {
-  Remove(item);
-  TimedList& list = lists_[ms];
-  item->deadline_ = uv_now(loop_) + ms;
-  item->list_ = &list;
-  item->prev_ = list.tail;
-  item->next_ = nullptr;
-  if (list.tail != nullptr) list.tail->next_ = item;
-  else list.head = item;
-  list.tail = item;
-  if (armed_ == 0 || item->deadline_ < armed_) Rearm();
-}
-
-void Deadlines::Remove(Timed* item) {
-  TimedList* list = item->list_;
-  if (list == nullptr) return;
-  if (item->prev_ != nullptr) item->prev_->next_ = item->next_;
-  else list->head = item->next_;
-  if (item->next_ != nullptr) item->next_->prev_ = item->prev_;
-  else list->tail = item->prev_;
-  item->prev_ = item->next_ = nullptr;
-  item->list_ = nullptr;
-}
-
-void Deadlines::Rearm() {
-  uint64_t next = 0;
-  for (auto& [ms, list] : lists_) {
-    if (list.head != nullptr && (next == 0 || list.head->deadline_ < next)) next = list.head->deadline_;
-  }
-  armed_ = next;
-  if (next == 0) {
-    uv_timer_stop(timer_);
-    return;
-  }
-  uint64_t now = uv_now(loop_);
-  uv_timer_start(timer_, OnTimer, next > now ? next - now : 0, 0);
-}
-
-void Deadlines::OnTimer(uv_timer_t* timer) {
-  auto* self = static_cast<Deadlines*>(timer->data);
-  if (self == nullptr) return;
-  uint64_t now = uv_now(self->loop_);
-  self->armed_ = 0;
-  // Lists are never erased, so references stay valid while callbacks add
-  // or remove items.
-  for (auto& [ms, list] : self->lists_) {
-    while (list.head != nullptr && list.head->deadline_ <= now) {
-      Timed* item = list.head;
-      self->Remove(item);
-      item->OnDeadline();
-    }
-  }
-  self->Rearm();
-}
 
 void ListenerStats::Closed(uint64_t in, uint64_t out) {
   live--;
@@ -200,98 +134,29 @@ Napi::Value Listener::SetOptions(const Napi::CallbackInfo& info) {
 
 namespace {
 
-// A listening socket from listen()'s options: {fd} (adopted), {path} (Unix)
-// or {host, port, backlog, reusePort, ipv6Only}. Returns the descriptor,
-// or -1 after throwing.
+// The ListenSpec of listen()'s options: {fd} (adopted), {path} (Unix) or
+// {host, port, backlog, reusePort, ipv6Only}.
+ListenSpec ListenSpecOf(Napi::Object o) {
+  ListenSpec spec;
+  spec.backlog = o.Get("backlog").IsNumber() ? o.Get("backlog").As<Napi::Number>().Int32Value() : 511;
+  if (o.Get("fd").IsNumber()) spec.fd = o.Get("fd").As<Napi::Number>().Int32Value();
+  if (o.Get("path").IsString()) spec.path = o.Get("path").As<Napi::String>().Utf8Value();
+  spec.host = o.Get("host").IsString() ? o.Get("host").As<Napi::String>().Utf8Value() : "";
+  spec.port = o.Get("port").IsNumber() ? o.Get("port").As<Napi::Number>().Int32Value() : 0;
+  spec.reuse_port = o.Get("reusePort").ToBoolean().Value();
+  spec.v6only = o.Get("ipv6Only").ToBoolean().Value();
+  return spec;
+}
+
+// A listening socket, or -1 after throwing (a Node-style system error, or
+// ERR_INVALID_ARG_VALUE for a host that is not an address).
 int BindListening(Napi::Env env, Napi::Object o, bool* is_unix) {
-  int backlog = o.Get("backlog").IsNumber() ? o.Get("backlog").As<Napi::Number>().Int32Value() : 511;
-  int fd = -1;
-  *is_unix = false;
-  if (o.Get("fd").IsNumber()) {
-    // A listening socket handed over (socket activation, a cluster primary).
-    fd = o.Get("fd").As<Napi::Number>().Int32Value();
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-      ThrowSystemError(env, errno, "listen", "", -1);
-      return -1;
-    }
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-    *is_unix = ss.ss_family == AF_UNIX;
-    return fd;
-  }
-  if (o.Get("path").IsString()) {
-    std::string path = o.Get("path").As<Napi::String>().Utf8Value();
-    sockaddr_un un{};
-    if (path.size() >= sizeof un.sun_path) {
-      ThrowSystemError(env, ENAMETOOLONG, "listen", path, -1);
-      return -1;
-    }
-    un.sun_family = AF_UNIX;
-    std::memcpy(un.sun_path, path.data(), path.size());
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof un) != 0 || listen(fd, backlog) != 0) {
-      int err = errno;
-      if (fd >= 0) close(fd);
-      ThrowSystemError(env, err, "listen", path, -1);
-      return -1;
-    }
-    *is_unix = true;
-    return fd;
-  }
-  std::string host = o.Get("host").IsString() ? o.Get("host").As<Napi::String>().Utf8Value() : "";
-  int port = o.Get("port").IsNumber() ? o.Get("port").As<Napi::Number>().Int32Value() : 0;
-  bool reuse_port = o.Get("reusePort").ToBoolean().Value();
-  bool v6only = o.Get("ipv6Only").ToBoolean().Value();
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  // No host: every address, dual-stack as Node does ("::"), IPv4 only
-  // where IPv6 is missing.
-  std::string bind_host = host.empty() ? "::" : host;
-  for (int attempt = 0; attempt < 2; attempt++) {
-    ss = {};
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    if (inet_pton(AF_INET, bind_host.c_str(), &v4->sin_addr) == 1) {
-      v4->sin_family = AF_INET;
-      v4->sin_port = htons(static_cast<uint16_t>(port));
-      len = sizeof *v4;
-    } else if (inet_pton(AF_INET6, bind_host.c_str(), &v6->sin6_addr) == 1) {
-      v6->sin6_family = AF_INET6;
-      v6->sin6_port = htons(static_cast<uint16_t>(port));
-      len = sizeof *v6;
-    } else {
-      ThrowCode(env, "ERR_INVALID_ARG_VALUE", "listen: host must be an IP address (resolved before): " + bind_host);
-      return -1;
-    }
-    // Close-on-exec: a child gets it only through its stdio (dup2 clears it).
-    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 && host.empty() && ss.ss_family == AF_INET6 && errno == EAFNOSUPPORT) {
-      bind_host = "0.0.0.0";
-      continue;
-    }
-    break;
-  }
-  int one = 1;
-  int err = 0;
-  if (fd < 0) err = errno;
-  // As libuv: SO_REUSEADDR on every TCP listener (restarts do not wait
-  // for TIME_WAIT); SO_REUSEPORT only when asked (several processes).
-  if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) err = errno;
-  if (err == 0 && reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) err = errno;
-  if (err == 0 && ss.ss_family == AF_INET6) {
-    int v = v6only ? 1 : 0;
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v);
-  }
-  if (err == 0 && bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) err = errno;
-  if (err == 0 && listen(fd, backlog) != 0) err = errno;
-  if (err != 0) {
-    if (fd >= 0) close(fd);
-    ThrowSystemError(env, err, "listen", bind_host, port);
-    return -1;
-  }
-  return fd;
+  BindError err;
+  int fd = BindListening(ListenSpecOf(o), is_unix, &err);
+  if (fd >= 0) return fd;
+  if (err.sys_errno == 0) ThrowCode(env, "ERR_INVALID_ARG_VALUE", err.message);
+  else ThrowSystemError(env, err.sys_errno, err.syscall, err.address, err.port);
+  return -1;
 }
 
 }  // namespace
@@ -756,171 +621,6 @@ void Listener::Close() {
   pool_.reset();
   deadlines_.reset();
   count_.Release();
-}
-
-// ---- Pending --------------------------------------------------------------
-
-Pending::Pending(Listener* listener, int fd, RouteSet* set)
-    : Owned(listener), ep_(std::make_unique<TlsEndpoint>(fd, TlsStream::Server())), set_(set) {
-  listener->stats()->live++;
-  set_->live++;
-  ep_->set_router(&set_->router->router());
-}
-
-Pending::~Pending() {
-  listener_->deadlines().Remove(this);
-  // Still ours (not handed on): the connection ends here, and freeing the
-  // endpoint frees rustls' state and closes the descriptor.
-  if (ep_ != nullptr) listener_->stats()->Closed(ep_->bytes_in, ep_->bytes_out);
-  listener_->Release(set_);
-}
-
-bool Pending::Start() {
-  if (!ep_->StartPoll(listener_->loop(), static_cast<Pending*>(this))) return false;
-  ep_->SetEvents(UV_READABLE, OnPoll);
-  if (listener_->handshake_timeout_ms_ > 0) listener_->deadlines().Add(this, listener_->handshake_timeout_ms_);
-  return true;
-}
-
-void Pending::OnDeadline() {
-  // Nothing is sent to a client that did not finish its handshake in time.
-  Fail(kHandshakeTimeout, false);
-}
-
-void Pending::OnPoll(uv_poll_t* handle, int status, int events) {
-  auto* self = static_cast<Pending*>(handle->data);
-  if (self == nullptr) return;
-  if (status < 0) {
-    self->ep_->sys_errno = SocketError(self->ep_->fd());
-    self->Fail(kTransportError, false);
-    return;
-  }
-  self->Advance(events);
-}
-
-void Pending::Advance(int events) {
-  TlsEndpoint& ep = *ep_;
-  if ((events & UV_READABLE) != 0) {
-    PlainOut plain = PlainOut::Growing(&SharedPlain());
-    for (int i = 0; i < kReadsPerEvent && ep.handshaking(); i++) {
-      Io r = ep.Read(plain);
-      if (r == Io::kWouldBlock) break;
-      if (r == Io::kFailed) {
-        // A TLS failure gets its alert (queued by rustls or the acceptor);
-        // a failed system call or a client gone before its hello, nothing.
-        bool tls_failure = ep.tls_error != 0 && ep.tls_error != RUSTLS_RESULT_UNEXPECTED_EOF;
-        Fail(ep.tls_error != 0 ? ep.tls_error : static_cast<uint32_t>(kTransportError), tls_failure);
-        return;
-      }
-      if (r == Io::kEnd) break;
-    }
-    if (plain.len > 0) early_.insert(early_.end(), plain.base, plain.base + plain.len);
-  }
-  if (ep.Flush() == Io::kFailed) {
-    Fail(kTransportError, false);
-    return;
-  }
-  if (!ep.handshaking()) {
-    Established();
-    return;
-  }
-  if (ep.stream().hello() != nullptr) {
-    // A deferred router (SNICallback): the application picks the config,
-    // so the connection goes to JS now, paused at its ClientHello; its
-    // handshake continues on the fd pump once JS answers.
-    listener_->deadlines().Remove(this);
-    Listener* listener = listener_;
-    Handshaken h = Handover();
-    delete this;
-    listener->Deliver(std::move(h));
-    return;
-  }
-  if (ep.input_ended()) {
-    Fail(static_cast<uint32_t>(RUSTLS_RESULT_UNEXPECTED_EOF), false);
-    return;
-  }
-  ep.SetEvents(UV_READABLE | (ep.HasQueued() ? UV_WRITABLE : 0), OnPoll);
-}
-
-void Pending::Fail(uint32_t code, bool send_alert) {
-  const int sys_errno = code == kTransportError ? (ep_->sys_errno != 0 ? ep_->sys_errno : errno) : 0;
-  // The alert first, so that the report counts the bytes it took.
-  if (send_alert) EndGracefully();
-  listener_->Failed(code, sys_errno, ep_->stream().sni(), *ep_);
-  delete this;
-}
-
-void Pending::EndGracefully() {
-  int fd = ep_->fd();
-  if (fd < 0) return;
-  // What the stream queued last (an alert on an error, rustls-ffi:
-  // write_tls after errors; a close_notify), then the FIN. What the client
-  // sent meanwhile is read and dropped, so that close() does not turn the
-  // FIN into a reset.
-  ep_->Flush();
-  shutdown(fd, SHUT_WR);
-  uint8_t* buf = ReadBuffer();
-  for (int i = 0; i < 4 && read(fd, buf, kReadSize) > 0; i++) {
-  }
-}
-
-Handshaken Pending::Handover() {
-  Handshaken h;
-  h.ep = std::move(ep_);
-  h.early.swap(early_);
-  h.set = set_;
-  set_ = nullptr;
-  return h;
-}
-
-void Pending::Established() {
-  listener_->deadlines().Remove(this);
-  TlsStream& tls = ep_->stream();
-  rustls_connection* conn = tls.conn();
-  int host = tls.host();
-  if (host == kHostChallenge) {
-    // RFC 8737 §3: a tls-alpn-01 validation carries no data. It is
-    // reported (the library emits 'acmeChallenge') and closed here; the
-    // stream queued its close_notify with the last flight.
-    listener_->Handshook(this, true);
-    EndGracefully();
-    delete this;
-    return;
-  }
-  listener_->HandshakeDone(rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED);
-  const Plan* plan = host >= 0 && static_cast<size_t>(host) < set_->plans.size() ? &set_->plans[host] : nullptr;
-  if (plan != nullptr && plan->kind == kPlanTcp) {
-    // JS logs the others' handshakes itself.
-    listener_->Handshook(this);
-    Splice::Start(listener_, Handover(), plan->target);
-    delete this;
-    return;
-  }
-  if (plan != nullptr && plan->kind == kPlanHttp) {
-    const uint8_t* alpn = nullptr;
-    size_t alpn_len = 0;
-    rustls_connection_get_alpn_protocol(conn, &alpn, &alpn_len);
-    // The protocol layer by ALPN: HTTP/2 to the native h2 front (unless the
-    // host keeps it in JS: ACME http-01 over https), HTTP/1.1 (or no ALPN)
-    // to the HTTP/1.1 proxy.
-    bool h2 = alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0;
-    if (h2 && plan->target->http().h2) {
-      listener_->Handshook(this);
-      H2Front::Start(listener_, Handover(), plan->target);
-      delete this;
-      return;
-    }
-    if (!h2) {
-      listener_->Handshook(this);
-      HttpProxy::Start(listener_, Handover(), plan->target);
-      delete this;
-      return;
-    }
-  }
-  Listener* listener = listener_;
-  Handshaken h = Handover();
-  delete this;
-  listener->Deliver(std::move(h));
 }
 
 }  // namespace rustls_node

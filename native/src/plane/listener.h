@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "abi.h"
+#include "io/deadlines.h"
 #include "io/endpoint.h"
 #include "js/common.h"
 
@@ -47,39 +48,6 @@ struct ListenerStats {
   Listener* owner = nullptr;
 
   void Closed(uint64_t in, uint64_t out);
-};
-
-// A deadline in one of a few FIFO lists, one per duration: items of the
-// same duration expire in insertion order, so one timer serves them all.
-class Deadlines;
-struct Timed {
-  virtual ~Timed() = default;
-  virtual void OnDeadline() = 0;
-  Timed* prev_ = nullptr;
-  Timed* next_ = nullptr;
-  uint64_t deadline_ = 0;
-  struct TimedList* list_ = nullptr;
-};
-struct TimedList {
-  Timed* head = nullptr;
-  Timed* tail = nullptr;
-};
-
-class Deadlines {
- public:
-  explicit Deadlines(uv_loop_t* loop);
-  ~Deadlines();
-  // (Re)arms `item` to fire `ms` from now.
-  void Add(Timed* item, uint64_t ms);
-  void Remove(Timed* item);
-
- private:
-  static void OnTimer(uv_timer_t* timer);
-  void Rearm();
-  uv_loop_t* loop_;
-  uv_timer_t* timer_;
-  std::map<uint64_t, TimedList> lists_;
-  uint64_t armed_ = 0;
 };
 
 // What becomes of an established connection of one host.
@@ -276,36 +244,6 @@ class Listener : public Napi::ObjectWrap<Listener> {
   std::unique_ptr<Napi::AsyncContext> async_;
   HandleCount count_;
   friend class Pending;
-};
-
-// An accepted connection until its handshake ends.
-class Pending final : public Owned, public Timed {
- public:
-  Pending(Listener* listener, int fd, RouteSet* set);
-  ~Pending() override;
-  bool Start();
-  // Closed without a word (shutdown): not a client failure.
-  void Abort() override { delete this; }
-  uint64_t BytesIn() const override { return ep_->bytes_in; }
-  uint64_t BytesOut() const override { return ep_->bytes_out; }
-  void OnDeadline() override;
-
-  TlsEndpoint& endpoint() { return *ep_; }
-  RouteSet* set() const { return set_; }
-
- private:
-  static void OnPoll(uv_poll_t* handle, int status, int events);
-  void Advance(int events);
-  void Fail(uint32_t code, bool send_alert);
-  // Flushes what rustls queued, then the FIN.
-  void EndGracefully();
-  void Established();
-  // The connection as it leaves for its owner (this Pending keeps nothing).
-  Handshaken Handover();
-
-  std::unique_ptr<TlsEndpoint> ep_;
-  RouteSet* set_;
-  std::vector<uint8_t> early_;
 };
 
 }  // namespace rustls_node

@@ -1,0 +1,85 @@
+// BackendTarget: one host's backend as the native data plane reaches it
+// (the JS handle is built from configuration by lib/terminator/backend.ts).
+#ifndef RUSTLS_NODE_JS_BACKEND_TARGET_H
+#define RUSTLS_NODE_JS_BACKEND_TARGET_H
+
+#include <string>
+#include <vector>
+
+#include "io/net_io.h"
+#include "js/common.h"
+
+namespace rustls_node {
+
+class ClientConfig;
+
+// One host's backend: where to connect (resolved once, when the
+// configuration is built), how (TLS or not, PROXY header), and the facts
+// the PROXY v2 header needs that only configuration knows.
+class BackendTarget : public Napi::ObjectWrap<BackendTarget> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  static BackendTarget* FromValue(Napi::Value value, const char* name);
+
+  // new BackendTarget({address: {kind:'tcp', host, port} | {kind:'unix', path},
+  //   connectTimeout, proxyProtocol: 0|1|2, tls?: {config, serverName},
+  //   keyAlgs?: string[] (per certificate of the host)})
+  explicit BackendTarget(const Napi::CallbackInfo& info);
+  ~BackendTarget() override { Close(); }
+
+  bool live() const { return !destroyed_; }
+  const ConnectTarget& target() const { return target_; }
+  uint64_t connect_timeout_ms() const { return connect_timeout_ms_; }
+  int proxy_protocol() const { return proxy_protocol_; }
+  // NULL for a plain backend, or once the ClientConfig was destroyed.
+  const rustls_client_config* tls_config() const;
+  bool tls() const { return !config_ref_.IsEmpty(); }
+  const std::string& server_name() const { return server_name_; }
+  const std::string& key_alg(int certificate) const;
+
+  // http mode (options.http): what the native exchange needs to know.
+  struct Http {
+    bool enabled = false;
+    uint64_t timeout_ms = 60000;  // the backend sends nothing for this long: 504
+    bool std_env_vars = false;
+    bool export_cert_data = false;
+    bool client_auth = false;     // the host verifies client certificates
+    bool acme = false;            // ACME http-01 requests go to JS
+    std::string version_interface;
+    std::string version_library;
+    std::vector<std::string> server_certs;  // URL-encoded PEM per certificate
+    // Hosts whose keys are equal (same certificates, compatible TLS
+    // settings) serve each other's requests (plane/request_route.h).
+    std::string coalesce_key;
+    // HTTP/2 front (plane/h2_front.h): served natively unless off.
+    bool h2 = true;
+    uint32_t h2_max_streams = 100;
+    uint64_t h2_idle_ms = 120000;
+    uint64_t h2_send_timeout_ms = 30000;
+  };
+  const Http& http() const { return http_; }
+
+ private:
+  Napi::Value Destroy(const Napi::CallbackInfo& info);
+  void Close();
+
+  ConnectTarget target_;
+  uint64_t connect_timeout_ms_ = 10000;
+  int proxy_protocol_ = 0;
+  Napi::ObjectReference config_ref_;
+  ClientConfig* config_ = nullptr;
+  std::string server_name_;
+  std::vector<std::string> key_algs_;
+  Http http_;
+  bool destroyed_ = false;
+  HandleCount count_;
+};
+
+// setCipherNames(ids, opensslNames, ianaNames): the names of cipher suites,
+// set once from lib/cipher-table.ts: OpenSSL's for the PROXY v2 SSL_CIPHER
+// sub-TLV (HAProxy sends them so), IANA's for X-SSL-CIPHER.
+Napi::Value SetCipherNames(const Napi::CallbackInfo& info);
+
+}  // namespace rustls_node
+
+#endif
