@@ -57,6 +57,8 @@ export const enum Flag {
   TransportEnd = 512,
   /** fd pump: the outgoing connection (connectSocket) is established */
   Connected = 1024,
+  /** server: the hello asks to resume a session the application must look up: resumeSession() */
+  NeedSession = 2048,
 }
 
 export const enum LocalResult {
@@ -85,6 +87,10 @@ export const enum ListenerEvent {
   Handshakes = 6,
   /** ([setId, host, reason, status, sni, address, port, authority, ...]): HTTP answers and abuse closes to log */
   HttpNotices = 7,
+  /** ([lookupId, sessionId, ...]): hellos waiting for answerSession(lookupId, data|null) */
+  SessionLookups = 8,
+  /** ([sessionId, sessionData, ...]): sessions the server stored, for the application's store */
+  NewSessions = 9,
 }
 
 export const enum PlanKind {
@@ -109,9 +115,9 @@ export const enum HostIndex {
 export const ABI: Readonly<Record<string, Readonly<Record<string, number>>>> = {
   Slot: { Flags: 0, Consumed: 1, Plain: 2, Cipher: 3, Error: 4, Host: 5, Errno: 6 },
   InfoSlot: { Version: 0, Suite: 1, Resumed: 2, PeerCertificates: 3, Host: 4, Certificate: 5 },
-  Flag: { HandshakeDone: 1, PeerClosed: 2, Error: 4, WantsWrite: 8, PlainFull: 16, Hello: 32, NeedConfig: 64, Drained: 128, IoError: 256, TransportEnd: 512, Connected: 1024 },
+  Flag: { HandshakeDone: 1, PeerClosed: 2, Error: 4, WantsWrite: 8, PlainFull: 16, Hello: 32, NeedConfig: 64, Drained: 128, IoError: 256, TransportEnd: 512, Connected: 1024, NeedSession: 2048 },
   LocalResult: { UnrecognizedName: 9001, NoHost: 9002, HandshakeTimeout: 9003, TransportError: 9004 },
-  ListenerEvent: { Secure: 1, Failures: 2, Idle: 3, Backend: 4, Closed: 5, Handshakes: 6, HttpNotices: 7 },
+  ListenerEvent: { Secure: 1, Failures: 2, Idle: 3, Backend: 4, Closed: 5, Handshakes: 6, HttpNotices: 7, SessionLookups: 8, NewSessions: 9 },
   PlanKind: { Js: 0, Tcp: 1, Http: 2 },
   HostIndex: { Refused: -1, Challenge: -2, Deferred: -3 },
 }

@@ -20,6 +20,7 @@ import {
   type NativeConnection,
   type NativeHandle,
   type NativeListener,
+  type NativeSessionCache,
   type PlanKind,
 } from './native'
 import type { HostContext } from './hosts'
@@ -88,6 +89,14 @@ export interface NativeListenerHooks {
   httpNotices?: (list: HttpNotice[]) => void
 }
 
+/** Who answers the listener's session lookups and takes its new sessions (a Server). */
+export interface SessionHandler {
+  /** Hellos waiting: answer each with front.answerSession(lookupId, data | null). */
+  lookups: (front: NativeListenerFront, list: Array<{ lookupId: number, sessionId: Buffer }>) => void
+  /** [sessionId, sessionData, ...] the server stored. */
+  stored: (flat: Buffer[]) => void
+}
+
 /**
  * The RustlsSocket (socket mode, no net.Socket under it) for a connection
  * the listener reported established. Its 'secure' event follows on the
@@ -107,6 +116,8 @@ export function socketFromNative (connection: NativeConnection, init: {
   /** Its handshake continues in JS view: failures and the timeout are the socket's. */
   onClientError?: (err: Error, socket: RustlsSocket) => void
   handshakeTimeout?: number
+  /** After the application's routing choice, a session lookup (see Server). */
+  onSessionLookup?: (socket: RustlsSocket) => void
 }): RustlsSocket {
   const paused = (init.flags & Flag.NeedConfig) !== 0
   return new RustlsSocket({
@@ -116,6 +127,7 @@ export function socketFromNative (connection: NativeConnection, init: {
     server: init.server,
     hostFor: init.hostFor,
     onClientHello: init.onClientHello,
+    onSessionLookup: init.onSessionLookup,
     onClientError: paused ? init.onClientError : undefined,
     handshakeTimeout: paused ? init.handshakeTimeout : undefined,
     allowHalfOpen: init.allowHalfOpen,
@@ -281,6 +293,20 @@ export class NativeListenerFront {
     this.#native.setRef(ref)
   }
 
+  #sessions: SessionHandler | null = null
+
+  /** Session lookups and new sessions go to `handler` (null: none), with the store to check first. */
+  attachSessions (handler: SessionHandler | null, cache: NativeSessionCache | null, options: Pick<ListenerOptions, 'sessionLookups' | 'sessionLookupsTls13' | 'sessionLookupTimeout' | 'reportNewSessions'>): void {
+    this.#sessions = handler
+    this.#native.setSessionCache(cache)
+    this.#native.setOptions(undefined, options)
+  }
+
+  /** The answer to a lookup (null: none); false when it came too late. */
+  answerSession (lookupId: number, data: Buffer | null): boolean {
+    return this.#native.answerSession(lookupId, data)
+  }
+
   #onEvent = (kind: ListenerEvent, ...args: unknown[]): void => {
     const hooks = this.#hooks
     switch (kind) {
@@ -352,6 +378,18 @@ export class NativeListenerFront {
         hooks.httpNotices?.(list)
         break
       }
+      case ListenerEvent.SessionLookups: {
+        const flat = args[0] as unknown[]
+        const list: Array<{ lookupId: number, sessionId: Buffer }> = []
+        for (let i = 0; i + 1 < flat.length; i += 2) list.push({ lookupId: flat[i] as number, sessionId: flat[i + 1] as Buffer })
+        if (this.#sessions !== null) this.#sessions.lookups(this, list)
+        // Nobody to ask: full handshakes, at once.
+        else for (const l of list) this.#native.answerSession(l.lookupId, null)
+        break
+      }
+      case ListenerEvent.NewSessions:
+        this.#sessions?.stored(args[0] as Buffer[])
+        break
       case ListenerEvent.Idle:
         hooks.idle?.(args[0] as number)
         break

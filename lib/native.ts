@@ -24,6 +24,14 @@ export interface ListenerOptions {
   reportFailures?: boolean
   /** Report the completed handshakes of connections JS never sees (spliced), for debug logs. */
   reportHandshakes?: boolean
+  /** Ask JS (SessionLookups) about TLS 1.2 session ids the server's own store lacks. */
+  sessionLookups?: boolean
+  /** ...and about TLS 1.3 PSK identities (a server that issues stateful tickets). */
+  sessionLookupsTls13?: boolean
+  /** Milliseconds a lookup may take; then the handshake goes on without (a full one). Default 50. */
+  sessionLookupTimeout?: number
+  /** Report sessions the server stored (NewSessions), drained from its store. */
+  reportNewSessions?: boolean
 }
 
 export interface ListenerCounters {
@@ -42,6 +50,11 @@ export interface ListenerCounters {
   liveBytesOut: number
   handshakes: number
   resumed: number
+  /** Session lookups asked of JS, answered with a session, timed out; answers rustls refused. */
+  sessionLookups: number
+  sessionLookupHits: number
+  sessionLookupTimeouts: number
+  sessionsRefused: number
   /** rustls_result / LocalResult → count. */
   failures: Record<string, number>
   /** 'connect' | 'tls' | 'timeout' → count. */
@@ -50,6 +63,14 @@ export interface ListenerCounters {
   httpResponses: Record<string, number>
   /** Abuse reason → HTTP/2 connections the native front closed for it. */
   h2Abuse: Record<string, number>
+}
+
+/** The server's session store (TLS 1.2 session ids, TLS 1.3 stateful tickets). */
+export interface NativeSessionCache extends NativeHandle {
+  /** Queue every session stored from now on for takeNew() (node:tls 'newSession'). */
+  setReport(report: boolean): void
+  /** [sessionId, sessionData, ...] stored since the last call, oldest first. */
+  takeNew(): Buffer[]
 }
 
 export interface NativeListener {
@@ -66,6 +87,10 @@ export interface NativeListener {
   drain(): void
   counters(): ListenerCounters
   setRef(ref: boolean): void
+  /** The answer to a session lookup (null: none); false if it came too late. */
+  answerSession(lookupId: number, sessionData: Buffer | null): boolean
+  /** The server's own store: checked before asking JS, drained of new sessions for it. */
+  setSessionCache(cache: NativeSessionCache | null): void
 }
 
 export interface BackendTargetOptions {
@@ -193,6 +218,10 @@ export interface NativeConnection {
   /** Key exchange group, e.g. X25519. */
   groupName(): string | undefined
   clientHello(): ClientHelloInfo | undefined
+  /** The answer to NeedSession (null: none): the handshake goes on. */
+  resumeSession(sessionData: Buffer | null): Buffer | undefined
+  /** The session id / PSK identity a pending lookup asks for. */
+  sessionKey(): Buffer | undefined
   peerCertificate(index: number): Buffer | undefined
   destroy(): void
   /** Socket mode: poll `fd` (a duplicate while libuv still watches it); events go to `onevent`. */
@@ -249,11 +278,11 @@ interface Addon {
   CertifiedKey: new (cert: Buffer, key: Buffer, ocsp?: Buffer, options?: { keysMatch: false }) => NativeCertifiedKey
   ServerConfig: new (options: ServerConfigOptions) => NativeHandle
   ClientConfig: new (options: ClientConfigOptions) => NativeHandle
-  SessionCache: new (size: number) => NativeHandle
+  SessionCache: new (size: number, options?: { report?: boolean }) => NativeSessionCache
   Ticketer: new (material: Buffer, lifetimeSeconds: number) => NativeTicketer
   HostRouter: new (hosts: HostRouterEntry[], options: { strictSNI: boolean, deferred: boolean }) => NativeHostRouter
   Connection: {
-    new (router: NativeHandle): NativeConnection
+    new (router: NativeHandle, options?: { sessionLookup?: { tls12: boolean, tls13: boolean, cache?: NativeSessionCache | null } }): NativeConnection
     new (config: NativeHandle, serverName: string): NativeConnection
   }
   Listener: new (onevent: (kind: ListenerEvent, ...args: unknown[]) => void, options: ListenerOptions) => NativeListener

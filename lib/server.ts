@@ -8,10 +8,11 @@ import { ConfigError, configErrorFromNative, UnsupportedOptionError } from './er
 import { rejectUnsupported, UNSUPPORTED_SERVER_OPTIONS } from './unsupported'
 import { buildHosts, type BuiltHosts, type HostOptions, type HostTlsOptions, weakerContext } from './hosts'
 import { type Logger, silentLogger } from './log'
-import { addon, HOST_CHALLENGE, type NativeConnection, type NativeHandle } from './native'
-import { type HandshakeFailure, NativeListenerFront, parseListenArgs, socketFromNative } from './native-listener'
+import { addon, HOST_CHALLENGE, type NativeConnection, type NativeHandle, type NativeSessionCache } from './native'
+import { type HandshakeFailure, NativeListenerFront, parseListenArgs, type SessionHandler, socketFromNative } from './native-listener'
 import { createSessionCache, ServerTickets, sessionCacheSize, ticketKeyMaterial, ticketLifetime, ticketSettings, type SessionCacheOption } from './session'
 import { SecureContext } from './secure-context'
+import { checkSessionStore, ServerSessions, sessionLookupTimeout, type SessionStore } from './server-sessions'
 import { RustlsSocket } from './tls-socket/socket'
 
 export interface ServerOptions extends HostTlsOptions {
@@ -41,6 +42,17 @@ export interface ServerOptions extends HostTlsOptions {
   ticketKeys?: Buffer | readonly Buffer[]
   /** Seconds: ticket lifetime hint and rotation period of generated keys (default 21600, 6 h; at most 7 days). */
   ticketLifetime?: number
+  /**
+   * A store of TLS sessions shared with other servers: `get(id)` and
+   * `set(id, data, ttlSeconds)`, promises. A ClientHello naming a session
+   * this server lacks waits while `get` looks it up (TLS 1.2 session ids;
+   * TLS 1.3 only without stateless tickets); every new session goes to
+   * `set` (ttl: ticketLifetime). The same as listening for 'resumeSession'
+   * and 'newSession', which work without it too.
+   */
+  sessionStore?: SessionStore
+  /** Milliseconds a session lookup may take before the handshake goes on without it (a full one). Default 50. */
+  sessionLookupTimeout?: number
   /** pino-compatible logger; default silent. */
   logger?: Logger
   /** As net.Server: keep the writable side open after the peer's close_notify. */
@@ -128,7 +140,9 @@ export class Server extends net.Server {
   #state: ServerState
   #options: ServerOptions
   #contexts: Array<{ names: string[], context: SecureContext }> = []
-  #sessionCache: NativeHandle | null = null
+  #sessionCache: NativeSessionCache | null = null
+  #sessionCacheExternal = false
+  readonly #sessions: ServerSessions
   #sessionCacheSize = 0
   #tickets: ServerTickets | null = null
   #logger: Logger
@@ -162,6 +176,7 @@ export class Server extends net.Server {
       throw new UnsupportedOptionError('nativeListener', 'the native listener needs a Unix socket API')
     }
     this.#nativeAccessors()
+    this.#sessions = new ServerSessions(this, this.#sessionSettings(options))
     try {
       this.#state = this.#build(options)
     } catch (err) {
@@ -172,6 +187,13 @@ export class Server extends net.Server {
     }
     this.on('connection', this.#onConnection)
     this.on('close', () => this.#retire(this.#state, true))
+    // Session callbacks take effect for connections accepted after they
+    // are added (as node:tls): native settings follow the listener count.
+    const sessionListeners = (event: string | symbol): void => {
+      if (event === 'newSession' || event === 'resumeSession') process.nextTick(() => this.#applySessions())
+    }
+    this.on('newListener', sessionListeners)
+    this.on('removeListener', sessionListeners)
     if (secureConnectionListener !== undefined) this.on('secureConnection', secureConnectionListener)
   }
 
@@ -191,8 +213,65 @@ export class Server extends net.Server {
     this.#state = next
     this.#options = options
     this.#logger = options.logger ?? this.#logger
+    this.#sessions.update(this.#sessionSettings(options))
     if (this.#front !== null) this.#route(next)
     this.#retire(previous, false)
+    this.#applySessions()
+  }
+
+  #sessionSettings (options: ServerOptions): ConstructorParameters<typeof ServerSessions>[1] {
+    return {
+      store: checkSessionStore(options.sessionStore, 'sessionStore'),
+      timeout: sessionLookupTimeout(options.sessionLookupTimeout, 'sessionLookupTimeout'),
+      ttlSeconds: ticketLifetime(options.ticketLifetime, 'ticketLifetime'),
+      logger: options.logger ?? silentLogger,
+    }
+  }
+
+  /** Counters of the session callbacks and sessionStore (lookups, hits, errors, timeouts, stored). */
+  get sessionCounters (): ServerSessions['counters'] {
+    return { ...this.#sessions.counters }
+  }
+
+  /** Native settings that follow the session listeners and options. */
+  #applySessions (): void {
+    const sessions = this.#sessions
+    this.#sessionCache?.setReport(sessions.reports)
+    for (const front of this.#sessionFronts) this.#attachSessionsTo(front)
+  }
+
+  /** Native listeners (the server's own, the terminator's) whose session lookups this server answers. */
+  readonly #sessionFronts = new Set<NativeListenerFront>()
+
+  #attachSessionsTo (front: NativeListenerFront): void {
+    const sessions = this.#sessions
+    front.attachSessions(this.#sessionHandler, this.#sessionCache, {
+      sessionLookups: sessions.looksUp,
+      // Stateless tickets make TLS 1.3 identities tickets, not store keys.
+      sessionLookupsTls13: sessions.looksUp && this.#tickets === null,
+      sessionLookupTimeout: sessions.timeout,
+      reportNewSessions: sessions.reports,
+    })
+  }
+
+  readonly #sessionHandler: SessionHandler = {
+    lookups: (front, list) => {
+      for (const { lookupId, sessionId } of list) {
+        // The listener keeps the time bound; a late answer is dropped there.
+        void this.#sessions.lookup(sessionId, false).then((data) => front.answerSession(lookupId, data))
+      }
+    },
+    stored: (flat) => this.#sessions.stored(flat),
+  }
+
+  /**
+   * A native listener this server does not own (the terminator's, one per
+   * port) answers its session lookups and reports new sessions through
+   * this server's callbacks and sessionStore.
+   */
+  serveSessions (front: NativeListenerFront): void {
+    this.#sessionFronts.add(front)
+    this.#attachSessionsTo(front)
   }
 
   // ---- native listener ----------------------------------------------------
@@ -333,6 +412,7 @@ export class Server extends net.Server {
     if (!this.#referenced) front.setRef(false)
     this.#front = front
     this.#route(this.#state)
+    this.serveSessions(front)
     return front
   }
 
@@ -357,13 +437,18 @@ export class Server extends net.Server {
       logger: this.#logger,
       // SNICallback: the hello waits for the application's answer.
       onClientHello: options.SNICallback === undefined ? undefined : (s) => this.#sniCallback(s, state, options),
+      onSessionLookup: (s) => this.#lookupFor(s),
       onClientError: (err, s) => {
         this.#logger.debug({ err, remoteAddress: s.remoteAddress }, 'TLS handshake failed')
         this.emit('tlsClientError', err, s)
       },
       handshakeTimeout: options.handshakeTimeout ?? 120000,
     })
-    socket.once('secure', () => this.emit('secureConnection', socket))
+    socket.once('secure', () => {
+      // A handshake finished in JS view (SNICallback) stored its session there.
+      this.#sessions.drain(this.#sessionCache)
+      this.emit('secureConnection', socket)
+    })
   }
 
   /**
@@ -504,10 +589,15 @@ export class Server extends net.Server {
     const size = sessionCacheSize(options.sessionCache, 'sessionCache')
     const tickets = ticketSettings(options, size)
     // The cache survives reloads (sessions stay resumable) unless resized.
-    if (size !== this.#sessionCacheSize || (size > 0 && this.#sessionCache === null)) {
+    // With a sessionStore and sessionCache 'none' it keeps nothing itself
+    // and only reports to the store.
+    const external = options.sessionStore !== undefined
+    if (size !== this.#sessionCacheSize || external !== this.#sessionCacheExternal || ((size > 0 || external) && this.#sessionCache === null)) {
       this.#sessionCache?.destroy()
-      this.#sessionCache = createSessionCache(size)
+      this.#sessionCache = createSessionCache(size, external)
       this.#sessionCacheSize = size
+      this.#sessionCacheExternal = external
+      this.#sessionCache?.setReport(this.#sessions?.reports ?? external)
     }
     // So does the ticketer: a reload keeps its keys (tickets stay valid) and
     // applies new settings only once everything else has built.
@@ -606,8 +696,11 @@ export class Server extends net.Server {
   #onConnection = (transport: net.Socket): void => {
     const state = this.#state
     let connection
+    const sessions = this.#sessions
     try {
-      connection = new addon.Connection(state.built.router)
+      connection = new addon.Connection(state.built.router, sessions.looksUp
+        ? { sessionLookup: { tls12: true, tls13: this.#tickets === null, cache: this.#sessionCache } }
+        : undefined)
     } catch (err) {
       this.#logger.error({ err }, 'cannot create a TLS connection')
       transport.destroy()
@@ -638,13 +731,24 @@ export class Server extends net.Server {
       },
       onChallenge: (s) => this.emit('acmeChallenge', s.servername),
       onClientHello: options.SNICallback === undefined ? undefined : (s) => this.#sniCallback(s, state, options),
+      onSessionLookup: (s) => this.#lookupFor(s),
       handshakeTimeout: options.handshakeTimeout ?? 120000,
       allowHalfOpen: options.allowHalfOpen ?? false,
       highWaterMark: options.highWaterMark,
       release,
       logger: this.#logger,
     })
-    socket.once('secure', () => this.emit('secureConnection', socket))
+    socket.once('secure', () => {
+      this.#sessions.drain(this.#sessionCache)
+      this.emit('secureConnection', socket)
+    })
+  }
+
+  /** A hello on a JS-side connection asks for a session: look it up, bounded, and go on. */
+  #lookupFor (socket: RustlsSocket): void {
+    const id = socket.sessionKey()
+    if (id === undefined) return socket.resumeSessionWith(null)
+    void this.#sessions.lookup(id, true).then((data) => socket.resumeSessionWith(data))
   }
 }
 

@@ -7,7 +7,7 @@
 import crypto from 'node:crypto'
 
 import { ConfigError } from './errors'
-import { addon, type NativeHandle, type NativeTicketer } from './native'
+import { addon, type NativeSessionCache, type NativeTicketer } from './native'
 
 /** Default number of sessions a server keeps (TLS 1.2 ids; TLS 1.3 tickets only without a ticketer). */
 export const DEFAULT_SESSION_CACHE_SIZE = 20000
@@ -35,8 +35,14 @@ export function sessionCacheSize (value: SessionCacheOption | undefined, keyPath
   return size
 }
 
-export function createSessionCache (size: number): NativeHandle | null {
-  return size > 0 ? new addon.SessionCache(size) : null
+/**
+ * The server's store: `size` sessions in memory; with `external` (session
+ * callbacks or a sessionStore) sessions are also reported to the
+ * application, and size 0 keeps none in memory, only the application's.
+ */
+export function createSessionCache (size: number, external = false): NativeSessionCache | null {
+  if (size === 0 && !external) return null
+  return new addon.SessionCache(size, { report: external })
 }
 
 /** `ticketLifetime` option: whole seconds, 1 to 7 days. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Native memory safety (issue 6, item 2): builds the addon with
 # AddressSanitizer into a separate tree (build/Release is never touched) and
-# runs the native tests, the socket-mode smoke run, the reliability tests
+# runs the native tests, the fd-pump smoke run, the reliability tests
 # that drive native code (use after destroy, a short pump fuzz) and a
 # subset of the integration tests against it. Expected: zero ASan reports.
 #
@@ -77,6 +77,9 @@ TESTS_INTEGRATION=(
   dist/test/integration/resumption.test.js
   dist/test/integration/virtual-hosts.test.js
   dist/test/integration/client-auth.test.js
+  dist/test/integration/fd-pump.test.js
+  dist/test/integration/sni-callback.test.js
+  dist/test/integration/session-callbacks.test.js
 )
 # The native data plane (issue 11): the listener, the tcp-mode splice (in
 # the clear and TLS to the backend) and native http mode. The terminator
@@ -117,15 +120,19 @@ run_asan () {
     return 2
   fi
   local status=0
-  log "socket-mode smoke run under ASan"
-  (cd "$WORK" && node dist/test/native/socket-mode-smoke.js) || status=1
+  log "fd-pump smoke run under ASan"
+  (cd "$WORK" && node dist/test/native/fd-pump-smoke.js) || status=1
   log "native, reliability and integration tests under ASan"
   (cd "$WORK" && RUSTLS_NODE_FUZZ_INPUTS="${MEMCHECK_FUZZ_INPUTS:-20000}" node --test --test-reporter=spec --test-concurrency=1 \
     "${TESTS_NATIVE[@]}" "${TESTS_RELIABILITY[@]}" "${TESTS_INTEGRATION[@]}" 2>&1 | tee "$WORK/tests.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
   grep -qE '^ℹ fail 0$' "$WORK/tests.log" || status=1
-  log "the integration files again with the library on the native listener, and the native data plane's tests, under ASan"
-  (cd "$WORK" && RUSTLS_NODE_NATIVE_LISTENER=1 RUSTLS_NODE_H2_FUZZ_CONNECTIONS="${MEMCHECK_H2_FUZZ_CONNECTIONS:-1000}" node --test --test-reporter=spec --test-concurrency=1 \
-    "${TESTS_INTEGRATION[@]}" "${TESTS_NATIVE_PLANE[@]}" 2>&1 | tee "$WORK/tests-native.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
+  log "the integration files again on the stream pump (net.Server path, net.Socket clients), under ASan"
+  (cd "$WORK" && RUSTLS_NODE_TEST_PUMP=stream NODE_OPTIONS="--require $WORK/dist/test/helpers/stream-mode.js" node --test --test-reporter=spec --test-concurrency=1 \
+    "${TESTS_INTEGRATION[@]}" 2>&1 | tee "$WORK/tests-stream.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
+  grep -qE '^ℹ fail 0$' "$WORK/tests-stream.log" || status=1
+  log "the native data plane's tests, under ASan"
+  (cd "$WORK" && RUSTLS_NODE_H2_FUZZ_CONNECTIONS="${MEMCHECK_H2_FUZZ_CONNECTIONS:-1000}" node --test --test-reporter=spec --test-concurrency=1 \
+    "${TESTS_NATIVE_PLANE[@]}" 2>&1 | tee "$WORK/tests-native.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
   grep -qE '^ℹ fail 0$' "$WORK/tests-native.log" || status=1
   unset LD_PRELOAD ASAN_OPTIONS
   local reports
@@ -140,11 +147,11 @@ run_asan () {
 
 run_valgrind () {
   command -v valgrind >/dev/null || { echo "memcheck: valgrind is not installed" >&2; return 1; }
-  log "valgrind memcheck: socket-mode smoke run, the pump test and the native listener's test (release build)"
+  log "valgrind memcheck: fd-pump smoke run, the pump test and the native listener's test (release build)"
   local status=0
   # Each file run directly (not through `node --test`, which would run it
   # in a child process that valgrind does not follow).
-  for t in dist/test/native/socket-mode-smoke.js dist/test/native/pump.test.js dist/test/integration/native-listener.test.js; do
+  for t in dist/test/native/fd-pump-smoke.js dist/test/native/pump.test.js dist/test/integration/native-listener.test.js; do
     (cd "$ROOT" && valgrind --tool=memcheck --error-exitcode=99 --errors-for-leak-kinds=none \
       --suppressions=/dev/null --quiet node "$t") || status=1
   done

@@ -17,6 +17,7 @@ import { loadFiles } from './files'
 import { Terminator } from './listeners'
 import { startMetricsServer, renderPrometheus } from './metrics'
 import { nativePlaneEnabled } from './native-plane'
+import { storeSessions } from './store/session-store'
 import { checkStoreConnection, rotateTicketKeysNow, SharedState, sharesTicketKeys } from './store/shared-state'
 import { runPrimary, runWorker, type SharedTicketKeys } from './workers'
 
@@ -248,16 +249,18 @@ async function serve (file: string, level: LogLevel | undefined): Promise<number
       })
     }
     // A worker loads the primary's latest keys at start and at every reload;
-    // a process with a store, the store's.
+    // a process with a store, the store's. TLS sessions go to the store
+    // from the process that holds its client (the only one: workers: 1).
+    const sessionStore = shared === undefined ? undefined : storeSessions(shared.store, shared.sealer)
     const start = async (keys?: SharedTicketKeys, listenFds?: number[]): Promise<Terminator> =>
       await Terminator.start({
         listenFds,
         load: (managed) => {
           const loaded = loadConfigFile(file)
           shared?.follow(loaded)
-          return loadFiles(loaded, { ticketKeys: keys?.latest, managed })
+          return loadFiles(loaded, { ticketKeys: keys?.latest, managed, sessionStore })
         },
-        reloadFiles: (config, managed) => loadFiles(config, { ticketKeys: keys?.latest, managed }),
+        reloadFiles: (config, managed) => loadFiles(config, { ticketKeys: keys?.latest, managed, sessionStore }),
         logger,
         fixedLevel: level !== undefined,
         acmeStore: shared?.acme,

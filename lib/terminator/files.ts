@@ -12,6 +12,7 @@ import type { HostOptions } from '../hosts'
 import { ocspResponderUrl } from '../ocsp'
 import type { ServerOptions } from '../server'
 import { currentAcmeCertificate } from './acme'
+import type { SessionStore } from '../server-sessions'
 import {
   type BackendConfig, type CertificateFiles, type ConfigProblem, ConfigProblems, fileErrorText,
   type HostTlsConfig, type TerminatorConfig,
@@ -52,6 +53,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv
   /** Ticket keys handed over by a cluster primary (the latest ones) when the file names none. */
   ticketKeys?: Buffer
+  /** TLS sessions shared through `store:` (this process holds the store client). */
+  sessionStore?: SessionStore
 }
 
 class FileReader {
@@ -176,6 +179,7 @@ export function loadFiles (config: TerminatorConfig, options: LoadOptions = {}):
     honorClientOrder: config.honorClientOrder,
     options: config.options,
     clientAuth: clientAuth(config, ''),
+    sessionStore: options.sessionStore,
   }
   return { config, serverOptions: dropUndefined(serverOptions), backends, files: r.files }
 }

@@ -134,6 +134,9 @@ export class NativePlane {
         idle: (setId) => this.#release(index, setId),
       }, this.#listenerOptions())
       this.#fronts.push(front)
+      // Session lookups and new sessions: the library server's callbacks
+      // and its sessionStore (the shared store, with `store:`).
+      this.#options.server.serveSessions(front)
       this.#route(index, generation)
       await new Promise<void>((resolve, reject) => {
         front.listen(fd !== undefined ? { fd } : { host: addr.host, port: addr.port }, (err) => err === null ? resolve() : reject(err))

@@ -185,7 +185,15 @@ export class FdPump implements Pump {
   }
 
   accept (config: NativeHandle | null, host: number): void {
-    this.#conn.accept(config, host)
+    this.#continue(() => this.#conn.accept(config, host))
+  }
+
+  resumeSession (data: Buffer | null): void {
+    this.#continue(() => this.#conn.resumeSession(data))
+  }
+
+  #continue (call: () => unknown): void {
+    call()
     const flags = results[Slot.Flags]
     const error = results[Slot.Error]
     this.#owner.afterCall(flags, error, results[Slot.Host], null)

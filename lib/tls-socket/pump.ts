@@ -59,6 +59,8 @@ export interface Pump {
   flushQueued(): void
   /** Deferred routing: continue with `config` (null refuses the name). */
   accept(config: NativeHandle | null, host: number): void
+  /** A session lookup answered (null: none): the handshake goes on. */
+  resumeSession(data: Buffer | null): void
   /** The reader wants plaintext again (after backpressure or accept). */
   resume(): void
   /** close_notify, then the FIN once everything left; `done` when it did. */

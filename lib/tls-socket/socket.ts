@@ -45,6 +45,8 @@ export interface SocketInit {
   onChallenge?: (socket: RustlsSocket) => void
   /** Server, deferred routing (SNICallback): picks a config for the hello. */
   onClientHello?: (socket: RustlsSocket) => void
+  /** Server: the hello asks for a session the server lacks; answer with resumeSessionWith(). */
+  onSessionLookup?: (socket: RustlsSocket) => void
   /** Client: the name sent in SNI and verified. */
   servername?: string
   /** Client: own certificate leaf (DER) for getX509Certificate(). */
@@ -86,6 +88,7 @@ export class RustlsSocket extends Duplex {
   #peerClosed = false
   #failed = false
   #waitingConfig = false
+  #waitingSession = false
   // The last push() of plaintext was refused (the reader is full).
   #readerFull = false
   #queued: Array<{ chunk: Buffer, callback: (err?: Error | null) => void }> = []
@@ -291,6 +294,22 @@ export class RustlsSocket extends Duplex {
     this.#pump.accept(config, host?.index ?? -1)
   }
 
+  /** Server, while a session lookup waits: the session id (or PSK identity) the hello names. */
+  sessionKey (): Buffer | undefined {
+    return this.#waitingSession ? this.#conn?.sessionKey() : undefined
+  }
+
+  /**
+   * The answer to a session lookup (null: none, a full handshake): the
+   * handshake goes on. rustls refuses data it cannot decode (a full
+   * handshake too).
+   */
+  resumeSessionWith (data: Buffer | null): void {
+    if (this.#conn === null || !this.#waitingSession || this.destroyed) return
+    this.#waitingSession = false
+    this.#pump.resumeSession(data)
+  }
+
   get remoteAddress (): string | undefined { return this.#pump.remoteAddress }
   get remotePort (): number | undefined { return this.#pump.remotePort }
   get remoteFamily (): string | undefined { return this.#pump.remoteFamily }
@@ -364,6 +383,12 @@ export class RustlsSocket extends Duplex {
     if ((flags & Flag.NeedConfig) !== 0 && !this.#waitingConfig) this.#waitingConfig = true
     if ((flags & Flag.NeedConfig) !== 0 && this.#init.onClientHello !== undefined) {
       this.#init.onClientHello(this)
+      return false
+    }
+    if ((flags & Flag.NeedSession) !== 0) {
+      this.#waitingSession = true
+      if (this.#init.onSessionLookup !== undefined) this.#init.onSessionLookup(this)
+      else this.resumeSessionWith(null)
       return false
     }
     if ((flags & Flag.HandshakeDone) !== 0 && (flags & Flag.Error) === 0) {
@@ -502,7 +527,7 @@ export class RustlsSocket extends Duplex {
   }
 
   override _read (): void {
-    if (this.#waitingConfig) return
+    if (this.#waitingConfig || this.#waitingSession) return
     this.#pump.resume()
   }
 

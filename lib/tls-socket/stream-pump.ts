@@ -112,7 +112,7 @@ export class StreamPump implements Pump {
       }
       const more = input !== null && offset < input.length
       if (out !== undefined) this.#sendRaw(out)
-      if ((flags & Flag.NeedConfig) !== 0) {
+      if ((flags & (Flag.NeedConfig | Flag.NeedSession)) !== 0) {
         this.#holdInput(input, offset)
         this.#waitingConfig = true
         this.#pause()
@@ -167,8 +167,17 @@ export class StreamPump implements Pump {
   }
 
   accept (config: NativeHandle | null, host: number): void {
+    this.#continue(() => this.#conn.accept(config, host))
+  }
+
+  resumeSession (data: Buffer | null): void {
+    this.#continue(() => this.#conn.resumeSession(data))
+  }
+
+  /** After a pause at the hello (routing, a session): the handshake goes on. */
+  #continue (call: () => Buffer | undefined): void {
     this.#waitingConfig = false
-    const out = this.#conn.accept(config, host)
+    const out = call()
     const flags = results[Slot.Flags]
     const error = results[Slot.Error]
     const routed = results[Slot.Host]

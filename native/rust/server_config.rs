@@ -106,7 +106,7 @@ pub extern "C" fn rn_server_config_finish(
                 .collect(),
         });
         next.session_storage = match unsafe { cache.as_ref() } {
-            Some(c) => Arc::clone(&c.store),
+            Some(c) => Arc::clone(&c.store) as Arc<dyn rustls::server::StoresServerSessions>,
             None => Arc::new(rustls::server::NoServerSessionStorage {}),
         };
         if let Some(t) = unsafe { ticketer.as_ref() } {

@@ -23,7 +23,10 @@ use rustls_ffi::{rustls_io_result, rustls_result};
 use crate::server_config::{
     rn_last_chosen_certificate, rn_reset_chosen_certificate, rn_server_config_finish,
 };
-use crate::session_cache::{rn_session_cache, rn_session_cache_free, rn_session_cache_new};
+use crate::session_cache::{
+    rn_session_cache, rn_session_cache_contains, rn_session_cache_free, rn_session_cache_new, rn_session_cache_take_new,
+    rn_session_preload, rn_session_preload_clear,
+};
 use crate::ticketer::{
     rn_ticketer, rn_ticketer_free, rn_ticketer_new, rn_ticketer_set_keys, SharedKeyTicketer,
 };
@@ -257,7 +260,7 @@ fn with_alpn(cfg: Arc<ClientConfig>) -> Arc<ClientConfig> {
 #[test]
 fn finished_config_keeps_builder_settings_and_adds_ours() {
     let key = certified_key(ECDSA_CERT, ECDSA_KEY);
-    let cache = rn_session_cache_new(16);
+    let cache = rn_session_cache_new(16, false);
     let srv = server(&[key], cache, null());
     rustls_certified_key::rustls_certified_key_free(key);
     rn_session_cache_free(cache);
@@ -275,7 +278,7 @@ fn finished_config_keeps_builder_settings_and_adds_ours() {
 #[test]
 fn session_cache_resumes_tls13_and_tls12_on_acceptor_path() {
     let key = certified_key(ECDSA_CERT, ECDSA_KEY);
-    let cache = rn_session_cache_new(64);
+    let cache = rn_session_cache_new(64, false);
     let srv = server(&[key], cache, null());
     for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
         let cc = client_config(versions);
@@ -286,6 +289,51 @@ fn session_cache_resumes_tls13_and_tls12_on_acceptor_path() {
         assert_eq!(second.client_kind, HandshakeKind::Resumed);
     }
     rn_session_cache_free(cache);
+    rustls_certified_key::rustls_certified_key_free(key);
+}
+
+unsafe extern "C" fn collect_session(userdata: *mut c_void, key: *const u8, key_len: usize, value: *const u8, value_len: usize) {
+    let out = &mut *(userdata as *mut Vec<(Vec<u8>, Vec<u8>)>);
+    out.push((std::slice::from_raw_parts(key, key_len).to_vec(), std::slice::from_raw_parts(value, value_len).to_vec()));
+}
+
+#[test]
+fn a_reported_session_preloaded_on_another_server_resumes_there() {
+    let key = certified_key(ECDSA_CERT, ECDSA_KEY);
+    let a_cache = rn_session_cache_new(64, true);
+    let b_cache = rn_session_cache_new(0, true);
+    let a = server(&[key], a_cache, null());
+    let b = server(&[key], b_cache, null());
+    let cc = client_config(&[&rustls::version::TLS12]);
+    assert_eq!(connect(&a, &cc).server_kind, rustls_handshake_kind::Full as u32);
+    let mut made: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let n = rn_session_cache_take_new(a_cache, Some(collect_session), &mut made as *mut _ as *mut c_void);
+    assert_eq!(n, 1);
+    assert_eq!(made.len(), 1);
+    let (id, value) = made[0].clone();
+    assert!(rn_session_cache_contains(a_cache, id.as_ptr(), id.len()));
+    assert!(!rn_session_cache_contains(b_cache, id.as_ptr(), id.len()));
+    // Taken once: nothing is reported twice.
+    assert_eq!(rn_session_cache_take_new(a_cache, Some(collect_session), &mut made as *mut _ as *mut c_void), 0);
+    // B has no memory of its own: the application's answer, preloaded.
+    rn_session_preload(id.as_ptr(), id.len(), value.as_ptr(), value.len());
+    let resumed = connect(&b, &cc);
+    assert!(rn_session_preload_clear(), "rustls asked for the preloaded session");
+    assert_eq!(resumed.server_kind, rustls_handshake_kind::Resumed as u32);
+    // A garbage answer is refused by rustls: a full handshake, no failure.
+    let cc2 = client_config(&[&rustls::version::TLS12]);
+    connect(&a, &cc2);
+    made.clear();
+    rn_session_cache_take_new(a_cache, Some(collect_session), &mut made as *mut _ as *mut c_void);
+    let (id2, _) = made[0].clone();
+    let garbage = vec![0xffu8; 40];
+    rn_session_preload(id2.as_ptr(), id2.len(), garbage.as_ptr(), garbage.len());
+    let full = connect(&b, &cc2);
+    assert!(rn_session_preload_clear());
+    assert_eq!(full.server_kind, rustls_handshake_kind::Full as u32);
+    for c in [a_cache, b_cache] {
+        rn_session_cache_free(c);
+    }
     rustls_certified_key::rustls_certified_key_free(key);
 }
 
@@ -479,5 +527,5 @@ fn finish_rejects_null_and_empty_inputs() {
         rustls_result::NullParameter
     );
     assert!(out.is_null());
-    assert!(rn_session_cache_new(0).is_null());
+    assert!(rn_session_cache_new(0, false).is_null());
 }

@@ -43,7 +43,8 @@
   X(Drained, 1 << 7, "fd pump: every pending ciphertext byte reached the kernel")     \
   X(IoError, 1 << 8, "fd pump: a read/write system call failed; errno in the event")  \
   X(TransportEnd, 1 << 9, "fd pump: the peer's FIN arrived")                         \
-  X(Connected, 1 << 10, "fd pump: the outgoing connection (connectSocket) is established")
+  X(Connected, 1 << 10, "fd pump: the outgoing connection (connectSocket) is established") \
+  X(NeedSession, 1 << 11, "server: the hello asks to resume a session the application must look up: resumeSession()")
 
 // Result codes the addon reports besides rustls_result values (7000+).
 #define RN_ABI_LOCAL_RESULT(X)                                                      \
@@ -60,7 +61,9 @@
   X(Backend, 4, "([setId, host, kind, code, errnoName, ...]): backends that failed")        \
   X(Closed, 5, "(): closed, and its last connection ended")                                 \
   X(Handshakes, 6, "([setId, host, sni, address, port, version, suite, alpn, resumed, ...]): handshakes JS did not see") \
-  X(HttpNotices, 7, "([setId, host, reason, status, sni, address, port, authority, ...]): HTTP answers and abuse closes to log")
+  X(HttpNotices, 7, "([setId, host, reason, status, sni, address, port, authority, ...]): HTTP answers and abuse closes to log") \
+  X(SessionLookups, 8, "([lookupId, sessionId, ...]): hellos waiting for answerSession(lookupId, data|null)") \
+  X(NewSessions, 9, "([sessionId, sessionData, ...]): sessions the server stored, for the application's store")
 
 // What becomes of an established connection of one host (listener plans).
 #define RN_ABI_PLAN_KIND(X)                                              \

@@ -3,6 +3,7 @@
 #ifndef RUSTLS_NODE_GLUE_H
 #define RUSTLS_NODE_GLUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,7 +31,15 @@ extern "C" {
 typedef struct rn_session_cache rn_session_cache;
 typedef struct rn_ticketer rn_ticketer;
 
-rn_session_cache *rn_session_cache_new(size_t size);
+rn_session_cache *rn_session_cache_new(size_t size, bool report);
+void rn_session_cache_set_report(const rn_session_cache *cache, bool report);
+bool rn_session_cache_contains(const rn_session_cache *cache, const uint8_t *key, size_t key_len);
+typedef void (*rn_session_callback)(void *userdata, const uint8_t *key, size_t key_len, const uint8_t *value,
+                                    size_t value_len);
+size_t rn_session_cache_take_new(const rn_session_cache *cache, rn_session_callback callback, void *userdata);
+void rn_session_preload(const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len);
+bool rn_session_preload_clear(void);
+rn_session_cache *rn_session_cache_clone(const rn_session_cache *cache);
 void rn_session_cache_free(rn_session_cache *cache);
 
 rustls_result rn_ticketer_new(const uint8_t *material, size_t len,

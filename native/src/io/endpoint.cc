@@ -166,6 +166,12 @@ Io PlainEndpoint::FlushQueued() {
 
 Io TlsEndpoint::Run(InputCursor& in, PlainOut& out) {
   TlsStream& tls = *tls_;
+  if (tls.accepting() && tls.hello() != nullptr) {
+    // A routing choice or a session lookup is pending: what came after the
+    // hello waits with the rest.
+    if (in.pos < in.len) held_.insert(held_.end(), in.data + in.pos, in.data + in.len);
+    return Io::kOk;
+  }
   if (tls.accepting()) {
     if (router_ == nullptr) {
       tls.Fail(kNoHost);
@@ -178,11 +184,11 @@ Io TlsEndpoint::Run(InputCursor& in, PlainOut& out) {
       return Io::kFailed;
     }
     if (a != TlsStream::Accept::kConnection) {
-      // Deferred: what came after the hello waits for Continue().
+      // Deferred (routing or a session lookup): what came after the hello
+      // waits for Continue() / ContinueSession().
       if (in.pos < in.len) held_.insert(held_.end(), in.data + in.pos, in.data + in.len);
       return Io::kOk;
     }
-    router_ = nullptr;
   }
   if (!tls.Feed(in, out)) {
     tls_error = tls.error();

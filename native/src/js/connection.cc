@@ -11,6 +11,7 @@
 
 #include "js/config.h"
 #include "js/router.h"
+#include "js/session.h"
 #include "plane/listener.h"
 
 namespace rustls_node {
@@ -98,6 +99,8 @@ Napi::Function Connection::Init(Napi::Env env) {
                      {
                          InstanceMethod<&Connection::Feed>("feed"),
                          InstanceMethod<&Connection::Accept>("accept"),
+                         InstanceMethod<&Connection::ResumeSession>("resumeSession"),
+                         InstanceMethod<&Connection::SessionKey>("sessionKey"),
                          InstanceMethod<&Connection::Write>("write"),
                          InstanceMethod<&Connection::Flush>("flush"),
                          InstanceMethod<&Connection::SendCloseNotify>("sendCloseNotify"),
@@ -154,6 +157,21 @@ Connection::Connection(const Napi::CallbackInfo& info)
     if (HostRouter::FromValue(info[0], "router") == nullptr) return;
     router_ = Napi::Persistent(info[0].As<Napi::Object>());
     stream_ = TlsStream::Server();
+    // {sessionLookup: {tls12, tls13, cache?}}: ask JS about sessions
+    // (node:tls 'resumeSession') the server's own store lacks.
+    if (info[1].IsObject()) {
+      Napi::Value v = info[1].As<Napi::Object>().Get("sessionLookup");
+      if (v.IsObject()) {
+        Napi::Object o = v.As<Napi::Object>();
+        TlsStream::SessionLookup lookup;
+        lookup.tls12 = o.Get("tls12").ToBoolean().Value();
+        lookup.tls13 = o.Get("tls13").ToBoolean().Value();
+        bool ok = true;
+        lookup.local = SessionCacheRef(SessionCache::FromOptional(o.Get("cache"), &ok));
+        if (!ok) return;
+        stream_->set_session_lookup(lookup);
+      }
+    }
   } else {
     ClientConfig* config = ClientConfig::FromValue(info[0], "config");
     if (config == nullptr) return;
@@ -234,7 +252,7 @@ Napi::Value Connection::Feed(const Napi::CallbackInfo& info) {
     TlsStream::Accept a = r != nullptr ? t.AcceptHello(in, *r) : TlsStream::Accept::kFailed;
     if (r == nullptr) t.Fail(kNoHost);
     ready = a == TlsStream::Accept::kConnection;
-    if (a != TlsStream::Accept::kMore && a != TlsStream::Accept::kDeferred) router_.Reset();
+    if (a != TlsStream::Accept::kMore && a != TlsStream::Accept::kDeferred && a != TlsStream::Accept::kSession) router_.Reset();
   }
   if (eof) t.FeedEof(plain);
   else if (ready) t.Feed(in, plain);
@@ -245,21 +263,53 @@ Napi::Value Connection::Accept(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   TlsStream& t = tls();
-  if (t.hello() == nullptr) {
+  if (!t.awaiting_config()) {
     ThrowCode(env, "ERR_INVALID_STATE", "accept() is only valid after a ClientHello was read");
     return env.Undefined();
   }
-  const rustls_server_config* config = nullptr;
+  ConfigRef config;
   int host = kHostDeferred;
   if (!info[0].IsNull() && !info[0].IsUndefined()) {
     ServerConfig* c = ServerConfig::FromValue(info[0], "config");
     if (c == nullptr) return env.Undefined();
-    config = c->get();
+    config = c->ref();
     host = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
   }
   // NULL: the application refused the name (unrecognized_name).
   t.Continue(config, host);
+  if (!t.awaiting_session()) router_.Reset();
+  return AfterContinue(env);
+}
+
+// resumeSession(data | null): the application's answer to NeedSession.
+Napi::Value Connection::ResumeSession(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  TlsStream& t = tls();
+  if (!t.awaiting_session()) {
+    ThrowCode(env, "ERR_INVALID_STATE", "resumeSession() is only valid while a session lookup is pending");
+    return env.Undefined();
+  }
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  if (!info[0].IsNull() && !info[0].IsUndefined() && !GetBytes(info[0], "sessionData", &data, &len)) return env.Undefined();
+  t.ContinueSession(data, len);
   router_.Reset();
+  return AfterContinue(env);
+}
+
+// The session id (or PSK identity) a pending lookup asks for.
+Napi::Value Connection::SessionKey(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_ || !tls().awaiting_session()) return env.Undefined();
+  const std::vector<uint8_t>& key = tls().session_key();
+  return Napi::Buffer<uint8_t>::Copy(env, key.data(), key.size());
+}
+
+// After accept() or resumeSession(): the handshake goes on from where the
+// hello stopped it.
+Napi::Value Connection::AfterContinue(Napi::Env env) {
+  TlsStream& t = tls();
   if (fd_pump()) {
     // Records that came behind the hello; during a handshake they carry
     // no application data, so no plaintext can come of them.

@@ -55,6 +55,9 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value Feed(const Napi::CallbackInfo& info);
   // accept(serverConfig | null, hostIndex) → Buffer|undefined (deferred routers)
   Napi::Value Accept(const Napi::CallbackInfo& info);
+  Napi::Value ResumeSession(const Napi::CallbackInfo& info);
+  Napi::Value SessionKey(const Napi::CallbackInfo& info);
+  Napi::Value AfterContinue(Napi::Env env);
   // write(data, offset, length, slab, slabOffset, slabCapacity)
   Napi::Value Write(const Napi::CallbackInfo& info);
   // flush(slab, slabOffset, slabCapacity)

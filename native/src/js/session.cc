@@ -4,7 +4,9 @@ namespace rustls_node {
 
 Napi::Function SessionCache::Init(Napi::Env env) {
   return DefineClass(env, "SessionCache",
-                     {InstanceMethod<&SessionCache::Destroy>("destroy")});
+                     {InstanceMethod<&SessionCache::SetReport>("setReport"),
+                      InstanceMethod<&SessionCache::TakeNew>("takeNew"),
+                      InstanceMethod<&SessionCache::Destroy>("destroy")});
 }
 
 const rn_session_cache* SessionCache::FromOptional(Napi::Value value, bool* ok) {
@@ -19,13 +21,13 @@ SessionCache::SessionCache(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<SessionCache>(info), count_(kSessionCacheHandle) {
   SetTag(info.This().As<Napi::Object>(), kSessionCacheTag);
   int64_t size = info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 0;
-  if (size < 1) {
-    {
-      ThrowCode(info.Env(), "ERR_OUT_OF_RANGE", "session cache size must be >= 1");
-      return;
-    }
+  bool report = info[1].IsObject() && info[1].As<Napi::Object>().Get("report").ToBoolean().Value();
+  // 0: no memory of its own, only the application's store (report on).
+  if (size < 0 || (size == 0 && !report)) {
+    ThrowCode(info.Env(), "ERR_OUT_OF_RANGE", "session cache size must be >= 1 (0 only with report)");
+    return;
   }
-  cache_ = rn_session_cache_new(static_cast<size_t>(size));
+  cache_ = rn_session_cache_new(static_cast<size_t>(size), report);
   if (cache_ == nullptr) {
     {
       ThrowResult(info.Env(), RUSTLS_RESULT_PANIC, "sessionCache");
@@ -33,6 +35,33 @@ SessionCache::SessionCache(const Napi::CallbackInfo& info)
     }
   }
   count_.Acquire(info.Env());
+}
+
+Napi::Value SessionCache::SetReport(const Napi::CallbackInfo& info) {
+  if (cache_ != nullptr) rn_session_cache_set_report(cache_, info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+// takeNew() → [sessionId, sessionData, ...]: sessions stored since the last
+// call (only while reporting), oldest first.
+Napi::Value SessionCache::TakeNew(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  if (cache_ == nullptr) return out;
+  struct Sink {
+    Napi::Env env;
+    Napi::Array out;
+    uint32_t k = 0;
+  } sink{env, out};
+  rn_session_cache_take_new(
+      cache_,
+      [](void* userdata, const uint8_t* key, size_t key_len, const uint8_t* value, size_t value_len) {
+        auto* s = static_cast<Sink*>(userdata);
+        s->out.Set(s->k++, Napi::Buffer<uint8_t>::Copy(s->env, key, key_len));
+        s->out.Set(s->k++, Napi::Buffer<uint8_t>::Copy(s->env, value, value_len));
+      },
+      &sink);
+  return out;
 }
 
 Napi::Value SessionCache::Destroy(const Napi::CallbackInfo& info) {

@@ -13,13 +13,16 @@ class SessionCache : public Napi::ObjectWrap<SessionCache> {
   // Returns nullptr for undefined/null; throws on anything but a live cache.
   static const rn_session_cache* FromOptional(Napi::Value value, bool* ok);
 
-  // new SessionCache(size)
+  // new SessionCache(size, {report}?): `report` queues every new session
+  // for takeNew(); size 0 (only with report) keeps none in memory.
   explicit SessionCache(const Napi::CallbackInfo& info);
   ~SessionCache() override { Close(); }
 
   bool live() const { return cache_ != nullptr; }
 
  private:
+  Napi::Value SetReport(const Napi::CallbackInfo& info);
+  Napi::Value TakeNew(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   void Close();
 

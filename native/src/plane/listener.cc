@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "js/router.h"
+#include "js/session.h"
 #include "js/config.h"
 #include "js/connection.h"
 #include "plane/h2_front.h"
@@ -82,6 +83,8 @@ Napi::Function Listener::Init(Napi::Env env) {
                          InstanceMethod<&Listener::Counters>("counters"),
                          InstanceMethod<&Listener::SetRef>("setRef"),
                          InstanceMethod<&Listener::DrainJs>("drain"),
+                         InstanceMethod<&Listener::AnswerSessionJs>("answerSession"),
+                         InstanceMethod<&Listener::SetSessionCache>("setSessionCache"),
                      });
 }
 
@@ -129,6 +132,14 @@ Napi::Value Listener::SetOptions(const Napi::CallbackInfo& info) {
   if (v.IsBoolean()) report_failures_ = v.As<Napi::Boolean>().Value();
   v = o.Get("reportHandshakes");
   if (v.IsBoolean()) report_handshakes_ = v.As<Napi::Boolean>().Value();
+  v = o.Get("sessionLookups");
+  if (v.IsBoolean()) session_lookups_ = v.As<Napi::Boolean>().Value();
+  v = o.Get("sessionLookupsTls13");
+  if (v.IsBoolean()) session_lookups_tls13_ = v.As<Napi::Boolean>().Value();
+  v = o.Get("sessionLookupTimeout");
+  if (v.IsNumber()) session_lookup_timeout_ms_ = static_cast<uint64_t>(std::max<int64_t>(1, v.As<Napi::Number>().Int64Value()));
+  v = o.Get("reportNewSessions");
+  if (v.IsBoolean()) report_new_sessions_ = v.As<Napi::Boolean>().Value();
   return info.Env().Undefined();
 }
 
@@ -346,9 +357,62 @@ void Listener::AcceptAll() {
   }
 }
 
-void Listener::HandshakeDone(bool resumed) {
+void Listener::HandshakeDone(bool resumed, bool session_refused) {
   handshakes_++;
   if (resumed) resumed_++;
+  if (session_refused) sessions_refused_++;
+  // The handshake may have stored a session the application wants.
+  if (report_new_sessions_ && session_cache_ != nullptr) ScheduleFlush();
+}
+
+TlsStream::SessionLookup Listener::session_lookup() const {
+  TlsStream::SessionLookup l;
+  l.tls12 = session_lookups_;
+  l.tls13 = session_lookups_ && session_lookups_tls13_;
+  l.local = session_cache_;
+  return l;
+}
+
+uint32_t Listener::LookupSession(Pending* p, const std::vector<uint8_t>& key) {
+  uint32_t id = next_lookup_++;
+  if (next_lookup_ == 0) next_lookup_ = 1;
+  lookups_[id] = p;
+  lookups_out_.emplace_back(id, key);
+  session_lookups_total_++;
+  ScheduleFlush();
+  return id;
+}
+
+void Listener::SessionAnswered(bool found, bool timed_out) {
+  if (found) session_lookup_hits_++;
+  if (timed_out) session_lookup_timeouts_++;
+}
+
+Napi::Value Listener::AnswerSessionJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "answerSession(lookupId, sessionData | null)");
+    return env.Undefined();
+  }
+  auto it = lookups_.find(info[0].As<Napi::Number>().Uint32Value());
+  // Answered too late (the bound ran out) or the client left: nothing to do.
+  if (it == lookups_.end()) return Napi::Boolean::New(env, false);
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  if (!info[1].IsNull() && !info[1].IsUndefined() && !GetBytes(info[1], "sessionData", &data, &len)) return env.Undefined();
+  // The answer is copied into rustls before this returns (ContinueSession).
+  it->second->AnswerSession(data, len, false);
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value Listener::SetSessionCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool ok = true;
+  const rn_session_cache* cache = SessionCache::FromOptional(info[0], &ok);
+  if (!ok) return env.Undefined();
+  // A handle of our own: JS may destroy the server's at any time.
+  session_cache_ = SessionCacheRef(cache);
+  return env.Undefined();
 }
 
 void Listener::Failed(uint32_t code, int sys_errno, const std::string& sni, const Endpoint& ep) {
@@ -468,6 +532,38 @@ void Listener::Flush() {
     add(num(n.peer.port));
     add(text(n.authority));
   });
+  if (!lookups_out_.empty()) {
+    std::vector<std::pair<uint32_t, std::vector<uint8_t>>> list;
+    list.swap(lookups_out_);
+    Napi::Array a = Napi::Array::New(env);
+    uint32_t k = 0;
+    for (auto& [id, key] : list) {
+      // A lookup answered (or timed out) before this turn ended is gone.
+      if (lookups_.count(id) == 0) continue;
+      a.Set(k++, num(id));
+      a.Set(k++, Napi::Buffer<uint8_t>::Copy(env, key.data(), key.size()));
+    }
+    if (k > 0) call({num(kEventSessionLookups), a});
+  }
+  if (report_new_sessions_ && session_cache_ != nullptr) {
+    std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> made;
+    rn_session_cache_take_new(
+        session_cache_.get(),
+        [](void* userdata, const uint8_t* key, size_t key_len, const uint8_t* value, size_t value_len) {
+          static_cast<std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>>*>(userdata)->emplace_back(
+              std::vector<uint8_t>(key, key + key_len), std::vector<uint8_t>(value, value + value_len));
+        },
+        &made);
+    if (!made.empty()) {
+      Napi::Array a = Napi::Array::New(env);
+      uint32_t k = 0;
+      for (auto& [key, value] : made) {
+        a.Set(k++, Napi::Buffer<uint8_t>::Copy(env, key.data(), key.size()));
+        a.Set(k++, Napi::Buffer<uint8_t>::Copy(env, value.data(), value.size()));
+      }
+      call({num(kEventNewSessions), a});
+    }
+  }
   std::vector<int> idle;
   idle.swap(idle_sets_);
   for (int id : idle) call({num(kEventIdle), num(id)});
@@ -580,6 +676,10 @@ Napi::Value Listener::Counters(const Napi::CallbackInfo& info) {
   o.Set("liveBytesOut", static_cast<double>(live_out));
   o.Set("handshakes", static_cast<double>(handshakes_));
   o.Set("resumed", static_cast<double>(resumed_));
+  o.Set("sessionLookups", static_cast<double>(session_lookups_total_));
+  o.Set("sessionLookupHits", static_cast<double>(session_lookup_hits_));
+  o.Set("sessionLookupTimeouts", static_cast<double>(session_lookup_timeouts_));
+  o.Set("sessionsRefused", static_cast<double>(sessions_refused_));
   Napi::Object failures = Napi::Object::New(env);
   for (auto& [code, n] : failures_by_code_) failures.Set(std::to_string(code), static_cast<double>(n));
   o.Set("failures", failures);
@@ -617,6 +717,8 @@ void Listener::Close() {
   }
   for (RouteSet* s : retired_) delete s;
   retired_.clear();
+  lookups_.clear();
+  session_cache_ = nullptr;
   CloseAndFree(check_);
   pool_.reset();
   deadlines_.reset();

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -124,7 +125,14 @@ class Listener : public Napi::ObjectWrap<Listener> {
   void Release(RouteSet* set);
   void Failed(uint32_t code, int sys_errno, const std::string& sni, const Endpoint& ep);
   void BackendFailed(RouteSet* set, int host, const char* kind, uint32_t code, int sys_errno);
-  void HandshakeDone(bool resumed);
+  void HandshakeDone(bool resumed, bool session_refused = false);
+  // Session lookups (node:tls 'resumeSession', a shared store): what
+  // pending hellos ask, reported in batches; JS answers each by id.
+  TlsStream::SessionLookup session_lookup() const;
+  uint64_t session_lookup_timeout_ms() const { return session_lookup_timeout_ms_; }
+  uint32_t LookupSession(class Pending* p, const std::vector<uint8_t>& key);
+  void ForgetLookup(uint32_t id) { lookups_.erase(id); }
+  void SessionAnswered(bool found, bool timed_out);
   // A connection for JS, established or paused at a ClientHello that a
   // deferred router leaves to the application: a Connection on the fd pump
   // takes it over, with the plaintext not consumed yet; the set's count
@@ -155,6 +163,11 @@ class Listener : public Napi::ObjectWrap<Listener> {
   Napi::Value SetRef(const Napi::CallbackInfo& info);
   // drain(): no new exchanges on kept-alive connections (SIGTERM).
   Napi::Value DrainJs(const Napi::CallbackInfo& info);
+  // answerSession(lookupId, sessionData | null)
+  Napi::Value AnswerSessionJs(const Napi::CallbackInfo& info);
+  // setSessionCache(cache | null): the server's own store, checked before
+  // asking JS, and drained of new sessions for JS when it reports them.
+  Napi::Value SetSessionCache(const Napi::CallbackInfo& info);
   void Close();
   void StopListening();
   void MaybeRelease();
@@ -184,6 +197,18 @@ class Listener : public Napi::ObjectWrap<Listener> {
   int keep_alive_delay_s_ = 0;
   bool report_failures_ = false;
   bool report_handshakes_ = false;
+  bool session_lookups_ = false;
+  bool session_lookups_tls13_ = false;
+  uint64_t session_lookup_timeout_ms_ = 50;
+  std::shared_ptr<rn_session_cache> session_cache_;
+  bool report_new_sessions_ = false;
+  uint32_t next_lookup_ = 1;
+  std::unordered_map<uint32_t, class Pending*> lookups_;
+  std::vector<std::pair<uint32_t, std::vector<uint8_t>>> lookups_out_;
+  uint64_t session_lookups_total_ = 0;
+  uint64_t session_lookup_hits_ = 0;
+  uint64_t session_lookup_timeouts_ = 0;
+  uint64_t sessions_refused_ = 0;
 
   RouteSet* current_ = nullptr;
   std::vector<RouteSet*> retired_;

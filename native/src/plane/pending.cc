@@ -24,10 +24,14 @@ Pending::Pending(Listener* listener, int fd, RouteSet* set)
   listener->stats()->live++;
   set_->live++;
   ep_->set_router(&set_->router->router());
+  ep_->stream().set_session_lookup(listener->session_lookup());
+  lookup_timer_.pending = this;
 }
 
 Pending::~Pending() {
   listener_->deadlines().Remove(this);
+  listener_->deadlines().Remove(&lookup_timer_);
+  if (lookup_id_ != 0) listener_->ForgetLookup(lookup_id_);
   // Still ours (not handed on): the connection ends here, and freeing the
   // endpoint frees rustls' state and closes the descriptor.
   if (ep_ != nullptr) listener_->stats()->Closed(ep_->bytes_in, ep_->bytes_out);
@@ -75,6 +79,11 @@ void Pending::Advance(int events) {
     }
     if (plain.len > 0) early_.insert(early_.end(), plain.base, plain.base + plain.len);
   }
+  Progress();
+}
+
+void Pending::Progress() {
+  TlsEndpoint& ep = *ep_;
   if (ep.Flush() == Io::kFailed) {
     Fail(kTransportError, false);
     return;
@@ -83,7 +92,19 @@ void Pending::Advance(int events) {
     Established();
     return;
   }
-  if (ep.stream().hello() != nullptr) {
+  TlsStream& tls = ep.stream();
+  if (tls.awaiting_session()) {
+    // The hello asks to resume a session the server's own store lacks: the
+    // application looks it up (its 'resumeSession', a shared store) while
+    // nothing more is read; a bound keeps a slow store from stalling it.
+    if (lookup_id_ == 0) {
+      lookup_id_ = listener_->LookupSession(this, tls.session_key());
+      listener_->deadlines().Add(&lookup_timer_, listener_->session_lookup_timeout_ms());
+    }
+    ep.SetEvents(ep.HasQueued() ? UV_WRITABLE : 0, OnPoll);
+    return;
+  }
+  if (tls.hello() != nullptr) {
     // A deferred router (SNICallback): the application picks the config,
     // so the connection goes to JS now, paused at its ClientHello; its
     // handshake continues on the fd pump once JS answers.
@@ -99,6 +120,26 @@ void Pending::Advance(int events) {
     return;
   }
   ep.SetEvents(UV_READABLE | (ep.HasQueued() ? UV_WRITABLE : 0), OnPoll);
+}
+
+void Pending::AnswerSession(const uint8_t* data, size_t len, bool timed_out) {
+  if (lookup_id_ == 0) return;
+  listener_->deadlines().Remove(&lookup_timer_);
+  listener_->ForgetLookup(lookup_id_);
+  lookup_id_ = 0;
+  listener_->SessionAnswered(data != nullptr, timed_out);
+  TlsEndpoint& ep = *ep_;
+  ep.stream().ContinueSession(data, len);
+  // Records that came behind the hello, kept while it waited.
+  PlainOut plain = PlainOut::Growing(&SharedPlain());
+  Io r = ep.Resume(plain);
+  if (r == Io::kFailed) {
+    bool tls_failure = ep.tls_error != 0 && ep.tls_error != RUSTLS_RESULT_UNEXPECTED_EOF;
+    Fail(ep.tls_error != 0 ? ep.tls_error : static_cast<uint32_t>(kTransportError), tls_failure);
+    return;
+  }
+  if (plain.len > 0) early_.insert(early_.end(), plain.base, plain.base + plain.len);
+  Progress();
 }
 
 void Pending::Fail(uint32_t code, bool send_alert) {
@@ -146,7 +187,7 @@ void Pending::Established() {
     delete this;
     return;
   }
-  listener_->HandshakeDone(rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED);
+  listener_->HandshakeDone(rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED, tls.session_refused());
   const Plan* plan = host >= 0 && static_cast<size_t>(host) < set_->plans.size() ? &set_->plans[host] : nullptr;
   if (plan != nullptr && plan->kind == kPlanTcp) {
     // JS logs the others' handshakes itself.

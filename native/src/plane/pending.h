@@ -27,10 +27,17 @@ class Pending final : public Owned, public Timed {
 
   TlsEndpoint& endpoint() { return *ep_; }
   RouteSet* set() const { return set_; }
+  // The application's answer to this hello's session lookup (`data` NULL:
+  // none), or the lookup's bound ran out; `data` is borrowed for the call.
+  // The handshake goes on (and may end: `this` may be deleted).
+  void AnswerSession(const uint8_t* data, size_t len, bool timed_out);
 
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void Advance(int events);
+  // After input was processed: flush, hand over a finished handshake, ask
+  // for a session, or poll for more. `this` may be deleted.
+  void Progress();
   void Fail(uint32_t code, bool send_alert);
   // Flushes what rustls queued, then the FIN.
   void EndGracefully();
@@ -41,6 +48,12 @@ class Pending final : public Owned, public Timed {
   std::unique_ptr<TlsEndpoint> ep_;
   RouteSet* set_;
   std::vector<uint8_t> early_;
+  // A session lookup in flight: its id at the listener, and its bound.
+  uint32_t lookup_id_ = 0;
+  struct LookupTimer final : Timed {
+    Pending* pending = nullptr;
+    void OnDeadline() override { pending->AnswerSession(nullptr, 0, true); }
+  } lookup_timer_;
 };
 
 }  // namespace rustls_node

@@ -48,16 +48,17 @@ void Router::Clear() {
 }
 
 Router::Route Router::Choose(std::string_view server_name, const rustls_accepted* hello) const {
-  if (hosts_.empty()) return {kHostRefused, nullptr};
+  if (hosts_.empty()) return {kHostRefused, nullptr, nullptr};
   // RFC 8737 §3: the validation certificate only for a client that asks
   // for acme-tls/1, so ordinary clients of the name keep getting the host.
   if (!challenges_.empty() && !server_name.empty() && OffersAcmeTls(hello)) {
     auto hit = challenges_.find(NormalizeHostName(server_name));
-    if (hit != challenges_.end()) return {kHostChallenge, hit->second->config};
+    if (hit != challenges_.end()) return {kHostChallenge, hit->second->config, hit->second};
   }
-  if (deferred_) return {kHostDeferred, nullptr};
+  if (deferred_) return {kHostDeferred, nullptr, nullptr};
   int host = Select(server_name);
-  return {host, host >= 0 ? ConfigAt(host) : nullptr};
+  if (host < 0 || static_cast<size_t>(host) >= hosts_.size()) return {host, nullptr, nullptr};
+  return {host, hosts_[host]->config, hosts_[host]};
 }
 
 int Router::Select(std::string_view server_name) const {

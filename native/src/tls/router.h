@@ -45,6 +45,9 @@ class Router {
   struct Route {
     int host;
     const rustls_server_config* config;
+    // What `config` came from: read again after a pause (it may have been
+    // destroyed meanwhile). NULL when `config` is.
+    ConfigRef ref;
   };
 
   Router(bool strict_sni, bool deferred) : strict_(strict_sni), deferred_(deferred) {}

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "tls/client_hello.h"
 #include "tls/router.h"
 
 namespace rustls_node {
@@ -32,6 +33,11 @@ int AppendAlert(void* userdata, const uint8_t* buf, size_t n, size_t* out_n) {
 }
 
 }  // namespace
+
+std::shared_ptr<rn_session_cache> SessionCacheRef(const rn_session_cache* cache) {
+  if (cache == nullptr) return nullptr;
+  return std::shared_ptr<rn_session_cache>(rn_session_cache_clone(cache), rn_session_cache_free);
+}
 
 int ReadFromCursor(void* userdata, uint8_t* buf, size_t n, size_t* out_n) {
   auto* in = static_cast<InputCursor*>(userdata);
@@ -136,6 +142,7 @@ void TlsStream::FailAccept(uint32_t code, rustls_accepted_alert* queued) {
 TlsStream::Accept TlsStream::AcceptHello(InputCursor& in, const Router& router) {
   if (error_ != 0) return Accept::kFailed;
   if (conn_ != nullptr) return Accept::kConnection;
+  if (awaiting_session()) return Accept::kSession;
   if (accepted_ != nullptr) {
     // Waiting for Continue(); nothing more is taken meanwhile.
     flags_ |= kFlagNeedConfig;
@@ -144,10 +151,15 @@ TlsStream::Accept TlsStream::AcceptHello(InputCursor& in, const Router& router) 
   for (;;) {
     if (in.pos < in.len) {
       size_t n = 0;
+      size_t before = in.pos;
       if (rustls_acceptor_read_tls(acceptor_, ReadFromCursor, &in, &n) != 0) {
         Fail(RUSTLS_RESULT_IO);
         FreeAccept();
         return Accept::kFailed;
+      }
+      // Kept for SessionKeyOf; rustls' acceptor refuses hellos past 64 KiB.
+      if ((lookup_.tls12 || lookup_.tls13) && hello_records_.size() < 80 * 1024) {
+        hello_records_.insert(hello_records_.end(), in.data + before, in.data + in.pos);
       }
     }
     rustls_accepted_alert* alert = nullptr;
@@ -176,18 +188,54 @@ TlsStream::Accept TlsStream::AcceptHello(InputCursor& in, const Router& router) 
     flags_ |= kFlagNeedConfig;
     return Accept::kDeferred;
   }
-  return Continue(route.config, route.host);
+  return Continue(route.ref, route.host);
 }
 
-TlsStream::Accept TlsStream::Continue(const rustls_server_config* config, int host) {
+TlsStream::Accept TlsStream::Continue(const ConfigRef& ref, int host) {
   if (accepted_ == nullptr) return error_ != 0 ? Accept::kFailed : Accept::kConnection;
+  const rustls_server_config* config = ref != nullptr ? ref->config : nullptr;
   if (config == nullptr) {
     // Refused before any certificate is sent: the name is unknown (strict
     // SNI, or the application's own refusal), or its config was destroyed.
     FailAccept(host == kHostRefused || host == kHostDeferred ? static_cast<uint32_t>(kUnrecognizedName) : static_cast<uint32_t>(kNoHost), nullptr);
     return Accept::kFailed;
   }
-  return Into(config, host);
+  return Route(ref, host);
+}
+
+TlsStream::Accept TlsStream::Route(const ConfigRef& ref, int host) {
+  if (lookup_.tls12 || lookup_.tls13) {
+    std::vector<uint8_t> key = SessionKeyOf(hello_records_.data(), hello_records_.size(), lookup_.tls12, lookup_.tls13);
+    hello_records_.clear();
+    hello_records_.shrink_to_fit();
+    if (!key.empty() && (lookup_.local == nullptr || !rn_session_cache_contains(lookup_.local.get(), key.data(), key.size()))) {
+      session_key_ = std::move(key);
+      pending_ref_ = ref;
+      pending_host_ = host;
+      flags_ |= kFlagNeedSession;
+      return Accept::kSession;
+    }
+  }
+  return Into(ref->config, host);
+}
+
+TlsStream::Accept TlsStream::ContinueSession(const uint8_t* data, size_t len) {
+  if (!awaiting_session()) return error_ != 0 ? Accept::kFailed : Accept::kConnection;
+  ConfigRef ref = std::move(pending_ref_);
+  pending_ref_ = nullptr;
+  const rustls_server_config* config = ref->config;
+  if (config == nullptr) {
+    // Destroyed while the application looked the session up.
+    FailAccept(kNoHost, nullptr);
+    return Accept::kFailed;
+  }
+  if (data == nullptr) return Into(config, pending_host_);
+  // rustls asks the store inside into_connection, synchronously, on this
+  // thread: the answer waits there, for that call only.
+  rn_session_preload(session_key_.data(), session_key_.size(), data, len);
+  Accept a = Into(config, pending_host_);
+  session_used_ = rn_session_preload_clear();
+  return a;
 }
 
 TlsStream::Accept TlsStream::Into(const rustls_server_config* config, int host) {

@@ -31,10 +31,9 @@
 
 #include "abi.h"
 #include "glue.h"
+#include "tls/router.h"
 
 namespace rustls_node {
-
-class Router;
 
 // A byte range that rustls reads from (rustls_read_callback userdata).
 struct InputCursor {
@@ -70,6 +69,10 @@ struct PlainOut {
   bool Reserve(size_t min);
 };
 
+// A handle of one's own on a session store (rn_session_cache_clone), freed
+// with the last owner.
+std::shared_ptr<rn_session_cache> SessionCacheRef(const rn_session_cache* cache);
+
 class TlsStream {
  public:
   // Server: reads the ClientHello with rustls' acceptor first.
@@ -85,18 +88,45 @@ class TlsStream {
     kConnection,  // a connection exists; the rest of `in` is for Feed()
     kMore,        // the ClientHello is incomplete; all of `in` was taken
     kDeferred,    // the router leaves the choice to the application: Continue()
+    kSession,     // the hello asks for a session the application looks up: ContinueSession()
     kFailed,      // see error(); an alert may be queued (WantsWrite())
   };
+  // Which sessions the application is asked about before a hello is
+  // processed (node:tls 'resumeSession', a store shared between servers):
+  // TLS 1.2 session ids, TLS 1.3 PSK identities (only meaningful for a
+  // server that issues stateful tickets), unless `local` (the server's own
+  // store) has the session already.
+  struct SessionLookup {
+    bool tls12 = false;
+    bool tls13 = false;
+    // A handle of its own (SessionCacheRef): JS may destroy the server's.
+    std::shared_ptr<rn_session_cache> local;
+  };
+  void set_session_lookup(const SessionLookup& lookup) { lookup_ = lookup; }
   // Reads ClientHello bytes from `in`, routes the hello with `router` and
   // continues with the chosen host's config. `router` is borrowed for the
   // call only.
   Accept AcceptHello(InputCursor& in, const Router& router);
   // Deferred routing: continues with `config` as host `host`, or refuses
   // the name when `config` is NULL (unrecognized_name, nothing else sent).
-  Accept Continue(const rustls_server_config* config, int host);
+  Accept Continue(const ConfigRef& config, int host);
+  // After kSession: the application's answer (`data` NULL: none, or no
+  // answer in time) is handed to rustls as the stored session, then the
+  // hello is processed. rustls refuses an answer it cannot decode: then
+  // the handshake is a full one (session_refused()).
+  Accept ContinueSession(const uint8_t* data, size_t len);
   bool accepting() const { return conn_ == nullptr && error_ == 0 && server_; }
-  // The ClientHello while a deferred choice is pending, else NULL.
+  // The ClientHello while a choice is pending (routing or a session), else NULL.
   const rustls_accepted* hello() const { return accepted_; }
+  // A deferred routing choice is pending (Continue()).
+  bool awaiting_config() const { return accepted_ != nullptr && pending_ref_ == nullptr; }
+  // A session lookup is pending (ContinueSession()); the key asked for.
+  bool awaiting_session() const { return accepted_ != nullptr && pending_ref_ != nullptr; }
+  const std::vector<uint8_t>& session_key() const { return session_key_; }
+  // The application's answer was asked for by rustls and yet the handshake
+  // is a full one: the answer was not a session rustls could use.
+  bool session_refused() const { return session_used_ && conn_ != nullptr && !handshaking() && !resumed(); }
+  bool resumed() const { return conn_ != nullptr && rustls_connection_handshake_kind(conn_) == RUSTLS_HANDSHAKE_KIND_RESUMED; }
 
   // ---- the connection --------------------------------------------------
   // Runs ciphertext from `in` through rustls into `out`, stopping early
@@ -150,6 +180,8 @@ class TlsStream {
  private:
   explicit TlsStream(bool server) : server_(server) {}
   Accept Into(const rustls_server_config* config, int host);
+  // Routing is decided: ask for the session first when lookups are on.
+  Accept Route(const ConfigRef& config, int host);
   bool Drain(PlainOut& out);
   void CheckHandshake();
   // Fails a connection that has no rustls_connection yet, with the alert
@@ -172,6 +204,14 @@ class TlsStream {
   // Alert bytes made outside rustls' connection queue; sent before it.
   std::vector<uint8_t> alert_;
   size_t alert_off_ = 0;
+  // Session lookups: the hello's records as read (while lookups are on),
+  // and the routing decision that waits for the answer.
+  SessionLookup lookup_;
+  std::vector<uint8_t> hello_records_;
+  std::vector<uint8_t> session_key_;
+  ConfigRef pending_ref_;
+  int pending_host_ = -1;
+  bool session_used_ = false;
 };
 
 }  // namespace rustls_node

@@ -1,7 +1,8 @@
-// A short run of socket mode (native reads/writes on the descriptor) over
-// every path: handshakes, data both ways, backpressure, close_notify,
-// truncation, garbage, refusal, resumption. Small enough to run under
-// valgrind or AddressSanitizer: `valgrind node dist/test/native/socket-mode-smoke.js`
+// A short run of the fd pump (native reads/writes on the descriptor: the
+// native listener's connections, native clients) over every path:
+// handshakes, data both ways, backpressure, close_notify, truncation,
+// garbage, refusal, resumption. Small enough to run under
+// valgrind or AddressSanitizer: `valgrind node dist/test/native/fd-pump-smoke.js`
 // (see scripts/memcheck.sh). Exits non-zero on any mismatch.
 import assert from 'node:assert/strict'
 import net, { type AddressInfo } from 'node:net'
