@@ -29,6 +29,14 @@ function testFiles (filters) {
   return out
 }
 
+// Static checks first (issue 19): eslint on lib/ and test/, no import
+// cycle in lib/.
+function staticChecks () {
+  run(process.execPath, [path.join(root, 'node_modules', 'eslint', 'bin', 'eslint.js'), 'lib', 'test'])
+  run(process.execPath, [path.join(__dirname, 'check-cycles.js')])
+}
+staticChecks()
+
 // Compiled tests of sources deleted since the last run must not run again.
 fs.rmSync(path.join(root, 'dist', 'test'), { recursive: true, force: true })
 run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'])

@@ -199,14 +199,15 @@ export interface SharedTicketKeys {
  */
 export async function runWorker (start: (keys: SharedTicketKeys, listenFds: number[] | undefined) => Promise<Terminator>, logger: PinoLogger): Promise<number> {
   const keys: SharedTicketKeys = { latest: undefined }
-  let running: Terminator | undefined
+  // Set once the terminator runs; read by the listener below before then.
+  const current: { running?: Terminator } = {}
   // Listening from the start: a rotation during the terminator's start is
   // kept and put in place once it runs.
   process.on('message', (msg: ToWorker) => {
     if (msg?.type !== 'rustls-node:ticket-keys') return
     keys.latest = Buffer.from(msg.ticketKeys, 'base64')
-    running?.setTicketKeys(keys.latest)
-    logger.debug({ running: running !== undefined }, 'ticket keys received from the primary')
+    current.running?.setTicketKeys(keys.latest)
+    logger.debug({ running: current.running !== undefined }, 'ticket keys received from the primary')
   })
   const init = await new Promise<ToWorker & { type: 'rustls-node:init' }>((resolve) => {
     const onMessage = (msg: ToWorker): void => {
@@ -218,7 +219,7 @@ export async function runWorker (start: (keys: SharedTicketKeys, listenFds: numb
   })
   if (init.ticketKeys !== undefined) keys.latest = Buffer.from(init.ticketKeys, 'base64')
   const terminator = await start(keys, init.listenFds)
-  running = terminator
+  current.running = terminator
   if (keys.latest !== undefined) terminator.setTicketKeys(keys.latest)
   return await new Promise<number>((resolve) => {
     const shutdown = (): void => {

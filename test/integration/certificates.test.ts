@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 
-import { libraryVersion } from '../../lib/versions'
+import { libraryVersion, packageVersion } from '../../lib/versions'
 import type { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { sClient } from '../helpers/peers'
@@ -108,7 +108,7 @@ describe('variables (SPEC §4.5)', () => {
       SSL_TLS_SNI: 'localhost',
       SSL_PROTOCOL: 'TLSv1.3',
       SSL_CIPHER: vars.SSL_CIPHER,
-      SSL_VERSION_INTERFACE: `rustls-node/${(require('../../../package.json') as { version: string }).version}`,
+      SSL_VERSION_INTERFACE: `rustls-node/${packageVersion()}`,
       SSL_VERSION_LIBRARY: libraryVersion(),
       SSL_SECURE_RENEG: 'false',
       SSL_COMPRESS_METHOD: 'NULL',

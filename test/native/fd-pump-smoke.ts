@@ -14,7 +14,7 @@ import { fixtures } from '../helpers/certs'
 
 const f = fixtures()
 
-function readAll (s: NodeJS.ReadableStream & { once: Function }): Promise<Buffer> {
+function readAll (s: NodeJS.ReadableStream): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     s.on('data', (c: Buffer) => chunks.push(c))

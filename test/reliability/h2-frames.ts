@@ -7,7 +7,9 @@ import tls from 'node:tls'
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
 
 export const enum FrameType { Data = 0, Headers = 1, Priority = 2, RstStream = 3, Settings = 4, PushPromise = 5, Ping = 6, Goaway = 7, WindowUpdate = 8, Continuation = 9 }
-export const enum Flag { EndStream = 0x1, Ack = 0x1, EndHeaders = 0x4, Padded = 0x8, Priority = 0x20 }
+// Flags by frame type (RFC 9113 §6): END_STREAM (DATA, HEADERS) and ACK
+// (SETTINGS, PING) are the same bit.
+export const Flag = { EndStream: 0x1, Ack: 0x1, EndHeaders: 0x4, Padded: 0x8, Priority: 0x20 } as const
 export const ENHANCE_YOUR_CALM = 0xb
 
 export function frame (type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
