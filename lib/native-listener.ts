@@ -23,9 +23,8 @@ import {
   type NativeSessionCache,
   type PlanKind,
 } from './native'
-import type { HostContext } from './hosts'
 import type { Logger } from './log'
-import { RustlsSocket } from './tls-socket/socket'
+import { RustlsSocket, type SocketHooks } from './tls-socket/socket'
 
 /** A handshake that failed in native code: what JS logs and reports. */
 export interface HandshakeFailure {
@@ -106,18 +105,13 @@ export function socketFromNative (connection: NativeConnection, init: {
   host: number
   flags: number
   plaintext: Buffer | undefined
-  hostFor: (index: number) => HostContext | undefined
+  /** The server's hooks (clientError only for a hello paused in JS view: its handshake continues there). */
+  hooks: SocketHooks
   server?: net.Server
   allowHalfOpen: boolean
   highWaterMark?: number
   logger?: Logger
-  /** Paused at its ClientHello (deferred router): the application picks the config. */
-  onClientHello?: (socket: RustlsSocket) => void
-  /** Its handshake continues in JS view: failures and the timeout are the socket's. */
-  onClientError?: (err: Error, socket: RustlsSocket) => void
   handshakeTimeout?: number
-  /** After the application's routing choice, a session lookup (see Server). */
-  onSessionLookup?: (socket: RustlsSocket) => void
 }): RustlsSocket {
   const paused = (init.flags & Flag.NeedConfig) !== 0
   return new RustlsSocket({
@@ -125,10 +119,7 @@ export function socketFromNative (connection: NativeConnection, init: {
     connection,
     isServer: true,
     server: init.server,
-    hostFor: init.hostFor,
-    onClientHello: init.onClientHello,
-    onSessionLookup: init.onSessionLookup,
-    onClientError: paused ? init.onClientError : undefined,
+    hooks: init.hooks,
     handshakeTimeout: paused ? init.handshakeTimeout : undefined,
     allowHalfOpen: init.allowHalfOpen,
     highWaterMark: init.highWaterMark,

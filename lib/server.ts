@@ -8,12 +8,12 @@ import { ConfigError, configErrorFromNative, UnsupportedOptionError } from './er
 import { rejectUnsupported, UNSUPPORTED_SERVER_OPTIONS } from './unsupported'
 import { buildHosts, type BuiltHosts, type HostOptions, type HostTlsOptions, weakerContext } from './hosts'
 import { type Logger, silentLogger } from './log'
-import { addon, HOST_CHALLENGE, type NativeConnection, type NativeHandle, type NativeSessionCache } from './native'
+import { addon, Flag, HOST_CHALLENGE, type NativeConnection, type NativeHandle, type NativeSessionCache } from './native'
 import { type HandshakeFailure, NativeListenerFront, parseListenArgs, type SessionHandler, socketFromNative } from './native-listener'
 import { createSessionCache, ServerTickets, sessionCacheSize, ticketKeyMaterial, ticketLifetime, ticketSettings, type SessionCacheOption } from './session'
 import { SecureContext } from './secure-context'
 import { checkSessionStore, ServerSessions, sessionLookupTimeout, type SessionStore } from './server-sessions'
-import { RustlsSocket } from './tls-socket/socket'
+import { RustlsSocket, type SocketHooks } from './tls-socket/socket'
 
 export interface ServerOptions extends HostTlsOptions {
   /** Virtual hosts; the first one serves clients without SNI. */
@@ -96,6 +96,10 @@ interface ServerState {
   /** Connections still reading their ClientHello against this router (the native listener's route set counts as one). */
   accepting: number
   retired: boolean
+  /** What sockets of this state share (made on first use): net.Server path, native listener. */
+  streamHooks?: SocketHooks
+  nativeHooks?: SocketHooks
+  pausedHooks?: SocketHooks
 }
 
 /**
@@ -430,18 +434,15 @@ export class Server extends net.Server {
       host,
       flags,
       plaintext,
-      hostFor: (index) => state.built.hosts[index],
+      // A hello paused for SNICallback finishes its handshake in JS view,
+      // so its failures are tlsClientError; the others are past theirs.
+      hooks: (flags & Flag.NeedConfig) !== 0
+        ? state.pausedHooks ??= this.#hooks(state, 'paused')
+        : state.nativeHooks ??= this.#hooks(state, 'native'),
       server: this,
       allowHalfOpen: options.allowHalfOpen ?? false,
       highWaterMark: options.highWaterMark,
       logger: this.#logger,
-      // SNICallback: the hello waits for the application's answer.
-      onClientHello: options.SNICallback === undefined ? undefined : (s) => this.#sniCallback(s, state, options),
-      onSessionLookup: (s) => this.#lookupFor(s),
-      onClientError: (err, s) => {
-        this.#logger.debug({ err, remoteAddress: s.remoteAddress }, 'TLS handshake failed')
-        this.emit('tlsClientError', err, s)
-      },
       handshakeTimeout: options.handshakeTimeout ?? 120000,
     })
     socket.once('secure', () => {
@@ -706,42 +707,55 @@ export class Server extends net.Server {
       transport.destroy()
       return
     }
+    // Until the socket settles (routed, failed or gone), the state's router
+    // stays alive for it: hooks.settled gives it back.
     state.accepting++
-    let released = false
-    const release = (): void => {
-      if (released) return
-      released = true
-      state.accepting--
-      if (state.retired && state.accepting === 0) state.built.destroy()
-    }
     const options = this.#options
     const socket = new RustlsSocket({
       pump: { kind: 'stream', transport },
       connection,
       isServer: true,
       server: this,
-      hostFor: (index) => {
-        release()
-        return state.built.hosts[index]
-      },
-      onClientError: (err, s) => {
-        release()
-        this.#logger.debug({ err, remoteAddress: transport.remoteAddress }, 'TLS handshake failed')
-        this.emit('tlsClientError', err, s)
-      },
-      onChallenge: (s) => this.emit('acmeChallenge', s.servername),
-      onClientHello: options.SNICallback === undefined ? undefined : (s) => this.#sniCallback(s, state, options),
-      onSessionLookup: (s) => this.#lookupFor(s),
+      hooks: state.streamHooks ??= this.#hooks(state, 'stream'),
       handshakeTimeout: options.handshakeTimeout ?? 120000,
       allowHalfOpen: options.allowHalfOpen ?? false,
       highWaterMark: options.highWaterMark,
-      release,
       logger: this.#logger,
     })
     socket.once('secure', () => {
       this.#sessions.drain(this.#sessionCache)
       this.emit('secureConnection', socket)
     })
+  }
+
+  /**
+   * The hooks every socket of `state` shares, by where its handshake runs:
+   * 'stream' (net.Server path: the socket holds the state's router from its
+   * creation until it settles, and its ACME validations are reported here),
+   * 'paused' (native listener, a hello paused for SNICallback: the handshake
+   * finishes in JS view) or 'native' (handshake done natively; the listener
+   * holds its route set and reports validations itself).
+   */
+  #hooks (state: ServerState, path: 'stream' | 'paused' | 'native'): SocketHooks {
+    const options = this.#options
+    return {
+      hostFor: (_socket, index) => state.built.hosts[index],
+      settled: path === 'stream'
+        ? () => {
+            state.accepting--
+            if (state.retired && state.accepting === 0) state.built.destroy()
+          }
+        : undefined,
+      clientError: path === 'native'
+        ? undefined
+        : (socket, err) => {
+            this.#logger.debug({ err, remoteAddress: socket.remoteAddress }, 'TLS handshake failed')
+            this.emit('tlsClientError', err, socket)
+          },
+      challenge: path === 'stream' ? (socket) => this.emit('acmeChallenge', socket.servername) : undefined,
+      clientHello: options.SNICallback === undefined ? undefined : (socket) => this.#sniCallback(socket, state, options),
+      sessionLookup: (socket) => this.#lookupFor(socket),
+    }
   }
 
   /** A hello on a JS-side connection asks for a session: look it up, bounded, and go on. */

@@ -50,7 +50,7 @@ export function wrapInit (transport: Duplex, options: WrapOptions): SocketInit {
       ...common,
       connection: new addon.Connection(router),
       isServer: true,
-      hostFor: () => context.host,
+      hooks: { hostFor: () => context.host },
       release: () => {
         router.destroy()
         if (owned) context.destroy()

@@ -80,7 +80,7 @@ export class NativePlane {
             connection.destroy()
             return
           }
-          const socket = socketFromNative(connection, { host, flags, plaintext, hostFor: (i) => gen.hosts[i], allowHalfOpen: true, logger: this.#options.tlsLogger })
+          const socket = socketFromNative(connection, { host, flags, plaintext, hooks: { hostFor: (_s, i) => gen.hosts[i] }, allowHalfOpen: true, logger: this.#options.tlsLogger })
           gen.acquire()
           this.#sockets.add(socket)
           socket.once('close', () => {

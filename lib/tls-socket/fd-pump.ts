@@ -11,13 +11,18 @@ import util from 'node:util'
 
 import { RustlsError } from '../errors'
 import { Flag, results, Slot, type NativeConnection, type NativeHandle } from '../native'
-import type { Pump, PumpContext, PumpOwner, WriteState } from './pump'
+import { kAfterCall, kFailed, kPeerClosed, kReaderFull, kTransportError, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
 
 /** rustls_result GENERAL: rustls stopped taking data without a code. */
 const RUSTLS_RESULT_GENERAL = 7112
 
 type Addresses = ReturnType<NativeConnection['addresses']>
 type Address = { host: string, port: number } | { path: string }
+
+// The connection's pump, kept on the native connection object: native code
+// calls back with the connection as `this`.
+const kPump = Symbol('pump')
+type PumpedConnection = NativeConnection & { [kPump]: FdPump }
 
 /** Where a client connects: an IP, a name to resolve, or a Unix socket path. */
 export interface ConnectTarget {
@@ -36,7 +41,8 @@ export class FdPump implements Pump {
   readonly #conn: NativeConnection
   readonly #owner: PumpOwner
   readonly #spec: FdPumpSpec
-  #drainWaiters: Array<() => void> = []
+  // Made on first use: most connections never wait for a drain.
+  #drainWaiters: Array<() => void> | null = null
   #flushScheduled = false
   // The kernel took less than we had: writes wait for the Drained event.
   #writeBlocked = false
@@ -61,11 +67,12 @@ export class FdPump implements Pump {
   start (): void {
     const spec = this.#spec
     if (spec.kind === 'adopted') {
-      this.#conn.start(-1, this.#onEvent)
+      this.#listen()
+      this.#conn.start(-1, FdPump.#dispatch)
       // The handshake completed natively (or stopped at a hello the
       // application routes); reported on the next tick, once whoever made
       // this socket attached its listeners, as the event it would have been.
-      process.nextTick(() => this.#onEvent(spec.flags, spec.plaintext, 0, 0, spec.host))
+      process.nextTick(FdPump.#adopted, this, spec)
       return
     }
     this.#connecting = true
@@ -89,7 +96,7 @@ export class FdPump implements Pump {
     dns.lookup(host, { all: true, family }, (err, list) => {
       if (this.#owner.destroyed) return
       if (err !== null) {
-        this.#owner.transportError(err)
+        this.#owner[kTransportError](err)
         return
       }
       this.#tryAddresses(list.map((a) => ({ host: a.address, port })))
@@ -105,14 +112,15 @@ export class FdPump implements Pump {
     if (next === undefined || this.#owner.destroyed) return
     let err: number
     try {
-      err = this.#conn.connectSocket(next, this.#onEvent)
+      this.#listen()
+      err = this.#conn.connectSocket(next, FdPump.#dispatch)
     } catch (e) {
-      this.#owner.transportError(e as Error)
+      this.#owner[kTransportError](e as Error)
       return
     }
     if (err !== 0) {
       if (left.length > 0) this.#tryAddresses(left)
-      else process.nextTick(() => this.#owner.transportError(errnoError(err, 'connect', next)))
+      else process.nextTick(() => this.#owner[kTransportError](errnoError(err, 'connect', next)))
       return
     }
     this.#retry = left.length > 0 ? () => this.#tryAddresses(left) : null
@@ -124,8 +132,31 @@ export class FdPump implements Pump {
 
   // ---- inbound ------------------------------------------------------------
 
+  // Native code calls one function shared by every connection, with the
+  // connection as `this`: a socket costs no closure of its own for it.
+  #listen (): void {
+    (this.#conn as PumpedConnection)[kPump] = this
+  }
+
+  static readonly #dispatch = function (this: PumpedConnection, flags: number, data: Buffer | undefined, error: number, errno: number, host: number): void {
+    this[kPump].#onEvent(flags, data, error, errno, host)
+  }
+
+  static #adopted (pump: FdPump, spec: FdPumpSpec & { kind: 'adopted' }): void {
+    pump.#onEvent(spec.flags, spec.plaintext, 0, 0, spec.host)
+  }
+
+  static #flush (pump: FdPump): void {
+    pump.#flushNow()
+  }
+
+  static #idle (pump: FdPump): void {
+    pump.#idleTimer = null
+    if (!pump.#owner.destroyed) pump.#owner.emit('timeout')
+  }
+
   /** One native event per readable/writable turn of the socket. */
-  #onEvent = (flags: number, data: Buffer | undefined, error: number, errno: number, host: number): void => {
+  #onEvent (flags: number, data: Buffer | undefined, error: number, errno: number, host: number): void {
     const owner = this.#owner
     if (owner.destroyed) return
     if (this.#idleTimer !== null) this.#idleTimer.refresh()
@@ -139,30 +170,34 @@ export class FdPump implements Pump {
           return
         }
         this.#connecting = false
-        owner.transportError(errnoError(errno, 'connect', this.#attempt))
+        owner[kTransportError](errnoError(errno, 'connect', this.#attempt))
         return
       }
       if ((flags & Flag.Connected) !== 0) {
         this.#connecting = false
         // Socket options asked for while connecting apply now.
-        for (const apply of this.#whenConnected.splice(0)) apply()
+        const pending = this.#whenConnected
+        this.#whenConnected = null
+        for (const apply of pending ?? []) apply()
       }
     }
     if ((flags & Flag.Drained) !== 0) {
       this.#writeBlocked = false
-      for (const waiter of this.#drainWaiters.splice(0)) waiter()
+      const waiters = this.#drainWaiters
+      this.#drainWaiters = null
+      for (const waiter of waiters ?? []) waiter()
       if (owner.destroyed) return
     }
     if ((flags & Flag.IoError) !== 0 && (flags & Flag.Error) === 0) {
-      owner.transportError(errnoError(errno, 'read'))
+      owner[kTransportError](errnoError(errno, 'read'))
       return
     }
     // Once both directions closed, getpeername() fails: the addresses are
     // read now, while the peer's end is only on its way.
     if ((flags & (Flag.PeerClosed | Flag.TransportEnd)) !== 0) this.#addr()
-    owner.afterCall(flags, error, host, data ?? null)
-    if (owner.destroyed || owner.failed) return
-    if (owner.readerFull && !owner.peerClosed) {
+    owner[kAfterCall](flags, error, host, data ?? null)
+    if (owner.destroyed || owner[kFailed]) return
+    if (owner[kReaderFull] && !owner[kPeerClosed]) {
       // Backpressure: native reading stops until resume().
       this.#readPaused = true
       this.#conn.readStop()
@@ -196,7 +231,7 @@ export class FdPump implements Pump {
     call()
     const flags = results[Slot.Flags]
     const error = results[Slot.Error]
-    this.#owner.afterCall(flags, error, results[Slot.Host], null)
+    this.#owner[kAfterCall](flags, error, results[Slot.Host], null)
   }
 
   /** Our FIN left; if the peer's came already, we are done. */
@@ -213,7 +248,7 @@ export class FdPump implements Pump {
    * has already gathered.
    */
   write (chunks: readonly Buffer[], now: boolean): WriteState {
-    if (this.#owner.failed) return 'failed'
+    if (this.#owner[kFailed]) return 'failed'
     const r = this.#conn.writeSocket(chunks.length === 1 ? chunks[0] : chunks as Buffer[], !now)
     if (r < 0) return this.#writeFailed()
     if (this.#idleTimer !== null) this.#idleTimer.refresh()
@@ -222,14 +257,14 @@ export class FdPump implements Pump {
     if (r === 1) this.#writeBlocked = true
     if (!now && !this.#flushScheduled) {
       this.#flushScheduled = true
-      process.nextTick(this.#flushNow)
+      process.nextTick(FdPump.#flush, this)
     }
     return this.#writeBlocked ? 'full' : 'ok'
   }
 
-  #flushNow = (): void => {
+  #flushNow (): void {
     this.#flushScheduled = false
-    if (this.#owner.failed || this.#closed) return
+    if (this.#owner[kFailed] || this.#closed) return
     const r = this.#conn.flushSocket()
     if (r === 1) this.#writeBlocked = true
     else if (r < 0) this.#writeFailed()
@@ -240,17 +275,17 @@ export class FdPump implements Pump {
     const error = results[Slot.Error]
     if ((flags & Flag.IoError) !== 0 && error === 0) {
       this.#writeError = errnoError(results[Slot.Errno], 'write')
-      this.#owner.transportError(this.#writeError)
+      this.#owner[kTransportError](this.#writeError)
     } else {
       const code = error !== 0 ? error : RUSTLS_RESULT_GENERAL
       this.#writeError = new RustlsError(code)
-      this.#owner.afterCall(Flag.Error, code, -1, null)
+      this.#owner[kAfterCall](Flag.Error, code, -1, null)
     }
     return 'failed'
   }
 
   onceDrained (callback: () => void): void {
-    this.#drainWaiters.push(callback)
+    (this.#drainWaiters ??= []).push(callback)
   }
 
   /** Native code flushes what rustls queues itself. */
@@ -260,8 +295,8 @@ export class FdPump implements Pump {
     // Addresses first: after both FINs the descriptor has none (see #onEvent).
     this.#addr()
     // close_notify, then the FIN once everything left (native).
-    const r = !this.#owner.failed && !this.#closed ? this.#conn.shutdownSocket() : 0
-    if (r === 1) this.#drainWaiters.push(done)
+    const r = !this.#owner[kFailed] && !this.#closed ? this.#conn.shutdownSocket() : 0
+    if (r === 1) (this.#drainWaiters ??= []).push(done)
     else done()
   }
 
@@ -297,7 +332,9 @@ export class FdPump implements Pump {
     if (this.#flushScheduled && !failed && !this.#closed) this.#conn.flushSocket()
     this.#close()
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
-    for (const waiter of this.#drainWaiters.splice(0)) waiter()
+    const waiters = this.#drainWaiters
+    this.#drainWaiters = null
+    for (const waiter of waiters ?? []) waiter()
   }
 
   // ---- the descriptor's facts -------------------------------------------------
@@ -336,25 +373,20 @@ export class FdPump implements Pump {
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
     this.#idleTimer = null
     if (ms > 0) {
-      this.#idleTimer = setTimeout(this.#onIdle, ms)
+      this.#idleTimer = setTimeout(FdPump.#idle, ms, this)
       this.#idleTimer.unref()
     }
   }
 
-  #onIdle = (): void => {
-    this.#idleTimer = null
-    if (!this.#owner.destroyed) this.#owner.timeout()
-  }
-
-  #whenConnected: Array<() => void> = []
+  #whenConnected: Array<() => void> | null = null
 
   setNoDelay (noDelay: boolean): void {
-    if (this.#connecting) this.#whenConnected.push(() => this.setNoDelay(noDelay))
+    if (this.#connecting) (this.#whenConnected ??= []).push(() => this.setNoDelay(noDelay))
     else if (!this.#closed) this.#conn.setSocketOption('noDelay', noDelay)
   }
 
   setKeepAlive (enable: boolean, initialDelay: number): void {
-    if (this.#connecting) this.#whenConnected.push(() => this.setKeepAlive(enable, initialDelay))
+    if (this.#connecting) (this.#whenConnected ??= []).push(() => this.setKeepAlive(enable, initialDelay))
     else if (!this.#closed) this.#conn.setSocketOption('keepAlive', enable, initialDelay)
   }
 

@@ -19,31 +19,40 @@ import type { NativeConnection, NativeHandle } from '../native'
 
 export type WriteState = 'ok' | 'full' | 'failed'
 
-/** What a pump reads of its socket and tells it. */
+// What a pump reads of its socket and tells it, as symbol-keyed members of
+// the socket's prototype: nothing is allocated per connection for it, and
+// nothing of it shows on the socket's public surface.
+export const kIsServer = Symbol('isServer')
+export const kFailed = Symbol('failed')
+export const kPeerClosed = Symbol('peerClosed')
+export const kReaderFull = Symbol('readerFull')
+export const kAfterCall = Symbol('afterCall')
+export const kTransportError = Symbol('transportError')
+
 export interface PumpOwner {
-  readonly isServer: boolean
   readonly destroyed: boolean
   readonly allowHalfOpen: boolean
   readonly writableFinished: boolean
   readonly readableEnded: boolean
   readonly readableLength: number
+  readonly [kIsServer]: boolean
   /** The connection failed (TLS error, handshake timeout, transport error). */
-  readonly failed: boolean
+  readonly [kFailed]: boolean
   /** close_notify arrived (and the readable side ended). */
-  readonly peerClosed: boolean
+  readonly [kPeerClosed]: boolean
   /** The reader refused the last plaintext (push() returned false). */
-  readonly readerFull: boolean
+  readonly [kReaderFull]: boolean
   /**
    * Acts on one native call's results in protocol order (routing, handshake,
    * plaintext, errors, close_notify); false when the reader wants no more
    * input now. Ciphertext the call produced was sent before.
    */
-  afterCall(flags: number, error: number, host: number, data: Buffer | null): boolean
-  transportError(err: Error): void
-  /** Idle timeout of the transport. */
-  timeout(): void
-  end(): void
-  destroy(): void
+  [kAfterCall](flags: number, error: number, host: number, data: Buffer | null): boolean
+  [kTransportError](err: Error): void
+  /** Idle timeout of the transport: emits 'timeout'. */
+  emit(event: 'timeout'): boolean
+  end(): unknown
+  destroy(): unknown
 }
 
 export interface Pump {

@@ -21,13 +21,36 @@ import { versionName, type TlsVersionName } from '../protocol'
 import { libraryVersion, packageVersion } from '../versions'
 import { wrapInit, type WrapOptions } from '../wrap'
 import { FdPump, type FdPumpSpec } from './fd-pump'
-import type { Pump, PumpOwner, WriteState } from './pump'
+import { kAfterCall, kFailed, kIsServer, kPeerClosed, kReaderFull, kTransportError, type Pump, type WriteState } from './pump'
 import { StreamPump } from './stream-pump'
+
+const kFinished = Symbol('finished')
+const kHandshakeTimeout = Symbol('handshakeTimeout')
 
 // _writev joins small chunks (one copy) so they share records.
 const COALESCE_LIMIT = 16 * 1024
 
 export type { WrapOptions }
+
+/**
+ * What a server does for its sockets: one object per server (and per
+ * configuration generation), shared by every connection, so that a socket
+ * costs no closures of its own.
+ */
+export interface SocketHooks {
+  /** The host the native router chose (an index into the generation's hosts). */
+  hostFor?: (socket: RustlsSocket, index: number) => HostContext | undefined
+  /** Once per socket, at the first of: routed, failed, destroyed (the generation's accounting). */
+  settled?: (socket: RustlsSocket) => void
+  /** A handshake that failed before it completed (tlsClientError). */
+  clientError?: (socket: RustlsSocket, err: Error) => void
+  /** An ACME tls-alpn-01 validation handshake completed (the socket then closes). */
+  challenge?: (socket: RustlsSocket) => void
+  /** Deferred routing (SNICallback): pick a config for the hello, then acceptWith(). */
+  clientHello?: (socket: RustlsSocket) => void
+  /** The hello asks for a session the server lacks: answer with resumeSessionWith(). */
+  sessionLookup?: (socket: RustlsSocket) => void
+}
 
 /** How a RustlsSocket is made inside the library. */
 export interface SocketInit {
@@ -37,16 +60,8 @@ export interface SocketInit {
   isServer: boolean
   /** Server side: the accepting server, exposed as socket.server. */
   server?: net.Server
-  /** Server: resolves the host chosen by the native router. */
-  hostFor?: (index: number) => HostContext | undefined
-  /** Server: emits tlsClientError / counts; called once per failed handshake. */
-  onClientError?: (err: Error, socket: RustlsSocket) => void
-  /** Server: an ACME tls-alpn-01 validation handshake completed (the socket then closes). */
-  onChallenge?: (socket: RustlsSocket) => void
-  /** Server, deferred routing (SNICallback): picks a config for the hello. */
-  onClientHello?: (socket: RustlsSocket) => void
-  /** Server: the hello asks for a session the server lacks; answer with resumeSessionWith(). */
-  onSessionLookup?: (socket: RustlsSocket) => void
+  /** Server: the hooks its server shares between its sockets. */
+  hooks?: SocketHooks
   /** Client: the name sent in SNI and verified. */
   servername?: string
   /** Client: own certificate leaf (DER) for getX509Certificate(). */
@@ -89,9 +104,11 @@ export class RustlsSocket extends Duplex {
   #failed = false
   #waitingConfig = false
   #waitingSession = false
+  #settled = false
   // The last push() of plaintext was refused (the reader is full).
   #readerFull = false
-  #queued: Array<{ chunk: Buffer, callback: (err?: Error | null) => void }> = []
+  // Writes before the handshake completed (made on first use).
+  #queued: Array<{ chunk: Buffer, callback: (err?: Error | null) => void }> | null = null
   #timer: NodeJS.Timeout | null = null
   #peerError: Error | null = null
   readonly #logger: Logger
@@ -114,37 +131,30 @@ export class RustlsSocket extends Duplex {
     this.server = init.server
     this.#logger = init.logger ?? silentLogger
     if (!init.isServer && init.servername !== undefined) this.servername = init.servername
-    const ctx = { conn: init.connection, owner: this.#ownerView() }
-    this.#pump = init.pump.kind === 'stream' ? new StreamPump(ctx, init.pump.transport) : new FdPump(ctx, init.pump)
+    this.#pump = init.pump.kind === 'stream'
+      ? new StreamPump({ conn: init.connection, owner: this }, init.pump.transport)
+      : new FdPump({ conn: init.connection, owner: this }, init.pump)
     if (init.handshakeTimeout !== undefined && init.handshakeTimeout > 0) {
-      this.#timer = setTimeout(this.#onHandshakeTimeout, init.handshakeTimeout)
+      this.#timer = setTimeout(onHandshakeTimeout, init.handshakeTimeout, this)
       this.#timer.unref()
     }
-    if (this.#pump.finished !== undefined) this.once('finish', () => this.#pump.finished?.())
+    if (this.#pump.finished !== undefined) this.on('finish', onFinish)
     this.#pump.start()
   }
 
-  /** What the pump reads of this socket and tells it. */
-  #ownerView (): PumpOwner {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this
-    return {
-      isServer: this.#isServer,
-      get destroyed () { return self.destroyed },
-      get allowHalfOpen () { return self.allowHalfOpen },
-      get writableFinished () { return self.writableFinished },
-      get readableEnded () { return self.readableEnded },
-      get readableLength () { return self.readableLength },
-      get failed () { return self.#failed },
-      get peerClosed () { return self.#peerClosed },
-      get readerFull () { return self.#readerFull },
-      afterCall: (flags, error, host, data) => this.#afterCall(flags, error, host, data),
-      transportError: (err) => this.#onTransportError(err),
-      timeout: () => this.emit('timeout'),
-      end: () => this.end(),
-      destroy: () => this.destroy(),
-    }
+  // ---- what the pump reads of this socket and tells it (pump.ts) ---------
+
+  get [kIsServer] (): boolean { return this.#isServer }
+  get [kFailed] (): boolean { return this.#failed }
+  get [kPeerClosed] (): boolean { return this.#peerClosed }
+  get [kReaderFull] (): boolean { return this.#readerFull }
+  [kAfterCall] (flags: number, error: number, host: number, data: Buffer | null): boolean {
+    return this.#afterCall(flags, error, host, data)
   }
+
+  [kTransportError] (err: Error): void { this.#onTransportError(err) }
+  [kFinished] (): void { this.#pump.finished?.() }
+  [kHandshakeTimeout] (): void { this.#onHandshakeTimeout() }
 
   // ---- node:tls surface ----------------------------------------------
 
@@ -378,16 +388,17 @@ export class RustlsSocket extends Duplex {
   #afterCall (flags: number, error: number, host: number, data: Buffer | null): boolean {
     if ((flags & (Flag.Hello | Flag.NeedConfig)) !== 0 && this.#conn !== null) {
       this.servername = this.#conn.serverName() ?? false
-      if ((flags & Flag.Hello) !== 0 && this.#host === undefined) this.#host = this.#init.hostFor?.(host)
+      if ((flags & Flag.Hello) !== 0 && this.#host === undefined) this.#host = this.#hostFor(host)
     }
     if ((flags & Flag.NeedConfig) !== 0 && !this.#waitingConfig) this.#waitingConfig = true
-    if ((flags & Flag.NeedConfig) !== 0 && this.#init.onClientHello !== undefined) {
-      this.#init.onClientHello(this)
+    const hooks = this.#init.hooks
+    if ((flags & Flag.NeedConfig) !== 0 && hooks?.clientHello !== undefined) {
+      hooks.clientHello(this)
       return false
     }
     if ((flags & Flag.NeedSession) !== 0) {
       this.#waitingSession = true
-      if (this.#init.onSessionLookup !== undefined) this.#init.onSessionLookup(this)
+      if (hooks?.sessionLookup !== undefined) hooks.sessionLookup(this)
       else this.resumeSessionWith(null)
       return false
     }
@@ -425,15 +436,15 @@ export class RustlsSocket extends Duplex {
       // RFC 8737 §3: a validation connection carries no data. Native code
       // queued close_notify with the last flight; nothing more is read and
       // the connection never becomes 'secure'.
-      this.#init.hostFor?.(HOST_CHALLENGE)
+      this.#settle()
       this.#failed = true
       this.servername = this.#conn.serverName() ?? false
-      this.#init.onChallenge?.(this)
+      this.#init.hooks?.challenge?.(this)
       this.#pump.endSoon()
       return
     }
     if (this.#isServer) {
-      this.#host ??= this.#init.hostFor?.(this.#info.host)
+      this.#host ??= this.#hostFor(this.#info.host)
       const hasPeer = (this.#info.peerCertificates ?? 0) > 0
       this.authorized = hasPeer
       this.authorizationError = hasPeer || this.#host?.clientAuth === 'none' || this.#host === undefined
@@ -465,8 +476,10 @@ export class RustlsSocket extends Duplex {
     this.#logger.debug({ code: err.code, handshake: duringHandshake }, 'TLS connection failed')
     // The alert (if any) was queued or sent already; the transport ends after it.
     this.#pump.endSoon()
-    if (duringHandshake && this.#isServer && this.#init.onClientError !== undefined) {
-      this.#init.onClientError(err, this)
+    const hooks = this.#init.hooks
+    if (duringHandshake && this.#isServer && hooks?.clientError !== undefined) {
+      this.#settle()
+      hooks.clientError(this, err)
       this.destroy()
     } else if (result === LocalResult.UnrecognizedName && this.#isServer) {
       this.destroy()
@@ -487,15 +500,17 @@ export class RustlsSocket extends Duplex {
     else this.destroy()
   }
 
-  #onHandshakeTimeout = (): void => {
+  #onHandshakeTimeout (): void {
     this.#timer = null
     if (this.#secure || this.destroyed) return
     this.#failed = true
     const err = new HandshakeTimeoutError()
     // Nothing is sent to a client that did not finish its hello in time.
     this.#pump.abort()
-    if (this.server && this.#init.onClientError !== undefined) {
-      this.#init.onClientError(err, this)
+    const hooks = this.#init.hooks
+    if (this.server && hooks?.clientError !== undefined) {
+      this.#settle()
+      hooks.clientError(this, err)
       this.destroy()
     } else {
       this.#destroyForPeer(err)
@@ -517,9 +532,11 @@ export class RustlsSocket extends Duplex {
       this.destroy()
       return
     }
-    if (!this.#secure && this.#isServer && this.#init.onClientError !== undefined) {
+    const hooks = this.#init.hooks
+    if (!this.#secure && this.#isServer && hooks?.clientError !== undefined) {
       this.#failed = true
-      this.#init.onClientError(err, this)
+      this.#settle()
+      hooks.clientError(this, err)
       this.destroy()
       return
     }
@@ -535,7 +552,7 @@ export class RustlsSocket extends Duplex {
 
   override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     if (!this.#secure) {
-      this.#queued.push({ chunk, callback })
+      (this.#queued ??= []).push({ chunk, callback })
       return
     }
     this.#complete(this.#pump.write([chunk], false), callback)
@@ -543,8 +560,9 @@ export class RustlsSocket extends Duplex {
 
   override _writev (chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
     if (!this.#secure) {
+      const queued = (this.#queued ??= [])
       for (let i = 0; i < chunks.length; i++) {
-        this.#queued.push({ chunk: chunks[i].chunk, callback: i === chunks.length - 1 ? callback : noop })
+        queued.push({ chunk: chunks[i].chunk, callback: i === chunks.length - 1 ? callback : noop })
       }
       return
     }
@@ -559,7 +577,8 @@ export class RustlsSocket extends Duplex {
 
   #flushQueued (): void {
     const queued = this.#queued
-    this.#queued = []
+    this.#queued = null
+    if (queued === null) return
     for (const { chunk, callback } of queued) {
       if (this.destroyed) {
         callback(new Error('socket destroyed before the handshake completed'))
@@ -582,16 +601,30 @@ export class RustlsSocket extends Duplex {
 
   override _destroy (err: Error | null, callback: (err?: Error | null) => void): void {
     this.#clearHandshakeTimer()
-    for (const { callback: cb } of this.#queued.splice(0)) cb(err ?? new Error('socket destroyed'))
+    const queued = this.#queued
+    this.#queued = null
+    for (const { callback: cb } of queued ?? []) cb(err ?? new Error('socket destroyed'))
     this.#pump.destroy(this.#failed)
     const conn = this.#conn
     this.#conn = null
     conn?.destroy()
+    this.#settle()
     this.#init.release?.()
     callback(err)
   }
 
   // ---- helpers ----------------------------------------------------------
+
+  #hostFor (index: number): HostContext | undefined {
+    return this.#init.hooks?.hostFor?.(this, index)
+  }
+
+  /** The server's accounting for this socket, once. */
+  #settle (): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#init.hooks?.settled?.(this)
+  }
 
   #peerChain (): Buffer[] {
     const conn = this.#conn
@@ -621,3 +654,11 @@ export class RustlsSocket extends Duplex {
 }
 
 function noop (): void {}
+
+function onFinish (this: RustlsSocket): void {
+  this[kFinished]()
+}
+
+function onHandshakeTimeout (socket: RustlsSocket): void {
+  socket[kHandshakeTimeout]()
+}

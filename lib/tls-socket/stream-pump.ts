@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream'
 
 import { RustlsError } from '../errors'
 import { Flag, results, Slot, type NativeConnection, type NativeHandle } from '../native'
-import type { Pump, PumpContext, PumpOwner, WriteState } from './pump'
+import { kAfterCall, kFailed, kIsServer, kPeerClosed, kTransportError, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
 
 const SLAB_SIZE = 128 * 1024
 // A new slab is started when less than this is left: enough for a full
@@ -39,6 +39,9 @@ function slabWithRoom (room: number): void {
 
 const EMPTY = Buffer.alloc(0)
 
+const kPump = Symbol('pump')
+type PumpedTransport = Duplex & { [kPump]: StreamPump }
+
 export class StreamPump implements Pump {
   readonly #conn: NativeConnection
   readonly #owner: PumpOwner
@@ -61,17 +64,29 @@ export class StreamPump implements Pump {
   get writeError (): Error | null { return this.#writeError }
   get transport (): Duplex { return this.#t }
 
+  // The transport's listeners are functions shared by every connection,
+  // called with the transport as `this`, which holds its pump.
+  static readonly #listeners = {
+    data (this: PumpedTransport, chunk: Buffer): void { this[kPump].#onData(chunk) },
+    end (this: PumpedTransport): void { this[kPump].#onEnd() },
+    error (this: PumpedTransport, err: Error): void { this[kPump].#owner[kTransportError](err) },
+    close (this: PumpedTransport): void { this[kPump].#onClose() },
+    timeout (this: PumpedTransport): void { this[kPump].#owner.emit('timeout') },
+  }
+
   start (): void {
-    const t = this.#t
-    t.on('error', this.#onError)
-    t.on('close', this.#onClose)
-    t.on('data', this.#onData)
-    t.on('end', this.#onEnd)
-    t.on('timeout', this.#onTimeout)
+    const t = this.#t as PumpedTransport
+    t[kPump] = this
+    const on = StreamPump.#listeners
+    t.on('error', on.error)
+    t.on('close', on.close)
+    t.on('data', on.data)
+    t.on('end', on.end)
+    t.on('timeout', on.timeout)
     // A wrapped socket may have been paused by its previous reader.
     if (typeof t.resume === 'function') t.resume()
-    if (!this.#owner.isServer) {
-      const sock = t as net.Socket
+    if (!this.#owner[kIsServer]) {
+      const sock = this.#t as net.Socket
       if (sock.connecting === true) sock.once('connect', () => this.flushQueued())
       else this.flushQueued()
     }
@@ -79,7 +94,7 @@ export class StreamPump implements Pump {
 
   // ---- inbound ----------------------------------------------------------
 
-  #onData = (chunk: Buffer): void => {
+  #onData (chunk: Buffer): void {
     if (this.#pending !== null) {
       // Paused (backpressure or routing) while the transport had data in
       // flight: keep it behind what is already pending.
@@ -94,7 +109,7 @@ export class StreamPump implements Pump {
   #process (input: Buffer | null, offset: number): void {
     const owner = this.#owner
     for (;;) {
-      if (owner.destroyed || owner.failed) return
+      if (owner.destroyed || owner[kFailed]) return
       slabWithRoom(MIN_PLAIN_ROOM)
       const start = slabUsed
       const length = input === null ? 0 : input.length - offset
@@ -116,12 +131,12 @@ export class StreamPump implements Pump {
         this.#holdInput(input, offset)
         this.#waitingConfig = true
         this.#pause()
-        owner.afterCall(flags, error, host, data)
+        owner[kAfterCall](flags, error, host, data)
         return
       }
-      const proceed = owner.afterCall(flags, error, host, data)
+      const proceed = owner[kAfterCall](flags, error, host, data)
       // After close_notify the transport keeps flowing: its EOF ends it.
-      if (owner.destroyed || owner.failed || owner.peerClosed) return
+      if (owner.destroyed || owner[kFailed] || owner[kPeerClosed]) return
       if (!proceed) {
         // Paused by backpressure: keep the rest for resume().
         this.#holdInput(input, offset)
@@ -182,40 +197,32 @@ export class StreamPump implements Pump {
     const error = results[Slot.Error]
     const routed = results[Slot.Host]
     if (out !== undefined) this.#sendRaw(out)
-    this.#owner.afterCall(flags, error, routed, null)
-    if (!this.#owner.destroyed && !this.#owner.failed) this.#resumeInput()
+    this.#owner[kAfterCall](flags, error, routed, null)
+    if (!this.#owner.destroyed && !this.#owner[kFailed]) this.#resumeInput()
   }
 
-  #onEnd = (): void => {
+  #onEnd (): void {
     this.#transportEnded = true
     if (this.#pending !== null) return
     // Tells rustls about the EOF: after close_notify this is the orderly
     // end; otherwise rustls reports UNEXPECTED_EOF (a truncation attack
     // cannot pass as a clean end, RFC 8446 §6.1).
-    if (this.#owner.peerClosed) {
+    if (this.#owner[kPeerClosed]) {
       if (!this.#owner.allowHalfOpen) this.#owner.end()
       return
     }
     this.#process(null, 0)
   }
 
-  #onError = (err: Error): void => {
-    this.#owner.transportError(err)
-  }
-
-  #onClose = (): void => {
+  #onClose (): void {
     const owner = this.#owner
     if (owner.destroyed) return
-    if (!owner.peerClosed && !owner.failed) {
+    if (!owner[kPeerClosed] && !owner[kFailed]) {
       // Closed without an EOF event (reset): same as a truncated stream.
       this.#transportEnded = true
       this.#process(null, 0)
     }
     if (!owner.destroyed) owner.destroy()
-  }
-
-  #onTimeout = (): void => {
-    this.#owner.timeout()
   }
 
   #pause (): void {
@@ -258,7 +265,7 @@ export class StreamPump implements Pump {
    */
   #encrypt (chunk: Buffer): WriteState {
     const conn = this.#conn
-    if (this.#owner.failed) return 'failed'
+    if (this.#owner[kFailed]) return 'failed'
     let offset = 0
     let state: WriteState = 'ok'
     while (offset < chunk.length) {
@@ -279,7 +286,7 @@ export class StreamPump implements Pump {
         // means the connection can no longer send.
         const code = error !== 0 ? error : RUSTLS_RESULT_GENERAL
         this.#writeError = new RustlsError(code)
-        this.#owner.afterCall(Flag.Error, code, -1, null)
+        this.#owner[kAfterCall](Flag.Error, code, -1, null)
         return 'failed'
       }
     }
@@ -310,7 +317,7 @@ export class StreamPump implements Pump {
   }
 
   end (done: () => void): void {
-    if (!this.#owner.failed) {
+    if (!this.#owner[kFailed]) {
       // close_notify first, then the transport's FIN (RFC 8446 §6.1); native
       // code sends it only after a completed handshake.
       this.#conn.sendCloseNotify()
@@ -337,9 +344,10 @@ export class StreamPump implements Pump {
 
   destroy (failed: boolean): void {
     const t = this.#t
-    t.removeListener('data', this.#onData)
-    t.removeListener('end', this.#onEnd)
-    t.removeListener('timeout', this.#onTimeout)
+    const on = StreamPump.#listeners
+    t.removeListener('data', on.data)
+    t.removeListener('end', on.end)
+    t.removeListener('timeout', on.timeout)
     if (!t.destroyed) {
       // Give a queued alert or close_notify the chance to leave first.
       if (t.writableLength > 0 && !failed) t.end()

@@ -8,6 +8,8 @@ import net from 'node:net'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import tls from 'node:tls'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 
 import { connect } from '../../lib/index'
 import type { RustlsSocket } from '../../lib/tls-socket/socket'
@@ -19,6 +21,54 @@ const f = fixtures()
 const ecdsa = { cert: f.localhostEcdsa.cert, key: f.localhostEcdsa.key }
 
 describe('fd pump', () => {
+  test('connections nobody in JS holds (an echo server\'s socket, a client kept only by its callbacks) survive GC', async () => {
+    // These sockets are reached only through their native connection's
+    // events: native code must hold them while it polls their descriptors.
+    v8.setFlagsFromString('--expose-gc')
+    const gc = vm.runInNewContext('gc') as () => void
+    const held: RustlsSocket[] = []
+    let holdServerSide = false
+    const srv = await startServer(ecdsa, (s) => {
+      s.on('data', (d: Buffer) => s.write(d))
+      if (holdServerSide) held.push(s)
+    })
+    const collect = async (): Promise<void> => {
+      for (let i = 0; i < 3; i++) {
+        gc()
+        await settle()
+      }
+    }
+    try {
+      // 1. The server's socket is held by nobody; the client is.
+      const echoes: Buffer[] = []
+      let closed = 0
+      const c = connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+      await new Promise((resolve) => c.once('secureConnect', resolve))
+      c.on('data', (d: Buffer) => echoes.push(d))
+      c.on('close', () => closed++)
+      await collect()
+      c.write('after gc')
+      await waitFor(() => Buffer.concat(echoes).toString() === 'after gc', 5000, 'the echo after GC')
+      assert.equal(closed, 0)
+      c.destroy()
+
+      // 2. The client is held by nobody; the server's socket is.
+      holdServerSide = true
+      const got: Buffer[] = []
+      await new Promise<void>((resolve) => {
+        connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca }, resolve)
+          .on('data', (d: Buffer) => got.push(d))
+      })
+      await waitFor(() => held.length === 1, 5000, 'the second connection at the server')
+      await collect()
+      held[0].write('to a client nobody holds')
+      await waitFor(() => Buffer.concat(got).toString() === 'to a client nobody holds', 5000, 'the data after GC')
+      held[0].destroy()
+    } finally {
+      await srv.close()
+    }
+  })
+
   test('bytesRead and bytesWritten count the TLS bytes on both sides, also after close', async () => {
     let serverSide: RustlsSocket | undefined
     const srv = await startServer(ecdsa, (s) => {

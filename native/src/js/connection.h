@@ -41,7 +41,12 @@ class Connection : public Napi::ObjectWrap<Connection> {
   // new Connection(router)                          server
   // new Connection(clientConfig, serverName, alpn?)  client
   explicit Connection(const Napi::CallbackInfo& info);
-  ~Connection() override { Close(); }
+  // Finalized only while not held (see held_); at the environment's
+  // teardown the reference is going away with it, so no Unref().
+  ~Connection() override {
+    held_ = false;
+    Close();
+  }
 
   // A server connection the native listener accepted and handshook,
   // handed to JS on the fd pump: the endpoint (descriptor, poll, TLS
@@ -107,6 +112,8 @@ class Connection : public Napi::ObjectWrap<Connection> {
   // Calls JS with the flags and a copy of plain_len bytes of plaintext.
   void Emit(int32_t flags, const uint8_t* plain = nullptr, size_t plain_len = 0);
   void CloseSocket();
+  // Keeps the JS object alive while the descriptor is polled (held_).
+  void Hold();
   bool fd_pump() const { return ep_ != nullptr; }
 
   bool CheckOpen(Napi::Env env);
@@ -143,6 +150,11 @@ class Connection : public Napi::ObjectWrap<Connection> {
   uint64_t final_out_ = 0;
   std::shared_ptr<ListenerStats> stats_;
   Napi::FunctionReference onevent_;
+  // While native code polls the descriptor the JS object is held strongly
+  // (Ref): its callback is shared by all connections and reaches the
+  // socket only through this object, so nothing else keeps an idle
+  // connection from being collected (and closed) by GC.
+  bool held_ = false;
   std::unique_ptr<Napi::AsyncContext> async_;
   HandleCount count_;
 };

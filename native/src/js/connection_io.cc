@@ -43,6 +43,7 @@ Napi::Value Connection::Start(const Napi::CallbackInfo& info) {
   // endpoint is ours already.
   onevent_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_ = std::make_unique<Napi::AsyncContext>(env, "RustlsSocket");
+  Hold();
   want_read_ = true;
   if (!FlushSocket()) {
     Emit(kFlagIoError);
@@ -96,6 +97,7 @@ Napi::Value Connection::ConnectSocket(const Napi::CallbackInfo& info) {
   ep_ = std::move(ep);
   onevent_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_ = std::make_unique<Napi::AsyncContext>(env, "RustlsSocket");
+  Hold();
   connecting_ = true;
   want_read_ = true;
   UpdatePoll();
@@ -375,10 +377,20 @@ Napi::Value Connection::SetSocketOption(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+void Connection::Hold() {
+  if (held_) return;
+  held_ = true;
+  Ref();
+}
+
 void Connection::CloseSocket() {
   if (ep_ != nullptr) ep_->Close();
   if (!onevent_.IsEmpty()) onevent_.Reset();
   async_.reset();
+  if (held_) {
+    held_ = false;
+    Unref();
+  }
 }
 
 }  // namespace rustls_node
