@@ -482,6 +482,7 @@ int H2Front::OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t
   if (s == nullptr) return 0;
   nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
   self->last_active_ms_ = uv_now(self->listener_->loop());
+  s->OnClosed(error_code);
   self->StreamClosed(s);
   return 0;
 }
