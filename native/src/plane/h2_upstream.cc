@@ -65,7 +65,8 @@ H2Upstream* H2Upstream::Connect(Listener* listener, BackendTarget* target, Backe
   return u;
 }
 
-H2Upstream::H2Upstream(Listener* listener, BackendTarget* target) : listener_(listener), target_(target) {}
+H2Upstream::H2Upstream(Listener* listener, BackendTarget* target)
+    : listener_(listener), target_(target), turn_(listener->loop(), this, [](void* self) { static_cast<H2Upstream*>(self)->Pump(); }) {}
 
 bool H2Upstream::Init() {
   thread_local nghttp2_session_callbacks* cbs = nullptr;
@@ -109,7 +110,6 @@ H2Upstream::~H2Upstream() {
   }
   delete conn_;
   nghttp2_session_del(session_);
-  CloseAndFree(check_);
 }
 
 bool H2Upstream::HasRoom() const {
@@ -242,6 +242,9 @@ void H2Upstream::ReportTaken() {
 }
 
 void H2Upstream::Lost(const char* kind, uint32_t code, int sys_errno) {
+  // A connection the backend closed under a request may be retried; one
+  // that broke the protocol is not trusted with it again.
+  bool may_retry = ready_ && !failed_;
   failed_ = true;
   draining_ = true;
   // Leaves the pool first: a retry must not pick this connection.
@@ -249,30 +252,13 @@ void H2Upstream::Lost(const char* kind, uint32_t code, int sys_errno) {
   std::vector<H2Exchange*> list;
   for (H2Exchange* x = exchanges_; x != nullptr; x = x->next_) list.push_back(x);
   for (H2Exchange* x : list) Unlink(x);
-  for (H2Exchange* x : list) x->OnConnectionLost(kind, code, sys_errno, ready_);
+  for (H2Exchange* x : list) x->OnConnectionLost(kind, code, sys_errno, may_retry);
   delete this;
 }
 
 // ---- I/O ----------------------------------------------------------------------
 
-void H2Upstream::Schedule() {
-  if (scheduled_) return;
-  if (check_ == nullptr) {
-    check_ = new uv_check_t;
-    uv_check_init(listener_->loop(), check_);
-    check_->data = this;
-  }
-  scheduled_ = true;
-  uv_check_start(check_, OnCheck);
-}
-
-void H2Upstream::OnCheck(uv_check_t* handle) {
-  auto* self = static_cast<H2Upstream*>(handle->data);
-  if (self == nullptr) return;
-  uv_check_stop(handle);
-  self->scheduled_ = false;
-  self->Pump();
-}
+void H2Upstream::Schedule() { turn_.Schedule(); }
 
 void H2Upstream::OnBackendReady(BackendConn* b) {
   ready_ = true;
@@ -341,6 +327,7 @@ bool H2Upstream::Feed(const uint8_t* data, size_t len) {
   nghttp2_ssize rv = nghttp2_session_mem_recv2(session_, data, len);
   if (rv >= 0) return true;
   // Fatal for the session (a flood, out of memory): this connection only.
+  failed_ = true;
   Lost("connect", 0, EPROTO);
   return false;
 }
@@ -362,6 +349,7 @@ bool H2Upstream::Pump() {
       int rv = nghttp2_session_send(session_);
       if (rv != 0) {
         out.clear();
+        failed_ = true;
         Lost("connect", 0, EPROTO);
         return false;
       }

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "plane/backend_conn.h"
+#include "plane/end_of_turn.h"
 
 namespace rustls_node {
 
@@ -81,7 +82,6 @@ class H2Upstream final : public BackendOwner {
  private:
   H2Upstream(Listener* listener, BackendTarget* target);
   bool Init();
-  static void OnCheck(uv_check_t* handle);
   // Each returns false once the upstream was deleted.
   bool ReadBackend();
   bool Feed(const uint8_t* data, size_t len);
@@ -114,8 +114,7 @@ class H2Upstream final : public BackendOwner {
   BackendTarget* target_;
   BackendConn* conn_ = nullptr;
   nghttp2_session* session_ = nullptr;
-  uv_check_t* check_ = nullptr;
-  bool scheduled_ = false;
+  EndOfTurn turn_;  // Pump() at the end of this loop turn
   bool ready_ = false;
   bool draining_ = false;
   bool failed_ = false;  // a connection error: nothing new, closed after the GOAWAY went out
