@@ -939,8 +939,8 @@ function backendConfig (c: Checker, value: unknown, keyPath: string, serverRoot:
     c.add(`${keyPath}.proxyProtocol`, 'applies to mode: tcp only (http mode sends X-Forwarded-For and X-SSL-* headers instead)')
   }
   // YAML reads `httpVersion: 2` and `1.1` as numbers: both spellings mean the same.
-  if (typeof b.httpVersion === 'number') b.httpVersion = String(b.httpVersion)
-  const httpVersion = c.oneOf(b, 'httpVersion', keyPath, ['1.1', '2'] as const) ?? '1.1'
+  const versionKey = typeof b.httpVersion === 'number' ? { httpVersion: String(b.httpVersion) } : b
+  const httpVersion = c.oneOf(versionKey, 'httpVersion', keyPath, ['1.1', '2'] as const) ?? '1.1'
   if (mode === 'tcp' && b.httpVersion !== undefined && b.httpVersion !== null) {
     c.add(`${keyPath}.httpVersion`, 'applies to mode: http only (tcp mode forwards bytes, whatever protocol they carry)')
   }

@@ -26,7 +26,10 @@ BackendPool::~BackendPool() {
   auto h2 = std::move(h2_);
   h2_.clear();
   for (auto& [target, list] : h2) {
-    for (H2Upstream* u : list) delete u;
+    for (H2Upstream* u : list) {
+      u->Orphan();
+      delete u;
+    }
   }
 }
 
@@ -106,7 +109,7 @@ H2Upstream* BackendPool::H2For(BackendTarget* target, BackendConn::StartError* e
     if (least == nullptr || u->streams() < least->streams()) least = u;
   }
   if (open >= kMaxH2PerTarget && least != nullptr) return least;
-  H2Upstream* u = H2Upstream::Connect(listener_, target, err);
+  H2Upstream* u = H2Upstream::Connect(listener_, this, target, err);
   if (u != nullptr) list.push_back(u);
   return u;
 }

@@ -50,8 +50,8 @@ H2Exchange* ExchangeOf(nghttp2_session* session, int32_t stream_id) {
 
 }  // namespace
 
-H2Upstream* H2Upstream::Connect(Listener* listener, BackendTarget* target, BackendConn::StartError* err) {
-  auto* u = new H2Upstream(listener, target);
+H2Upstream* H2Upstream::Connect(Listener* listener, BackendPool* pool, BackendTarget* target, BackendConn::StartError* err) {
+  auto* u = new H2Upstream(listener, pool, target);
   if (!u->Init()) {
     *err = {"connect", 0, ENOMEM};
     delete u;
@@ -65,8 +65,8 @@ H2Upstream* H2Upstream::Connect(Listener* listener, BackendTarget* target, Backe
   return u;
 }
 
-H2Upstream::H2Upstream(Listener* listener, BackendTarget* target)
-    : listener_(listener), target_(target), turn_(listener->loop(), this, [](void* self) { static_cast<H2Upstream*>(self)->Pump(); }) {}
+H2Upstream::H2Upstream(Listener* listener, BackendPool* pool, BackendTarget* target)
+    : listener_(listener), pool_(pool), target_(target), turn_(listener->loop(), this, [](void* self) { static_cast<H2Upstream*>(self)->Pump(); }) {}
 
 bool H2Upstream::Init() {
   thread_local nghttp2_session_callbacks* cbs = nullptr;
@@ -96,7 +96,7 @@ bool H2Upstream::Init() {
 }
 
 H2Upstream::~H2Upstream() {
-  listener_->pool().H2Closed(this);
+  if (pool_ != nullptr) pool_->H2Closed(this);
   // Exchanges still here (the pool going away) hear that it did.
   while (exchanges_ != nullptr) {
     H2Exchange* x = exchanges_;
@@ -118,7 +118,7 @@ bool H2Upstream::HasRoom() const {
   // another (so a burst opens enough connections at once), or 100.
   uint32_t limit = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   if (!settings_seen_) {
-    uint32_t learned = listener_->pool().H2Limit(target_);
+    uint32_t learned = pool_ != nullptr ? pool_->H2Limit(target_) : 0;
     limit = learned != 0 ? learned : kAssumedStreams;
   }
   return streams_ < std::min(limit, kMaxStreams);
@@ -218,7 +218,7 @@ void H2Upstream::Unlink(H2Exchange* x) {
 
 // No stream left: kept for the next ones (kIdleMs), or closed now.
 void H2Upstream::Idle() {
-  if (draining_ || listener_->closed() || listener_->pool().Retired(target_)) {
+  if (draining_ || pool_ == nullptr || listener_->closed() || pool_->Retired(target_)) {
     draining_ = true;
     Schedule();
     return;
@@ -248,7 +248,8 @@ void H2Upstream::Lost(const char* kind, uint32_t code, int sys_errno) {
   failed_ = true;
   draining_ = true;
   // Leaves the pool first: a retry must not pick this connection.
-  listener_->pool().H2Closed(this);
+  if (pool_ != nullptr) pool_->H2Closed(this);
+  pool_ = nullptr;
   std::vector<H2Exchange*> list;
   for (H2Exchange* x = exchanges_; x != nullptr; x = x->next_) list.push_back(x);
   for (H2Exchange* x : list) Unlink(x);
@@ -452,7 +453,8 @@ int H2Upstream::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame
     case NGHTTP2_SETTINGS:
       if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
         self->settings_seen_ = true;
-        self->listener_->pool().SetH2Limit(self->target_, nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS));
+        uint32_t streams = nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        if (self->pool_ != nullptr) self->pool_->SetH2Limit(self->target_, streams);
       }
       return 0;
     case NGHTTP2_GOAWAY:

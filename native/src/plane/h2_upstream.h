@@ -36,6 +36,7 @@
 
 namespace rustls_node {
 
+class BackendPool;
 class H2Exchange;
 
 class H2Upstream final : public BackendOwner {
@@ -48,8 +49,9 @@ class H2Upstream final : public BackendOwner {
   // Response header list (RFC 9113 §6.5.2 counting), as the front's.
   static constexpr size_t kMaxHeaderList = 64 * 1024;
 
-  // Starts a connection to `target`; NULL (and *err) when it could not start.
-  static H2Upstream* Connect(Listener* listener, BackendTarget* target, BackendConn::StartError* err);
+  // Starts a connection to `target` for `pool`; NULL (and *err) when it
+  // could not start.
+  static H2Upstream* Connect(Listener* listener, BackendPool* pool, BackendTarget* target, BackendConn::StartError* err);
   ~H2Upstream() override;
 
   BackendTarget* target() const { return target_; }
@@ -61,6 +63,8 @@ class H2Upstream final : public BackendOwner {
   uint64_t uses() const { return uses_; }
   // No new streams; closed once the last one ends (a retired target).
   void Drain();
+  // The pool is going away (and deletes this next).
+  void Orphan() { pool_ = nullptr; }
 
   // For exchanges. Open submits `x`'s request as a new stream (false: this
   // connection cannot take it now). Close detaches `x`, resetting its
@@ -80,7 +84,7 @@ class H2Upstream final : public BackendOwner {
   void OnBackendEvent(BackendConn* b, int status, int events) override;
 
  private:
-  H2Upstream(Listener* listener, BackendTarget* target);
+  H2Upstream(Listener* listener, BackendPool* pool, BackendTarget* target);
   bool Init();
   // Each returns false once the upstream was deleted.
   bool ReadBackend();
@@ -111,6 +115,7 @@ class H2Upstream final : public BackendOwner {
   static int OnFrameNotSend(nghttp2_session* session, const nghttp2_frame* frame, int lib_error_code, void* user_data);
 
   Listener* listener_;
+  BackendPool* pool_;  // NULL once out of it (lost, or the pool going away)
   BackendTarget* target_;
   BackendConn* conn_ = nullptr;
   nghttp2_session* session_ = nullptr;
