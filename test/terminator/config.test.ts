@@ -211,13 +211,13 @@ test('backend.httpVersion: "1.1" by default, "2" (or the YAML number 2) in http 
 test('the examples in docs/terminator.md are valid configurations', () => {
   const doc = fs.readFileSync(path.join(repoRoot(), 'docs', 'terminator.md'), 'utf8')
   const blocks = [...doc.matchAll(/```(yaml|json)\n([\s\S]*?)```/g)]
-  assert.equal(blocks.length, 5)
+  assert.equal(blocks.length, 6)
   for (const [, lang, text] of blocks) {
     const c = validateConfig(parseConfigText(text, `example.${lang}`), { baseDir: '/etc/rustls-node', checkFiles: false })
     assert.ok(c.hosts.length > 0)
   }
   assert.deepEqual(blocks.map(([, lang, text]) => (validateConfig(parseConfigText(text, `x.${lang}`), { checkFiles: false }).hosts.map((h) => h.backend.mode))),
-    [['http', 'http', 'http'], ['http'], ['tcp'], ['http', 'http'], ['http']])
+    [['http', 'http', 'http'], ['http'], ['tcp'], ['http', 'http'], ['http'], ['http']])
 })
 
 test('the examples in README.md are valid configurations, one per mode', () => {
