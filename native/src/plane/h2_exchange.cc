@@ -80,6 +80,7 @@ H2Exchange::~H2Exchange() {
 }
 
 void H2Exchange::Attach() {
+  deferred_ = false;
   // Each try opens the stream on a connection with room; one that cannot
   // take it (stream ids ran out) is draining from then on.
   for (int tries = 0; tries < 2; tries++) {
@@ -160,6 +161,8 @@ nghttp2_ssize H2Exchange::ReadBody(nghttp2_session* session, int32_t stream_id, 
   if (n > 0) {
     *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     x->frame_ = n;
+    // Committed to a frame: this request can no longer be sent again.
+    x->body_started_ = true;
   }
   if (n == avail && x->body_ended_) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
