@@ -117,6 +117,8 @@ export interface BackendTargetOptions {
     serverCerts: string[]
     /** Hosts with equal keys (certificates and TLS settings) serve each other's requests (SPEC §4.2). */
     coalesceKey?: string
+    /** backend.httpVersion "2": requests go to the backend as HTTP/2 streams (native/src/plane/h2_upstream.h). */
+    backendH2?: boolean
     /** The native HTTP/2 front (native/src/plane/h2_front.h); `off`: HTTP/2 connections go to JS. */
     h2?: { off?: boolean, maxConcurrentStreams?: number, idleTimeout?: number, sendTimeout?: number }
   }

@@ -82,7 +82,8 @@ TESTS_INTEGRATION=(
   dist/test/integration/session-callbacks.test.js
 )
 # The native data plane (issue 11): the listener, the tcp-mode splice (in
-# the clear and TLS to the backend) and native http mode. The terminator
+# the clear and TLS to the backend) and native http mode, HTTP/2 to backends
+# included (issue 18). The terminator
 # processes these tests start load the same instrumented addon (the copy's
 # bin/ and dist/) with the runtime preloaded.
 TESTS_NATIVE_PLANE=(
@@ -91,6 +92,8 @@ TESTS_NATIVE_PLANE=(
   dist/test/terminator/backend-tls.test.js
   dist/test/terminator/native-http.test.js
   dist/test/terminator/h2-front.test.js
+  dist/test/terminator/h2-backend.test.js
+  dist/test/terminator/grpc.test.js
   dist/test/reliability/h2-abuse.test.js
   dist/test/reliability/fuzz-h2.test.js
 )

@@ -117,6 +117,7 @@ export class HostBackend {
             serverCerts: host.leafDers.map((der) => encodeURIComponent(derToPem(der))),
             // SPEC §4.2: hosts with equal keys serve each other's requests (lib/authority.ts).
             coalesceKey: `${host.certificateKey}\n${host.policyKey}`,
+            backendH2: this.config.httpVersion === '2',
             h2,
           },
     })

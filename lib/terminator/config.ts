@@ -118,20 +118,29 @@ export interface BackendTlsConfig {
   ciphersSuppress?: string[]
   /** TLSProxyMachineCertificate: client certificates presented to the backend. Default: none. */
   certificates?: CertificateFiles[]
-  /** ALPN offered to the backend. Default ['http/1.1'] in http mode, none in tcp mode. */
+  /** ALPN offered to the backend. Default ['http/1.1'] in http mode (['h2'] with httpVersion "2"), none in tcp mode. */
   alpn?: string[]
   /** Skip verification of the backend certificate entirely (tests, isolated networks). Default false. */
   dangerouslyDisableVerification: boolean
 }
 
 export type BackendMode = 'tcp' | 'http'
+/** What http mode speaks to the backend. */
+export type BackendHttpVersion = '1.1' | '2'
 export type ProxyProtocolVersion = 'none' | 'v1' | 'v2'
 
 export interface BackendConfig {
   /** "HOST:PORT", "[IPv6]:PORT" or "unix:/path". Required. */
   address: BackendAddress
-  /** 'tcp': bytes both ways; 'http': HTTP/1.1 and HTTP/2 in front, HTTP/1.1 behind. Default 'tcp'. */
+  /** 'tcp': bytes both ways; 'http': HTTP/1.1 and HTTP/2 in front, `httpVersion` behind. Default 'tcp'. */
   mode: BackendMode
+  /**
+   * http mode: '1.1' (keep-alive HTTP/1.1 connections) or '2' (streams
+   * multiplexed over pooled HTTP/2 connections: h2c with prior knowledge,
+   * or h2 by ALPN with `tls`; gRPC needs it). With '2' the host offers h2
+   * only (HTTP/1.1 clients are not forwarded). Default '1.1'.
+   */
+  httpVersion: BackendHttpVersion
   /** tcp mode: PROXY header sent first ('none', 'v1', 'v2'). Default 'none'. */
   proxyProtocol: ProxyProtocolVersion
   /** Milliseconds to connect (and finish TLS) to the backend. Default 5000. */
@@ -445,7 +454,7 @@ const HOST_KEYS = ['serverName', 'aliases', 'certificates', 'protocol', 'ciphers
 const ACME_KEYS = ['directory', 'email', 'challenge', 'ca', 'termsOfServiceAgreed', 'profile'] as const
 const ACME_CHALLENGES: readonly AcmeChallengeType[] = ['tls-alpn-01', 'http-01']
 const CERT_KEYS = ['cert', 'key', 'ocsp', 'passphraseEnv'] as const
-const BACKEND_KEYS = ['address', 'mode', 'proxyProtocol', 'connectTimeout', 'timeout', 'tls'] as const
+const BACKEND_KEYS = ['address', 'mode', 'httpVersion', 'proxyProtocol', 'connectTimeout', 'timeout', 'tls'] as const
 const BACKEND_TLS_KEYS = ['ca', 'serverName', 'protocol', 'ciphersPrefer', 'ciphersSuppress', 'certificates', 'alpn',
   'dangerouslyDisableVerification'] as const
 /** What an HTTP-mode frontend can speak (it parses the requests itself). */
@@ -622,9 +631,13 @@ export function validateConfig (raw: unknown, options: ValidateOptions = {}): Te
       if (backend?.mode === 'http') {
         const alpn = tls.alpn ?? defaults.alpn
         alpn?.forEach((p, j) => {
+          const where = tls.alpn !== undefined ? `${at}.alpn[${j}]` : `alpn[${j}]`
           if (!HTTP_ALPN.includes(p)) {
-            c.add(tls.alpn !== undefined ? `${at}.alpn[${j}]` : `alpn[${j}]`,
-              `"${p}" cannot be served in http mode (backend.mode: http speaks ${HTTP_ALPN.join(' and ')}); use mode: tcp`)
+            c.add(where, `"${p}" cannot be served in http mode (backend.mode: http speaks ${HTTP_ALPN.join(' and ')}); use mode: tcp`)
+          } else if (p !== 'h2' && backend.httpVersion === '2') {
+            // HTTP/1.1 requests are not mapped onto HTTP/2 streams: say so
+            // at configuration time rather than fail each request.
+            c.add(where, `"${p}" cannot be served with ${at}.backend.httpVersion "2": HTTP/1.1 clients are not forwarded to an HTTP/2 backend; offer h2 only (alpn: [h2], the default for such a host)`)
           }
         })
       }
@@ -925,6 +938,12 @@ function backendConfig (c: Checker, value: unknown, keyPath: string, serverRoot:
   if (mode === 'http' && proxyProtocol !== 'none') {
     c.add(`${keyPath}.proxyProtocol`, 'applies to mode: tcp only (http mode sends X-Forwarded-For and X-SSL-* headers instead)')
   }
+  // YAML reads `httpVersion: 2` and `1.1` as numbers: both spellings mean the same.
+  const versionKey = typeof b.httpVersion === 'number' ? { httpVersion: String(b.httpVersion) } : b
+  const httpVersion = c.oneOf(versionKey, 'httpVersion', keyPath, ['1.1', '2'] as const) ?? '1.1'
+  if (mode === 'tcp' && b.httpVersion !== undefined && b.httpVersion !== null) {
+    c.add(`${keyPath}.httpVersion`, 'applies to mode: http only (tcp mode forwards bytes, whatever protocol they carry)')
+  }
   const connectTimeout = c.duration(b, 'connectTimeout', keyPath, DEFAULTS.connectTimeout)
   const timeout = c.duration(b, 'timeout', keyPath, DEFAULTS.backendTimeout)
   let tls: BackendTlsConfig | undefined
@@ -952,8 +971,9 @@ function backendConfig (c: Checker, value: unknown, keyPath: string, serverRoot:
         }
       }
       const alpn = alpnList(c, t, at)
-      if (mode === 'http' && alpn !== undefined && !alpn.includes('http/1.1')) {
-        c.add(`${at}.alpn`, 'must include "http/1.1": http mode speaks HTTP/1.1 to the backend')
+      const spoken = httpVersion === '2' ? 'h2' : 'http/1.1'
+      if (mode === 'http' && alpn !== undefined && !alpn.includes(spoken)) {
+        c.add(`${at}.alpn`, `must include "${spoken}": http mode speaks ${httpVersion === '2' ? 'HTTP/2 (httpVersion "2")' : 'HTTP/1.1'} to the backend`)
       }
       tls = stripUndefined({
         ca,
@@ -968,7 +988,7 @@ function backendConfig (c: Checker, value: unknown, keyPath: string, serverRoot:
     }
   }
   if (address === undefined) return undefined
-  return { address, mode, proxyProtocol, connectTimeout, timeout, tls }
+  return { address, mode, httpVersion, proxyProtocol, connectTimeout, timeout, tls }
 }
 
 function join (keyPath: string, key: string): string {

@@ -20,8 +20,11 @@ import {
 
 /** ALPN an HTTP-mode host advertises unless it sets `alpn` (SPEC §3 createHttpsServer). */
 export const DEFAULT_HTTP_ALPN = ['h2', 'http/1.1']
-/** What the HTTP backend client offers: it speaks HTTP/1.1 only. */
+/** What the HTTP backend client offers: HTTP/1.1, or h2 only with httpVersion "2". */
 export const BACKEND_HTTP_ALPN = ['http/1.1']
+export const BACKEND_H2_ALPN = ['h2']
+/** ALPN of a host whose backend speaks HTTP/2: its HTTP/1.1 clients could not be forwarded. */
+export const H2_BACKEND_ALPN = ['h2']
 
 export interface LoadedBackend {
   config: BackendConfig
@@ -121,7 +124,7 @@ export function loadFiles (config: TerminatorConfig, options: LoadOptions = {}):
 
   const hosts: HostOptions[] = config.hosts.map((host, i) => {
     const at = `hosts[${i}]`
-    const alpn = host.alpn ?? config.alpn ?? (host.backend.mode === 'http' ? DEFAULT_HTTP_ALPN : undefined)
+    const alpn = host.alpn ?? config.alpn ?? (host.backend.mode === 'http' ? (host.backend.httpVersion === '2' ? H2_BACKEND_ALPN : DEFAULT_HTTP_ALPN) : undefined)
     let managed: CertificateEntry[] | undefined
     if (host.acme !== undefined && config.stateDir !== undefined) {
       try {
@@ -157,7 +160,7 @@ export function loadFiles (config: TerminatorConfig, options: LoadOptions = {}):
         ciphersPrefer: tls.ciphersPrefer,
         ciphersSuppress: tls.ciphersSuppress,
         certificates: tls.certificates === undefined ? undefined : certificates(tls.certificates, `${at}.certificates`),
-        ALPNProtocols: tls.alpn ?? (host.backend.mode === 'http' ? BACKEND_HTTP_ALPN : undefined),
+        ALPNProtocols: tls.alpn ?? (host.backend.mode === 'http' ? (host.backend.httpVersion === '2' ? BACKEND_H2_ALPN : BACKEND_HTTP_ALPN) : undefined),
         dangerouslyDisableVerification: tls.dangerouslyDisableVerification,
       },
     }

@@ -204,8 +204,9 @@ export class NativePlane {
       try {
         const config = generation.loaded.config
         // ACME http-01 over https (a CA that follows the port-80 redirect)
-        // is answered by the JS front: that host's HTTP/2 stays there.
-        const h2 = { ...config.http2, off: config.hosts[i]?.acme?.challenge === 'http-01' }
+        // is answered by the JS front: that host's HTTP/2 stays there,
+        // unless its backend speaks HTTP/2, which only the native front does.
+        const h2 = { ...config.http2, off: config.hosts[i]?.acme?.challenge === 'http-01' && backend.config.httpVersion !== '2' }
         return { kind: backend.config.mode === 'tcp' ? PlanKind.Tcp : PlanKind.Http, target: backend.nativeTarget(host, h2) }
       } catch (err) {
         // An address that does not resolve now: the JS path resolves it

@@ -176,16 +176,48 @@ test('files become library options: contents, default ALPN per mode, backend ALP
   assert.equal(loaded.backends[1].tls, undefined)
 })
 
+test('backend.httpVersion: "1.1" by default, "2" (or the YAML number 2) in http mode only; its host offers h2 alone, its backend is offered h2', () => {
+  const c = validateConfig(parseConfigText([
+    'listen: 127.0.0.1:0',
+    'hosts:',
+    `  - {serverName: localhost, certificates: [{cert: ${f.localhostEcdsa.certPath}, key: ${f.localhostEcdsa.keyPath}}],`,
+    `     backend: {address: "127.0.0.1:1", mode: http, httpVersion: 2, tls: {ca: ${f.path('ca.pem')}}}}`,
+    `  - {serverName: b.example.test, certificates: [{cert: ${f.localhostEcdsa.certPath}, key: ${f.localhostEcdsa.keyPath}}], backend: {address: "127.0.0.1:2", mode: http}}`,
+  ].join('\n'), 'x.yaml'))
+  assert.equal(c.hosts[0].backend.httpVersion, '2')
+  assert.equal(c.hosts[1].backend.httpVersion, '1.1')
+  const loaded = loadFiles(c)
+  assert.deepEqual(loaded.serverOptions.hosts?.map((h) => h.ALPNProtocols), [['h2'], ['h2', 'http/1.1']])
+  assert.deepEqual(loaded.backends[0].tls?.ALPNProtocols, ['h2'])
+  const got = problems(() => validateConfig({
+    listen: '127.0.0.1:0',
+    alpn: ['h2', 'http/1.1'],
+    hosts: [
+      host({ backend: { address: '127.0.0.1:1', mode: 'tcp', httpVersion: '2' } }),
+      host({ serverName: 'b.example.test', backend: { address: '127.0.0.1:1', mode: 'http', httpVersion: '3' } }),
+      host({ serverName: 'c.example.test', alpn: ['http/1.1', 'h2'], backend: { address: '127.0.0.1:1', mode: 'http', httpVersion: '2' } }),
+      host({ serverName: 'd.example.test', backend: { address: '127.0.0.1:1', mode: 'http', httpVersion: 2, tls: { ca: f.path('ca.pem'), alpn: ['http/1.1'] } } }),
+    ],
+  }))
+  assert.deepEqual(got, [
+    'hosts[0].backend.httpVersion: applies to mode: http only (tcp mode forwards bytes, whatever protocol they carry)',
+    'hosts[1].backend.httpVersion: must be one of 1.1, 2, got "3"',
+    'hosts[2].alpn[0]: "http/1.1" cannot be served with hosts[2].backend.httpVersion "2": HTTP/1.1 clients are not forwarded to an HTTP/2 backend; offer h2 only (alpn: [h2], the default for such a host)',
+    'hosts[3].backend.tls.alpn: must include "h2": http mode speaks HTTP/2 (httpVersion "2") to the backend',
+    'alpn[1]: "http/1.1" cannot be served with hosts[3].backend.httpVersion "2": HTTP/1.1 clients are not forwarded to an HTTP/2 backend; offer h2 only (alpn: [h2], the default for such a host)',
+  ])
+})
+
 test('the examples in docs/terminator.md are valid configurations', () => {
   const doc = fs.readFileSync(path.join(repoRoot(), 'docs', 'terminator.md'), 'utf8')
   const blocks = [...doc.matchAll(/```(yaml|json)\n([\s\S]*?)```/g)]
-  assert.equal(blocks.length, 5)
+  assert.equal(blocks.length, 6)
   for (const [, lang, text] of blocks) {
     const c = validateConfig(parseConfigText(text, `example.${lang}`), { baseDir: '/etc/rustls-node', checkFiles: false })
     assert.ok(c.hosts.length > 0)
   }
   assert.deepEqual(blocks.map(([, lang, text]) => (validateConfig(parseConfigText(text, `x.${lang}`), { checkFiles: false }).hosts.map((h) => h.backend.mode))),
-    [['http', 'http', 'http'], ['http'], ['tcp'], ['http', 'http'], ['http']])
+    [['http', 'http', 'http'], ['http'], ['tcp'], ['http', 'http'], ['http'], ['http']])
 })
 
 test('the examples in README.md are valid configurations, one per mode', () => {

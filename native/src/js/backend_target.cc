@@ -106,6 +106,7 @@ BackendTarget::BackendTarget(const Napi::CallbackInfo& info)
     http_.acme = h.Get("acme").ToBoolean().Value();
     if (h.Get("versionInterface").IsString()) http_.version_interface = h.Get("versionInterface").As<Napi::String>().Utf8Value();
     if (h.Get("versionLibrary").IsString()) http_.version_library = h.Get("versionLibrary").As<Napi::String>().Utf8Value();
+    http_.backend_h2 = h.Get("backendH2").ToBoolean().Value();
     if (h.Get("coalesceKey").IsString()) http_.coalesce_key = h.Get("coalesceKey").As<Napi::String>().Utf8Value();
     if (h.Get("h2").IsObject()) {
       Napi::Object h2 = h.Get("h2").As<Napi::Object>();

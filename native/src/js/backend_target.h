@@ -51,6 +51,10 @@ class BackendTarget : public Napi::ObjectWrap<BackendTarget> {
     // Hosts whose keys are equal (same certificates, compatible TLS
     // settings) serve each other's requests (plane/request_route.h).
     std::string coalesce_key;
+    // backend.httpVersion "2": requests go to the backend as HTTP/2 streams
+    // (plane/h2_upstream.h; h2c with prior knowledge, or h2 by ALPN over
+    // TLS); HTTP/1.1 clients get 505 (the configuration offers them h2 only).
+    bool backend_h2 = false;
     // HTTP/2 front (plane/h2_front.h): served natively unless off.
     bool h2 = true;
     uint32_t h2_max_streams = 100;

@@ -2,11 +2,12 @@
 
 #include <algorithm>
 
+#include "plane/h2_upstream.h"
+
 namespace rustls_node {
 
 namespace {
 
-constexpr uint64_t kPoolIdleMs = 4000;  // as lib/terminator/backend.ts POOL_IDLE_MS
 // Idle connections kept per backend. An HTTP/2 client runs up to
 // maxConcurrentStreams exchanges at once, each on a backend connection of
 // its own: with 32 kept (Node's maxFreeSockets, the JS plane's), most were
@@ -20,6 +21,15 @@ constexpr size_t kPoolMax = 256;
 BackendPool::~BackendPool() {
   for (auto& [target, list] : idle_) {
     for (BackendConn* b : list) delete b;
+  }
+  // Every exchange is gone by now (the listener's connections went first).
+  auto h2 = std::move(h2_);
+  h2_.clear();
+  for (auto& [target, list] : h2) {
+    for (H2Upstream* u : list) {
+      u->Orphan();
+      delete u;
+    }
   }
 }
 
@@ -43,7 +53,7 @@ void BackendPool::Put(BackendConn* b) {
   b->set_owner(this);
   // A backend that speaks or leaves while idle is done with.
   b->SetEvents(UV_READABLE);
-  b->Arm(kPoolIdleMs);
+  b->Arm(kIdleMs);
   list.push_back(b);
 }
 
@@ -58,14 +68,58 @@ void BackendPool::OnBackendEvent(BackendConn* b, int status, int events) { Remov
 void BackendPool::Retire(BackendTarget* target) {
   retired_[target] = true;
   auto it = idle_.find(target);
-  if (it == idle_.end()) return;
-  for (BackendConn* b : it->second) delete b;
-  idle_.erase(it);
+  if (it != idle_.end()) {
+    for (BackendConn* b : it->second) delete b;
+    idle_.erase(it);
+  }
+  // HTTP/2 connections finish their streams (the live connections of the
+  // old configuration may still open some), then close.
+  auto h2 = h2_.find(target);
+  if (h2 == h2_.end()) return;
+  std::vector<H2Upstream*> list = h2->second;
+  for (H2Upstream* u : list) u->Drain();
 }
 
 void BackendPool::Forget(BackendTarget* target) {
   Retire(target);
+  // No connection of its route set is left, so no exchange either.
+  auto h2 = h2_.find(target);
+  if (h2 != h2_.end()) {
+    std::vector<H2Upstream*> list = std::move(h2->second);
+    h2_.erase(h2);
+    for (H2Upstream* u : list) delete u;
+  }
   retired_.erase(target);
+  h2_limit_.erase(target);
+}
+
+uint32_t BackendPool::H2Limit(BackendTarget* target) const {
+  auto it = h2_limit_.find(target);
+  return it == h2_limit_.end() ? 0 : it->second;
+}
+
+H2Upstream* BackendPool::H2For(BackendTarget* target, BackendConn::StartError* err) {
+  std::vector<H2Upstream*>& list = h2_[target];
+  H2Upstream* least = nullptr;
+  size_t open = 0;
+  for (H2Upstream* u : list) {
+    if (u->draining()) continue;
+    open++;
+    if (u->HasRoom()) return u;
+    if (least == nullptr || u->streams() < least->streams()) least = u;
+  }
+  if (open >= kMaxH2PerTarget && least != nullptr) return least;
+  H2Upstream* u = H2Upstream::Connect(listener_, this, target, err);
+  if (u != nullptr) list.push_back(u);
+  return u;
+}
+
+void BackendPool::H2Closed(H2Upstream* u) {
+  auto it = h2_.find(u->target());
+  if (it == h2_.end()) return;
+  std::vector<H2Upstream*>& list = it->second;
+  list.erase(std::remove(list.begin(), list.end(), u), list.end());
+  if (list.empty()) h2_.erase(it);
 }
 
 }  // namespace rustls_node

@@ -144,19 +144,23 @@ void H1Exchange::SendBody(const uint8_t* data, size_t len) {
   Poll();
 }
 
-void H1Exchange::EndBody() {
+void H1Exchange::EndBody(std::string_view trailers) {
   if (body_ended_) return;
   body_ended_ = true;
   if (done_ || body_kind_ != UpstreamRequest::kStream) {
+    // A body of known length has no room for trailers: they are dropped.
     ReportTaken();
     return;
   }
-  static const uint8_t kLastChunk[] = {'0', '\r', '\n', '\r', '\n'};
+  // The last chunk with the client's trailer section (RFC 9112 §7.1.2).
+  thread_local std::string last;
+  last.assign("0\r\n").append(trailers).append("\r\n");
+  const auto* p = reinterpret_cast<const uint8_t*>(last.data());
   if (backend_ == nullptr || !backend_->ready() || !head_sent_) {
-    pending_.insert(pending_.end(), kLastChunk, kLastChunk + sizeof kLastChunk);
+    pending_.insert(pending_.end(), p, p + last.size());
     return;
   }
-  Write(kLastChunk, sizeof kLastChunk);
+  Write(p, last.size());
   ReportTaken();
   Poll();
 }
@@ -332,7 +336,7 @@ void H1Exchange::Broken() {
   untaken_ = waiting_body_ = 0;
   pending_.clear();
   if (n > 0) owner_->OnBodyTaken(n);
-  owner_->OnExchangeBroken();
+  owner_->OnExchangeBroken(kH2InternalError);
 }
 
 }  // namespace rustls_node

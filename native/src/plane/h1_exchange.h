@@ -30,7 +30,7 @@ class H1Exchange final : public Exchange, public BackendOwner {
   ~H1Exchange() override;
 
   void SendBody(const uint8_t* data, size_t len) override;
-  void EndBody() override;
+  void EndBody(std::string_view trailers) override;
   void Resume() override;
 
   void OnBackendReady(BackendConn* b) override;

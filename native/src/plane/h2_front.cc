@@ -116,7 +116,7 @@ void H2Front::Start(Listener* listener, Handshaken h, BackendTarget* target) {
 }
 
 H2Front::H2Front(Listener* listener, Handshaken h, BackendTarget* target)
-    : Owned(listener), target_(target) {
+    : Owned(listener), target_(target), turn_(listener->loop(), this, [](void* self) { static_cast<H2Front*>(self)->Pump(); }) {
   client_ = std::move(h.ep);
   set_ = h.set;
   const TlsStream& tls = client_->stream();
@@ -157,7 +157,6 @@ H2Front::~H2Front() {
     delete s;
   }
   nghttp2_session_del(session_);
-  CloseAndFree(check_);
   if (client_->fd() >= 0) listener_->stats()->Closed(client_->bytes_in, client_->bytes_out);
   listener_->Release(set_);
 }
@@ -187,24 +186,7 @@ void H2Front::OnClientPoll(uv_poll_t* handle, int status, int events) {
   self->Pump();
 }
 
-void H2Front::Schedule() {
-  if (scheduled_) return;
-  if (check_ == nullptr) {
-    check_ = new uv_check_t;
-    uv_check_init(listener_->loop(), check_);
-    check_->data = this;
-  }
-  scheduled_ = true;
-  uv_check_start(check_, OnCheck);
-}
-
-void H2Front::OnCheck(uv_check_t* handle) {
-  auto* self = static_cast<H2Front*>(handle->data);
-  if (self == nullptr) return;
-  uv_check_stop(handle);
-  self->scheduled_ = false;
-  self->Pump();
-}
+void H2Front::Schedule() { turn_.Schedule(); }
 
 bool H2Front::ReadClient() {
   for (int i = 0; i < kReadsPerEvent; i++) {
@@ -482,6 +464,7 @@ int H2Front::OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t
   if (s == nullptr) return 0;
   nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
   self->last_active_ms_ = uv_now(self->listener_->loop());
+  s->OnClosed(error_code);
   self->StreamClosed(s);
   return 0;
 }

@@ -26,6 +26,7 @@
 
 #include "io/endpoint.h"
 #include "js/common.h"
+#include "plane/end_of_turn.h"
 #include "plane/listener.h"
 
 namespace rustls_node {
@@ -79,7 +80,6 @@ class H2Front final : public Owned, public Timed {
   H2Front(Listener* listener, Handshaken h, BackendTarget* target);
   bool Init();
   static void OnClientPoll(uv_poll_t* handle, int status, int events);
-  static void OnCheck(uv_check_t* handle);
   // Each returns false once the front was deleted.
   bool ReadClient();
   bool Feed(const uint8_t* data, size_t len);
@@ -108,8 +108,7 @@ class H2Front final : public Owned, public Timed {
   std::string sni_;
   BackendTarget* target_;
   std::string forwarded_;  // X-Forwarded-*, X-SSL-* lines of this connection
-  uv_check_t* check_ = nullptr;
-  bool scheduled_ = false;
+  EndOfTurn turn_;  // Pump() at the end of this loop turn
   bool closing_ = false;
   const char* abuse_ = nullptr;
   H2Stream* streams_ = nullptr;

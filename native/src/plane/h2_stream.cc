@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "plane/h1_exchange.h"
+#include "plane/h2_exchange.h"
 #include "plane/h2_front.h"
 #include "plane/request_route.h"
 #include "plane/splice.h"
@@ -87,9 +88,17 @@ bool H2Stream::OnHeader(const uint8_t* name, size_t namelen, const uint8_t* valu
   // HPACK bomb (a small block that expands) is caught here too.
   header_bytes_ += namelen + valuelen + 32;
   if (header_bytes_ > H2Front::kMaxHeaderList) return false;
-  if (trailer) return true;  // request trailers are not forwarded
   std::string_view n(reinterpret_cast<const char*>(name), namelen);
   std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  if (trailer) {
+    // Trailers carry no pseudo-header (nghttp2 checked, RFC 9113 §8.1);
+    // the field rules apply to them as to the head, and nothing that
+    // frames or routes the message may come this late.
+    constexpr uint32_t kNotInTrailers = http::kFieldHopByHop | http::kFieldFraming | http::kFieldReserved | http::kFieldLength |
+                                        http::kFieldHost;
+    if ((http::FieldRules(n) & kNotInTrailers) == 0) request_trailers_.append(n).append(": ").append(v).append("\r\n");
+    return true;
+  }
   // nghttp2 validated the list (RFC 9113 §8.2): lower-case names, no
   // connection-specific field, pseudo-headers first and well-formed.
   if (!n.empty() && n[0] == ':') {
@@ -99,6 +108,9 @@ bool H2Stream::OnHeader(const uint8_t* name, size_t namelen, const uint8_t* valu
     return true;
   }
   uint32_t rules = http::FieldRules(n);
+  // The one TE an HTTP/2 request carries (RFC 9113 §8.2.2), for an HTTP/2
+  // upstream; hop-by-hop for an HTTP/1.1 one.
+  if (n == "te" && v == "trailers") te_trailers_ = true;
   if ((rules & (http::kFieldHopByHop | http::kFieldFraming | http::kFieldReserved)) != 0) return true;
   if ((rules & http::kFieldHost) != 0) {
     host_field_.assign(v);
@@ -154,7 +166,12 @@ void H2Stream::OnRequestHead(bool end_stream) {
   }
   fields.append(front_->forwarded());
   request.fields = fields;
-  exchange_ = std::make_unique<H1Exchange>(front_->listener(), front_->set(), route.host, route.target, request, this);
+  request.te_trailers = te_trailers_;
+  if (route.target->http().backend_h2) {
+    exchange_ = std::make_unique<H2Exchange>(front_->listener(), front_->set(), route.host, route.target, request, this);
+  } else {
+    exchange_ = std::make_unique<H1Exchange>(front_->listener(), front_->set(), route.host, route.target, request, this);
+  }
   for (std::string* s : {&method_, &path_, &authority_, &host_field_, &fields_, &cookie_}) {
     s->clear();
     s->shrink_to_fit();
@@ -169,7 +186,13 @@ void H2Stream::OnRequestData(const uint8_t* data, size_t len) {
 
 void H2Stream::OnRequestEnd() {
   request_ended_ = true;
-  if (exchange_ != nullptr) exchange_->EndBody();
+  if (exchange_ != nullptr) exchange_->EndBody(request_trailers_);
+  request_trailers_.clear();
+  request_trailers_.shrink_to_fit();
+}
+
+void H2Stream::OnClosed(uint32_t code) {
+  if (exchange_ != nullptr && code != NGHTTP2_NO_ERROR) exchange_->Cancel(code);
 }
 
 void H2Stream::Consume(size_t n) {
@@ -291,11 +314,11 @@ void H2Stream::OnExchangeFailed(int status) {
     Answer(status, "");
     return;
   }
-  OnExchangeBroken();
+  OnExchangeBroken(NGHTTP2_INTERNAL_ERROR);
 }
 
-void H2Stream::OnExchangeBroken() {
-  nghttp2_submit_rst_stream(front_->session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
+void H2Stream::OnExchangeBroken(uint32_t code) {
+  nghttp2_submit_rst_stream(front_->session(), NGHTTP2_FLAG_NONE, id_, code);
   front_->Schedule();
 }
 

@@ -3,10 +3,12 @@
 // :method and :path to the request line, :authority to Host; cookie crumbs
 // joined with "; ", §8.2.3; the field rules of proto/http_fields.h; the
 // terminator's forwarding fields), applies SPEC §4.2 (403, 421, or the
-// coalesced host's backend), passes the body on as it arrives, and maps the
-// upstream response back: its head to HEADERS (fields lower-cased, minus
-// hop-by-hop, framing and Connection-listed ones), its decoded body to DATA,
-// chunked trailers to trailing HEADERS.
+// coalesced host's backend), passes the body on as it arrives (and its
+// trailers, by the same field rules), and maps the upstream response back:
+// its head to HEADERS (fields lower-cased, minus hop-by-hop, framing and
+// Connection-listed ones), its decoded body to DATA, its trailers (chunked
+// or HTTP/2) to trailing HEADERS. The upstream is HTTP/1.1 or HTTP/2 as the
+// backend says (backend.httpVersion); resets pass both ways with their code.
 //
 // Memory is bounded both ways. Request body bytes are acknowledged to the
 // client (nghttp2_session_consume, which sends WINDOW_UPDATE) only once the
@@ -34,14 +36,17 @@ class H2Stream final : public ExchangeOwner {
   ~H2Stream() override;
   int32_t id() const { return id_; }
 
-  // One field of the request's header list (or of its trailers, which are
-  // dropped). false: the list passed the front's limit.
+  // One field of the request's header list (or of its trailers). false:
+  // the list passed the front's limit.
   bool OnHeader(const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen, bool trailer);
   // The header list is complete (END_HEADERS); `end_stream`: no body.
   void OnRequestHead(bool end_stream);
   void OnRequestData(const uint8_t* data, size_t len);
   void OnRequestEnd();
   bool request_ended() const { return request_ended_; }
+  // nghttp2 closed the stream with `code` (RFC 9113 §7): a client's reset
+  // cancels the exchange (an HTTP/2 backend stream with the same code).
+  void OnClosed(uint32_t code);
 
   // nghttp2's data source read callback for this stream's response.
   static nghttp2_ssize Read(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length, uint32_t* data_flags,
@@ -55,7 +60,7 @@ class H2Stream final : public ExchangeOwner {
   void OnResponseData(const uint8_t* data, size_t len) override;
   void OnResponseEnd(std::string_view trailers) override;
   void OnExchangeFailed(int status) override;
-  void OnExchangeBroken() override;
+  void OnExchangeBroken(uint32_t code) override;
   void OnBodyTaken(size_t n) override;
   bool Room() const override;
 
@@ -80,6 +85,8 @@ class H2Stream final : public ExchangeOwner {
   std::string host_field_;
   std::string fields_;  // the client's fields that are forwarded, as HTTP/1.1 lines
   std::string cookie_;
+  std::string request_trailers_;  // HTTP/1.1 field lines of the client's trailers, filtered
+  bool te_trailers_ = false;
   size_t header_bytes_ = 0;
   bool has_length_ = false;
   uint64_t length_ = 0;

@@ -40,6 +40,7 @@ const char* Reason(int status) {
     case 408: return "Request Timeout";
     case 502: return "Bad Gateway";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return "";
   }
 }
@@ -212,6 +213,12 @@ bool HttpProxy::NextRequest() {
 
 bool HttpProxy::Begin(const Head& head) {
   const BackendTarget::Http& settings = target_->http();
+  // An HTTP/2-only backend (backend.httpVersion "2", whose host offers h2
+  // alone): a client that negotiated no ALPN is told so, and the connection closes.
+  if (settings.backend_h2) {
+    close_after_ = true;
+    return Answer(505, "This host is served over HTTP/2 only\n");
+  }
   // What this exchange does not take on goes to JS, which answers it as
   // the JS data plane does (400, 405, 421, 403, upgrades, http-01...).
   bool mine = head.minor == 1 && !IEquals(head.method, "CONNECT");
