@@ -20,7 +20,7 @@ import {
   type NativeConnection,
   type NativeHandle,
   type NativeListener,
-  type PlanKind,
+  type RoutePlan,
 } from './native'
 import type { HostContext } from './hosts'
 import type { Logger } from './log'
@@ -245,8 +245,12 @@ export class NativeListenerFront {
     return this.#listening ? this.#address : null
   }
 
-  setRoutes (router: NativeHandle, plans: Array<{ kind: PlanKind, target?: NativeHandle }>, id: number): void {
+  setRoutes (router: NativeHandle, plans: RoutePlan[], id: number): void {
     this.#native.setRoutes(router, plans, id)
+  }
+
+  setHttpChallenge (token: string, keyAuthorization: string | null): void {
+    this.#native.setHttpChallenge(token, keyAuthorization)
   }
 
   setOptions (options: ListenerOptions): void {

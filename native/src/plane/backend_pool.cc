@@ -6,7 +6,6 @@ namespace rustls_node {
 
 namespace {
 
-constexpr uint64_t kPoolIdleMs = 4000;  // as lib/terminator/backend.ts POOL_IDLE_MS
 // Idle connections kept per backend. An HTTP/2 client runs up to
 // maxConcurrentStreams exchanges at once, each on a backend connection of
 // its own: with 32 kept (Node's maxFreeSockets, the JS plane's), most were
@@ -43,7 +42,7 @@ void BackendPool::Put(BackendConn* b) {
   b->set_owner(this);
   // A backend that speaks or leaves while idle is done with.
   b->SetEvents(UV_READABLE);
-  b->Arm(kPoolIdleMs);
+  b->Arm(listener_->timeouts().pool_idle_ms);
   list.push_back(b);
 }
 

@@ -15,8 +15,8 @@ class BackendTarget;
 class Listener;
 
 // Idle keep-alive backend connections of one listener, per target, used
-// last-in first-out; each closes after kPoolIdleMs unused, or as soon as
-// its backend says anything or leaves.
+// last-in first-out; each closes after the pool idle timeout (PlaneTimeouts)
+// unused, or as soon as its backend says anything or leaves.
 class BackendPool final : public BackendOwner {
  public:
   explicit BackendPool(Listener* listener) : listener_(listener) {}

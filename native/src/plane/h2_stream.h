@@ -66,6 +66,9 @@ class H2Stream final : public ExchangeOwner {
  private:
   // Our own short answer (403, 405, 421, 502, 504).
   void Answer(int status, const char* reason);
+  // A whole response of ours: `body` (copied) with its type and length;
+  // `head_only` (HEAD): the head alone.
+  void Reply(int status, std::string_view type, std::string_view body, bool head_only);
   void Submit(int status, const http::Head* head, const http::ConnectionOptions* connection, bool body, bool final);
   void SubmitTrailers();
   void Consume(size_t n);

@@ -17,6 +17,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "abi.h"
@@ -54,6 +56,19 @@ struct ListenerStats {
 struct Plan {
   PlanKind kind = kPlanJs;
   BackendTarget* target = nullptr;  // kPlanTcp, kPlanHttp
+  // The host's primary name: the Host of an HTTP/1.0 request that sent none.
+  std::string server_name;
+};
+
+// The timeouts of the data plane's connections after their handshake. Their
+// values are written once, in lib/terminator/config.ts (DEFAULTS), and come
+// through setOptions({timeouts}); 0 (unset) means none.
+struct PlaneTimeouts {
+  uint64_t headers_ms = 0;     // a request head must be complete this long after its first byte (408)
+  uint64_t keep_alive_ms = 0;  // an idle keep-alive HTTP/1.1 connection is closed
+  uint64_t close_ms = 0;       // a client that does not close after our close_notify (or GOAWAY)
+  uint64_t linger_ms = 0;      // after the backend closed, a client that keeps its side open (tcp, tunnels)
+  uint64_t pool_idle_ms = 0;   // an idle pooled backend connection is closed
 };
 
 // A router and its plans as one reload generation set them. Connections
@@ -115,6 +130,17 @@ class Listener : public Napi::ObjectWrap<Listener> {
 
   uv_loop_t* loop() const { return loop_; }
   Deadlines& deadlines() { return *deadlines_; }
+  const PlaneTimeouts& timeouts() const { return timeouts_; }
+  // Arms `item` for `ms` from now, or disarms it when `ms` is 0 (unset).
+  void Arm(Timed* item, uint64_t ms) {
+    if (ms == 0) deadlines_->Remove(item);
+    else deadlines_->Add(item, ms);
+  }
+  // ACME http-01 (RFC 8555 §8.3): the key authorization to answer a GET or
+  // HEAD of /.well-known/acme-challenge/<token> with, for a token an order
+  // waits on (setHttpChallenge from lib/terminator/acme.ts), whichever host
+  // the request names; NULL for every other request.
+  const std::string* AcmeAnswer(std::string_view method, std::string_view target) const;
   const std::shared_ptr<ListenerStats>& stats() const { return stats_; }
   bool closed() const { return closed_; }
 
@@ -155,6 +181,9 @@ class Listener : public Napi::ObjectWrap<Listener> {
   Napi::Value SetRef(const Napi::CallbackInfo& info);
   // drain(): no new exchanges on kept-alive connections (SIGTERM).
   Napi::Value DrainJs(const Napi::CallbackInfo& info);
+  // setHttpChallenge(token, keyAuthorization | null): adds or removes one
+  // ACME http-01 answer.
+  Napi::Value SetHttpChallenge(const Napi::CallbackInfo& info);
   void Close();
   void StopListening();
   void MaybeRelease();
@@ -178,12 +207,14 @@ class Listener : public Napi::ObjectWrap<Listener> {
   bool self_ref_ = false;
   bool finalizing_ = false;
 
-  uint64_t handshake_timeout_ms_ = 120000;
+  uint64_t handshake_timeout_ms_ = 0;  // every caller sets it (lib/server.ts, lib/terminator/config.ts)
   bool no_delay_ = true;
   bool keep_alive_ = false;
   int keep_alive_delay_s_ = 0;
   bool report_failures_ = false;
   bool report_handshakes_ = false;
+  PlaneTimeouts timeouts_;
+  std::unordered_map<std::string, std::string> http_challenges_;
 
   RouteSet* current_ = nullptr;
   std::vector<RouteSet*> retired_;
