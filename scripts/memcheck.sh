@@ -78,18 +78,26 @@ TESTS_INTEGRATION=(
   dist/test/integration/virtual-hosts.test.js
   dist/test/integration/client-auth.test.js
 )
-# The native data plane (issue 11): the listener, the tcp-mode splice (in
-# the clear and TLS to the backend) and native http mode. The terminator
-# processes these tests start load the same instrumented addon (the copy's
-# bin/ and dist/) with the runtime preloaded.
+# The native data plane (issues 11 and 18): the listener, the tcp-mode
+# splice (in the clear and TLS to the backend), http mode's HTTP/1.1 front
+# (every answer it gives itself, HTTP/1.0, Expect, upgrades and the tunnel
+# after them, routing and coalescing, refused heads) and HTTP/2 front,
+# backends found by name, and the hostile runs (oversized heads, a flooded
+# tunnel). The terminator processes these tests start load the same
+# instrumented addon (the copy's bin/ and dist/) with the runtime preloaded.
 TESTS_NATIVE_PLANE=(
   dist/test/integration/native-listener.test.js
   dist/test/terminator/tcp.test.js
   dist/test/terminator/backend-tls.test.js
   dist/test/terminator/native-http.test.js
+  dist/test/terminator/http.test.js
+  dist/test/terminator/routing.test.js
+  dist/test/terminator/backend-names.test.js
   dist/test/terminator/h2-front.test.js
   dist/test/reliability/h2-abuse.test.js
   dist/test/reliability/fuzz-h2.test.js
+  dist/test/reliability/abuse.test.js
+  dist/test/reliability/backpressure.test.js
 )
 
 run_asan () {
@@ -123,9 +131,9 @@ run_asan () {
   (cd "$WORK" && RUSTLS_NODE_FUZZ_INPUTS="${MEMCHECK_FUZZ_INPUTS:-20000}" node --test --test-reporter=spec --test-concurrency=1 \
     "${TESTS_NATIVE[@]}" "${TESTS_RELIABILITY[@]}" "${TESTS_INTEGRATION[@]}" 2>&1 | tee "$WORK/tests.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
   grep -qE '^ℹ fail 0$' "$WORK/tests.log" || status=1
-  log "the integration files again with the library on the native listener, and the native data plane's tests, under ASan"
-  (cd "$WORK" && RUSTLS_NODE_NATIVE_LISTENER=1 RUSTLS_NODE_H2_FUZZ_CONNECTIONS="${MEMCHECK_H2_FUZZ_CONNECTIONS:-1000}" node --test --test-reporter=spec --test-concurrency=1 \
-    "${TESTS_INTEGRATION[@]}" "${TESTS_NATIVE_PLANE[@]}" 2>&1 | tee "$WORK/tests-native.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
+  log "the native data plane's tests under ASan"
+  (cd "$WORK" && RUSTLS_NODE_H2_FUZZ_CONNECTIONS="${MEMCHECK_H2_FUZZ_CONNECTIONS:-1000}" node --test --test-reporter=spec --test-concurrency=1 \
+    "${TESTS_NATIVE_PLANE[@]}" 2>&1 | tee "$WORK/tests-native.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
   grep -qE '^ℹ fail 0$' "$WORK/tests-native.log" || status=1
   unset LD_PRELOAD ASAN_OPTIONS
   local reports

@@ -219,7 +219,7 @@ export interface TerminatorConfig extends HostTlsConfig {
 export interface Http2Config {
   /** SETTINGS_MAX_CONCURRENT_STREAMS. Default 100. */
   maxConcurrentStreams: number
-  /** Milliseconds without a stream before GOAWAY and close. Default 120 s (Node's http2 server timeout on the JS plane). */
+  /** Milliseconds without a stream before GOAWAY and close. Default 120 s (Node's http2 server timeout). */
   idleTimeout: number
   /** Milliseconds a client may take no response data while some waits for it before it is closed (slow_reader). Default 30 s. */
   sendTimeout: number

@@ -350,8 +350,8 @@ void H2Front::OnDeadline() {
       delete this;
       return;
     }
-    // No stream for idleTimeout: GOAWAY, then closed (Node's http2 server
-    // timeout on the JS plane).
+    // No stream for idleTimeout: GOAWAY, then closed (as Node's http2
+    // server timeout).
     if (live_streams_ == 0 && now - last_active_ms_ >= s.h2_idle_ms) {
       nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
       if (!Pump()) return;

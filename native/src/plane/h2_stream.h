@@ -2,7 +2,8 @@
 // turns the request's header list into an upstream request (RFC 9113 §8.3:
 // :method and :path to the request line, :authority to Host; cookie crumbs
 // joined with "; ", §8.2.3; the field rules of proto/http_fields.h; the
-// terminator's forwarding fields), applies SPEC §4.2 (403, 421, or the
+// terminator's forwarding fields), answers ACME http-01 (Listener::
+// AcmeAnswer) and CONNECT (405), applies SPEC §4.2 (403, 421, or the
 // coalesced host's backend), passes the body on as it arrives, and maps the
 // upstream response back: its head to HEADERS (fields lower-cased, minus
 // hop-by-hop, framing and Connection-listed ones), its decoded body to DATA,

@@ -2,10 +2,13 @@
 // accepts with accept4() on the Node loop (uv_poll_t), reads the
 // ClientHello, routes it by SNI (HostRouter), runs the handshake and its
 // timeout, and only then decides what becomes of the connection:
-//   - a host whose plan is "js": a Connection object in socket mode is
-//     handed to JS (the library's secureConnection, HTTP/2, ...);
-//   - a host whose plan is "tcp": a Splice joins it to its backend, and
-//     JS never sees it (splice.h).
+//   - a host whose plan is "js" (the library): a Connection object in
+//     socket mode is handed to JS (secureConnection, HTTP/2, ...);
+//   - a host whose plan is "tcp" (the terminator): a Splice joins it to its
+//     backend (splice.h);
+//   - a host whose plan is "http" (the terminator): the HTTP/1.1 proxy or
+//     the HTTP/2 front by ALPN (http_proxy.h, h2_front.h).
+// The terminator's connections never reach JS.
 // Refused, failed and timed-out handshakes never reach JS: they are counted
 // and, when JS asks for them, reported in batches (one call per loop turn)
 // for logging.
@@ -159,11 +162,11 @@ class Listener : public Napi::ObjectWrap<Listener> {
   BackendPool& pool() { return *pool_; }
   bool draining() const { return draining_; }
   void HttpResponse(int status) { http_responses_[status]++; }
-  // The native HTTP/2 front: a request it answered 403 or 421 (`status`;
-  // `reason` as the JS plane words it; `authority` as sent), or a
-  // connection it closed because the client misbehaved (`status` 0,
-  // `reason` one of H2Front's abuse reasons, counted in counters().h2Abuse).
-  // Reported to JS in batches for the log (kEventHttpNotices).
+  // The HTTP fronts: a request answered 403 or 421 (`status`; `reason` as
+  // the answer words it; `authority` as sent), or an HTTP/2 connection
+  // closed because the client misbehaved (`status` 0, `reason` one of
+  // H2Front's abuse reasons, counted in counters().h2Abuse). Reported to JS
+  // in batches for the log (kEventHttpNotices).
   void HttpNotice(RouteSet* set, int host, const char* reason, int status, int fd, const std::string& sni, std::string_view authority);
 
   // Records a completed handshake for a debug log line (reportHandshakes).
