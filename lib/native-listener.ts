@@ -21,7 +21,7 @@ import {
   type NativeHandle,
   type NativeListener,
   type NativeSessionCache,
-  type PlanKind,
+  type RoutePlan,
 } from './native'
 import type { Logger } from './log'
 import { RustlsSocket, type SocketHooks } from './tls-socket/socket'
@@ -248,8 +248,12 @@ export class NativeListenerFront {
     return this.#listening ? this.#address : null
   }
 
-  setRoutes (router: NativeHandle, plans: Array<{ kind: PlanKind, target?: NativeHandle }>, id: number): void {
+  setRoutes (router: NativeHandle, plans: RoutePlan[], id: number): void {
     this.#native.setRoutes(router, plans, id)
+  }
+
+  setHttpChallenge (token: string, keyAuthorization: string | null): void {
+    this.#native.setHttpChallenge(token, keyAuthorization)
   }
 
   setOptions (options: ListenerOptions): void {

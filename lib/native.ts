@@ -32,6 +32,15 @@ export interface ListenerOptions {
   sessionLookupTimeout?: number
   /** Report sessions the server stored (NewSessions), drained from its store. */
   reportNewSessions?: boolean
+  /** The data plane's timeouts in milliseconds (lib/terminator/config.ts DEFAULTS.plane); unset: none. */
+  timeouts?: { headersTimeout: number, keepAliveTimeout: number, closeTimeout: number, lingerTimeout: number, poolIdleTimeout: number }
+}
+
+/** What becomes of one host's connections: JS, or a backend native code serves (`serverName`: the Host of an HTTP/1.0 request without one). */
+export interface RoutePlan {
+  kind: PlanKind
+  target?: NativeHandle
+  serverName?: string
 }
 
 export interface ListenerCounters {
@@ -77,7 +86,7 @@ export interface NativeListener {
   /** Binds and listens (an IP address, never a name), or adopts a listening descriptor. */
   listen(options: { host?: string, port?: number, backlog?: number, reusePort?: boolean, ipv6Only?: boolean, path?: string, fd?: number }): { address?: string, family?: string, port?: number }
   /** Hosts and per-host plans (index = host index) for new connections. */
-  setRoutes(router: NativeHandle, plans: Array<{ kind: PlanKind, target?: NativeHandle }>, id: number): void
+  setRoutes(router: NativeHandle, plans: RoutePlan[], id: number): void
   setOptions(ignored: undefined, options: ListenerOptions): void
   /** Stops accepting; live connections go on. */
   close(): void
@@ -91,10 +100,13 @@ export interface NativeListener {
   answerSession(lookupId: number, sessionData: Buffer | null): boolean
   /** The server's own store: checked before asking JS, drained of new sessions for it. */
   setSessionCache(cache: NativeSessionCache | null): void
+  /** ACME http-01: answers GET /.well-known/acme-challenge/<token> with `keyAuthorization` (null: no more). */
+  setHttpChallenge(token: string, keyAuthorization: string | null): void
 }
 
 export interface BackendTargetOptions {
-  address: { kind: 'tcp', host: string, port: number } | { kind: 'unix', path: string }
+  /** `ip`: what `name` resolves to (an address, never a name); '' while it does not resolve (connects fail). */
+  address: { kind: 'tcp', ip: string, port: number, name: string } | { kind: 'unix', path: string }
   connectTimeout: number
   /** 0: none, 1: v1, 2: v2. */
   proxyProtocol: 0 | 1 | 2
@@ -109,8 +121,6 @@ export interface BackendTargetOptions {
     exportCertData: boolean
     /** The host asks for client certificates. */
     clientAuth: boolean
-    /** ACME http-01 paths go to JS. */
-    acme: boolean
     versionInterface: string
     versionLibrary: string
     /** URL-encoded PEM of each certificate of the host (X-SSL-SERVER-CERT). */
@@ -119,8 +129,8 @@ export interface BackendTargetOptions {
     coalesceKey?: string
     /** backend.httpVersion "2": requests go to the backend as HTTP/2 streams (native/src/plane/h2_upstream.h). */
     backendH2?: boolean
-    /** The native HTTP/2 front (native/src/plane/h2_front.h); `off`: HTTP/2 connections go to JS. */
-    h2?: { off?: boolean, maxConcurrentStreams?: number, idleTimeout?: number, sendTimeout?: number }
+    /** The HTTP/2 front (native/src/plane/h2_front.h). */
+    h2: { maxConcurrentStreams: number, idleTimeout: number, sendTimeout: number }
   }
 }
 
@@ -132,6 +142,11 @@ export interface NativeCertifiedKey {
 
 export interface NativeHandle {
   destroy(): void
+}
+
+export interface NativeBackendTarget extends NativeHandle {
+  /** New connections go to `ip` (the backend's name resolved anew). */
+  setAddress(ip: string): void
 }
 
 export interface NativeTicketer extends NativeHandle {
@@ -288,7 +303,7 @@ interface Addon {
     new (config: NativeHandle, serverName: string): NativeConnection
   }
   Listener: new (onevent: (kind: ListenerEvent, ...args: unknown[]) => void, options: ListenerOptions) => NativeListener
-  BackendTarget: new (options: BackendTargetOptions) => NativeHandle
+  BackendTarget: new (options: BackendTargetOptions) => NativeBackendTarget
   setCipherNames(ids: number[], opensslNames: string[], ianaNames: string[]): void
   /** A listening socket for child processes to inherit (through their stdio); nothing accepts on it here. */
   bindListener(options: { host?: string, port?: number, backlog?: number, ipv6Only?: boolean }): { fd: number, address?: string, family?: string, port?: number }

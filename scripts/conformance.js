@@ -185,20 +185,11 @@ function makePki (dir) {
   return { dir, cert, key }
 }
 
-// Environment of a target process: no data-plane switch from the caller's
-// shell (CI runs the suites with RUSTLS_NODE_JS_PUMP / _NATIVE_LISTENER).
-function targetEnv () {
-  const env = { ...process.env }
-  delete env.RUSTLS_NODE_JS_PUMP
-  delete env.RUSTLS_NODE_NATIVE_LISTENER
-  return env
-}
-
 // Starts `cmd args`, resolves with its process and the port `findPort`
 // reads from its stdout lines.
 function startProcess (label, cmd, args, findPort) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(cmd, args, { cwd: root, env: targetEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = spawn(cmd, args, { cwd: root, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
     const timer = setTimeout(() => fail(new Error(`${label} did not start in 20 s\n${out}${err}`)), 20_000)

@@ -81,21 +81,28 @@ TESTS_INTEGRATION=(
   dist/test/integration/sni-callback.test.js
   dist/test/integration/session-callbacks.test.js
 )
-# The native data plane (issue 11): the listener, the tcp-mode splice (in
-# the clear and TLS to the backend) and native http mode, HTTP/2 to backends
-# included (issue 18). The terminator
-# processes these tests start load the same instrumented addon (the copy's
-# bin/ and dist/) with the runtime preloaded.
+# The native data plane (issues 11 and 18): the listener, the tcp-mode
+# splice (in the clear and TLS to the backend), http mode's HTTP/1.1 front
+# (every answer it gives itself, HTTP/1.0, Expect, upgrades and the tunnel
+# after them, routing and coalescing, refused heads) and HTTP/2 front,
+# HTTP/2 to backends (gRPC included), backends found by name, and the
+# hostile runs (oversized heads, a flooded tunnel). The terminator processes these tests start load the same
+# instrumented addon (the copy's bin/ and dist/) with the runtime preloaded.
 TESTS_NATIVE_PLANE=(
   dist/test/integration/native-listener.test.js
   dist/test/terminator/tcp.test.js
   dist/test/terminator/backend-tls.test.js
   dist/test/terminator/native-http.test.js
+  dist/test/terminator/http.test.js
+  dist/test/terminator/routing.test.js
+  dist/test/terminator/backend-names.test.js
   dist/test/terminator/h2-front.test.js
   dist/test/terminator/h2-backend.test.js
   dist/test/terminator/grpc.test.js
   dist/test/reliability/h2-abuse.test.js
   dist/test/reliability/fuzz-h2.test.js
+  dist/test/reliability/abuse.test.js
+  dist/test/reliability/backpressure.test.js
 )
 
 run_asan () {
@@ -133,7 +140,7 @@ run_asan () {
   (cd "$WORK" && RUSTLS_NODE_TEST_PUMP=stream NODE_OPTIONS="--require $WORK/dist/test/helpers/stream-mode.js" node --test --test-reporter=spec --test-concurrency=1 \
     "${TESTS_INTEGRATION[@]}" 2>&1 | tee "$WORK/tests-stream.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
   grep -qE '^ℹ fail 0$' "$WORK/tests-stream.log" || status=1
-  log "the native data plane's tests, under ASan"
+  log "the native data plane's tests under ASan"
   (cd "$WORK" && RUSTLS_NODE_H2_FUZZ_CONNECTIONS="${MEMCHECK_H2_FUZZ_CONNECTIONS:-1000}" node --test --test-reporter=spec --test-concurrency=1 \
     "${TESTS_NATIVE_PLANE[@]}" 2>&1 | tee "$WORK/tests-native.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
   grep -qE '^ℹ fail 0$' "$WORK/tests-native.log" || status=1

@@ -122,6 +122,8 @@ export interface AcmeManagerOptions {
   stateDir: string
   /** The terminator's library Server: tls-alpn-01 goes into its challenge table. */
   server: Server
+  /** The data plane's http-01 table (answered on the TLS ports): a token's key authorization, or null once done. */
+  httpChallenges?: (token: string, keyAuthorization: string | null) => void
   logger: PinoLogger
   metrics: Metrics
   /** Rebuilds the hosts from the files (the new pair goes live). */
@@ -311,15 +313,27 @@ export class AcmeManager {
     }
   }
 
-  /** Puts a challenge in place here: the http-01 table or the server's tls-alpn-01 table. */
+  /**
+   * Puts a challenge in place here: http-01 in the token table (answered on
+   * acme.httpListen and, natively, on the TLS ports) or tls-alpn-01 in the
+   * server's challenge table.
+   */
   #answer (c: AcmeChallenge): void {
-    if (c.type === 'http-01') this.#tokens.set(c.token, c.keyAuthorization)
-    else if (c.validationCertificate !== undefined) this.#options.server.setAcmeChallenge(c.identifier, c.validationCertificate)
+    if (c.type === 'http-01') {
+      this.#tokens.set(c.token, c.keyAuthorization)
+      this.#options.httpChallenges?.(c.token, c.keyAuthorization)
+    } else if (c.validationCertificate !== undefined) {
+      this.#options.server.setAcmeChallenge(c.identifier, c.validationCertificate)
+    }
   }
 
   #unanswer (c: AcmeChallenge): void {
-    if (c.type === 'http-01') this.#tokens.delete(c.token)
-    else this.#options.server.setAcmeChallenge(c.identifier, null)
+    if (c.type === 'http-01') {
+      this.#tokens.delete(c.token)
+      this.#options.httpChallenges?.(c.token, null)
+    } else {
+      this.#options.server.setAcmeChallenge(c.identifier, null)
+    }
   }
 
   #responder (): ChallengeResponder {

@@ -16,7 +16,6 @@ import { DEMO_LISTEN, startDemo } from './demo'
 import { loadFiles } from './files'
 import { Terminator } from './listeners'
 import { startMetricsServer, renderPrometheus } from './metrics'
-import { nativePlaneEnabled } from './native-plane'
 import { storeSessions } from './store/session-store'
 import { checkStoreConnection, rotateTicketKeysNow, SharedState, sharesTicketKeys } from './store/shared-state'
 import { runPrimary, runWorker, type SharedTicketKeys } from './workers'
@@ -245,7 +244,7 @@ async function serve (file: string, level: LogLevel | undefined): Promise<number
         metricsSource: shared === undefined ? undefined : () => ({ store: shared?.store.stats() }),
         metrics: config.metrics?.listen,
         drainTimeout: config.drainTimeout,
-        listen: nativePlaneEnabled() ? config.listen : undefined,
+        listen: config.listen,
       })
     }
     // A worker loads the primary's latest keys at start and at every reload;
@@ -331,7 +330,7 @@ async function runUntilSignalled (terminator: Terminator, logger: PinoLogger, co
   }
   process.on('SIGHUP', () => {
     logger.info('SIGHUP: reloading the configuration')
-    terminator.reload()
+    void terminator.reload()
   })
   return await new Promise<number>((resolve) => {
     let stopping = false

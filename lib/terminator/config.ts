@@ -228,7 +228,7 @@ export interface TerminatorConfig extends HostTlsConfig {
 export interface Http2Config {
   /** SETTINGS_MAX_CONCURRENT_STREAMS. Default 100. */
   maxConcurrentStreams: number
-  /** Milliseconds without a stream before GOAWAY and close. Default 120 s (Node's http2 server timeout on the JS plane). */
+  /** Milliseconds without a stream before GOAWAY and close. Default 120 s (Node's http2 server timeout). */
   idleTimeout: number
   /** Milliseconds a client may take no response data while some waits for it before it is closed (slow_reader). Default 30 s. */
   sendTimeout: number
@@ -271,6 +271,23 @@ export const DEFAULTS = {
   http2: { maxConcurrentStreams: 100, idleTimeout: 120_000, sendTimeout: 30_000 },
   sessionCacheSize: 20_000,
   ticketLifetime: TICKET_LIFETIME_SECONDS * 1000,
+  /**
+   * The data plane's own timeouts (not configurable), in milliseconds: the
+   * native listener takes them as they are here (native/src/plane/listener.h
+   * PlaneTimeouts), the one place their values are written.
+   */
+  plane: {
+    /** A request head must be complete this long after its first byte: 408 (Node's headersTimeout). */
+    headersTimeout: 60_000,
+    /** An idle keep-alive HTTP/1.1 connection is closed (Node's keepAliveTimeout). */
+    keepAliveTimeout: 5_000,
+    /** A client that does not close after our close_notify (HTTP/1.1) or GOAWAY (HTTP/2). */
+    closeTimeout: 2_000,
+    /** tcp mode and upgraded (WebSocket) connections: after the backend closed, a client that keeps its side open. */
+    lingerTimeout: 5_000,
+    /** An idle pooled backend connection is closed: under the 5 s keep-alive of common servers (Node's), so the pool never reuses one its backend is closing. */
+    poolIdleTimeout: 4_000,
+  },
 } as const
 
 // ---- loading ----------------------------------------------------------------

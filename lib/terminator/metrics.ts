@@ -55,8 +55,8 @@ export function emptySnapshot (): MetricsSnapshot {
 }
 
 /**
- * Counters kept elsewhere (live connections' bytes, the native listener's
- * own counts), read at scrape time and added to the snapshot.
+ * Counters kept elsewhere (the native listeners' connections, bytes and
+ * responses; the store's), read at scrape time and added to the snapshot.
  */
 export type MetricsSource = () => Partial<MetricsSnapshot>
 /** The certificates served now, at scrape time. */
@@ -83,21 +83,6 @@ export class Metrics {
     bump(this.#s.ocspFetches, ok ? 'ok' : 'failed')
   }
 
-  connectionOpened (): void {
-    this.#s.connectionsOpen++
-    this.#s.connectionsTotal++
-  }
-
-  connectionClosed (bytesReceived: number, bytesSent: number): void {
-    this.#s.connectionsOpen--
-    this.#s.bytesReceived += bytesReceived
-    this.#s.bytesSent += bytesSent
-  }
-
-  connectionRejected (): void {
-    this.#s.connectionsRejected++
-  }
-
   handshake (outcome: 'ok' | 'timeout' | 'failed', code?: string, resumed = false): void {
     const key = outcome === 'failed' ? `failed:${code ?? 'UNKNOWN'}` : outcome
     bump(this.#s.handshakes, key)
@@ -106,10 +91,6 @@ export class Metrics {
 
   backendError (kind: 'connect' | 'tls' | 'timeout'): void {
     bump(this.#s.backendErrors, kind)
-  }
-
-  httpResponse (status: number): void {
-    bump(this.#s.httpResponses, String(status))
   }
 
   reload (ok: boolean): void {

@@ -1,27 +1,25 @@
-// The terminator's native data plane: one native listener per `listen`
-// address (lib/native-listener.ts), all routing with the library server's
-// hosts. tcp-mode hosts are spliced to their backend in native code
-// (native/src/plane/splice.cc) and never reach JS; http-mode hosts arrive here as
-// RustlsSockets once their handshake completed. Failed handshakes and
-// unreachable backends come in batches, for the log lines and metrics the
-// JS data plane (listeners.ts with RUSTLS_NODE_JS_PUMP=1) produces per
-// connection.
+// The terminator's data plane, seen from its control plane: one native
+// listener per `listen` address (lib/native-listener.ts), all routing with
+// the library server's hosts. Every connection is served in native code
+// (native/src/plane/): tcp-mode hosts are spliced to their backend, http-mode
+// hosts served by the HTTP/1.1 and HTTP/2 fronts. JS hears of connections
+// only in batches, one call per kind of news per loop turn: failed
+// handshakes, unreachable backends, HTTP answers to log (403, 421, HTTP/2
+// abuse), completed handshakes when debug logging asks for them, and route
+// sets no connection uses any more. It hands native code what the control
+// plane decides: routes and backend targets per generation, the ACME http-01
+// table, the limits and timeouts.
 import type { Logger as PinoLogger } from 'pino'
 
 import { cipherInfoForId } from '../ciphers'
 import { versionName } from '../protocol'
 import { addon, type ListenerCounters, PlanKind } from '../native'
-import { NativeListenerFront, socketFromNative } from '../native-listener'
+import { NativeListenerFront } from '../native-listener'
 import type { Server } from '../server'
-import type { RustlsSocket } from '../tls-socket/socket'
-import type { ListenAddress } from './config'
+import type { BackendNames } from './backend-names'
+import { DEFAULTS, type ListenAddress } from './config'
 import type { Metrics, MetricsSnapshot } from './metrics'
 import type { Generation } from './reload'
-
-/** Whether the terminator runs on the native data plane (the default). */
-export function nativePlaneEnabled (): boolean {
-  return process.platform !== 'win32' && process.env.RUSTLS_NODE_JS_PUMP !== '1' && process.env.RUSTLS_NODE_NATIVE_LISTENER !== '0'
-}
 
 let cipherNamesSet = false
 
@@ -35,16 +33,16 @@ function setCipherNames (): void {
 
 export interface NativePlaneOptions {
   server: Server
+  /** Backend names and the addresses they resolve to. */
+  names: BackendNames
   logger: PinoLogger
   tlsLogger: PinoLogger
   tcpLogger: PinoLogger
-  /** The http front's logger (421/403 and HTTP/2 abuse lines). */
+  /** The http fronts' logger (403/421 and HTTP/2 abuse lines). */
   httpLogger: PinoLogger
   metrics: Metrics
   handshakeTimeout: number
   maxConnections: number | undefined
-  /** A connection whose host is served in JS (http mode), once secure. */
-  onSecure: (socket: RustlsSocket, generation: Generation) => void
 }
 
 export class NativePlane {
@@ -54,9 +52,8 @@ export class NativePlane {
   readonly #generations = new Map<number, Generation>()
   /** Per listener and generation: releases the server's hold on that generation's router. */
   readonly #holds = new Map<string, () => void>()
-  /** Sockets handed to JS (http mode), for shutdown and live byte counts. */
-  readonly #sockets = new Set<RustlsSocket>()
-  readonly #warnedFallback = new Set<string>()
+  /** ACME http-01 answers in place (token → key authorization), for listeners made later too. */
+  readonly #challenges = new Map<string, string>()
 
   constructor (options: NativePlaneOptions) {
     this.#options = options
@@ -66,7 +63,7 @@ export class NativePlane {
 
   /**
    * Binds every address (in order), or accepts on the sockets a cluster
-   * primary bound for them (`fds`), and logs each, as the JS listeners do.
+   * primary bound for them (`fds`), and logs each.
    */
   async listen (addresses: readonly ListenAddress[], generation: Generation, fds?: readonly number[]): Promise<Array<{ address: string, port: number, family: string }>> {
     const bound = []
@@ -74,21 +71,6 @@ export class NativePlane {
       const index = this.#fronts.length
       const fd = fds?.[index]
       const front = new NativeListenerFront({
-        secure: (connection, setId, host, flags, plaintext) => {
-          const gen = this.#generations.get(setId)
-          if (gen === undefined) {
-            connection.destroy()
-            return
-          }
-          const socket = socketFromNative(connection, { host, flags, plaintext, hooks: { hostFor: (_s, i) => gen.hosts[i] }, allowHalfOpen: true, logger: this.#options.tlsLogger })
-          gen.acquire()
-          this.#sockets.add(socket)
-          socket.once('close', () => {
-            this.#sockets.delete(socket)
-            gen.release()
-          })
-          socket.once('secure', () => this.#options.onSecure(socket, gen))
-        },
         failures: (list) => {
           for (const f of list) {
             const code = f.error.code
@@ -101,8 +83,19 @@ export class NativePlane {
         backendFailures: (list) => {
           for (const b of list) {
             const backend = this.#generations.get(b.setId)?.backends[b.host]
+            const addr = backend?.config.address
+            // A backend named by a DNS name that does not resolve has no
+            // address: the lookup's code says why, not the connect's.
+            const unresolved = addr?.kind === 'tcp' ? this.#options.names.error(addr.host) : undefined
+            if (addr?.kind === 'tcp' && b.kind !== 'tls') this.#options.names.failed(addr.host)
             this.#options.metrics.backendError(b.kind)
-            this.#options.tcpLogger.warn({ host: backend?.hostName, backend: backend?.config.address.text, code: b.code, kind: b.kind, reason: b.error.message }, 'backend unavailable')
+            this.#options.tcpLogger.warn({
+              host: backend?.hostName,
+              backend: addr?.text,
+              code: unresolved ?? b.code,
+              kind: b.kind,
+              reason: unresolved !== undefined ? `${addr?.kind === 'tcp' ? addr.host : ''} does not resolve (${unresolved})` : b.error.message,
+            }, 'backend unavailable')
           }
         },
         handshakes: (list) => {
@@ -123,7 +116,6 @@ export class NativePlane {
         httpNotices: (list) => {
           for (const n of list) {
             if (n.status !== 0) {
-              // As the JS front's 421/403 lines (http-backend.ts).
               this.#options.httpLogger.info({ remoteAddress: n.remoteAddress, sni: n.servername, authority: n.authority, status: n.status }, n.reason)
             } else {
               // Client-caused: info (SPEC §5); counted in counters().h2Abuse.
@@ -137,6 +129,7 @@ export class NativePlane {
       // Session lookups and new sessions: the library server's callbacks
       // and its sessionStore (the shared store, with `store:`).
       this.#options.server.serveSessions(front)
+      for (const [token, answer] of this.#challenges) front.setHttpChallenge(token, answer)
       this.#route(index, generation)
       await new Promise<void>((resolve, reject) => {
         front.listen(fd !== undefined ? { fd } : { host: addr.host, port: addr.port }, (err) => err === null ? resolve() : reject(err))
@@ -152,7 +145,7 @@ export class NativePlane {
     return this.#fronts.map((f) => f.address() as { address: string, port: number, family: string })
   }
 
-  /** Connections accepted and not yet closed, native or handed to JS. */
+  /** Connections accepted and not yet closed. */
   get open (): number {
     let n = 0
     for (const f of this.#fronts) n += f.counters().live
@@ -169,6 +162,13 @@ export class NativePlane {
     })
   }
 
+  /** ACME http-01: `keyAuthorization` answers `token` on every http-mode connection (null: no more). */
+  setHttpChallenge (token: string, keyAuthorization: string | null): void {
+    if (keyAuthorization === null) this.#challenges.delete(token)
+    else this.#challenges.set(token, keyAuthorization)
+    for (const f of this.#fronts) f.setHttpChallenge(token, keyAuthorization)
+  }
+
   /** Stops accepting (drain); live connections go on, kept-alive HTTP ones until their response. */
   stopListening (): void {
     for (const f of this.#fronts) {
@@ -183,7 +183,6 @@ export class NativePlane {
       f.close()
       f.abortAll()
     }
-    for (const s of this.#sockets) s.destroy()
   }
 
   #listenerOptions (): ConstructorParameters<typeof NativeListenerFront>[1] {
@@ -191,31 +190,21 @@ export class NativePlane {
       handshakeTimeout: this.#options.handshakeTimeout,
       noDelay: true,
       maxConnections: this.#options.maxConnections ?? 0,
-      // The JS data plane logs every handshake at debug; here only when asked.
+      // Every handshake at debug, only when asked for: it costs a report per connection.
       reportHandshakes: this.#options.logger.isLevelEnabled('debug'),
+      timeouts: DEFAULTS.plane,
     }
   }
 
   #route (index: number, generation: Generation): void {
     const held = this.#options.server.holdRouter()
+    const config = generation.loaded.config
     const plans = generation.hosts.map((host, i) => {
       const backend = generation.backends[i]
-      if (backend === undefined) return { kind: PlanKind.Js }
-      try {
-        const config = generation.loaded.config
-        // ACME http-01 over https (a CA that follows the port-80 redirect)
-        // is answered by the JS front: that host's HTTP/2 stays there,
-        // unless its backend speaks HTTP/2, which only the native front does.
-        const h2 = { ...config.http2, off: config.hosts[i]?.acme?.challenge === 'http-01' && backend.config.httpVersion !== '2' }
-        return { kind: backend.config.mode === 'tcp' ? PlanKind.Tcp : PlanKind.Http, target: backend.nativeTarget(host, h2) }
-      } catch (err) {
-        // An address that does not resolve now: the JS path resolves it
-        // per connection (and reports each failure as it happens).
-        if (!this.#warnedFallback.has(backend.config.address.text)) {
-          this.#warnedFallback.add(backend.config.address.text)
-          this.#options.tcpLogger.warn({ host: backend.hostName, backend: backend.config.address.text, reason: (err as Error).message }, 'backend address does not resolve; its connections are forwarded in JS')
-        }
-        return { kind: PlanKind.Js }
+      return {
+        kind: backend.config.mode === 'tcp' ? PlanKind.Tcp : PlanKind.Http,
+        target: backend.nativeTarget(host, this.#options.names, config.http2),
+        serverName: host.serverName,
       }
     })
     this.#fronts[index].setRoutes(held.router, plans, generation.id)
@@ -236,12 +225,6 @@ export class NativePlane {
   #snapshot (): Partial<MetricsSnapshot> {
     const all = this.#fronts.map((f) => f.counters())
     const sum = (key: keyof ListenerCounters): number => all.reduce((n, c) => n + (c[key] as number), 0)
-    let bytesReceived = sum('bytesIn') + sum('liveBytesIn')
-    let bytesSent = sum('bytesOut') + sum('liveBytesOut')
-    for (const s of this.#sockets) {
-      bytesReceived += s.bytesRead
-      bytesSent += s.bytesWritten
-    }
     const handshakes = sum('handshakes')
     const httpResponses: Record<string, number> = {}
     for (const c of all) for (const [status, n] of Object.entries(c.httpResponses)) httpResponses[status] = (httpResponses[status] ?? 0) + n
@@ -255,8 +238,8 @@ export class NativePlane {
       connectionsRejected: sum('rejected'),
       handshakes: handshakes > 0 ? { ok: handshakes } : {},
       handshakesResumed: sum('resumed'),
-      bytesReceived,
-      bytesSent,
+      bytesReceived: sum('bytesIn') + sum('liveBytesIn'),
+      bytesSent: sum('bytesOut') + sum('liveBytesOut'),
     }
   }
 }

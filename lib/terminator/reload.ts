@@ -1,10 +1,9 @@
 // Configuration generations. Each start or successful reload (SIGHUP)
 // builds one: the library's host configs (server.reload swaps them for new
-// connections only, SPEC §3) plus one ClientContext and connection pool per
-// backend. A connection stays with the generation it was accepted under, so
-// a reload never changes what a live connection talks to; a retired
-// generation is released when its last connection closes.
-import { hostIndexFor } from '../authority'
+// connections only, SPEC §3) plus one ClientContext and native backend
+// target per backend. A connection stays with the generation it was accepted
+// under, so a reload never changes what a live connection talks to; a
+// retired generation is released when its last connection closes.
 import { ClientContext } from '../client-context'
 import type { Logger } from '../log'
 import type { HostContext } from '../hosts'
@@ -144,11 +143,6 @@ export class Generation {
     return this.#connections
   }
 
-  /** The host a request's Host/:authority names in this generation, or -1 (see lib/authority.ts). */
-  select (name: string): number {
-    return hostIndexFor(this.hosts, name)
-  }
-
   acquire (): void {
     this.#connections++
   }
@@ -158,14 +152,13 @@ export class Generation {
     this.#maybeRelease()
   }
 
-  /** No new connections: idle pooled backend connections close now. */
+  /** No new connections (native code closes their idle pooled backend connections): released with its last connection. */
   retire (): void {
     this.#retired = true
-    for (const b of this.backends) b.retire()
     this.#maybeRelease()
   }
 
-  /** Releases pools and ClientContexts now (shutdown). Idempotent. */
+  /** Releases native targets and ClientContexts now (shutdown). Idempotent. */
   destroy (): void {
     this.#retired = true
     this.#released = true

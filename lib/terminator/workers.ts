@@ -51,13 +51,12 @@ export interface PrimaryOptions {
   metrics?: ListenAddress
   drainTimeout: number
   /**
-   * The native data plane: the primary binds these and every worker
-   * inherits the sockets and accepts on them (one accept queue per
-   * address, so port 0 means one port, and a dying worker loses no
-   * connection waiting in the queue). Undefined: node:cluster shares the
-   * ports (round robin through the primary).
+   * The primary binds these and every worker inherits the sockets and
+   * accepts on them natively (one accept queue per address, so port 0
+   * means one port, and a dying worker loses no connection waiting in the
+   * queue).
    */
-  listen?: readonly ListenAddress[]
+  listen: readonly ListenAddress[]
 }
 
 /**
@@ -79,7 +78,7 @@ async function bindForWorkers (addresses: readonly ListenAddress[]): Promise<num
 export async function runPrimary (options: PrimaryOptions): Promise<number> {
   const { logger } = options
   const own = new Metrics()
-  const listenFds = options.listen === undefined ? undefined : await bindForWorkers(options.listen)
+  const listenFds = await bindForWorkers(options.listen)
   // Generated keys live in memory only and go to workers over the IPC
   // channel: never in the environment, a file or a log line. The schedule
   // hands out the next key ahead (it already opens tickets), so a worker
@@ -229,7 +228,7 @@ export async function runWorker (start: (keys: SharedTicketKeys, listenFds: numb
       })
     }
     process.on('message', (msg: ToWorker) => {
-      if (msg?.type === 'rustls-node:reload') terminator.reload()
+      if (msg?.type === 'rustls-node:reload') void terminator.reload()
       else if (msg?.type === 'rustls-node:shutdown') shutdown()
       else if (msg?.type === 'rustls-node:metrics') {
         process.send?.({ type: 'rustls-node:metrics', id: msg.id, snapshot: terminator.metrics.snapshot() } satisfies FromWorker)
@@ -239,7 +238,7 @@ export async function runWorker (start: (keys: SharedTicketKeys, listenFds: numb
     process.on('SIGINT', shutdown)
     // The primary forwards SIGHUP; a direct one (e.g. to the process group)
     // must not kill the worker, and reloading twice is harmless.
-    process.on('SIGHUP', () => terminator.reload())
+    process.on('SIGHUP', () => { void terminator.reload() })
     process.on('disconnect', shutdown)
   })
 }

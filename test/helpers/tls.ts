@@ -22,10 +22,9 @@ export interface Running {
  * native listener and clients connect natively (the fd pump); with
  * RUSTLS_NODE_TEST_PUMP=stream (test/helpers/stream-mode.ts, preloaded by
  * scripts/test.js) servers take the net.Server path and clients run over a
- * net.Socket (the stream pump). JS_PUMP is the terminator's JS data plane.
+ * net.Socket (the stream pump).
  */
 export const STREAM_PUMP = process.env.RUSTLS_NODE_TEST_PUMP === 'stream'
-export const JS_PUMP = process.env.RUSTLS_NODE_JS_PUMP === '1'
 
 /** Starts createServer(options) on 127.0.0.1:0; `onSecure` gets each connection. */
 export async function startServer (options: ServerOptions, onSecure?: (socket: RustlsSocket) => void): Promise<Running> {

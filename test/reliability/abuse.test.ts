@@ -12,7 +12,11 @@
 //   the first host's certificate, and 403 for a request on a port with two
 //   hosts (SPEC §4.2);
 // - Host naming the other host → 421; an unknown Host → the SNI host;
-//   no Host → 400.
+//   no Host → 400;
+// - request heads over 16 KiB, complete or endless, from many clients at
+//   once → 431 and the connection closes, the rest of what they send is
+//   read and dropped: the terminator's memory stays bounded and it keeps
+//   serving.
 // Hostile ClientHellos are made from a real one (the rustls client's) with
 // its server_name extension rewritten, so that names no TLS client library
 // would send reach the server.
@@ -26,7 +30,7 @@ import { rustlsClientHello } from '../helpers/hello'
 import { curl, sClient, waitFor } from '../helpers/peers'
 import { type EchoReply, httpEcho, type HttpEcho } from '../terminator/backends'
 import { LEVEL, serveConfig, stopClean, type TerminatorProcess } from '../terminator/harness'
-import { recordFigures } from './scale'
+import { mib, MiB, recordFigures, rssOf } from './scale'
 
 const f = fixtures()
 let echo: HttpEcho
@@ -280,4 +284,45 @@ test('Host header: another configured host → 421; an unknown name, a port, a t
   await waitFor(() => term.logs().some((l) => l.status === 421), 5000, 'the 421 log line')
   assert.equal(term.logs().find((l) => l.status === 421)?.level, LEVEL.info)
   outcomes.hostMismatch = '421 (info log); unknown Host / port / trailing dot → SNI host 200; no Host → 400'
+})
+
+test('oversized and endless request heads from 100 clients at once: 431 each, the connection closes, memory stays bounded', async () => {
+  const CLIENTS = 100
+  const FLOOD = 4 * MiB
+  const want = 'HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'
+  const baseline = rssOf(term.pid) ?? 0
+  let peak = baseline
+  const sampler = setInterval(() => { peak = Math.max(peak, rssOf(term.pid) ?? 0) }, 20)
+  const one = (i: number): Promise<string> => new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port: term.port, servername: 'localhost', ca: f.ca, ALPNProtocols: ['http/1.1'] }, () => {
+      // Half the clients end their head past the limit, half never end it.
+      s.write(`GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Flood: ${i % 2 === 0 ? `${'a'.repeat(20 * 1024)}\r\n\r\n` : ''}`)
+      const piece = Buffer.alloc(64 * 1024, 0x61)
+      let sent = 0
+      const more = (): void => {
+        while (sent < FLOOD && !s.destroyed) {
+          sent += piece.length
+          if (!s.write(piece)) {
+            s.once('drain', more)
+            return
+          }
+        }
+      }
+      more()
+    })
+    let got = ''
+    s.on('data', (d: Buffer) => { got += d.toString('latin1') })
+    // What the terminator never read may reach the client as a reset.
+    s.on('error', () => {})
+    s.on('close', () => resolve(got))
+  })
+  const answers = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => one(i)))
+  clearInterval(sampler)
+  for (const a of answers) assert.equal(a, want)
+  const growth = peak - baseline
+  // Each refused connection holds at most one read and one head's worth
+  // until it closes: nothing near the 400 MiB the clients sent.
+  assert.ok(growth < 48 * MiB, `terminator RSS grew ${mib(growth)}`)
+  assert.equal((await rawRequest('localhost', ['Host: localhost'])).status, 200, 'still serving')
+  outcomes.oversizedHeads = `${CLIENTS} clients, ${mib(FLOOD)} each: 431 and closed; RSS +${mib(growth)}`
 })

@@ -1,8 +1,9 @@
-// Issue 6, item 5: backpressure through the terminator, tcp and http mode.
+// Issue 6, item 5: backpressure through the terminator, tcp and http mode,
+// and (issue 18) the tunnel an upgraded http-mode connection becomes.
 // Download: the backend offers SCALE.backpressureBytes (1 GiB) as fast as
 // its socket takes it, each client reads one byte per millisecond.
 // Upload: each client tries to send 1 GiB, the backend accepts and never
-// reads. For SCALE.backpressureMs the terminator's RSS is sampled every
+// reads (for a tunnel: it answers the Upgrade with 101, then never reads). For SCALE.backpressureMs the terminator's RSS is sampled every
 // 50 ms. If any hop buffered instead of pausing its source, RSS would grow
 // with loopback speed (hundreds of MiB per second).
 //
@@ -95,6 +96,37 @@ async function httpBackend (): Promise<Backend> {
   }
 }
 
+/** Answers every request head with 101 Switching Protocols, then 'download' writes 1 GiB, 'upload' never reads. */
+async function tunnelBackend (kind: 'download' | 'upload'): Promise<Backend> {
+  const sent = { bytes: 0 }
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((s) => {
+    sockets.add(s)
+    s.on('error', () => {})
+    s.once('close', () => sockets.delete(s))
+    let head = ''
+    const onData = (d: Buffer): void => {
+      head += d.toString('latin1')
+      if (!head.includes('\r\n\r\n')) return
+      s.removeListener('data', onData)
+      s.pause()
+      s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: flood\r\n\r\n')
+      if (kind === 'download') pour(s, SCALE.backpressureBytes, sent)
+    }
+    s.on('data', onData)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    sent,
+    received: { bytes: 0 },
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
 async function terminatorFor (backendPort: number, mode: 'tcp' | 'http', metricsPort: number): Promise<TerminatorProcess> {
   const { t } = await serveConfig({
     listen: ['127.0.0.1:0'],
@@ -160,13 +192,15 @@ async function sampleRss (pid: number, ms: number): Promise<Sampled> {
   return { baseline, peak: Math.max(firstHalfPeak, secondHalfPeak), firstHalfPeak, secondHalfPeak, samples }
 }
 
-interface Scenario { name: string, mode: 'tcp' | 'http', direction: 'download' | 'upload' }
+interface Scenario { name: string, mode: 'tcp' | 'http', direction: 'download' | 'upload', tunnel?: boolean }
 
 const scenarios: Scenario[] = [
   { name: 'tcp download', mode: 'tcp', direction: 'download' },
   { name: 'tcp upload', mode: 'tcp', direction: 'upload' },
   { name: 'http download', mode: 'http', direction: 'download' },
   { name: 'http upload', mode: 'http', direction: 'upload' },
+  { name: 'upgraded tunnel download', mode: 'http', direction: 'download', tunnel: true },
+  { name: 'upgraded tunnel upload', mode: 'http', direction: 'upload', tunnel: true },
 ]
 
 const figures: Record<string, unknown> = {}
@@ -182,8 +216,27 @@ async function run (t: TestContext, sc: Scenario, backend: Backend, term: Termin
   let read = 0
   let ticker: NodeJS.Timeout | undefined
   for (const c of clients) c.on('error', () => {})
+  if (sc.tunnel === true) {
+    // The switch first: what follows the 101 is the tunnel's.
+    await Promise.all(clients.map(async (c) => {
+      const switched = new Promise<void>((resolve, reject) => {
+        let head = ''
+        const onData = (d: Buffer): void => {
+          head += d.toString('latin1')
+          if (!head.includes('\r\n\r\n')) return
+          c.removeListener('data', onData)
+          c.pause()
+          if (head.startsWith('HTTP/1.1 101 ')) resolve()
+          else reject(new Error(`no 101: ${head}`))
+        }
+        c.on('data', onData)
+      })
+      c.write('GET /flood HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: flood\r\n\r\n')
+      await switched
+    }))
+  }
   if (sc.direction === 'download') {
-    if (sc.mode === 'http') for (const c of clients) c.write('GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    if (sc.mode === 'http' && sc.tunnel !== true) for (const c of clients) c.write('GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n')
     for (const c of clients) c.pause()
     ticker = setInterval(() => {
       for (const c of clients) {
@@ -193,7 +246,7 @@ async function run (t: TestContext, sc: Scenario, backend: Backend, term: Termin
     }, 1)
   } else {
     for (const c of clients) {
-      if (sc.mode === 'http') c.write(`POST /sink HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${SCALE.backpressureBytes}\r\n\r\n`)
+      if (sc.mode === 'http' && sc.tunnel !== true) c.write(`POST /sink HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${SCALE.backpressureBytes}\r\n\r\n`)
       pour(c, SCALE.backpressureBytes, uploaded)
     }
   }
@@ -246,7 +299,7 @@ async function run (t: TestContext, sc: Scenario, backend: Backend, term: Termin
 
 for (const sc of scenarios) {
   test(`${sc.name}: ${SCALE.backpressureConnections} connections, ${sc.direction === 'download' ? 'a 1 GiB backend and clients reading a byte per ms' : 'clients sending 1 GiB to a backend that never reads'}: terminator RSS stays bounded`, { timeout: STRESS ? 120_000 : 40_000 }, async (t) => {
-    const backend = sc.mode === 'tcp' ? await tcpBackend(sc.direction) : await httpBackend()
+    const backend = sc.tunnel === true ? await tunnelBackend(sc.direction) : sc.mode === 'tcp' ? await tcpBackend(sc.direction) : await httpBackend()
     const metricsPort = await freePort()
     let term: TerminatorProcess | undefined
     try {

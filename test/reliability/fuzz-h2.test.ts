@@ -14,7 +14,6 @@ import tls from 'node:tls'
 import { test } from 'node:test'
 
 import { fixtures } from '../helpers/certs'
-import { JS_PUMP } from '../helpers/tls'
 import { httpEcho } from '../terminator/backends'
 import { serveConfig, stopClean } from '../terminator/harness'
 import {
@@ -145,7 +144,7 @@ function attack (port: number, input: Buffer, rand: () => number, session: { val
   })
 }
 
-test(`${CONNECTIONS} mutated HTTP/2 connections through TLS: no crash, still serving, clean stop`, { timeout: STRESS ? 1_800_000 : 300_000, skip: JS_PUMP && 'RUSTLS_NODE_JS_PUMP=1: the native HTTP/2 front is not in use' }, async () => {
+test(`${CONNECTIONS} mutated HTTP/2 connections through TLS: no crash, still serving, clean stop`, { timeout: STRESS ? 1_800_000 : 300_000 }, async () => {
   const seed = process.env.RUSTLS_NODE_FUZZ_SEED !== undefined ? Number(process.env.RUSTLS_NODE_FUZZ_SEED) : crypto.randomInt(2 ** 31)
   const rand = prng(seed)
   const echo = await httpEcho()

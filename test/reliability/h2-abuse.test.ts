@@ -3,15 +3,12 @@
 // GOAWAY ENHANCE_YOUR_CALM where the connection can still carry it — is
 // logged with its reason and counted in rustls_node_http2_abuse_total,
 // while a well-behaved session on another connection keeps being served.
-// The JS data plane (RUSTLS_NODE_JS_PUMP=1) has Node's http2 and its own
-// rules instead: these tests are the native front's.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import http2 from 'node:http2'
 import { after, before, test } from 'node:test'
 
 import { fixtures } from '../helpers/certs'
-import { JS_PUMP } from '../helpers/tls'
 import { curl, freePort, waitFor } from '../helpers/peers'
 import { httpEcho, type HttpEcho } from '../terminator/backends'
 import { serveConfig, stopClean, type TerminatorProcess } from '../terminator/harness'
@@ -21,7 +18,6 @@ import {
 } from './h2-frames'
 
 const f = fixtures()
-const NATIVE_ONLY = { skip: JS_PUMP && 'RUSTLS_NODE_JS_PUMP=1: the native HTTP/2 front is not in use' }
 const MAX_STREAMS = 20
 let echo: HttpEcho
 let t: TerminatorProcess
@@ -30,7 +26,6 @@ let bystander: http2.ClientHttp2Session
 let port: number | undefined
 
 before(async () => {
-  if (JS_PUMP) return
   echo = await httpEcho()
   metricsPort = await freePort()
   t = (await serveConfig({
@@ -47,7 +42,6 @@ before(async () => {
 })
 
 after(async () => {
-  if (JS_PUMP) return
   bystander.close()
   await stopClean(t)
   await echo.close()
@@ -92,7 +86,7 @@ async function assertAbuse (c: RawH2, reason: string, before: number, goaway = t
   assert.equal(status, 200)
 }
 
-test('rapid reset (CVE-2023-44487): streams opened and cancelled at once, past the budget', NATIVE_ONLY, async () => {
+test('rapid reset (CVE-2023-44487): streams opened and cancelled at once, past the budget', async () => {
   const before = await abuseCount('rapid_reset')
   const c = await attacker()
   const burst: Buffer[] = []
@@ -104,7 +98,7 @@ test('rapid reset (CVE-2023-44487): streams opened and cancelled at once, past t
   await assertAbuse(c, 'rapid_reset', before)
 })
 
-test('CONTINUATION flood: one header block in more CONTINUATION frames than allowed', NATIVE_ONLY, async () => {
+test('CONTINUATION flood: one header block in more CONTINUATION frames than allowed', async () => {
   const before = await abuseCount('continuation_flood')
   const c = await attacker()
   const block = requestBlock('/continuation', authority(), 'GET', [literal('x-filler', 'y'.repeat(100))])
@@ -114,7 +108,7 @@ test('CONTINUATION flood: one header block in more CONTINUATION frames than allo
   await assertAbuse(c, 'continuation_flood', before)
 })
 
-test('HPACK bomb: a small block that references a 4 KB dynamic-table entry until the list passes the limit', NATIVE_ONLY, async () => {
+test('HPACK bomb: a small block that references a 4 KB dynamic-table entry until the list passes the limit', async () => {
   const before = await abuseCount('header_list_too_large')
   const c = await attacker()
   const refs = Array.from({ length: 20 }, () => indexed(62))
@@ -124,7 +118,7 @@ test('HPACK bomb: a small block that references a 4 KB dynamic-table entry until
   await assertAbuse(c, 'header_list_too_large', before)
 })
 
-test('a header list over the limit (64 KiB) in CONTINUATION frames of plain literals', NATIVE_ONLY, async () => {
+test('a header list over the limit (64 KiB) in CONTINUATION frames of plain literals', async () => {
   const before = await abuseCount('header_list_too_large')
   const c = await attacker()
   const fields = Array.from({ length: 5 }, (_, i) => literal(`x-big-${i}`, 'v'.repeat(15_000)))
@@ -139,21 +133,21 @@ test('a header list over the limit (64 KiB) in CONTINUATION frames of plain lite
   await assertAbuse(c, 'header_list_too_large', before)
 })
 
-test('SETTINGS flood', NATIVE_ONLY, async () => {
+test('SETTINGS flood', async () => {
   const before = await abuseCount('settings_flood')
   const c = await attacker()
   c.write(Buffer.concat(Array.from({ length: 500 }, () => settings([[SETTINGS_INITIAL_WINDOW_SIZE, 65535]]))))
   await assertAbuse(c, 'settings_flood', before)
 })
 
-test('PING flood', NATIVE_ONLY, async () => {
+test('PING flood', async () => {
   const before = await abuseCount('ping_flood')
   const c = await attacker()
   c.write(Buffer.concat(Array.from({ length: 500 }, () => ping())))
   await assertAbuse(c, 'ping_flood', before)
 })
 
-test('empty frames: DATA without payload or END_STREAM, again and again (CVE-2019-9518)', NATIVE_ONLY, async () => {
+test('empty frames: DATA without payload or END_STREAM, again and again (CVE-2019-9518)', async () => {
   const before = await abuseCount('empty_frames')
   const c = await attacker()
   const out = [headers(1, requestBlock('/empty', authority(), 'POST'), false)]
@@ -162,7 +156,7 @@ test('empty frames: DATA without payload or END_STREAM, again and again (CVE-201
   await assertAbuse(c, 'empty_frames', before)
 })
 
-test('too many concurrent streams once the client acknowledged the limit', NATIVE_ONLY, async () => {
+test('too many concurrent streams once the client acknowledged the limit', async () => {
   const before = await abuseCount('too_many_streams')
   const c = await attacker()
   // The server's SETTINGS first, then our ACK: the limit now binds.
@@ -176,7 +170,7 @@ test('too many concurrent streams once the client acknowledged the limit', NATIV
   await assertAbuse(c, 'too_many_streams', before)
 })
 
-test('slow reader: a window never opened, PINGs to look alive; closed after sendTimeout, memory bounded', NATIVE_ONLY, async () => {
+test('slow reader: a window never opened, PINGs to look alive; closed after sendTimeout, memory bounded', async () => {
   const before = await abuseCount('slow_reader')
   const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${t.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
   const start = rss()

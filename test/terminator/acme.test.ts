@@ -1,6 +1,7 @@
 // The terminator obtains and renews its certificates from pebble (ACME on
 // loopback): tls-alpn-01 answered by the native challenge table on the TLS
-// port, http-01 on acme.httpListen, a renewal of a short-lived certificate
+// port, http-01 on acme.httpListen and (natively, over HTTP/1.1 and HTTP/2)
+// on the TLS port, a renewal of a short-lived certificate
 // while a download on the old one goes on, and failures (a refused name, a
 // challenge the CA cannot reach, no directory) that leave the current
 // certificate serving. Also the acme keys' validation.
@@ -8,6 +9,8 @@ import assert from 'node:assert/strict'
 import { X509Certificate } from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
+import http2 from 'node:http2'
+import https from 'node:https'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
@@ -138,6 +141,62 @@ describe('terminator ACME (pebble)', () => {
       const plain = await curl(['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${pebble.httpPort}/.well-known/acme-challenge/unknown-token`])
       assert.equal(plain.stdout, '404')
     } finally {
+      await stopClean(t)
+    }
+  })
+
+  it('http-01 on the TLS port: the CA\'s requests, taken there over HTTP/1.1 and HTTP/2, are answered natively', async () => {
+    const dir = tempDir()
+    const file = writeConfig(dir, {
+      listen: ['127.0.0.1:0'],
+      stateDir: path.join(dir, 'state'),
+      // Required for http-01; the CA is sent elsewhere below and never reaches it.
+      acme: { ...acmeDefaults(), httpListen: `127.0.0.1:${await freePort()}`, challenge: 'http-01' },
+      hosts: [{ serverName: 'tls.acme.test', aliases: ['www.tls.acme.test'], acme: true, backend: { address: `127.0.0.1:${echo.port}`, mode: 'http' } }],
+    })
+    const t = await startTerminator(file)
+    // As a CA that follows a redirect to https: each of its requests goes to
+    // the TLS port (the temporary certificate serves it), over HTTP/1.1 and
+    // HTTP/2 in turn, and the answer comes back to it as is.
+    const over: Array<'http/1.1' | 'h2'> = []
+    const fetchOverTls = (host: string, urlPath: string, version: 'http/1.1' | 'h2'): Promise<{ status: number, body: Buffer }> => new Promise((resolve, reject) => {
+      const collect = (status: number, stream: NodeJS.ReadableStream): void => {
+        const chunks: Buffer[] = []
+        stream.on('data', (d: Buffer) => chunks.push(d))
+        stream.on('end', () => resolve({ status, body: Buffer.concat(chunks) }))
+        stream.on('error', reject)
+      }
+      if (version === 'http/1.1') {
+        https.get({ host: '127.0.0.1', port: t.port, servername: host, path: urlPath, headers: { host }, rejectUnauthorized: false, agent: false }, (res) => collect(res.statusCode ?? 0, res)).on('error', reject)
+        return
+      }
+      const session = http2.connect(`https://127.0.0.1:${t.port}`, { servername: host, rejectUnauthorized: false })
+      session.on('error', reject)
+      const req = session.request({ ':path': urlPath, ':authority': host })
+      req.on('response', (h) => collect(Number(h[':status']), req))
+      req.on('close', () => session.close())
+      req.end()
+    })
+    const relay = http.createServer((req, res) => {
+      const version = over.filter((v) => v === 'http/1.1').length <= over.filter((v) => v === 'h2').length ? 'http/1.1' : 'h2'
+      over.push(version)
+      fetchOverTls((req.headers.host ?? '').replace(/:\d+$/, ''), req.url ?? '/', version).then(
+        (r) => res.writeHead(r.status, { 'content-type': 'application/octet-stream' }).end(r.body),
+        (err: Error) => res.writeHead(502).end(err.message))
+    })
+    await new Promise<void>((resolve) => relay.listen(pebble.httpPort, '127.0.0.1', resolve))
+    try {
+      await t.waitForLog((l) => l.msg === 'ACME certificate installed', 'the certificate', 30_000)
+      assert.ok(over.includes('http/1.1') && over.includes('h2'), `validated over ${over.join(', ')}`)
+      const leaf = await servedLeaf(t.port, 'www.tls.acme.test')
+      assert.equal(leaf.subjectAltName, 'DNS:tls.acme.test, DNS:www.tls.acme.test')
+      // A token no order waits on goes to the backend like any path.
+      const other = await curl(['--cacert', rootFile, '--resolve', `tls.acme.test:${t.port}:127.0.0.1`, '-o', '/dev/null', '-w', '%{http_code}', `https://tls.acme.test:${t.port}/.well-known/acme-challenge/unknown`])
+      assert.equal(other.stdout, '200', other.stderr)
+      assert.equal(echo.seen.at(-1)?.url, '/.well-known/acme-challenge/unknown')
+    } finally {
+      relay.closeAllConnections()
+      await new Promise((resolve) => relay.close(resolve))
       await stopClean(t)
     }
   })

@@ -4,8 +4,7 @@
 // TLS (h2 by ALPN). Every kind of call, a deadline, a cancel, a non-OK
 // status with trailer metadata and 10 MB messages each way; and a TLS
 // backend that does not select h2 (502, a "tls" backend error). Messages
-// are opaque bytes (no protobuf). The JS data plane (RUSTLS_NODE_JS_PUMP=1)
-// has no HTTP/2 to backends: skipped there.
+// are opaque bytes (no protobuf).
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import https from 'node:https'
@@ -17,11 +16,9 @@ import * as grpc from '@grpc/grpc-js'
 
 import { fixtures } from '../helpers/certs'
 import { waitFor } from '../helpers/peers'
-import { JS_PUMP } from '../helpers/tls'
 import { serveConfig, stopClean, type TerminatorProcess } from './harness'
 
 const f = fixtures()
-const skip = JS_PUMP && 'the JS data plane does not speak HTTP/2 to backends'
 const BIG = 10 * 1024 * 1024
 const UNLIMITED = { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 }
 
@@ -128,7 +125,6 @@ let t: TerminatorProcess
 const clients: grpc.Client[] = []
 
 before(async () => {
-  if (JS_PUMP) return
   h2c = await grpcBackend(grpc.ServerCredentials.createInsecure())
   tlsBackend = await grpcBackend(grpc.ServerCredentials.createSsl(null, [{ cert_chain: f.localhostEcdsa.cert, private_key: f.localhostEcdsa.key }], false))
   // TLS backends without HTTP/2: one refuses h2 (Node's https offers
@@ -153,7 +149,6 @@ before(async () => {
 })
 
 after(async () => {
-  if (JS_PUMP) return
   for (const c of clients) c.close()
   await stopClean(t)
   await Promise.all([h2c, tlsBackend].map((b) => new Promise<void>((resolve) => b.server.tryShutdown(() => resolve()))))
@@ -199,7 +194,7 @@ for (const variant of ['h2c', 'tls'] as const) {
   const name = `${variant}.a.example.test`
   const backend = (): Backend => variant === 'h2c' ? h2c : tlsBackend
 
-  describe(`gRPC, backend over ${variant === 'h2c' ? 'h2c (prior knowledge)' : 'TLS (h2 by ALPN)'}`, { skip }, () => {
+  describe(`gRPC, backend over ${variant === 'h2c' ? 'h2c (prior knowledge)' : 'TLS (h2 by ALPN)'}`, () => {
     let c: grpc.Client
     before(() => { c = client(name) })
 
@@ -292,7 +287,7 @@ for (const variant of ['h2c', 'tls'] as const) {
   })
 }
 
-test('a TLS backend that does not select h2: UNAVAILABLE (502) and a "tls" backend error', { skip }, async () => {
+test('a TLS backend that does not select h2: UNAVAILABLE (502) and a "tls" backend error', async () => {
   // Refused by the backend (its alert), or a handshake without ALPN (refused here, RFC 9113 §3.2).
   for (const [name, code] of [['noh2.a.example.test', 'ERR_RUSTLS_ALERT_NO_APPLICATION_PROTOCOL'], ['noalpn.a.example.test', 'ERR_RUSTLS_NO_APPLICATION_PROTOCOL']]) {
     const err = await unary(client(name), 'Unary', Buffer.from('x')).then(() => undefined, (e: grpc.ServiceError) => e)

@@ -7,7 +7,7 @@
 // backend that never opens its window, an endless response to a client
 // that reads nothing, a malformed frame (that backend connection only).
 // Hosts share one certificate: requests pick one by :authority (SPEC §4.2
-// coalescing). The JS data plane has no HTTP/2 to backends: skipped there.
+// coalescing).
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -19,11 +19,9 @@ import { after, before, test } from 'node:test'
 
 import { fixtures } from '../helpers/certs'
 import { curl, freePort, run, waitFor } from '../helpers/peers'
-import { JS_PUMP } from '../helpers/tls'
 import { serveConfig, stopClean, tempDir, type TerminatorProcess } from './harness'
 
 const f = fixtures()
-const skip = JS_PUMP && 'the JS data plane does not speak HTTP/2 to backends'
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY } = http2.constants
 
 interface EchoReply {
@@ -192,7 +190,6 @@ let t: TerminatorProcess
 let port: number
 
 before(async () => {
-  if (JS_PUMP) return
   plain = await h2cBackend()
   limited = await h2cBackend({ maxConcurrentStreams: 10 })
   fragile = await h2cBackend({ maxConcurrentStreams: 2 })
@@ -216,7 +213,6 @@ before(async () => {
 })
 
 after(async () => {
-  if (JS_PUMP) return
   await stopClean(t)
   await Promise.all([plain, limited, fragile, shut].map((b) => b.close()))
 })
@@ -253,7 +249,7 @@ function request (session: http2.ClientHttp2Session, host: string, headers: http
 const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex')
 const backendStreams = (backend: H2cBackend, tag: string): number => backend.connectionOf.get(tag)?.length ?? 0
 
-test('nghttp and curl through to an h2c backend: methods, bodies, :authority and :scheme, forwarding fields, trailers back', { skip }, async () => {
+test('nghttp and curl through to an h2c backend: methods, bodies, :authority and :scheme, forwarding fields, trailers back', async () => {
   const n = await run('nghttp', ['-v', '-H', 'x-forwarded-for: 6.6.6.6', `https://localhost:${port}/echo?via=nghttp`], { timeoutMs: 30_000 })
   assert.equal(n.code, 0, n.stderr + n.stdout)
   assert.match(n.stdout, /The negotiated protocol: h2/)
@@ -277,7 +273,7 @@ test('nghttp and curl through to an h2c backend: methods, bodies, :authority and
   assert.equal(reply.sha, sha(data))
 })
 
-test('request trailers reach the backend; response trailers reach the client', { skip }, async () => {
+test('request trailers reach the backend; response trailers reach the client', async () => {
   const session = connect()
   try {
     const body = crypto.randomBytes(100_000)
@@ -296,7 +292,7 @@ test('request trailers reach the backend; response trailers reach the client', {
   }
 })
 
-test('concurrent client streams share few backend connections: one while the backend allows them all, SETTINGS_MAX_CONCURRENT_STREAMS per connection otherwise', { skip }, async () => {
+test('concurrent client streams share few backend connections: one while the backend allows them all, SETTINGS_MAX_CONCURRENT_STREAMS per connection otherwise', async () => {
   const a = connect()
   const b = connect()
   try {
@@ -316,7 +312,7 @@ test('concurrent client streams share few backend connections: one while the bac
   }
 })
 
-test('resets pass both ways with their code: a client\'s reset reaches the backend stream, a backend\'s the client stream', { skip }, async () => {
+test('resets pass both ways with their code: a client\'s reset reaches the backend stream, a backend\'s the client stream', async () => {
   const session = connect()
   try {
     for (const code of [NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR]) {
@@ -344,7 +340,7 @@ test('resets pass both ways with their code: a client\'s reset reaches the backe
   }
 })
 
-test('a GOAWAY from the backend drains its connection: the next request opens another; an idle one closes after 4 s', { skip }, async () => {
+test('a GOAWAY from the backend drains its connection: the next request opens another; an idle one closes after 4 s', async () => {
   const session = connect()
   try {
     await waitFor(() => plain.open === 0, 10_000, 'no backend connection open')
@@ -362,7 +358,7 @@ test('a GOAWAY from the backend drains its connection: the next request opens an
   }
 })
 
-test('HTTP/1.1 clients: offering http/1.1 only is refused at the handshake; no ALPN at all gets 505', { skip }, async () => {
+test('HTTP/1.1 clients: offering http/1.1 only is refused at the handshake; no ALPN at all gets 505', async () => {
   const base = ['--cacert', f.path('ca.pem'), '-s', '--resolve', `localhost:${port}:127.0.0.1`]
   const alpn = await curl([...base, '--http1.1', `https://localhost:${port}/echo`])
   assert.equal(alpn.code, 35, 'curl: TLS handshake failed (no_application_protocol)')
@@ -370,7 +366,7 @@ test('HTTP/1.1 clients: offering http/1.1 only is refused at the handshake; no A
   assert.equal(none.stdout, 'This host is served over HTTP/2 only\n\n505')
 })
 
-test('502 when the backend cannot be reached, 504 when it stays silent; the session goes on', { skip }, async () => {
+test('502 when the backend cannot be reached, 504 when it stays silent; the session goes on', async () => {
   const session = connect()
   try {
     const down = await request(session, 'down.localhost', { ':path': '/x' })
@@ -390,7 +386,7 @@ test('502 when the backend cannot be reached, 504 when it stays silent; the sess
   await t.waitForLog((l) => l.msg === 'backend unavailable' && l.host === 'silent.localhost' && l.kind === 'timeout', 'the 504 line')
 })
 
-test('a backend that never opens its window: the client\'s upload stops at its stream window, then 504', { skip }, async () => {
+test('a backend that never opens its window: the client\'s upload stops at its stream window, then 504', async () => {
   const session = connect()
   try {
     const socket = session.socket as tls.TLSSocket
@@ -406,7 +402,7 @@ test('a backend that never opens its window: the client\'s upload stops at its s
   }
 })
 
-test('an endless response to a client that reads nothing: the backend is held to about two stream windows', { skip }, async () => {
+test('an endless response to a client that reads nothing: the backend is held to about two stream windows', async () => {
   // Initial window 0: the front can send the client no DATA at all.
   const session = connect({ initialWindowSize: 0 })
   try {
@@ -426,7 +422,7 @@ test('an endless response to a client that reads nothing: the backend is held to
   }
 })
 
-test('a malformed frame from the backend ends that backend connection only: its streams get 502 or a reset, others go on', { skip }, async () => {
+test('a malformed frame from the backend ends that backend connection only: its streams get 502 or a reset, others go on', async () => {
   const session = connect()
   try {
     // The backend allows 2 streams per connection; learn it first.

@@ -3,10 +3,7 @@
 // with and without content-length, trailers, drain on SIGTERM), nghttp
 // (Debian nghttp2-client), curl, and 502/504 from HTTP/1.1 backends.
 // SETTINGS_MAX_CONCURRENT_STREAMS is the front's configured value, which
-// Node's http2 server (the JS plane) never sends: every session here is the
-// native front's. On the JS data plane (RUSTLS_NODE_JS_PUMP=1) the same
-// tests run but for what only the native front does (its SETTINGS, trailers,
-// Content-Length: 0 for a bodyless POST).
+// Node's http2 server never sends: every session here is the native front's.
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import http2 from 'node:http2'
@@ -15,7 +12,6 @@ import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 
 import { fixtures } from '../helpers/certs'
-import { JS_PUMP } from '../helpers/tls'
 import { curl, freePort, run } from '../helpers/peers'
 import { type EchoReply, httpEcho, type HttpEcho } from './backends'
 import { serveConfig, stopClean, type TerminatorProcess } from './harness'
@@ -89,7 +85,7 @@ test('node:http2: 300 requests at once on one session, under the front\'s SETTIN
   const session = connect()
   try {
     await new Promise<void>((resolve) => session.once('remoteSettings', () => resolve()))
-    if (!JS_PUMP) assert.equal(session.remoteSettings.maxConcurrentStreams, STREAMS)
+    assert.equal(session.remoteSettings.maxConcurrentStreams, STREAMS)
     const before = echo.seen.length
     const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => request(session, { ':path': `/headers?i=${i}` })))
     answers.forEach((a, i) => {
@@ -138,13 +134,13 @@ test('node:http2: 10 MiB down, 8 MiB up with and without content-length, byte-ex
     assert.equal(sized.body.toString(), `${data.length} ${sha(data)}`)
     // A POST without a body: Content-Length: 0 for the backend.
     const empty = await request(session, { ':method': 'POST', ':path': '/echo-empty' })
-    if (!JS_PUMP) assert.equal((JSON.parse(empty.body.toString()) as EchoReply).headers['content-length'], '0')
+    assert.equal((JSON.parse(empty.body.toString()) as EchoReply).headers['content-length'], '0')
   } finally {
     session.close()
   }
 })
 
-test('node:http2: a chunked response\'s trailers arrive as HTTP/2 trailers; HEAD and 204 carry no body', { skip: JS_PUMP && 'the JS data plane does not relay trailers' }, async () => {
+test('node:http2: a chunked response\'s trailers arrive as HTTP/2 trailers; HEAD and 204 carry no body', async () => {
   const session = connect()
   try {
     const r = await request(session, { ':path': '/trailers' })
@@ -177,7 +173,7 @@ test('SPEC §4.2 per stream: coalesced host with its backend down → 502; silen
     assert.equal(stall.body.toString(), 'Gateway Timeout\n')
     const connect = await request(session, { ':method': 'CONNECT', ':authority': 'example.com:443' })
     assert.equal(connect.status, 405)
-    if (!JS_PUMP) assert.equal(connect.body.toString(), 'CONNECT is not supported\n')
+    assert.equal(connect.body.toString(), 'CONNECT is not supported\n')
     // The session survives all three.
     const ok = await request(session, { ':path': '/after' })
     assert.equal(ok.status, 200)
@@ -196,7 +192,7 @@ test('nghttp (nghttp2-client): several streams on one connection, each answered'
   assert.equal(r.code, 0, r.stderr + r.stdout)
   assert.match(r.stdout, /The negotiated protocol: h2/)
   assert.equal(r.stdout.match(/recv \(stream_id=\d+\) :status: 200/g)?.length, 3, r.stdout)
-  if (!JS_PUMP) assert.match(r.stdout, /\[SETTINGS_MAX_CONCURRENT_STREAMS\(0x03\):50\]/)
+  assert.match(r.stdout, /\[SETTINGS_MAX_CONCURRENT_STREAMS\(0x03\):50\]/)
 })
 
 test('curl: --http2 speaks h2 to the native front; --http2-prior-knowledge over TLS still follows ALPN (http/1.1-only host)', async () => {
@@ -243,7 +239,7 @@ test('SIGTERM: GOAWAY, the stream under way finishes, the process exits 0', asyn
   }
 })
 
-test('an h2 host whose port is closed mid-stream: the client sees a reset, never a hang', { skip: JS_PUMP && 'the JS data plane ends such a stream as if complete' }, async () => {
+test('an h2 host whose port is closed mid-stream: the client sees a reset, never a hang', async () => {
   // A backend that answers a head and dies: the stream is reset (the session stays).
   const server = net.createServer((s) => s.once('data', () => s.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort')))
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
@@ -260,7 +256,7 @@ test('an h2 host whose port is closed mid-stream: the client sees a reset, never
   }
 })
 
-test('http2.idleTimeout: a session without a stream gets GOAWAY (NO_ERROR) and is closed', { skip: JS_PUMP && 'the JS data plane keeps Node\'s fixed 120 s' }, async () => {
+test('http2.idleTimeout: a session without a stream gets GOAWAY (NO_ERROR) and is closed', async () => {
   const cert = { cert: f.localhostEcdsa.certPath, key: f.localhostEcdsa.keyPath }
   const { t: t4 } = await serveConfig({ listen: ['127.0.0.1:0'], http2: { idleTimeout: '400ms' }, hosts: [{ serverName: 'localhost', certificates: [cert], backend: { address: `127.0.0.1:${echo.port}`, mode: 'http' } }] })
   try {

@@ -1,19 +1,18 @@
-// http mode on the native data plane (native/src/plane/http_proxy.cc), through
-// raw HTTP/1.1 over node:tls so that every byte on the wire is ours:
-// pipelining, keep-alive to a pooled backend, chunked bodies both ways,
-// HEAD, Connection: close, the hand-off to JS at a request boundary
-// (HTTP/1.0 after a native request), a malformed chunked body, a backend
-// that closes its idle connections. The same tests pass on the JS data
-// plane (RUSTLS_NODE_JS_PUMP=1), but the one that tells them apart.
+// http mode's HTTP/1.1 front (native/src/plane/http_proxy.cc), through raw
+// HTTP/1.1 over node:tls so that every byte on the wire is ours: pipelining,
+// keep-alive to a pooled backend, chunked bodies both ways, HEAD,
+// Connection: close, HTTP/1.0 clients, Expect: 100-continue, CONNECT, heads
+// and framing it refuses (400, 431, 501, as Node's http answered them),
+// upgrades (a 101 and the tunnel after it, a declined one), a malformed
+// chunked body, a backend that closes its idle connections.
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import http from 'node:http'
-import type net from 'node:net'
+import net from 'node:net'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 
 import { fixtures } from '../helpers/certs'
-import { JS_PUMP } from '../helpers/tls'
 import { type EchoReply, httpEcho, type HttpEcho } from './backends'
 import { serveConfig, stopClean, type TerminatorProcess } from './harness'
 
@@ -22,6 +21,9 @@ let echo: HttpEcho
 /** The backend socket each request arrived on, by url. */
 const socketOf = new Map<string, net.Socket>()
 let chunky: http.Server
+/** Answers `GET /decline` with 200, any other request with 101 and then echoes (after a greeting). */
+let upgrader: net.Server
+const upgradeHeads: string[] = []
 let t: TerminatorProcess
 
 before(async () => {
@@ -38,11 +40,34 @@ before(async () => {
   })
   chunky.keepAliveTimeout = 100
   await new Promise<void>((resolve) => chunky.listen(0, '127.0.0.1', resolve))
+  upgrader = net.createServer({ allowHalfOpen: true }, (s) => {
+    let buf = Buffer.alloc(0)
+    const onData = (d: Buffer): void => {
+      buf = Buffer.concat([buf, d])
+      const end = buf.indexOf('\r\n\r\n')
+      if (end < 0) return
+      s.removeListener('data', onData)
+      const head = buf.subarray(0, end).toString('latin1')
+      upgradeHeads.push(head)
+      if (head.startsWith('GET /decline ')) {
+        s.end('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 8\r\n\r\ndeclined')
+        return
+      }
+      s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Backend: yes\r\n\r\nhello from the backend\n')
+      const rest = buf.subarray(end + 4)
+      if (rest.length > 0) s.write(rest)
+      s.pipe(s)
+    }
+    s.on('data', onData)
+    s.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => upgrader.listen(0, '127.0.0.1', resolve))
   t = (await serveConfig({
     listen: ['127.0.0.1:0'],
     hosts: [
       { serverName: 'localhost', certificates: [{ cert: f.localhostEcdsa.certPath, key: f.localhostEcdsa.keyPath }], alpn: ['http/1.1'], options: ['StdEnvVars'], backend: { address: `127.0.0.1:${echo.port}`, mode: 'http' } },
       { serverName: 'a.example.test', certificates: [{ cert: f.aEcdsa.chainPath, key: f.aEcdsa.keyPath }], alpn: ['http/1.1'], backend: { address: `127.0.0.1:${(chunky.address() as net.AddressInfo).port}`, mode: 'http' } },
+      { serverName: 'up.a.example.test', certificates: [{ cert: f.aEcdsa.chainPath, key: f.aEcdsa.keyPath }], alpn: ['http/1.1'], backend: { address: `127.0.0.1:${(upgrader.address() as net.AddressInfo).port}`, mode: 'http' } },
     ],
   })).t
 })
@@ -52,6 +77,7 @@ after(async () => {
   await echo.close()
   chunky.closeAllConnections()
   await new Promise<void>((resolve) => chunky.close(() => resolve()))
+  await new Promise<void>((resolve) => upgrader.close(() => resolve()))
 })
 
 interface Response { status: number, headers: Record<string, string>, body: Buffer, raw: string }
@@ -193,7 +219,7 @@ test('HEAD: a head only, and the next request on the connection is answered', as
   assert.ok(get.body.equals(echo.blob(10)))
 })
 
-test('a request the native parser does not take (HTTP/1.0) after one it did: both answered on one connection', async () => {
+test('HTTP/1.0 after HTTP/1.1 on one connection: both answered, the HTTP/1.0 one closes it', async () => {
   const s = await open()
   const all = untilClose(s)
   s.write('GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n')
@@ -205,6 +231,116 @@ test('a request the native parser does not take (HTTP/1.0) after one it did: bot
   const replies = [...responses(data.subarray(0, at)), ...responses(data.subarray(at))].map((r) => JSON.parse(r.body.toString()) as EchoReply)
   assert.deepEqual(replies.map((r) => r.url), ['/first', '/second'])
   assert.equal(replies[1].headers['x-forwarded-for'], '127.0.0.1')
+  assert.equal(responses(data.subarray(at))[0].headers.connection, 'close')
+})
+
+test('HTTP/1.0: kept alive when asked and the length is known; a chunked response is decoded for it and ends the connection', async () => {
+  const s = await open()
+  const all = untilClose(s)
+  s.write('GET /bytes/10 HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\nGET /bytes/20 HTTP/1.0\r\nHost: localhost\r\n\r\n')
+  const list = responses(await all)
+  assert.deepEqual(list.map((r) => [r.status, r.headers.connection, r.body.length]), [[200, 'keep-alive', 10], [200, 'close', 20]])
+  assert.ok(list[1].body.equals(echo.blob(20)))
+  // The backend answers in chunks: an HTTP/1.0 client reads the bytes until the close.
+  const c = await open('a.example.test')
+  const raw = untilClose(c)
+  c.write('GET / HTTP/1.0\r\nHost: a.example.test\r\nConnection: keep-alive\r\n\r\n')
+  const text = (await raw).toString('latin1')
+  const [head, body] = text.split('\r\n\r\n')
+  assert.match(head, /^HTTP\/1\.1 200 OK\r\n/)
+  assert.doesNotMatch(head, /transfer-encoding/i)
+  assert.match(head, /\r\nConnection: close$/)
+  assert.equal(body, 'one,two')
+})
+
+test('Expect: 100-continue reaches the backend, whose 100 Continue comes back before the body goes; another expectation gets 417', async () => {
+  const s = await open()
+  const all = untilClose(s)
+  const body = crypto.randomBytes(100_000)
+  const interim = new Promise<string>((resolve) => s.once('data', (d: Buffer) => resolve(d.toString('latin1'))))
+  s.write(`POST /sha256 HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`)
+  assert.equal(await interim, 'HTTP/1.1 100 Continue\r\n\r\n')
+  s.write(body)
+  const data = await all
+  const final = responses(data.subarray(data.indexOf('\r\n\r\n') + 4))
+  assert.equal(final[0].body.toString(), `${body.length} ${crypto.createHash('sha256').update(body).digest('hex')}`)
+  const e = await open()
+  const refused = untilClose(e)
+  e.write('POST /sha256 HTTP/1.1\r\nHost: localhost\r\nExpect: the-impossible\r\nContent-Length: 5\r\n\r\n')
+  const [r] = responses(await refused)
+  assert.deepEqual([r.status, r.headers.connection], [417, 'close'])
+})
+
+test('CONNECT gets 405 and the connection closes', async () => {
+  const s = await open()
+  const all = untilClose(s)
+  s.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\nbytes of a tunnel')
+  const [r] = responses(await all)
+  assert.deepEqual([r.status, r.headers.connection, r.body.toString()], [405, 'close', 'CONNECT is not supported\n'])
+})
+
+test('heads and framing Node\'s parser refused: 400, 431 over 16 KiB, 501 for another transfer coding; each closes its connection', async () => {
+  const answer = (status: number, reason: string): string => `HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`
+  const cases: Array<[string, string]> = [
+    ['GET / HTTP/1.1\nHost: localhost\n\n', answer(400, 'Bad Request')],
+    ['GET / HTTP/1.1\r\nHost: localhost\r\n folded: value\r\n\r\n', answer(400, 'Bad Request')],
+    ['GET / HTTP/1.1\r\nX-No-Host: 1\r\n\r\n', answer(400, 'Bad Request')],
+    ['GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', answer(400, 'Bad Request')],
+    ['POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n', answer(400, 'Bad Request')],
+    ['POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n', answer(400, 'Bad Request')],
+    ['POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n', answer(400, 'Bad Request')],
+    ['POST / HTTP/1.0\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n', answer(400, 'Bad Request')],
+    ['POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', answer(501, 'Not Implemented')],
+    [`GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`, answer(431, 'Request Header Fields Too Large')],
+    // Never ends: refused once it passes the limit.
+    [`GET / HTTP/1.1\r\nHost: localhost\r\nX-Endless: ${'a'.repeat(100 * 1024)}`, answer(431, 'Request Header Fields Too Large')],
+  ]
+  for (const [request, want] of cases) {
+    const s = await open()
+    const all = untilClose(s)
+    s.write(request)
+    assert.equal((await all).toString('latin1'), want, JSON.stringify(request.slice(0, 80)))
+  }
+})
+
+test('Upgrade: the backend\'s 101 makes a byte tunnel (both ways, half-close); a declined upgrade is relayed and closes the connection', async () => {
+  const s = await open('up.a.example.test')
+  const got: Buffer[] = []
+  let size = 0
+  const waitFor = (n: number): Promise<Buffer> => new Promise((resolve) => {
+    const check = (): void => {
+      if (size < n) return
+      s.removeListener('data', onData)
+      resolve(Buffer.concat(got))
+    }
+    const onData = (d: Buffer): void => { got.push(d); size += d.length; check() }
+    s.on('data', onData)
+    check()
+  })
+  s.write('GET /tunnel HTTP/1.1\r\nHost: up.a.example.test\r\nConnection: keep-alive, Upgrade\r\nUpgrade: echo\r\nX-Forwarded-For: 6.6.6.6\r\n\r\nsent early')
+  const head = 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Backend: yes\r\n\r\n'
+  const greeting = 'hello from the backend\n'
+  const first = await waitFor(head.length + greeting.length + 'sent early'.length)
+  assert.equal(first.toString('latin1'), head + greeting + 'sent early')
+  const backendHead = upgradeHeads.at(-1) ?? ''
+  assert.match(backendHead, /^GET \/tunnel HTTP\/1\.1\r\n/)
+  assert.match(backendHead, /\r\nConnection: Upgrade\r\nUpgrade: echo\r\n/)
+  assert.match(backendHead, /\r\nX-Forwarded-For: 127\.0\.0\.1\r\n/)
+  assert.doesNotMatch(backendHead, /6\.6\.6\.6|keep-alive/)
+  got.length = 0
+  size = 0
+  const data = crypto.randomBytes(3 << 20)
+  const echoed = waitFor(data.length)
+  s.write(data)
+  assert.ok((await echoed).equals(data))
+  const ended = new Promise<void>((resolve) => s.once('end', () => resolve()))
+  s.end()
+  await ended
+  const d = await open('up.a.example.test')
+  const all = untilClose(d)
+  d.write('GET /decline HTTP/1.1\r\nHost: up.a.example.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n')
+  const [r] = responses(await all)
+  assert.deepEqual([r.status, r.headers.connection, r.body.toString()], [200, 'close', 'declined'])
 })
 
 test('a malformed chunked body ends that connection only; the next connection is served', async () => {
@@ -229,7 +365,7 @@ test('a backend that closes its idle connections: the next request still gets it
   }
 })
 
-test('native, not Node\'s http: the client\'s field names reach the backend as written, ours as we spell them', { skip: JS_PUMP ? 'RUSTLS_NODE_JS_PUMP=1: the JS data plane lower-cases every name' : false }, async () => {
+test('native, not Node\'s http: the client\'s field names reach the backend as written, ours as we spell them', async () => {
   const s = await open()
   const all = untilClose(s)
   s.write('GET /case HTTP/1.1\r\nHost: localhost\r\nX-Mixed-Case: 1\r\nConnection: close\r\n\r\n')

@@ -1,5 +1,21 @@
 // An independent PROXY protocol reader for the tests, written from the
-// HAProxy specification (sections 2.1 and 2.2), not from the encoder.
+// HAProxy specification (sections 2.1 and 2.2), not from the encoder
+// (native/src/proto/proxy_header.cc).
+
+/** §2.2 TLV types and SSL sub-types. */
+export const PP2 = {
+  TYPE_ALPN: 0x01,
+  TYPE_AUTHORITY: 0x02,
+  TYPE_SSL: 0x20,
+  SUBTYPE_SSL_VERSION: 0x21,
+  SUBTYPE_SSL_CN: 0x22,
+  SUBTYPE_SSL_CIPHER: 0x23,
+  SUBTYPE_SSL_SIG_ALG: 0x24,
+  SUBTYPE_SSL_KEY_ALG: 0x25,
+  CLIENT_SSL: 0x01,
+  CLIENT_CERT_CONN: 0x02,
+  CLIENT_CERT_SESS: 0x04,
+} as const
 export interface ParsedTlv {
   type: number
   value: Buffer

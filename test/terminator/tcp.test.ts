@@ -6,12 +6,11 @@ import crypto from 'node:crypto'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 
-import { PP2 } from '../../lib/terminator/proxy-protocol'
 import { fixtures } from '../helpers/certs'
 import { sClient, waitFor } from '../helpers/peers'
 import { type RecordedConnection, tcpRecorder, type TcpRecorder } from './backends'
 import { LEVEL, serveConfig, stopClean, type TerminatorProcess } from './harness'
-import { parseSsl, parseV2, tlvText } from './proxy-parser'
+import { parseSsl, parseV2, PP2, tlvText } from './proxy-parser'
 
 const f = fixtures()
 let rec: TcpRecorder
@@ -105,6 +104,20 @@ test('PROXY v2 without a client certificate: addresses, ALPN, authority, SSL TLV
   assert.equal(tlvText(ssl.subs, PP2.SUBTYPE_SSL_CN), undefined)
   assert.equal(tlvText(ssl.subs, PP2.SUBTYPE_SSL_KEY_ALG), 'EC256')
   assert.deepEqual(p.tlvs.map((x) => x.type), [PP2.TYPE_ALPN, PP2.TYPE_AUTHORITY, PP2.TYPE_SSL])
+  // Byte for byte, as laid out by hand from §2.2.
+  const tlv = (type: number, value: string | Buffer): Buffer => {
+    const v = Buffer.from(value)
+    return Buffer.concat([Buffer.from([type, v.length >> 8, v.length & 0xff]), v])
+  }
+  const u16 = (n: number): number[] => [n >> 8, n & 0xff]
+  const body = Buffer.concat([
+    Buffer.from([127, 0, 0, 1, 127, 0, 0, 1, ...u16(s.client.localPort ?? 0), ...u16(t.port)]),
+    tlv(0x01, 'h2'),
+    tlv(0x02, 'v2.a.example.test'),
+    tlv(0x20, Buffer.concat([Buffer.from([0x01, 0, 0, 0, 1]), tlv(0x21, s.client.getProtocol() ?? ''), tlv(0x23, s.client.getCipher().name), tlv(0x25, 'EC256')])),
+  ])
+  const expected = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x21, 0x11, ...u16(body.length)]), body])
+  assert.equal(s.connection.header.toString('hex'), expected.toString('hex'))
   await close(s)
 })
 

@@ -131,8 +131,7 @@ test('the primary rotates the keys every ticketLifetime; workers resume each oth
     await rotation(n + 1)
     const workers = new Set(rotating.logs().filter((l) => l.msg === 'listening').map((l) => l.pid as number))
     // Every connection resumes `file`, until both workers took one: the
-    // kernel spreads connections over the workers' sockets (SO_REUSEPORT,
-    // native data plane) or the primary alternates them (JS data plane).
+    // kernel spreads connections over the workers' inherited sockets.
     const resumedOnBoth = async (file: string, label: string): Promise<void> => {
       const before = resumedOn().length
       for (let i = 0; i < 16 && new Set(resumedOn().slice(before)).size < workers.size; i++) {

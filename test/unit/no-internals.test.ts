@@ -32,8 +32,8 @@ test('lib/ touches no net.Socket internals and reads no environment variable to 
   const found: string[] = []
   for (const file of sources(path.join(root, 'lib'))) {
     // The terminator's control plane reads its own documented variables
-    // (passphraseEnv, store credentials, the JS data plane switch until it
-    // goes): only the library proper is held to the rule on the environment.
+    // (passphraseEnv, store credentials): only the library proper is held
+    // to the rule on the environment.
     const terminator = file.includes(`${path.sep}terminator${path.sep}`)
     const lines = fs.readFileSync(file, 'utf8').split('\n')
     lines.forEach((line, i) => {

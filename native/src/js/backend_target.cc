@@ -1,6 +1,5 @@
 #include "js/backend_target.h"
 
-#include <netdb.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -34,7 +33,8 @@ Napi::Value SetCipherNames(const Napi::CallbackInfo& info) {
 }
 
 Napi::Function BackendTarget::Init(Napi::Env env) {
-  return DefineClass(env, "BackendTarget", {InstanceMethod<&BackendTarget::Destroy>("destroy")});
+  return DefineClass(env, "BackendTarget",
+                     {InstanceMethod<&BackendTarget::Destroy>("destroy"), InstanceMethod<&BackendTarget::SetAddress>("setAddress")});
 }
 
 BackendTarget* BackendTarget::FromValue(Napi::Value value, const char* name) {
@@ -52,36 +52,23 @@ BackendTarget::BackendTarget(const Napi::CallbackInfo& info)
   Napi::Object o = info[0].As<Napi::Object>();
   Napi::Object address = o.Get("address").As<Napi::Object>();
   std::string kind = address.Get("kind").IsString() ? address.Get("kind").As<Napi::String>().Utf8Value() : "";
+  std::string err;
   if (kind == "unix") {
     std::string path = address.Get("path").IsString() ? address.Get("path").As<Napi::String>().Utf8Value() : "";
-    sockaddr_un un{};
-    if (path.empty() || path.size() >= sizeof un.sun_path) {
-      ThrowCode(env, "ERR_INVALID_ARG_VALUE", "backend unix path is empty or too long: " + path);
+    if (!TargetFromPath(path, &target_, &err)) {
+      ThrowCode(env, "ERR_INVALID_ARG_VALUE", "backend " + err);
       return;
     }
-    un.sun_family = AF_UNIX;
-    std::memcpy(un.sun_path, path.data(), path.size());
-    std::memcpy(&target_.addr, &un, sizeof un);
-    target_.len = sizeof un;
-    target_.text = "unix:" + path;
   } else {
-    std::string host = address.Get("host").IsString() ? address.Get("host").As<Napi::String>().Utf8Value() : "";
-    int port = address.Get("port").IsNumber() ? address.Get("port").As<Napi::Number>().Int32Value() : 0;
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    std::string service = std::to_string(port);
-    // Resolved once per configuration (start, reload), never per connection.
-    int r = getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
-    if (r != 0 || res == nullptr) {
-      ThrowCode(env, "ERR_INVALID_ARG_VALUE", "cannot resolve backend " + host + ": " + gai_strerror(r));
+    std::string ip = address.Get("ip").IsString() ? address.Get("ip").As<Napi::String>().Utf8Value() : "";
+    std::string name = address.Get("name").IsString() ? address.Get("name").As<Napi::String>().Utf8Value() : ip;
+    port_ = address.Get("port").IsNumber() ? address.Get("port").As<Napi::Number>().Int32Value() : 0;
+    if (!ip.empty() && !TargetFromIp(ip, port_, &target_, &err)) {
+      ThrowCode(env, "ERR_INVALID_ARG_VALUE", "backend " + err);
       return;
     }
-    std::memcpy(&target_.addr, res->ai_addr, res->ai_addrlen);
-    target_.len = res->ai_addrlen;
-    freeaddrinfo(res);
-    target_.text = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + service;
+    // As configured, for logs: the name, not what it resolved to.
+    target_.text = (name.find(':') != std::string::npos ? "[" + name + "]" : name) + ":" + std::to_string(port_);
   }
   Napi::Value v = o.Get("connectTimeout");
   if (v.IsNumber()) connect_timeout_ms_ = static_cast<uint64_t>(std::max<int64_t>(1, v.As<Napi::Number>().Int64Value()));
@@ -103,14 +90,12 @@ BackendTarget::BackendTarget(const Napi::CallbackInfo& info)
     http_.std_env_vars = h.Get("stdEnvVars").ToBoolean().Value();
     http_.export_cert_data = h.Get("exportCertData").ToBoolean().Value();
     http_.client_auth = h.Get("clientAuth").ToBoolean().Value();
-    http_.acme = h.Get("acme").ToBoolean().Value();
     if (h.Get("versionInterface").IsString()) http_.version_interface = h.Get("versionInterface").As<Napi::String>().Utf8Value();
     if (h.Get("versionLibrary").IsString()) http_.version_library = h.Get("versionLibrary").As<Napi::String>().Utf8Value();
     http_.backend_h2 = h.Get("backendH2").ToBoolean().Value();
     if (h.Get("coalesceKey").IsString()) http_.coalesce_key = h.Get("coalesceKey").As<Napi::String>().Utf8Value();
     if (h.Get("h2").IsObject()) {
       Napi::Object h2 = h.Get("h2").As<Napi::Object>();
-      http_.h2 = !h2.Get("off").ToBoolean().Value();
       auto ms = [&](const char* key, uint64_t* out) {
         if (h2.Get(key).IsNumber()) *out = static_cast<uint64_t>(std::max<int64_t>(1, h2.Get(key).As<Napi::Number>().Int64Value()));
       };
@@ -144,6 +129,25 @@ const rustls_client_config* BackendTarget::tls_config() const {
 const std::string& BackendTarget::key_alg(int certificate) const {
   if (certificate < 0 || static_cast<size_t>(certificate) >= key_algs_.size()) return kNoKeyAlg;
   return key_algs_[certificate];
+}
+
+Napi::Value BackendTarget::SetAddress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ip = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  if (target_.addr.ss_family == AF_UNIX || ip.empty()) {
+    ThrowCode(env, "ERR_INVALID_ARG_VALUE", "setAddress(ip) needs an IP address, for a TCP backend");
+    return env.Undefined();
+  }
+  ConnectTarget next;
+  std::string err;
+  if (!TargetFromIp(ip, port_, &next, &err)) {
+    ThrowCode(env, "ERR_INVALID_ARG_VALUE", "backend " + err);
+    return env.Undefined();
+  }
+  // Connections made from now on; the ones open keep their address.
+  next.text = target_.text;
+  target_ = next;
+  return env.Undefined();
 }
 
 Napi::Value BackendTarget::Destroy(const Napi::CallbackInfo& info) {

@@ -13,17 +13,20 @@ namespace rustls_node {
 
 class ClientConfig;
 
-// One host's backend: where to connect (resolved once, when the
-// configuration is built), how (TLS or not, PROXY header), and the facts
-// the PROXY v2 header needs that only configuration knows.
+// One host's backend: where to connect (an address JS resolved, at load and
+// again after a failed connect), how (TLS or not, PROXY header), and the
+// facts the PROXY v2 header needs that only configuration knows.
 class BackendTarget : public Napi::ObjectWrap<BackendTarget> {
  public:
   static Napi::Function Init(Napi::Env env);
   static BackendTarget* FromValue(Napi::Value value, const char* name);
 
-  // new BackendTarget({address: {kind:'tcp', host, port} | {kind:'unix', path},
+  // new BackendTarget({address: {kind:'tcp', ip, port, name} | {kind:'unix', path},
   //   connectTimeout, proxyProtocol: 0|1|2, tls?: {config, serverName},
   //   keyAlgs?: string[] (per certificate of the host)})
+  // `ip` is an address JS resolved `name` to (never a name: no DNS on the
+  // loop thread); empty while the name does not resolve, and then every
+  // connect fails (EAFNOSUPPORT) until setAddress().
   explicit BackendTarget(const Napi::CallbackInfo& info);
   ~BackendTarget() override { Close(); }
 
@@ -37,14 +40,14 @@ class BackendTarget : public Napi::ObjectWrap<BackendTarget> {
   const std::string& server_name() const { return server_name_; }
   const std::string& key_alg(int certificate) const;
 
-  // http mode (options.http): what the native exchange needs to know.
+  // http mode (options.http): what the native exchange needs to know. The
+  // durations come from configuration (lib/terminator/config.ts DEFAULTS).
   struct Http {
     bool enabled = false;
-    uint64_t timeout_ms = 60000;  // the backend sends nothing for this long: 504
+    uint64_t timeout_ms = 0;  // the backend sends nothing for this long: 504
     bool std_env_vars = false;
     bool export_cert_data = false;
-    bool client_auth = false;     // the host verifies client certificates
-    bool acme = false;            // ACME http-01 requests go to JS
+    bool client_auth = false;  // the host verifies client certificates
     std::string version_interface;
     std::string version_library;
     std::vector<std::string> server_certs;  // URL-encoded PEM per certificate
@@ -55,20 +58,22 @@ class BackendTarget : public Napi::ObjectWrap<BackendTarget> {
     // (plane/h2_upstream.h; h2c with prior knowledge, or h2 by ALPN over
     // TLS); HTTP/1.1 clients get 505 (the configuration offers them h2 only).
     bool backend_h2 = false;
-    // HTTP/2 front (plane/h2_front.h): served natively unless off.
-    bool h2 = true;
-    uint32_t h2_max_streams = 100;
-    uint64_t h2_idle_ms = 120000;
-    uint64_t h2_send_timeout_ms = 30000;
+    // HTTP/2 front (plane/h2_front.h).
+    uint32_t h2_max_streams = 0;
+    uint64_t h2_idle_ms = 0;
+    uint64_t h2_send_timeout_ms = 0;
   };
   const Http& http() const { return http_; }
 
  private:
   Napi::Value Destroy(const Napi::CallbackInfo& info);
+  // setAddress(ip): new connections go there (the name resolved anew).
+  Napi::Value SetAddress(const Napi::CallbackInfo& info);
   void Close();
 
   ConnectTarget target_;
-  uint64_t connect_timeout_ms_ = 10000;
+  int port_ = 0;
+  uint64_t connect_timeout_ms_ = 0;
   int proxy_protocol_ = 0;
   Napi::ObjectReference config_ref_;
   ClientConfig* config_ = nullptr;

@@ -10,7 +10,7 @@ namespace {
 
 // Idle connections kept per backend. An HTTP/2 client runs up to
 // maxConcurrentStreams exchanges at once, each on a backend connection of
-// its own: with 32 kept (Node's maxFreeSockets, the JS plane's), most were
+// its own: with 32 kept (Node's maxFreeSockets), most were
 // closed after each burst and the next burst paid a TCP connect per
 // request (h2load -c16 -m10: a third of the CPU per request).
 constexpr size_t kPoolMax = 256;
@@ -53,7 +53,7 @@ void BackendPool::Put(BackendConn* b) {
   b->set_owner(this);
   // A backend that speaks or leaves while idle is done with.
   b->SetEvents(UV_READABLE);
-  b->Arm(kIdleMs);
+  b->Arm(listener_->timeouts().pool_idle_ms);
   list.push_back(b);
 }
 

@@ -17,14 +17,10 @@ class H2Upstream;
 class Listener;
 
 // Idle keep-alive backend connections of one listener, per target, used
-// last-in first-out; each closes after kPoolIdleMs unused, or as soon as
-// its backend says anything or leaves.
+// last-in first-out; each closes after the pool idle timeout (PlaneTimeouts)
+// unused, or as soon as its backend says anything or leaves.
 class BackendPool final : public BackendOwner {
  public:
-  // An unused connection closes after this long: below the 5 s keep-alive
-  // of common servers (Node's default), so the pool never reuses a
-  // connection the backend is closing (lib/terminator/backend.ts POOL_IDLE_MS).
-  static constexpr uint64_t kIdleMs = 4000;
   // HTTP/2 connections opened per target before new streams wait for a
   // slot on the least busy one.
   static constexpr size_t kMaxH2PerTarget = 32;

@@ -1,9 +1,9 @@
 // The fields http mode adds to every request it forwards (SPEC §5):
 // X-Forwarded-For, X-Forwarded-Proto: https, and with the host's
 // StdEnvVars / ExportCertData the TLS variables of SPEC §4.5 as X-SSL-*
-// fields, in the order getEnvVars() gives them (lib/terminator/
-// http-backend.ts sslHeaders on the JS data plane). One function for every
-// native front end; what a client sent under these names is removed first
+// fields, in the order getEnvVars() gives them (SSL_PROTOCOL as
+// X-SSL-PROTOCOL, PEM values URL-encoded). Built once per connection, for
+// every front end; what a client sent under these names is removed first
 // (http::kFieldReserved).
 #ifndef RUSTLS_NODE_FORWARDED_FIELDS_H
 #define RUSTLS_NODE_FORWARDED_FIELDS_H

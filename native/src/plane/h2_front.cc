@@ -19,7 +19,6 @@ constexpr int32_t kConnWindow = 1024 * 1024;
 // once the endpoint sent it all.
 constexpr size_t kOutBatch = 128 * 1024;
 constexpr int kReadsPerEvent = 4;
-constexpr uint64_t kClosingMs = 2000;  // a client that never closes after our GOAWAY and close_notify
 
 // Abuse (issue 18 part 5). Each closes the offending connection with GOAWAY
 // ENHANCE_YOUR_CALM and is counted under its reason (kAbuseReasons):
@@ -277,7 +276,7 @@ bool H2Front::Pump() {
 }
 
 // Our close_notify and FIN; the connection goes once the client ended too
-// (or kClosingMs later).
+// (or the close timeout later).
 bool H2Front::Close() {
   if (closing_) return true;
   closing_ = true;
@@ -313,7 +312,8 @@ void H2Front::OnDeadline() {
   uint64_t now = uv_now(listener_->loop());
   const BackendTarget::Http& s = target_->http();
   if (closing_) {
-    if (now - closing_since_ms_ >= kClosingMs) {
+    // A client that never closes after our GOAWAY and close_notify.
+    if (now - closing_since_ms_ >= listener_->timeouts().close_ms) {
       delete this;
       return;
     }
@@ -332,8 +332,8 @@ void H2Front::OnDeadline() {
       delete this;
       return;
     }
-    // No stream for idleTimeout: GOAWAY, then closed (Node's http2 server
-    // timeout on the JS plane).
+    // No stream for idleTimeout: GOAWAY, then closed (as Node's http2
+    // server timeout).
     if (live_streams_ == 0 && now - last_active_ms_ >= s.h2_idle_ms) {
       nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
       if (!Pump()) return;

@@ -16,17 +16,6 @@ namespace {
 // Response bytes one stream holds for the client before its backend waits.
 constexpr size_t kStreamOut = 64 * 1024;
 
-const char* StatusText(int status) {
-  switch (status) {
-    case 403: return "Forbidden";
-    case 405: return "Method Not Allowed";
-    case 421: return "Misdirected Request";
-    case 502: return "Bad Gateway";
-    case 504: return "Gateway Timeout";
-    default: return "";
-  }
-}
-
 bool Is(std::string_view a, const char* b) { return a == b; }
 
 // Name/value pairs for nghttp2_submit_*: names lower-cased into one arena
@@ -133,6 +122,11 @@ bool H2Stream::OnHeader(const uint8_t* name, size_t namelen, const uint8_t* valu
 void H2Stream::OnRequestHead(bool end_stream) {
   head_done_ = true;
   request_ended_ = end_stream;
+  // ACME http-01 first, whichever host the request names (as on HTTP/1.1).
+  if (const std::string* answer = front_->listener()->AcmeAnswer(method_, path_)) {
+    Reply(200, "application/octet-stream", *answer, method_ == "HEAD");
+    return;
+  }
   if (method_ == "CONNECT") {
     Answer(405, "CONNECT is not supported");
     return;
@@ -267,18 +261,25 @@ void H2Stream::Submit(int status, const http::Head* head, const http::Connection
 }
 
 void H2Stream::Answer(int status, const char* reason) {
-  if (submitted_) return;
-  // As the JS plane words them: "<status text>: <reason>\n", or the text.
-  std::string text = status == 502 || status == 504 ? std::string(StatusText(status)) + "\n" : std::string(StatusText(status)) + ": " + reason + "\n";
+  // "<status text>: <reason>\n", or the status text alone (502, 504), or
+  // the reason alone (405), as the HTTP/1.1 front words them.
+  std::string text = status == 502 || status == 504 ? std::string(http::ReasonPhrase(status)) + "\n" : std::string(http::ReasonPhrase(status)) + ": " + reason + "\n";
   if (status == 405) text = std::string(reason) + "\n";
-  out_.insert(out_.end(), text.begin(), text.end());
-  front_->buffered += text.size();
+  Reply(status, "text/plain; charset=utf-8", text, false);
+}
+
+void H2Stream::Reply(int status, std::string_view type, std::string_view body, bool head_only) {
+  if (submitted_) return;
+  if (!head_only) {
+    out_.insert(out_.end(), body.begin(), body.end());
+    front_->buffered += body.size();
+  }
   ended_ = true;
-  std::string length = std::to_string(text.size());
+  std::string length = std::to_string(body.size());
   http::Head head;
-  head.fields.push_back({"content-type", "text/plain; charset=utf-8", {}});
+  head.fields.push_back({"content-type", type, {}});
   head.fields.push_back({"content-length", length, {}});
-  Submit(status, &head, nullptr, true, true);
+  Submit(status, &head, nullptr, !head_only, true);
   // What the client sends of a body from now on goes nowhere.
   Consume(unconsumed_);
 }

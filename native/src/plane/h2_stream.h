@@ -2,7 +2,8 @@
 // turns the request's header list into an upstream request (RFC 9113 §8.3:
 // :method and :path to the request line, :authority to Host; cookie crumbs
 // joined with "; ", §8.2.3; the field rules of proto/http_fields.h; the
-// terminator's forwarding fields), applies SPEC §4.2 (403, 421, or the
+// terminator's forwarding fields), answers ACME http-01 (Listener::
+// AcmeAnswer) and CONNECT (405), applies SPEC §4.2 (403, 421, or the
 // coalesced host's backend), passes the body on as it arrives (and its
 // trailers, by the same field rules), and maps the upstream response back:
 // its head to HEADERS (fields lower-cased, minus hop-by-hop, framing and
@@ -71,6 +72,9 @@ class H2Stream final : public ExchangeOwner {
  private:
   // Our own short answer (403, 405, 421, 502, 504).
   void Answer(int status, const char* reason);
+  // A whole response of ours: `body` (copied) with its type and length;
+  // `head_only` (HEAD): the head alone.
+  void Reply(int status, std::string_view type, std::string_view body, bool head_only);
   void Submit(int status, const http::Head* head, const http::ConnectionOptions* connection, bool body, bool final);
   void SubmitTrailers();
   void Consume(size_t n);

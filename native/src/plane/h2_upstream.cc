@@ -216,7 +216,7 @@ void H2Upstream::Unlink(H2Exchange* x) {
   if (streams_ == 0) Idle();
 }
 
-// No stream left: kept for the next ones (kIdleMs), or closed now.
+// No stream left: kept for the next ones (the pool idle timeout), or closed now.
 void H2Upstream::Idle() {
   if (draining_ || pool_ == nullptr || listener_->closed() || pool_->Retired(target_)) {
     draining_ = true;
@@ -225,7 +225,7 @@ void H2Upstream::Idle() {
   }
   if (ready_ && !idle_armed_) {
     idle_armed_ = true;
-    conn_->Arm(BackendPool::kIdleMs);
+    conn_->Arm(listener_->timeouts().pool_idle_ms);
   }
 }
 
@@ -290,7 +290,7 @@ void H2Upstream::OnBackendFailed(BackendConn* b, const char* kind, uint32_t code
 void H2Upstream::OnBackendEvent(BackendConn* b, int status, int events) {
   Endpoint& ep = conn_->endpoint();
   if (status == UV_ETIMEDOUT) {
-    // kIdleMs without a stream: GOAWAY and closed.
+    // The pool idle timeout without a stream: GOAWAY and closed.
     idle_armed_ = false;
     if (streams_ == 0) draining_ = true;
     Pump();

@@ -21,7 +21,7 @@
 // from the backend drains the connection (streams it did not process are
 // retried on another); a connection error (a malformed frame, a flood, the
 // socket lost) ends this connection only, its exchanges getting 502 (no
-// response yet) or a reset. No stream for BackendPool::kIdleMs: closed.
+// response yet) or a reset. No stream for the pool idle timeout (PlaneTimeouts): closed.
 #ifndef RUSTLS_NODE_H2_UPSTREAM_H
 #define RUSTLS_NODE_H2_UPSTREAM_H
 

@@ -15,13 +15,10 @@ namespace rustls_node {
 
 namespace {
 
-constexpr size_t kMaxHead = 16 * 1024;           // Node's default maxHeaderSize
 constexpr size_t kMaxResponseHead = 64 * 1024;
-constexpr size_t kMaxBuffered = 64 * 1024;       // client input held while an exchange runs
-constexpr uint64_t kKeepAliveMs = 5000;          // Node's keepAliveTimeout
-constexpr uint64_t kHeadTimeoutMs = 60000;       // Node's headersTimeout
-constexpr uint64_t kClosingMs = 2000;            // a client that never closes after ours
+constexpr size_t kMaxBuffered = 64 * 1024;  // client input held while an exchange runs
 constexpr int kReadsPerEvent = 4;
+constexpr std::string_view kText = "text/plain; charset=utf-8";
 
 using http::Head;
 using http::IEquals;
@@ -35,23 +32,64 @@ bool Dropped(std::string_view name, const http::ConnectionOptions& connection, u
   return (rules & (http::kFieldFraming | http::kFieldLength)) == 0 && !connection.listed.empty() && connection.Lists(name);
 }
 
-const char* Reason(int status) {
-  switch (status) {
-    case 408: return "Request Timeout";
-    case 502: return "Bad Gateway";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "";
-  }
-}
-
 std::string_view View(const std::vector<uint8_t>& v, size_t from = 0) {
   return std::string_view(reinterpret_cast<const char*>(v.data()) + from, v.size() - from);
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
 }
 
 Head& SharedHead() {
   thread_local Head head;
   return head;
+}
+
+// Body::Decode's sink for a body decoded into a string.
+void AppendTo(void* ctx, const uint8_t* data, size_t len) { static_cast<std::string*>(ctx)->append(reinterpret_cast<const char*>(data), len); }
+
+// What Begin reads from a request's fields.
+struct RequestFields {
+  int hosts = 0;
+  std::string_view host;
+  int transfer_encodings = 0;  // Transfer-Encoding fields
+  int codings = 0;             // transfer codings they list
+  bool chunked_last = false;   // the last of them is chunked
+  bool expect = false;
+  std::string_view expectation;
+  std::string upgrade;  // the Upgrade fields' protocols, joined
+};
+
+RequestFields ReadFields(const Head& head) {
+  RequestFields r;
+  for (const http::Field& f : head.fields) {
+    if (IEquals(f.name, "host")) {
+      r.hosts++;
+      r.host = f.value;
+    } else if (IEquals(f.name, "transfer-encoding")) {
+      r.transfer_encodings++;
+      std::string_view v = f.value;
+      while (!v.empty()) {
+        size_t comma = v.find(',');
+        std::string_view coding = Trim(v.substr(0, comma));
+        if (!coding.empty()) {
+          r.codings++;
+          r.chunked_last = IEquals(coding, "chunked");
+        }
+        if (comma == std::string_view::npos) break;
+        v.remove_prefix(comma + 1);
+      }
+    } else if (IEquals(f.name, "expect")) {
+      r.expect = true;
+      r.expectation = f.value;
+    } else if (IEquals(f.name, "upgrade") && !f.value.empty()) {
+      if (!r.upgrade.empty()) r.upgrade.append(", ");
+      r.upgrade.append(f.value);
+    }
+  }
+  return r;
 }
 
 }  // namespace
@@ -67,9 +105,10 @@ void HttpProxy::Start(Listener* listener, Handshaken hs, BackendTarget* target) 
     delete h;
     return;
   }
-  h->listener_->deadlines().Add(h, kHeadTimeoutMs);
+  // The first request head, too, has the headers timeout.
+  h->listener_->Arm(h, h->listener_->timeouts().headers_ms);
   if (!early.empty() && !h->OnClientData(early.data(), early.size())) return;
-  h->Update();
+  h->Step();
 }
 
 HttpProxy::HttpProxy(Listener* listener, Handshaken hs, BackendTarget* target)
@@ -84,7 +123,7 @@ HttpProxy::HttpProxy(Listener* listener, Handshaken hs, BackendTarget* target)
 HttpProxy::~HttpProxy() {
   listener_->deadlines().Remove(this);
   delete backend_;
-  // Handed to JS: the connection lives on there, with its endpoint.
+  // Became a tunnel: the connection lives on in the splice, with its endpoint.
   if (client_ != nullptr) listener_->stats()->Closed(client_->bytes_in, client_->bytes_out);
   listener_->Release(set_);
 }
@@ -104,7 +143,7 @@ void HttpProxy::OnClientPoll(uv_poll_t* handle, int status, int events) {
     self->OnClientReadable();
     return;
   }
-  self->Update();
+  self->Step();
 }
 
 void HttpProxy::OnClientReadable() {
@@ -146,7 +185,7 @@ void HttpProxy::OnClientReadable() {
     }
     close_after_ = true;
   }
-  Update();
+  Step();
 }
 
 bool HttpProxy::OnClientData(const uint8_t* p, size_t n) {
@@ -165,142 +204,151 @@ bool HttpProxy::OnClientData(const uint8_t* p, size_t n) {
         delete this;
         return false;
       }
-      return BackendLost("connect", 0, err);
+      if (!BackendLost("connect", 0, err)) return false;
     }
     p += used;
     n -= used;
   }
   if (n > 0) in_.insert(in_.end(), p, p + n);
-  if (state_ == kIdle || state_ == kHead) return NextRequest();
-  return true;
+  return NextRequest();
 }
 
 bool HttpProxy::NextRequest() {
-  if (Buffered() == 0) {
-    in_.clear();
-    in_off_ = 0;
-    if (in_.capacity() > kMaxHead) in_.shrink_to_fit();
-    if (state_ != kIdle) {
-      state_ = kIdle;
-      listener_->deadlines().Add(this, kKeepAliveMs);
+  while (state_ == kIdle || state_ == kHead) {
+    if (Buffered() == 0) {
+      in_.clear();
+      in_off_ = 0;
+      if (in_.capacity() > kMaxHead) in_.shrink_to_fit();
+      return true;
     }
-    return true;
-  }
-  if (in_off_ > 0) {
-    in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(in_off_));
-    in_off_ = 0;
-  }
-  if (state_ == kIdle) {
-    state_ = kHead;
-    listener_->deadlines().Add(this, kHeadTimeoutMs);
-  }
-  Head& head = SharedHead();
-  http::Parse r = http::ParseHead(View(in_), true, &head);
-  if (r == http::Parse::kIncomplete) {
-    // Node answers an oversized head with 431; it gets these bytes.
-    if (in_.size() > kMaxHead) {
-      HandOff();
-      return false;
+    if (in_off_ > 0) {
+      in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(in_off_));
+      in_off_ = 0;
     }
-    return true;
+    if (state_ == kIdle) {
+      state_ = kHead;
+      listener_->Arm(this, listener_->timeouts().headers_ms);
+    }
+    Head& head = SharedHead();
+    http::Parse r = http::ParseHead(View(in_), true, &head);
+    if (r == http::Parse::kIncomplete) return in_.size() > kMaxHead ? Refuse(431) : true;
+    // As Node's http answered them: a head its parser refuses, one over
+    // maxHeaderSize.
+    if (r == http::Parse::kBad) return Refuse(400);
+    if (head.length > kMaxHead) return Refuse(431);
+    if (!Begin(head)) return false;
   }
-  if (r == http::Parse::kBad || head.length > kMaxHead) {
-    HandOff();
-    return false;
-  }
-  return Begin(head);
+  return true;
 }
 
 bool HttpProxy::Begin(const Head& head) {
-  const BackendTarget::Http& settings = target_->http();
-  // An HTTP/2-only backend (backend.httpVersion "2", whose host offers h2
-  // alone): a client that negotiated no ALPN is told so, and the connection closes.
-  if (settings.backend_h2) {
-    close_after_ = true;
-    return Answer(505, "This host is served over HTTP/2 only\n");
-  }
-  // What this exchange does not take on goes to JS, which answers it as
-  // the JS data plane does (400, 405, 421, 403, upgrades, http-01...).
-  bool mine = head.minor == 1 && !IEquals(head.method, "CONNECT");
-  int hosts = 0;
-  std::string_view host_value;
-  bool chunked = false;
-  for (const http::Field& f : head.fields) {
-    if (IEquals(f.name, "host")) {
-      hosts++;
-      host_value = f.value;
-    } else if (IEquals(f.name, "transfer-encoding")) {
-      if (chunked || !IEquals(f.value, "chunked")) mine = false;
-      chunked = true;
-    } else if (IEquals(f.name, "expect") || IEquals(f.name, "upgrade")) {
-      mine = false;
-    }
-  }
+  listener_->deadlines().Remove(this);
+  in_off_ += head.length;
+  http10_ = head.minor == 0;
+  head_request_ = IEquals(head.method, "HEAD");
+  upgrade_ = false;
+  decode_ = false;
+  // Framing (RFC 9112 §6.1, §6.3) and Host (§3.2): a request whose length
+  // or authority cannot be read safely is refused, and the connection
+  // closes (its next bytes cannot be told from this body's).
+  RequestFields fields = ReadFields(head);
   bool has_length = false;
   uint64_t length = 0;
-  if (!http::ContentLength(head, &has_length, &length) || (has_length && chunked) || hosts != 1 || host_value.empty()) mine = false;
-  if (mine && settings.acme && head.target.rfind("/.well-known/acme-challenge/", 0) == 0) mine = false;
-  if (mine) {
-    // SPEC §4.2: this connection's host serves the request natively;
-    // another host's name (421 or coalescing) and no SNI on a port of
-    // several hosts (403) are JS's to answer.
-    RequestRoute route = RouteRequest(*set_, host_, target_, !sni_.empty(), host_value);
-    if (route.status != 0 || route.host != host_) mine = false;
+  if (!http::ContentLength(head, &has_length, &length)) return Refuse(400);
+  if (fields.transfer_encodings > 0) {
+    // HTTP/1.0 has no transfer coding; chunked must come last, and alone
+    // with a Content-Length it would be a smuggling vector.
+    if (http10_ || has_length || !fields.chunked_last) return Refuse(400);
+    // Codings under the chunked one would have to be forwarded as such.
+    if (fields.codings > 1) return Refuse(501);
   }
-  if (!mine) {
-    HandOff();
-    return false;
-  }
+  if (fields.hosts > 1 || (!http10_ && fields.hosts == 0)) return Refuse(400);
+  bool chunked = fields.transfer_encodings > 0;
+  request_body_.Reset(chunked ? http::Body::kChunked : has_length ? http::Body::kLength : http::Body::kNone, length);
   http::ConnectionOptions connection = http::ConnectionTokens(head);
-  if (connection.close || listener_->draining()) close_after_ = true;
-  // The request line, the client's fields but the hop-by-hop, listed and
-  // reserved ones, then ours.
+  // RFC 9112 §9.3: an HTTP/1.0 connection persists only when asked to.
+  if (connection.close || listener_->draining() || (http10_ && !connection.Lists("keep-alive"))) close_after_ = true;
+
+  if (const std::string* answer = listener_->AcmeAnswer(head.method, head.target)) return Reply(200, "application/octet-stream", *answer);
+  if (IEquals(head.method, "CONNECT")) {
+    // What follows a CONNECT is a tunnel's bytes, never another request.
+    close_after_ = true;
+    return Reply(405, kText, "CONNECT is not supported\n");
+  }
+  // RFC 9110 §10.1.1: 100-continue goes to the backend, which sends 100
+  // Continue (relayed) or its final answer; HTTP/1.0's is ignored; any
+  // other expectation cannot be met (Node's 417).
+  if (fields.expect && !http10_ && !IEquals(fields.expectation, "100-continue")) {
+    close_after_ = true;
+    return Reply(417, kText, "Expectation Failed\n");
+  }
+  // SPEC §4.2: 403 without SNI on a port of several hosts, 421 for another
+  // host's name, or that host's backend when the two may coalesce.
+  RequestRoute route = RouteRequest(*set_, host_, target_, !sni_.empty(), fields.host);
+  if (route.status != 0) {
+    listener_->HttpNotice(set_, host_, route.reason, route.status, client_->fd(), sni_, fields.host);
+    return Reply(route.status, kText, std::string(http::ReasonPhrase(route.status)) + ": " + route.reason + "\n");
+  }
+  // An HTTP/2-only backend (backend.httpVersion "2", whose host offers h2
+  // alone): a client that negotiated no ALPN is told so, and the connection closes.
+  if (route.target->http().backend_h2) {
+    close_after_ = true;
+    return Reply(505, kText, "This host is served over HTTP/2 only\n");
+  }
+  exchange_target_ = route.target;
+  exchange_host_ = route.host;
+  // RFC 9110 §7.8: an HTTP/1.0 request's Upgrade is ignored.
+  upgrade_ = !http10_ && !fields.upgrade.empty();
+
+  // The request line, Host for an HTTP/1.0 request without one, the
+  // client's fields but the hop-by-hop, listed and reserved ones, then ours.
   request_.clear();
   request_.append(head.method).append(" ").append(head.target).append(" HTTP/1.1\r\n");
+  if (fields.hosts == 0 && static_cast<size_t>(host_) < set_->plans.size()) {
+    request_.append("Host: ").append(set_->plans[host_].server_name).append("\r\n");
+  }
   for (const http::Field& f : head.fields) {
     if (Dropped(f.name, connection, http::kFieldReserved)) continue;
+    if (http10_ && IEquals(f.name, "expect")) continue;
     request_.append(f.line);
   }
+  if (upgrade_) request_.append("Connection: Upgrade\r\nUpgrade: ").append(fields.upgrade).append("\r\n");
   if (!forwarded_made_) {
     forwarded_made_ = true;
     forwarded_ = ForwardedFieldLines(target_->http(), client_->fd(), client_->conn(), sni_, certificate_);
   }
   request_.append(forwarded_).append("\r\n");
-  head_request_ = IEquals(head.method, "HEAD");
-  request_body_.Reset(chunked ? http::Body::kChunked : has_length ? http::Body::kLength : http::Body::kNone, length);
   replayable_ = request_body_.done() && (IEquals(head.method, "GET") || head_request_ || IEquals(head.method, "OPTIONS"));
-  in_off_ += head.length;
   resp_.clear();
   response_started_ = false;
   response_sent_ = false;
   backend_reusable_ = false;
-  listener_->deadlines().Remove(this);
-  backend_ = listener_->pool().Take(target_, this);
+  backend_ = listener_->pool().Take(exchange_target_, this);
   if (backend_ != nullptr) {
     // A pooled connection may have been closed by the backend meanwhile:
-    // that one failure earns a retry (as http-backend.ts reusedSocket).
+    // that one failure earns a retry.
     retried_ = false;
     state_ = kExchange;
     return SendRequest();
   }
   retried_ = true;
-  BackendConn::StartError err;
-  backend_ = BackendConn::Connect(listener_, target_, this, {}, &err);
-  if (backend_ == nullptr) return BackendLost(err.kind, err.code, err.sys_errno);
   state_ = kConnect;
+  BackendConn::StartError err;
+  backend_ = BackendConn::Connect(listener_, exchange_target_, this, {}, &err);
+  if (backend_ == nullptr) return BackendLost(err.kind, err.code, err.sys_errno);
   return true;
 }
 
 void HttpProxy::OnBackendReady(BackendConn* b) {
   if (state_ != kConnect) return;
   state_ = kExchange;
-  if (SendRequest()) Update();
+  if (SendRequest()) Step();
 }
 
 void HttpProxy::OnBackendFailed(BackendConn* b, const char* kind, uint32_t code, int sys_errno) {
   // The connection deletes itself after this.
   backend_ = nullptr;
-  if (BackendLost(kind, code, sys_errno)) Update();
+  if (BackendLost(kind, code, sys_errno)) Step();
 }
 
 bool HttpProxy::SendRequest() {
@@ -325,7 +373,7 @@ bool HttpProxy::SendRequest() {
     return BackendLost("connect", 0, err);
   }
   // As http.request's timeout: the backend sends nothing for this long.
-  backend_->Arm(target_->http().timeout_ms);
+  backend_->Arm(exchange_target_->http().timeout_ms);
   return true;
 }
 
@@ -340,7 +388,7 @@ void HttpProxy::OnBackendEvent(BackendConn* b, int status, int events) {
       delete this;
       return;
     }
-    if (BackendLost(timeout ? "timeout" : "connect", 0, err)) Update();
+    if (BackendLost(timeout ? "timeout" : "connect", 0, err)) Step();
     return;
   }
   if ((events & UV_READABLE) != 0) {
@@ -349,7 +397,7 @@ void HttpProxy::OnBackendEvent(BackendConn* b, int status, int events) {
       plain.len = 0;
       Io r = be.Read(plain);
       if (plain.len > 0) {
-        b->Arm(target_->http().timeout_ms);
+        b->Arm(exchange_target_->http().timeout_ms);
         if (!OnBackendData(plain.base, plain.len)) return;
         if (backend_ != b) break;  // the exchange ended; `b` is pooled or gone
       }
@@ -363,18 +411,25 @@ void HttpProxy::OnBackendEvent(BackendConn* b, int status, int events) {
       if (close_delimited) {
         // The body ended with the connection; the client's ends after it.
         backend_reusable_ = false;
-        if (FinishExchange()) Update();
+        if (FinishExchange()) Step();
         return;
       }
       if (response_started_) {
         delete this;
         return;
       }
-      if (BackendLost("connect", 0, err)) Update();
+      if (BackendLost("connect", 0, err)) Step();
       return;
     }
   }
-  Update();
+  Step();
+}
+
+bool HttpProxy::RelayBody(const uint8_t* p, size_t n, size_t* used, std::string* out) {
+  if (decode_) return response_body_.Decode(p, n, used, AppendTo, out, nullptr);
+  if (!response_body_.Consume(p, n, used)) return false;
+  out->append(reinterpret_cast<const char*>(p), *used);
+  return true;
 }
 
 bool HttpProxy::OnBackendData(const uint8_t* p, size_t n) {
@@ -384,13 +439,20 @@ bool HttpProxy::OnBackendData(const uint8_t* p, size_t n) {
     return OnResponseHead();
   }
   size_t used = 0;
-  if (!response_body_.Consume(p, n, &used)) {
-    delete this;
-    return false;
-  }
-  if (used > 0 && client_->Write(p, used) == Io::kFailed) {
-    delete this;
-    return false;
+  if (decode_) {
+    thread_local std::string decoded;
+    decoded.clear();
+    if (!RelayBody(p, n, &used, &decoded) ||
+        (!decoded.empty() && client_->Write(reinterpret_cast<const uint8_t*>(decoded.data()), decoded.size()) == Io::kFailed)) {
+      delete this;
+      return false;
+    }
+  } else {
+    // As framed: straight from the read buffer.
+    if (!response_body_.Consume(p, n, &used) || (used > 0 && client_->Write(p, used) == Io::kFailed)) {
+      delete this;
+      return false;
+    }
   }
   // Bytes past the response: this backend connection is not trusted again.
   if (used < n) backend_reusable_ = false;
@@ -403,7 +465,7 @@ bool HttpProxy::OnResponseHead() {
   for (;;) {
     http::Parse r = http::ParseHead(View(resp_), false, &head);
     if (r == http::Parse::kIncomplete && resp_.size() <= kMaxResponseHead) return true;
-    if (r != http::Parse::kOk || head.status == 101 || head.status < 100) {
+    if (r != http::Parse::kOk || head.status < 100 || (head.status == 101 && !upgrade_)) {
       // Not a response this proxy can relay: 502, as Node's client would
       // fail on it; the backend connection is dropped.
       delete backend_;
@@ -412,8 +474,14 @@ bool HttpProxy::OnResponseHead() {
       retried_ = true;
       return BackendLost("connect", 0, 0);
     }
+    if (head.status == 101) return Tunnel(head);
     http::ConnectionOptions connection = http::ConnectionTokens(head);
     bool informational = head.status < 200;
+    if (informational && http10_) {
+      // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
+      resp_.erase(resp_.begin(), resp_.begin() + static_cast<ptrdiff_t>(head.length));
+      continue;
+    }
     bool chunked = false;
     bool other_coding = false;
     for (const http::Field& f : head.fields) {
@@ -431,20 +499,29 @@ bool HttpProxy::OnResponseHead() {
       else if (has_length && length_ok && !chunked && !other_coding) response_body_.Reset(http::Body::kLength, length);
       else response_body_.Reset(http::Body::kUntilClose);
       backend_reusable_ = head.minor == 1 && !connection.close && response_body_.kind() != http::Body::kUntilClose;
-      if (!request_body_.done() || response_body_.kind() == http::Body::kUntilClose || listener_->draining()) close_after_ = true;
+      // An HTTP/1.0 client reads no chunked coding (RFC 9112 §6.1): the
+      // body is decoded and ends with the connection.
+      decode_ = http10_ && response_body_.kind() == http::Body::kChunked;
+      // A declined upgrade: the client may have sent bytes meant for the
+      // protocol it asked for; the connection ends after this answer.
+      if (!request_body_.done() || response_body_.kind() == http::Body::kUntilClose || decode_ || upgrade_ || listener_->draining()) {
+        close_after_ = true;
+      }
     }
     std::string out;
     out.reserve(head.length + 64);
     out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ").append(head.reason).append("\r\n");
     for (const http::Field& f : head.fields) {
       if (Dropped(f.name, connection, 0)) continue;
+      if (decode_ && (http::FieldRules(f.name) & http::kFieldFraming) != 0) continue;
       out.append(f.line);
     }
     if (!informational && close_after_) out.append("Connection: close\r\n");
+    else if (!informational && http10_) out.append("Connection: keep-alive\r\n");
     out.append("\r\n");
     size_t rest_at = head.length;
     if (informational) {
-      // 1xx (103 Early Hints): relayed; the final response follows.
+      // 1xx (100 Continue, 103 Early Hints): relayed; the final response follows.
       if (client_->Write(reinterpret_cast<const uint8_t*>(out.data()), out.size()) == Io::kFailed) {
         delete this;
         return false;
@@ -453,11 +530,10 @@ bool HttpProxy::OnResponseHead() {
       continue;
     }
     size_t used = 0;
-    if (!response_body_.Consume(resp_.data() + rest_at, resp_.size() - rest_at, &used)) {
+    if (!RelayBody(resp_.data() + rest_at, resp_.size() - rest_at, &used, &out)) {
       delete this;
       return false;
     }
-    out.append(reinterpret_cast<const char*>(resp_.data() + rest_at), used);
     if (rest_at + used < resp_.size()) backend_reusable_ = false;
     response_sent_ = true;
     request_.clear();
@@ -474,6 +550,32 @@ bool HttpProxy::OnResponseHead() {
   }
 }
 
+bool HttpProxy::Tunnel(const Head& head) {
+  // The 101 as the backend sent it: its Connection and Upgrade fields are
+  // the switch itself (RFC 9110 §15.2.2).
+  std::string out;
+  out.reserve(head.length + 16);
+  out.append("HTTP/1.1 101 ").append(head.reason).append("\r\n");
+  for (const http::Field& f : head.fields) out.append(f.line);
+  out.append("\r\n");
+  listener_->HttpResponse(101);
+  if (client_->Write(reinterpret_cast<const uint8_t*>(out.data()), out.size()) == Io::kFailed) {
+    delete this;
+    return false;
+  }
+  // What each side sent past the switch goes to the other first.
+  std::vector<uint8_t> to_client(resp_.begin() + static_cast<ptrdiff_t>(head.length), resp_.end());
+  std::vector<uint8_t> to_backend(in_.begin() + static_cast<ptrdiff_t>(in_off_), in_.end());
+  BackendConn* b = backend_;
+  backend_ = nullptr;
+  RouteSet* set = set_;
+  set_ = nullptr;
+  listener_->deadlines().Remove(this);
+  Splice::Join(listener_, std::move(client_), set, b, std::move(to_client), std::move(to_backend));
+  delete this;
+  return false;
+}
+
 bool HttpProxy::FinishExchange() {
   BackendConn* b = backend_;
   backend_ = nullptr;
@@ -483,9 +585,13 @@ bool HttpProxy::FinishExchange() {
     else delete b;
   }
   if (!request_body_.done()) close_after_ = true;
-  state_ = kHead;  // NextRequest makes it kIdle if nothing waits
+  upgrade_ = false;
+  decode_ = false;
+  state_ = kIdle;
   if (close_after_ || client_ended_) return Close();
-  return NextRequest();
+  // keepAliveTimeout, until the next request's first byte.
+  listener_->Arm(this, listener_->timeouts().keep_alive_ms);
+  return true;
 }
 
 bool HttpProxy::BackendLost(const char* kind, uint32_t code, int sys_errno) {
@@ -494,7 +600,7 @@ bool HttpProxy::BackendLost(const char* kind, uint32_t code, int sys_errno) {
   if (!response_started_ && replayable_ && !retried_ && !request_.empty()) {
     retried_ = true;
     BackendConn::StartError err;
-    backend_ = BackendConn::Connect(listener_, target_, this, {}, &err);
+    backend_ = BackendConn::Connect(listener_, exchange_target_, this, {}, &err);
     if (backend_ != nullptr) {
       state_ = kConnect;
       return true;
@@ -503,18 +609,22 @@ bool HttpProxy::BackendLost(const char* kind, uint32_t code, int sys_errno) {
     code = err.code;
     sys_errno = err.sys_errno;
   }
-  listener_->BackendFailed(set_, host_, kind, code, sys_errno);
-  bool timeout = std::strcmp(kind, "timeout") == 0;
-  return Answer(timeout ? 504 : 502, timeout ? "Gateway Timeout\n" : "Bad Gateway\n");
+  listener_->BackendFailed(set_, exchange_host_, kind, code, sys_errno);
+  int status = std::strcmp(kind, "timeout") == 0 ? 504 : 502;
+  return Reply(status, kText, std::string(http::ReasonPhrase(status)) + "\n");
 }
 
-bool HttpProxy::Answer(int status, const char* text) {
+bool HttpProxy::Reply(int status, std::string_view type, std::string_view body) {
+  // The request's body is not read: the connection ends after the answer.
   if (!request_body_.done() || listener_->draining()) close_after_ = true;
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) +
-                    "\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: " + std::to_string(std::strlen(text)) + "\r\n";
-  if (close_after_) out += "connection: close\r\n";
-  out += "\r\n";
-  out += text;
+  std::string out;
+  out.reserve(128 + body.size());
+  out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(http::ReasonPhrase(status));
+  out.append("\r\ncontent-type: ").append(type).append("\r\ncontent-length: ").append(std::to_string(body.size())).append("\r\n");
+  if (close_after_) out.append("connection: close\r\n");
+  else if (http10_) out.append("connection: keep-alive\r\n");
+  out.append("\r\n");
+  if (!head_request_) out.append(body);
   listener_->HttpResponse(status);
   if (client_->Write(reinterpret_cast<const uint8_t*>(out.data()), out.size()) == Io::kFailed) {
     delete this;
@@ -524,11 +634,29 @@ bool HttpProxy::Answer(int status, const char* text) {
   return FinishExchange();
 }
 
+bool HttpProxy::Refuse(int status) {
+  // Exactly Node's answer to a client error (its http server's default).
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + http::ReasonPhrase(status) + "\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+  listener_->HttpResponse(status);
+  if (client_->Write(reinterpret_cast<const uint8_t*>(out.data()), out.size()) == Io::kFailed) {
+    delete this;
+    return false;
+  }
+  close_after_ = true;
+  return Close();
+}
+
 bool HttpProxy::Close() {
   if (state_ == kClosing) return true;
   state_ = kClosing;
+  delete backend_;
+  backend_ = nullptr;
+  // Nothing more is read as requests: what the client still sends is dropped.
+  in_.clear();
+  in_.shrink_to_fit();
+  in_off_ = 0;
   client_->EndWrite();
-  listener_->deadlines().Add(this, kClosingMs);
+  listener_->Arm(this, listener_->timeouts().close_ms);
   return Update();
 }
 
@@ -575,22 +703,6 @@ bool HttpProxy::Update() {
   c.SetEvents((read_client ? UV_READABLE : 0) | (c_out ? UV_WRITABLE : 0), OnClientPoll);
   if (backend_ready) backend_->SetEvents((!c_out ? UV_READABLE : 0) | (b_out ? UV_WRITABLE : 0));
   return true;
-}
-
-void HttpProxy::HandOff() {
-  // At a request boundary: no response is under way, and the bytes from
-  // in_off_ on are this request's (and whatever followed it).
-  listener_->deadlines().Remove(this);
-  delete backend_;
-  backend_ = nullptr;
-  Handshaken h;
-  h.ep = std::move(client_);
-  h.set = set_;
-  set_ = nullptr;
-  h.early.assign(in_.begin() + static_cast<ptrdiff_t>(in_off_), in_.end());
-  Listener* listener = listener_;
-  delete this;
-  listener->Deliver(std::move(h));
 }
 
 }  // namespace rustls_node

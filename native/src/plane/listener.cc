@@ -85,6 +85,7 @@ Napi::Function Listener::Init(Napi::Env env) {
                          InstanceMethod<&Listener::DrainJs>("drain"),
                          InstanceMethod<&Listener::AnswerSessionJs>("answerSession"),
                          InstanceMethod<&Listener::SetSessionCache>("setSessionCache"),
+                         InstanceMethod<&Listener::SetHttpChallenge>("setHttpChallenge"),
                      });
 }
 
@@ -140,7 +141,41 @@ Napi::Value Listener::SetOptions(const Napi::CallbackInfo& info) {
   if (v.IsNumber()) session_lookup_timeout_ms_ = static_cast<uint64_t>(std::max<int64_t>(1, v.As<Napi::Number>().Int64Value()));
   v = o.Get("reportNewSessions");
   if (v.IsBoolean()) report_new_sessions_ = v.As<Napi::Boolean>().Value();
+  v = o.Get("timeouts");
+  if (v.IsObject()) {
+    Napi::Object t = v.As<Napi::Object>();
+    auto ms = [&](const char* key, uint64_t* out) {
+      Napi::Value n = t.Get(key);
+      if (n.IsNumber()) *out = static_cast<uint64_t>(std::max<int64_t>(0, n.As<Napi::Number>().Int64Value()));
+    };
+    ms("headersTimeout", &timeouts_.headers_ms);
+    ms("keepAliveTimeout", &timeouts_.keep_alive_ms);
+    ms("closeTimeout", &timeouts_.close_ms);
+    ms("lingerTimeout", &timeouts_.linger_ms);
+    ms("poolIdleTimeout", &timeouts_.pool_idle_ms);
+  }
   return info.Env().Undefined();
+}
+
+Napi::Value Listener::SetHttpChallenge(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) {
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "setHttpChallenge(token, keyAuthorization | null) needs a token");
+    return env.Undefined();
+  }
+  std::string token = info[0].As<Napi::String>().Utf8Value();
+  if (info[1].IsString()) http_challenges_[token] = info[1].As<Napi::String>().Utf8Value();
+  else http_challenges_.erase(token);
+  return env.Undefined();
+}
+
+const std::string* Listener::AcmeAnswer(std::string_view method, std::string_view target) const {
+  static constexpr std::string_view kPrefix = "/.well-known/acme-challenge/";
+  if (http_challenges_.empty() || (method != "GET" && method != "HEAD") || target.substr(0, kPrefix.size()) != kPrefix) return nullptr;
+  std::string_view token = target.substr(kPrefix.size());
+  token = token.substr(0, token.find('?'));
+  auto it = http_challenges_.find(std::string(token));
+  return it == http_challenges_.end() ? nullptr : &it->second;
 }
 
 namespace {
@@ -250,6 +285,7 @@ Napi::Value Listener::SetRoutes(const Napi::CallbackInfo& info) {
           if (target == nullptr) return env.Undefined();
           plan.kind = static_cast<PlanKind>(kind);
           plan.target = target;
+          if (p.Get("serverName").IsString()) plan.server_name = p.Get("serverName").As<Napi::String>().Utf8Value();
           set->target_refs.push_back(Napi::Persistent(p.Get("target").As<Napi::Object>()));
         }
       }

@@ -2,10 +2,13 @@
 // accepts with accept4() on the Node loop (uv_poll_t), reads the
 // ClientHello, routes it by SNI (HostRouter), runs the handshake and its
 // timeout, and only then decides what becomes of the connection:
-//   - a host whose plan is "js": a Connection object in socket mode is
-//     handed to JS (the library's secureConnection, HTTP/2, ...);
-//   - a host whose plan is "tcp": a Splice joins it to its backend, and
-//     JS never sees it (splice.h).
+//   - a host whose plan is "js" (the library): a Connection object in
+//     socket mode is handed to JS (secureConnection, HTTP/2, ...);
+//   - a host whose plan is "tcp" (the terminator): a Splice joins it to its
+//     backend (splice.h);
+//   - a host whose plan is "http" (the terminator): the HTTP/1.1 proxy or
+//     the HTTP/2 front by ALPN (http_proxy.h, h2_front.h).
+// The terminator's connections never reach JS.
 // Refused, failed and timed-out handshakes never reach JS: they are counted
 // and, when JS asks for them, reported in batches (one call per loop turn)
 // for logging.
@@ -18,6 +21,8 @@
 #include <unordered_map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "abi.h"
@@ -55,6 +60,19 @@ struct ListenerStats {
 struct Plan {
   PlanKind kind = kPlanJs;
   BackendTarget* target = nullptr;  // kPlanTcp, kPlanHttp
+  // The host's primary name: the Host of an HTTP/1.0 request that sent none.
+  std::string server_name;
+};
+
+// The timeouts of the data plane's connections after their handshake. Their
+// values are written once, in lib/terminator/config.ts (DEFAULTS), and come
+// through setOptions({timeouts}); 0 (unset) means none.
+struct PlaneTimeouts {
+  uint64_t headers_ms = 0;     // a request head must be complete this long after its first byte (408)
+  uint64_t keep_alive_ms = 0;  // an idle keep-alive HTTP/1.1 connection is closed
+  uint64_t close_ms = 0;       // a client that does not close after our close_notify (or GOAWAY)
+  uint64_t linger_ms = 0;      // after the backend closed, a client that keeps its side open (tcp, tunnels)
+  uint64_t pool_idle_ms = 0;   // an idle pooled backend connection is closed
 };
 
 // A router and its plans as one reload generation set them. Connections
@@ -116,6 +134,17 @@ class Listener : public Napi::ObjectWrap<Listener> {
 
   uv_loop_t* loop() const { return loop_; }
   Deadlines& deadlines() { return *deadlines_; }
+  const PlaneTimeouts& timeouts() const { return timeouts_; }
+  // Arms `item` for `ms` from now, or disarms it when `ms` is 0 (unset).
+  void Arm(Timed* item, uint64_t ms) {
+    if (ms == 0) deadlines_->Remove(item);
+    else deadlines_->Add(item, ms);
+  }
+  // ACME http-01 (RFC 8555 §8.3): the key authorization to answer a GET or
+  // HEAD of /.well-known/acme-challenge/<token> with, for a token an order
+  // waits on (setHttpChallenge from lib/terminator/acme.ts), whichever host
+  // the request names; NULL for every other request.
+  const std::string* AcmeAnswer(std::string_view method, std::string_view target) const;
   const std::shared_ptr<ListenerStats>& stats() const { return stats_; }
   bool closed() const { return closed_; }
 
@@ -141,11 +170,11 @@ class Listener : public Napi::ObjectWrap<Listener> {
   BackendPool& pool() { return *pool_; }
   bool draining() const { return draining_; }
   void HttpResponse(int status) { http_responses_[status]++; }
-  // The native HTTP/2 front: a request it answered 403 or 421 (`status`;
-  // `reason` as the JS plane words it; `authority` as sent), or a
-  // connection it closed because the client misbehaved (`status` 0,
-  // `reason` one of H2Front's abuse reasons, counted in counters().h2Abuse).
-  // Reported to JS in batches for the log (kEventHttpNotices).
+  // The HTTP fronts: a request answered 403 or 421 (`status`; `reason` as
+  // the answer words it; `authority` as sent), or an HTTP/2 connection
+  // closed because the client misbehaved (`status` 0, `reason` one of
+  // H2Front's abuse reasons, counted in counters().h2Abuse). Reported to JS
+  // in batches for the log (kEventHttpNotices).
   void HttpNotice(RouteSet* set, int host, const char* reason, int status, int fd, const std::string& sni, std::string_view authority);
 
   // Records a completed handshake for a debug log line (reportHandshakes).
@@ -168,6 +197,9 @@ class Listener : public Napi::ObjectWrap<Listener> {
   // setSessionCache(cache | null): the server's own store, checked before
   // asking JS, and drained of new sessions for JS when it reports them.
   Napi::Value SetSessionCache(const Napi::CallbackInfo& info);
+  // setHttpChallenge(token, keyAuthorization | null): adds or removes one
+  // ACME http-01 answer.
+  Napi::Value SetHttpChallenge(const Napi::CallbackInfo& info);
   void Close();
   void StopListening();
   void MaybeRelease();
@@ -191,7 +223,7 @@ class Listener : public Napi::ObjectWrap<Listener> {
   bool self_ref_ = false;
   bool finalizing_ = false;
 
-  uint64_t handshake_timeout_ms_ = 120000;
+  uint64_t handshake_timeout_ms_ = 0;  // every caller sets it (lib/server.ts, lib/terminator/config.ts)
   bool no_delay_ = true;
   bool keep_alive_ = false;
   int keep_alive_delay_s_ = 0;
@@ -209,6 +241,8 @@ class Listener : public Napi::ObjectWrap<Listener> {
   uint64_t session_lookup_hits_ = 0;
   uint64_t session_lookup_timeouts_ = 0;
   uint64_t sessions_refused_ = 0;
+  PlaneTimeouts timeouts_;
+  std::unordered_map<std::string, std::string> http_challenges_;
 
   RouteSet* current_ = nullptr;
   std::vector<RouteSet*> retired_;

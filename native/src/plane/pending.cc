@@ -200,22 +200,13 @@ void Pending::Established() {
     const uint8_t* alpn = nullptr;
     size_t alpn_len = 0;
     rustls_connection_get_alpn_protocol(conn, &alpn, &alpn_len);
-    // The protocol layer by ALPN: HTTP/2 to the native h2 front (unless the
-    // host keeps it in JS: ACME http-01 over https), HTTP/1.1 (or no ALPN)
-    // to the HTTP/1.1 proxy.
-    bool h2 = alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0;
-    if (h2 && plan->target->http().h2) {
-      listener_->Handshook(this);
-      H2Front::Start(listener_, Handover(), plan->target);
-      delete this;
-      return;
-    }
-    if (!h2) {
-      listener_->Handshook(this);
-      HttpProxy::Start(listener_, Handover(), plan->target);
-      delete this;
-      return;
-    }
+    // The protocol layer by ALPN: HTTP/2 to the h2 front, HTTP/1.1 (or no
+    // ALPN) to the HTTP/1.1 proxy.
+    listener_->Handshook(this);
+    if (alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0) H2Front::Start(listener_, Handover(), plan->target);
+    else HttpProxy::Start(listener_, Handover(), plan->target);
+    delete this;
+    return;
   }
   Listener* listener = listener_;
   Handshaken h = Handover();

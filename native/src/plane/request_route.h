@@ -1,6 +1,6 @@
 // Which host serves an HTTP request on a connection of http mode, by the
-// rules of SPEC §4.2 (lib/authority.ts checkAuthority and lib/terminator/
-// http-backend.ts route on the JS data plane):
+// rules of SPEC §4.2 (as lib/authority.ts checkAuthority decides them for
+// the library's createHttpsServer), for both native fronts:
 //   - no SNI on a port with several hosts: 403;
 //   - a Host / :authority naming another configured host: 421, unless both
 //     hosts have the same certificates and compatible TLS settings (equal
@@ -23,7 +23,7 @@ struct RequestRoute {
   int status = 0;  // 0: forward to `target`; 403 or 421: answer so
   int host = -1;
   BackendTarget* target = nullptr;
-  const char* reason = nullptr;  // of a 403 / 421, as the JS plane words it
+  const char* reason = nullptr;  // of a 403 / 421, for the answer and the log line
 };
 
 RequestRoute RouteRequest(const RouteSet& set, int host, BackendTarget* own, bool sni_sent, std::string_view authority);

@@ -16,9 +16,6 @@ namespace rustls_node {
 
 namespace {
 
-// After the backend closed, a client that keeps its side open is dropped
-// after this long (as lib/terminator/tcp-backend.ts does).
-constexpr uint64_t kLingerMs = 5000;
 constexpr int kMovesPerEvent = 4;
 
 }  // namespace
@@ -28,6 +25,22 @@ constexpr int kMovesPerEvent = 4;
 void Splice::Start(Listener* listener, Handshaken h, BackendTarget* target) {
   auto* s = new Splice(listener, std::move(h), target);
   s->Begin();
+}
+
+void Splice::Join(Listener* listener, std::unique_ptr<TlsEndpoint> client, RouteSet* set, BackendConn* backend,
+                  std::vector<uint8_t> to_client, std::vector<uint8_t> to_backend) {
+  Handshaken h;
+  h.ep = std::move(client);
+  h.set = set;
+  auto* s = new Splice(listener, std::move(h), backend->target());
+  s->backend_ = backend;
+  backend->set_owner(s);
+  backend->Arm(0);
+  // As a backend that greets first: its bytes reach the client before any
+  // of the client's reach it.
+  backend->greeting().swap(to_client);
+  s->early_.swap(to_backend);
+  s->OnBackendReady(backend);
 }
 
 Splice::Splice(Listener* listener, Handshaken h, BackendTarget* target)
@@ -78,6 +91,7 @@ void Splice::OnBackendReady(BackendConn* b) {
     delete this;
     return;
   }
+  greeting.clear();
   if (!early_.empty()) {
     std::vector<uint8_t> early;
     early.swap(early_);
@@ -172,7 +186,8 @@ void Splice::Update() {
   }
   if (b.input_ended() && !c.input_ended() && !lingering_ && c.fin_sent()) {
     lingering_ = true;
-    listener_->deadlines().Add(this, kLingerMs);
+    // After the backend closed, a client that keeps its side open goes.
+    listener_->Arm(this, listener_->timeouts().linger_ms);
   }
 }
 

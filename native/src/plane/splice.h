@@ -1,10 +1,12 @@
-// Splice: tcp mode below JS. An established client TLS connection (from the
-// native listener) is joined to its host's backend, plain TCP / Unix or TLS
-// (rustls client), after an optional PROXY header: bytes move both ways in
-// native code with backpressure (a side is read only while the other side
-// has nothing queued), half-close (close_notify ends the backend's way in
-// with a FIN; the backend's FIN ends ours with close_notify and a FIN), and
-// no JS call per chunk. JS only sees counters and backend failures.
+// Splice: a byte tunnel below JS between a client TLS connection and a
+// backend connection, plain TCP / Unix or TLS (rustls client). tcp mode
+// starts one for an established connection (after an optional PROXY
+// header); http mode joins one to a request its backend upgraded (101
+// Switching Protocols: WebSocket). Bytes move both ways in native code with
+// backpressure (a side is read only while the other side has nothing
+// queued), half-close (close_notify ends the backend's way in with a FIN;
+// the backend's FIN ends ours with close_notify and a FIN), and no JS call
+// per chunk. JS only sees counters and backend failures.
 #ifndef RUSTLS_NODE_SPLICE_H
 #define RUSTLS_NODE_SPLICE_H
 
@@ -24,6 +26,12 @@ class Splice final : public Owned, public Timed, public BackendOwner {
  public:
   // Takes over a connection whose handshake completed.
   static void Start(Listener* listener, Handshaken h, BackendTarget* target);
+  // Joins `client` to `backend`, a ready connection (http mode, after 101):
+  // `to_client` (what the backend sent after its 101 head) and `to_backend`
+  // (what the client sent after its request) go first. The splice counts on
+  // `set` and ends the connection's accounting, as a started one does.
+  static void Join(Listener* listener, std::unique_ptr<TlsEndpoint> client, RouteSet* set, BackendConn* backend,
+                   std::vector<uint8_t> to_client, std::vector<uint8_t> to_backend);
   ~Splice() override;
   void Abort() override { delete this; }
   uint64_t BytesIn() const override { return client_->bytes_in; }

@@ -1,7 +1,6 @@
 // HTTP/1.1 message heads and body framing (RFC 9112), as much as the native
-// http mode needs: strict parsing of the common case, and "not mine" for
-// everything else, which then goes to Node's parser (lib/terminator/
-// http-backend.ts) with the bytes untouched.
+// http mode needs: strict parsing (a head that is not exactly well-formed is
+// refused: 400), message framing, Connection options.
 #ifndef RUSTLS_NODE_HTTP_PARSE_H
 #define RUSTLS_NODE_HTTP_PARSE_H
 
@@ -52,6 +51,10 @@ ConnectionOptions ConnectionTokens(const Head& head);
 // fields must agree. false: invalid.
 bool ParseContentLength(std::string_view value, uint64_t* length);
 bool ContentLength(const Head& head, bool* present, uint64_t* length);
+
+// The reason phrase of a status code this addon answers with itself (RFC
+// 9110 §15), "" for others.
+const char* ReasonPhrase(int status);
 
 // Case-insensitive ASCII comparison.
 bool IEquals(std::string_view a, std::string_view b);
