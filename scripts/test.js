@@ -30,10 +30,30 @@ function testFiles (filters) {
 }
 
 // Static checks first (issue 19): eslint on lib/ and test/, no import
-// cycle in lib/.
+// cycle in lib/, native/src formatted as .clang-format says.
 function staticChecks () {
   run(process.execPath, [path.join(root, 'node_modules', 'eslint', 'bin', 'eslint.js'), 'lib', 'test'])
   run(process.execPath, [path.join(__dirname, 'check-cycles.js')])
+  const sources = []
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
+      const rel = `${dir}/${e.name}`
+      if (e.isDirectory()) walk(rel)
+      else if (/\.(cc|h)$/.test(e.name)) sources.push(rel)
+    }
+  }
+  walk('native/src')
+  const version = spawnSync('clang-format', ['--version'], { encoding: 'utf8' })
+  if (version.error !== undefined || !/ 14\./.test(version.stdout)) {
+    // Other majors format a few constructs differently: the check would flap.
+    console.error('clang-format 14 is needed to check native/src (Debian 12: apt-get install clang-format; else pip install clang-format==14.0.6)')
+    process.exit(1)
+  }
+  const format = spawnSync('clang-format', ['--dry-run', '--Werror', ...sources], { cwd: root, stdio: 'inherit' })
+  if (format.status !== 0) {
+    console.error('native/src is not formatted as .clang-format says: clang-format -i native/src/**/*.{cc,h}')
+    process.exit(format.status ?? 1)
+  }
 }
 staticChecks()
 

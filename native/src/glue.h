@@ -42,18 +42,15 @@ bool rn_session_preload_clear(void);
 rn_session_cache *rn_session_cache_clone(const rn_session_cache *cache);
 void rn_session_cache_free(rn_session_cache *cache);
 
-rustls_result rn_ticketer_new(const uint8_t *material, size_t len,
-                              uint32_t lifetime_secs, rn_ticketer **out);
-rustls_result rn_ticketer_set_keys(const rn_ticketer *ticketer,
-                                   const uint8_t *material, size_t len,
+rustls_result rn_ticketer_new(const uint8_t *material, size_t len, uint32_t lifetime_secs, rn_ticketer **out);
+rustls_result rn_ticketer_set_keys(const rn_ticketer *ticketer, const uint8_t *material, size_t len,
                                    uint32_t lifetime_secs);
 void rn_ticketer_free(rn_ticketer *ticketer);
 
-rustls_result rn_server_config_finish(
-    const struct rustls_server_config *config,
-    const struct rustls_certified_key *const *keys, size_t keys_len,
-    const rn_session_cache *cache, const rn_ticketer *ticketer,
-    size_t send_tls13_tickets, const struct rustls_server_config **config_out);
+rustls_result rn_server_config_finish(const struct rustls_server_config *config,
+                                      const struct rustls_certified_key *const *keys, size_t keys_len,
+                                      const rn_session_cache *cache, const rn_ticketer *ticketer,
+                                      size_t send_tls13_tickets, const struct rustls_server_config **config_out);
 
 void rn_reset_chosen_certificate(void);
 ptrdiff_t rn_last_chosen_certificate(void);

@@ -9,9 +9,9 @@
 namespace rustls_node {
 
 struct ListenSpec {
-  int fd = -1;           // a listening socket handed over (then nothing else applies)
-  std::string path;      // a Unix socket path
-  std::string host;      // an IP address; empty: every address
+  int fd = -1;       // a listening socket handed over (then nothing else applies)
+  std::string path;  // a Unix socket path
+  std::string host;  // an IP address; empty: every address
   int port = 0;
   int backlog = 511;
   bool reuse_port = false;
@@ -19,7 +19,7 @@ struct ListenSpec {
 };
 
 struct BindError {
-  int sys_errno = 0;       // 0: `message` says what is wrong with the spec
+  int sys_errno = 0;  // 0: `message` says what is wrong with the spec
   const char* syscall = "listen";
   std::string address;
   int port = -1;

@@ -20,8 +20,10 @@ void Deadlines::Add(Timed* item, uint64_t ms) {
   item->list_ = &list;
   item->prev_ = list.tail;
   item->next_ = nullptr;
-  if (list.tail != nullptr) list.tail->next_ = item;
-  else list.head = item;
+  if (list.tail != nullptr)
+    list.tail->next_ = item;
+  else
+    list.head = item;
   list.tail = item;
   if (armed_ == 0 || item->deadline_ < armed_) Rearm();
 }
@@ -29,10 +31,14 @@ void Deadlines::Add(Timed* item, uint64_t ms) {
 void Deadlines::Remove(Timed* item) {
   TimedList* list = item->list_;
   if (list == nullptr) return;
-  if (item->prev_ != nullptr) item->prev_->next_ = item->next_;
-  else list->head = item->next_;
-  if (item->next_ != nullptr) item->next_->prev_ = item->prev_;
-  else list->tail = item->prev_;
+  if (item->prev_ != nullptr)
+    item->prev_->next_ = item->next_;
+  else
+    list->head = item->next_;
+  if (item->next_ != nullptr)
+    item->next_->prev_ = item->prev_;
+  else
+    list->tail = item->prev_;
   item->prev_ = item->next_ = nullptr;
   item->list_ = nullptr;
 }

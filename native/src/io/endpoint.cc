@@ -40,8 +40,10 @@ bool Endpoint::StartPoll(uv_loop_t* loop, void* owner) {
 void Endpoint::SetEvents(int events, uv_poll_cb cb) {
   if (poll_ == nullptr || events == events_) return;
   events_ = events;
-  if (events == 0) uv_poll_stop(poll_);
-  else uv_poll_start(poll_, events, cb);
+  if (events == 0)
+    uv_poll_stop(poll_);
+  else
+    uv_poll_start(poll_, events, cb);
 }
 
 void Endpoint::Rebind(void* owner) {
@@ -53,8 +55,10 @@ void Endpoint::Rebind(void* owner) {
 
 void Endpoint::SetRef(bool ref) {
   if (poll_ == nullptr) return;
-  if (ref) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
-  else uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  if (ref)
+    uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+  else
+    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
 }
 
 void Endpoint::Close() {

@@ -7,12 +7,11 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstring>
-
-#include <uv.h>
 
 namespace rustls_node {
 

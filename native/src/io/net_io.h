@@ -5,12 +5,11 @@
 
 #include <errno.h>
 #include <sys/socket.h>
+#include <uv.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
-
-#include <uv.h>
 
 #include "glue.h"
 

@@ -3,15 +3,14 @@
 #include <napi.h>
 
 #include "abi.h"
-
-#include "js/router.h"
 #include "js/certified_key.h"
 #include "js/common.h"
 #include "js/config.h"
 #include "js/connection.h"
+#include "js/router.h"
+#include "js/session.h"
 #include "plane/h2_front.h"
 #include "plane/listener.h"
-#include "js/session.h"
 #include "plane/splice.h"
 
 namespace rustls_node {
@@ -147,8 +146,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }  // namespace
 }  // namespace rustls_node
 
-static Napi::Object InitRustlsNode(Napi::Env env, Napi::Object exports) {
-  return rustls_node::Init(env, exports);
-}
+static Napi::Object InitRustlsNode(Napi::Env env, Napi::Object exports) { return rustls_node::Init(env, exports); }
 
 NODE_API_MODULE(rustls_node, InitRustlsNode)

@@ -24,7 +24,8 @@ Napi::Value SetCipherNames(const Napi::CallbackInfo& info) {
     Napi::Array names = list.As<Napi::Array>();
     for (uint32_t i = 0; i < ids.Length() && i < names.Length(); i++) {
       if (!ids.Get(i).IsNumber() || !names.Get(i).IsString()) continue;
-      SetCipherName(static_cast<uint16_t>(ids.Get(i).As<Napi::Number>().Uint32Value()), iana, names.Get(i).As<Napi::String>().Utf8Value());
+      SetCipherName(static_cast<uint16_t>(ids.Get(i).As<Napi::Number>().Uint32Value()), iana,
+                    names.Get(i).As<Napi::String>().Utf8Value());
     }
   };
   fill(info[1], false);
@@ -33,8 +34,9 @@ Napi::Value SetCipherNames(const Napi::CallbackInfo& info) {
 }
 
 Napi::Function BackendTarget::Init(Napi::Env env) {
-  return DefineClass(env, "BackendTarget",
-                     {InstanceMethod<&BackendTarget::Destroy>("destroy"), InstanceMethod<&BackendTarget::SetAddress>("setAddress")});
+  return DefineClass(
+      env, "BackendTarget",
+      {InstanceMethod<&BackendTarget::Destroy>("destroy"), InstanceMethod<&BackendTarget::SetAddress>("setAddress")});
 }
 
 BackendTarget* BackendTarget::FromValue(Napi::Value value, const char* name) {
@@ -71,7 +73,8 @@ BackendTarget::BackendTarget(const Napi::CallbackInfo& info)
     target_.text = (name.find(':') != std::string::npos ? "[" + name + "]" : name) + ":" + std::to_string(port_);
   }
   Napi::Value v = o.Get("connectTimeout");
-  if (v.IsNumber()) connect_timeout_ms_ = static_cast<uint64_t>(std::max<int64_t>(1, v.As<Napi::Number>().Int64Value()));
+  if (v.IsNumber())
+    connect_timeout_ms_ = static_cast<uint64_t>(std::max<int64_t>(1, v.As<Napi::Number>().Int64Value()));
   v = o.Get("proxyProtocol");
   if (v.IsNumber()) proxy_protocol_ = v.As<Napi::Number>().Int32Value();
   v = o.Get("tls");
@@ -86,18 +89,22 @@ BackendTarget::BackendTarget(const Napi::CallbackInfo& info)
   if (v.IsObject()) {
     Napi::Object h = v.As<Napi::Object>();
     http_.enabled = true;
-    if (h.Get("timeout").IsNumber()) http_.timeout_ms = static_cast<uint64_t>(std::max<int64_t>(1, h.Get("timeout").As<Napi::Number>().Int64Value()));
+    if (h.Get("timeout").IsNumber())
+      http_.timeout_ms = static_cast<uint64_t>(std::max<int64_t>(1, h.Get("timeout").As<Napi::Number>().Int64Value()));
     http_.std_env_vars = h.Get("stdEnvVars").ToBoolean().Value();
     http_.export_cert_data = h.Get("exportCertData").ToBoolean().Value();
     http_.client_auth = h.Get("clientAuth").ToBoolean().Value();
-    if (h.Get("versionInterface").IsString()) http_.version_interface = h.Get("versionInterface").As<Napi::String>().Utf8Value();
-    if (h.Get("versionLibrary").IsString()) http_.version_library = h.Get("versionLibrary").As<Napi::String>().Utf8Value();
+    if (h.Get("versionInterface").IsString())
+      http_.version_interface = h.Get("versionInterface").As<Napi::String>().Utf8Value();
+    if (h.Get("versionLibrary").IsString())
+      http_.version_library = h.Get("versionLibrary").As<Napi::String>().Utf8Value();
     http_.backend_h2 = h.Get("backendH2").ToBoolean().Value();
     if (h.Get("coalesceKey").IsString()) http_.coalesce_key = h.Get("coalesceKey").As<Napi::String>().Utf8Value();
     if (h.Get("h2").IsObject()) {
       Napi::Object h2 = h.Get("h2").As<Napi::Object>();
       auto ms = [&](const char* key, uint64_t* out) {
-        if (h2.Get(key).IsNumber()) *out = static_cast<uint64_t>(std::max<int64_t>(1, h2.Get(key).As<Napi::Number>().Int64Value()));
+        if (h2.Get(key).IsNumber())
+          *out = static_cast<uint64_t>(std::max<int64_t>(1, h2.Get(key).As<Napi::Number>().Int64Value()));
       };
       uint64_t streams = http_.h2_max_streams;
       ms("maxConcurrentStreams", &streams);

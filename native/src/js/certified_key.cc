@@ -20,8 +20,7 @@ CertifiedKey::CertifiedKey(const Napi::CallbackInfo& info)
   SetTag(info.This().As<Napi::Object>(), kCertifiedKeyTag);
   const uint8_t *chain, *pkey;
   size_t chain_len, pkey_len;
-  if (!GetBytes(info[0], "cert", &chain, &chain_len) ||
-      !GetBytes(info[1], "key", &pkey, &pkey_len)) {
+  if (!GetBytes(info[0], "cert", &chain, &chain_len) || !GetBytes(info[1], "key", &pkey, &pkey_len)) {
     return;
   }
   const rustls_certified_key* built = nullptr;
@@ -40,8 +39,8 @@ CertifiedKey::CertifiedKey(const Napi::CallbackInfo& info)
   // (RFC 8737 §3); the code that makes such a pair skips it with
   // {keysMatch: false}, the only option.
   Napi::Value options = info.Length() > 3 ? info[3] : env.Undefined();
-  bool check = !options.IsObject() ||
-               !options.As<Napi::Object>().Get("keysMatch").StrictEquals(Napi::Boolean::New(env, false));
+  bool check =
+      !options.IsObject() || !options.As<Napi::Object>().Get("keysMatch").StrictEquals(Napi::Boolean::New(env, false));
   r = check ? rustls_certified_key_keys_match(built) : RUSTLS_RESULT_OK;
   if (r != RUSTLS_RESULT_OK) {
     rustls_certified_key_free(built);
@@ -64,9 +63,9 @@ CertifiedKey::CertifiedKey(const Napi::CallbackInfo& info)
     rustls_certified_key_free(built);
     if (r != RUSTLS_RESULT_OK) {
       {
-      ThrowResult(env, r, "ocsp");
-      return;
-    }
+        ThrowResult(env, r, "ocsp");
+        return;
+      }
     }
     built = stapled;
   }

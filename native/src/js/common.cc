@@ -39,9 +39,7 @@ bool HasTag(Napi::Value value, const napi_type_tag& tag) {
   return status == napi_ok && result;
 }
 
-void SetTag(Napi::Object object, const napi_type_tag& tag) {
-  napi_type_tag_object(object.Env(), object, &tag);
-}
+void SetTag(Napi::Object object, const napi_type_tag& tag) { napi_type_tag_object(object.Env(), object, &tag); }
 
 bool GetBytes(Napi::Value value, const char* name, const uint8_t** data, size_t* len) {
   if (value.IsTypedArray()) {

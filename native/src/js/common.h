@@ -108,8 +108,7 @@ void SetTag(Napi::Object object, const napi_type_tag& tag);
 template <typename T>
 T* UnwrapLive(Napi::Value value, const napi_type_tag& tag, const char* name, const char* type) {
   if (!HasTag(value, tag)) {
-    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE",
-              std::string("The \"") + name + "\" argument must be a " + type);
+    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE", std::string("The \"") + name + "\" argument must be a " + type);
     return nullptr;
   }
   T* object = T::Unwrap(value.As<Napi::Object>());

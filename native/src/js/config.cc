@@ -44,11 +44,11 @@ using RootStorePtr = Owned<const rustls_root_cert_store, FreeRootStore>;
 using ServerConfigPtr = Owned<const rustls_server_config, FreeServerConfig>;
 using ProviderBuilderPtr = Owned<rustls_crypto_provider_builder, rustls_crypto_provider_builder_free>;
 using RootBuilderPtr = Owned<rustls_root_cert_store_builder, rustls_root_cert_store_builder_free>;
-using ClientVerifierBuilderPtr = Owned<rustls_web_pki_client_cert_verifier_builder,
-                                       rustls_web_pki_client_cert_verifier_builder_free>;
+using ClientVerifierBuilderPtr =
+    Owned<rustls_web_pki_client_cert_verifier_builder, rustls_web_pki_client_cert_verifier_builder_free>;
 using ClientVerifierPtr = Owned<rustls_client_cert_verifier, rustls_client_cert_verifier_free>;
-using ServerVerifierBuilderPtr = Owned<rustls_web_pki_server_cert_verifier_builder,
-                                       rustls_web_pki_server_cert_verifier_builder_free>;
+using ServerVerifierBuilderPtr =
+    Owned<rustls_web_pki_server_cert_verifier_builder, rustls_web_pki_server_cert_verifier_builder_free>;
 using ServerVerifierPtr = Owned<rustls_server_cert_verifier, rustls_server_cert_verifier_free>;
 
 Napi::Value Option(Napi::Object options, const char* key) { return options.Get(key); }
@@ -72,8 +72,7 @@ bool ReadU16List(Napi::Value value, const char* name, std::vector<uint16_t>* out
 }
 
 // ALPN protocol ids as byte strings; `slices` points into `storage`.
-bool ReadAlpn(Napi::Value value, std::vector<std::string>* storage,
-              std::vector<rustls_slice_bytes>* slices) {
+bool ReadAlpn(Napi::Value value, std::vector<std::string>* storage, std::vector<rustls_slice_bytes>* slices) {
   if (value.IsUndefined()) return true;
   if (!value.IsArray()) {
     ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE", "alpn must be an array");
@@ -217,8 +216,7 @@ bool AddCrls(Napi::Env env, Napi::Value crls, const std::string& step, Add add) 
   return true;
 }
 
-rustls_client_cert_verifier* BuildClientVerifier(Napi::Env env,
-                                                 const rustls_crypto_provider* provider,
+rustls_client_cert_verifier* BuildClientVerifier(Napi::Env env, const rustls_crypto_provider* provider,
                                                  Napi::Object auth) {
   RootStorePtr roots(BuildRoots(env, auth.Get("ca"), "clientAuth.ca"));
   if (roots.get() == nullptr) return nullptr;
@@ -245,9 +243,7 @@ rustls_client_cert_verifier* BuildClientVerifier(Napi::Env env,
 
 // The callback behind `dangerouslyDisableVerification`: accepts any chain.
 // rustls still checks the handshake signatures with the presented key.
-uint32_t AcceptAnyServerCert(void*, const rustls_verify_server_cert_params*) {
-  return RUSTLS_RESULT_OK;
-}
+uint32_t AcceptAnyServerCert(void*, const rustls_verify_server_cert_params*) { return RUSTLS_RESULT_OK; }
 
 }  // namespace
 
@@ -277,29 +273,28 @@ ServerConfig::ServerConfig(const Napi::CallbackInfo& info)
   if (!common.Read(options)) return;
   std::vector<const rustls_certified_key*>& keys = common.keys;
   if (keys.empty()) {
-      ThrowResult(env, RUSTLS_RESULT_NO_CERT_RESOLVER, "certificates");
-      return;
-    }
+    ThrowResult(env, RUSTLS_RESULT_NO_CERT_RESOLVER, "certificates");
+    return;
+  }
   bool ok;
   const rn_session_cache* cache = SessionCache::FromOptional(Option(options, "sessionCache"), &ok);
   if (!ok) return;
   const rn_ticketer* ticketer = Ticketer::FromOptional(Option(options, "ticketer"), &ok);
   if (!ok) return;
   Napi::Value send_tickets_value = Option(options, "sendTickets");
-  size_t send_tickets =
-      send_tickets_value.IsNumber() ? send_tickets_value.As<Napi::Number>().Uint32Value() : 2;
+  size_t send_tickets = send_tickets_value.IsNumber() ? send_tickets_value.As<Napi::Number>().Uint32Value() : 2;
 
   ProviderPtr provider(BuildProvider(env, common.suites));
   if (provider.get() == nullptr) return;
 
   rustls_server_config_builder* builder = nullptr;
   // Borrows provider and keeps its own reference.
-  rustls_result r = rustls_server_config_builder_new_custom(
-      provider.get(), common.versions.data(), common.versions.size(), &builder);
+  rustls_result r =
+      rustls_server_config_builder_new_custom(provider.get(), common.versions.data(), common.versions.size(), &builder);
   if (r != RUSTLS_RESULT_OK) {
-      ThrowResult(env, r, "versions");
-      return;
-    }
+    ThrowResult(env, r, "versions");
+    return;
+  }
 
   Napi::Value auth = Option(options, "clientAuth");
   if (auth.IsObject()) {
@@ -314,12 +309,11 @@ ServerConfig::ServerConfig(const Napi::CallbackInfo& info)
   // The builder keeps its own references to the keys.
   r = rustls_server_config_builder_set_certified_keys(builder, keys.data(), keys.size());
   if (r == RUSTLS_RESULT_OK && !common.alpn.empty()) {
-    r = rustls_server_config_builder_set_alpn_protocols(builder, common.alpn.data(),
-                                                          common.alpn.size());
+    r = rustls_server_config_builder_set_alpn_protocols(builder, common.alpn.data(), common.alpn.size());
   }
   if (r == RUSTLS_RESULT_OK) {
-    r = rustls_server_config_builder_set_ignore_client_order(
-        builder, Option(options, "ignoreClientOrder").ToBoolean().Value());
+    r = rustls_server_config_builder_set_ignore_client_order(builder,
+                                                             Option(options, "ignoreClientOrder").ToBoolean().Value());
   }
   if (r != RUSTLS_RESULT_OK) {
     rustls_server_config_builder_free(builder);
@@ -332,18 +326,17 @@ ServerConfig::ServerConfig(const Napi::CallbackInfo& info)
   // Consumes the builder whatever the result.
   r = rustls_server_config_builder_build(builder, built.out());
   if (r != RUSTLS_RESULT_OK) {
-      ThrowResult(env, r, "build");
-      return;
-    }
+    ThrowResult(env, r, "build");
+    return;
+  }
 
   // The glue clones the config and attaches the session store, ticketer and
   // a resolver that records which certificate was chosen.
-  r = rn_server_config_finish(built.get(), keys.data(), keys.size(), cache, ticketer,
-                              send_tickets, &slot_->config);
+  r = rn_server_config_finish(built.get(), keys.data(), keys.size(), cache, ticketer, send_tickets, &slot_->config);
   if (r != RUSTLS_RESULT_OK) {
-      ThrowResult(env, r, "finish");
-      return;
-    }
+    ThrowResult(env, r, "finish");
+    return;
+  }
   count_.Acquire(env);
 }
 
@@ -386,16 +379,15 @@ ClientConfig::ClientConfig(const Napi::CallbackInfo& info)
   ProviderPtr provider(BuildProvider(env, common.suites));
   if (provider.get() == nullptr) return;
   rustls_client_config_builder* builder = nullptr;
-  rustls_result r = rustls_client_config_builder_new_custom(
-      provider.get(), common.versions.data(), common.versions.size(), &builder);
+  rustls_result r =
+      rustls_client_config_builder_new_custom(provider.get(), common.versions.data(), common.versions.size(), &builder);
   if (r != RUSTLS_RESULT_OK) {
-      ThrowResult(env, r, "versions");
-      return;
-    }
+    ThrowResult(env, r, "versions");
+    return;
+  }
 
   if (Option(options, "dangerouslyDisableVerification").ToBoolean().Value()) {
-    r = rustls_client_config_builder_dangerous_set_certificate_verifier(builder,
-                                                                         AcceptAnyServerCert);
+    r = rustls_client_config_builder_dangerous_set_certificate_verifier(builder, AcceptAnyServerCert);
   } else if (Option(options, "systemRoots").ToBoolean().Value()) {
     // The operating system's trust store (rustls-platform-verifier).
     ServerVerifierPtr verifier;
@@ -425,8 +417,7 @@ ClientConfig::ClientConfig(const Napi::CallbackInfo& info)
   // Without a verifier, build fails with NO_SERVER_CERT_VERIFIER: there is no
   // silent "trust everything".
   if (r == RUSTLS_RESULT_OK && !common.alpn.empty()) {
-    r = rustls_client_config_builder_set_alpn_protocols(builder, common.alpn.data(),
-                                                        common.alpn.size());
+    r = rustls_client_config_builder_set_alpn_protocols(builder, common.alpn.data(), common.alpn.size());
   }
   if (r == RUSTLS_RESULT_OK && !keys.empty()) {
     r = rustls_client_config_builder_set_certified_key(builder, keys.data(), keys.size());
@@ -443,9 +434,9 @@ ClientConfig::ClientConfig(const Napi::CallbackInfo& info)
   // Consumes the builder whatever the result.
   r = rustls_client_config_builder_build(builder, &config_);
   if (r != RUSTLS_RESULT_OK) {
-      ThrowResult(env, r, "build");
-      return;
-    }
+    ThrowResult(env, r, "build");
+    return;
+  }
   count_.Acquire(env);
 }
 

@@ -71,8 +71,7 @@ void FlushToSlab(TlsStream& tls, PlainOut& out) {
 // Reads (buffer, offset, length) arguments, checking the range lies inside
 // the buffer: a wrong offset from JS must throw, never read or write out of
 // bounds.
-bool GetRange(const Napi::CallbackInfo& info, size_t first, const char* name, uint8_t** base,
-              size_t* len) {
+bool GetRange(const Napi::CallbackInfo& info, size_t first, const char* name, uint8_t** base, size_t* len) {
   const uint8_t* data;
   size_t size;
   if (!GetBytes(info[first], name, &data, &size)) return false;
@@ -90,7 +89,6 @@ bool GetRange(const Napi::CallbackInfo& info, size_t first, const char* name, ui
   *len = static_cast<size_t>(n);
   return true;
 }
-
 
 }  // namespace
 
@@ -147,8 +145,7 @@ Napi::Object Connection::Adopt(Napi::Env env, std::unique_ptr<TlsEndpoint> ep, s
   return object;
 }
 
-Connection::Connection(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<Connection>(info), count_(kConnectionHandle) {
+Connection::Connection(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Connection>(info), count_(kConnectionHandle) {
   Napi::Env env = info.Env();
   SetTag(info.This().As<Napi::Object>(), kConnectionTag);
   if (info[0].IsExternal() && info[0].As<Napi::External<int>>().Data() == &kAdoptMarker) {
@@ -252,10 +249,13 @@ Napi::Value Connection::Feed(const Napi::CallbackInfo& info) {
     TlsStream::Accept a = r != nullptr ? t.AcceptHello(in, *r) : TlsStream::Accept::kFailed;
     if (r == nullptr) t.Fail(kNoHost);
     ready = a == TlsStream::Accept::kConnection;
-    if (a != TlsStream::Accept::kMore && a != TlsStream::Accept::kDeferred && a != TlsStream::Accept::kSession) router_.Reset();
+    if (a != TlsStream::Accept::kMore && a != TlsStream::Accept::kDeferred && a != TlsStream::Accept::kSession)
+      router_.Reset();
   }
-  if (eof) t.FeedEof(plain);
-  else if (ready) t.Feed(in, plain);
+  if (eof)
+    t.FeedEof(plain);
+  else if (ready)
+    t.Feed(in, plain);
   return TakeCiphertext(env, t.TakeFlags(), in.pos, plain.len);
 }
 
@@ -292,7 +292,8 @@ Napi::Value Connection::ResumeSession(const Napi::CallbackInfo& info) {
   }
   const uint8_t* data = nullptr;
   size_t len = 0;
-  if (!info[0].IsNull() && !info[0].IsUndefined() && !GetBytes(info[0], "sessionData", &data, &len)) return env.Undefined();
+  if (!info[0].IsNull() && !info[0].IsUndefined() && !GetBytes(info[0], "sessionData", &data, &len))
+    return env.Undefined();
   t.ContinueSession(data, len);
   router_.Reset();
   return AfterContinue(env);

@@ -74,10 +74,11 @@ Napi::Value Connection::ConnectSocket(const Napi::CallbackInfo& info) {
   Napi::Object a = info[0].As<Napi::Object>();
   ConnectTarget target;
   std::string err;
-  bool ok = a.Get("path").IsString()
-                ? TargetFromPath(a.Get("path").As<Napi::String>().Utf8Value(), &target, &err)
-                : TargetFromIp(a.Get("host").IsString() ? a.Get("host").As<Napi::String>().Utf8Value() : "",
-                               a.Get("port").IsNumber() ? a.Get("port").As<Napi::Number>().Int32Value() : -1, &target, &err);
+  bool ok =
+      a.Get("path").IsString()
+          ? TargetFromPath(a.Get("path").As<Napi::String>().Utf8Value(), &target, &err)
+          : TargetFromIp(a.Get("host").IsString() ? a.Get("host").As<Napi::String>().Utf8Value() : "",
+                         a.Get("port").IsNumber() ? a.Get("port").As<Napi::Number>().Int32Value() : -1, &target, &err);
   if (!ok) {
     ThrowCode(env, "ERR_INVALID_ARG_VALUE", "connectSocket: " + err);
     return env.Undefined();
@@ -207,8 +208,10 @@ bool Connection::FlushSocket() {
     return false;
   }
   // Only the writable event clears the block: it is what tells JS (Drained).
-  if (r == Io::kWouldBlock) write_blocked_ = true;
-  else unflushed_ = 0;
+  if (r == Io::kWouldBlock)
+    write_blocked_ = true;
+  else
+    unflushed_ = 0;
   return true;
 }
 
@@ -220,8 +223,9 @@ void Connection::Emit(int32_t flags, const uint8_t* plain, size_t plain_len) {
   TlsStream& t = tls();
   flags |= t.failed() ? kFlagError : 0;
   // MakeCallback: async hooks see the socket, and ticks/microtasks run after.
-  onevent_.MakeCallback(Value(), {Napi::Number::New(env, flags), data, Napi::Number::New(env, t.error()),
-                                  Napi::Number::New(env, errno_), Napi::Number::New(env, t.host())},
+  onevent_.MakeCallback(Value(),
+                        {Napi::Number::New(env, flags), data, Napi::Number::New(env, t.error()),
+                         Napi::Number::New(env, errno_), Napi::Number::New(env, t.host())},
                         *async_);
   if (env.IsExceptionPending()) {
     // As for any event callback: the exception is the process's uncaught one.

@@ -17,8 +17,7 @@ HostRouter* HostRouter::FromValue(Napi::Value value, const char* name) {
   return UnwrapLive<HostRouter>(value, kHostRouterTag, name, "HostRouter");
 }
 
-HostRouter::HostRouter(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<HostRouter>(info), count_(kHostRouterHandle) {
+HostRouter::HostRouter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HostRouter>(info), count_(kHostRouterHandle) {
   Napi::Env env = info.Env();
   SetTag(info.This().As<Napi::Object>(), kHostRouterTag);
   if (!info[0].IsArray() || info[0].As<Napi::Array>().Length() == 0) {

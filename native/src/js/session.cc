@@ -3,10 +3,10 @@
 namespace rustls_node {
 
 Napi::Function SessionCache::Init(Napi::Env env) {
-  return DefineClass(env, "SessionCache",
-                     {InstanceMethod<&SessionCache::SetReport>("setReport"),
-                      InstanceMethod<&SessionCache::TakeNew>("takeNew"),
-                      InstanceMethod<&SessionCache::Destroy>("destroy")});
+  return DefineClass(
+      env, "SessionCache",
+      {InstanceMethod<&SessionCache::SetReport>("setReport"), InstanceMethod<&SessionCache::TakeNew>("takeNew"),
+       InstanceMethod<&SessionCache::Destroy>("destroy")});
 }
 
 const rn_session_cache* SessionCache::FromOptional(Napi::Value value, bool* ok) {
@@ -77,8 +77,8 @@ void SessionCache::Close() {
 }
 
 Napi::Function Ticketer::Init(Napi::Env env) {
-  return DefineClass(env, "Ticketer", {InstanceMethod<&Ticketer::SetKeys>("setKeys"),
-                                       InstanceMethod<&Ticketer::Destroy>("destroy")});
+  return DefineClass(env, "Ticketer",
+                     {InstanceMethod<&Ticketer::SetKeys>("setKeys"), InstanceMethod<&Ticketer::Destroy>("destroy")});
 }
 
 const rn_ticketer* Ticketer::FromOptional(Napi::Value value, bool* ok) {
@@ -89,8 +89,7 @@ const rn_ticketer* Ticketer::FromOptional(Napi::Value value, bool* ok) {
   return handle == nullptr ? nullptr : handle->ticketer_;
 }
 
-Ticketer::Ticketer(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<Ticketer>(info), count_(kTicketerHandle) {
+Ticketer::Ticketer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ticketer>(info), count_(kTicketerHandle) {
   SetTag(info.This().As<Napi::Object>(), kTicketerTag);
   const uint8_t* material;
   size_t len;

@@ -7,8 +7,8 @@
 
 namespace rustls_node {
 
-BackendConn* BackendConn::Connect(Listener* listener, BackendTarget* target, BackendOwner* owner, std::vector<uint8_t> preface,
-                                  StartError* err) {
+BackendConn* BackendConn::Connect(Listener* listener, BackendTarget* target, BackendOwner* owner,
+                                  std::vector<uint8_t> preface, StartError* err) {
   rustls_connection* conn = nullptr;
   if (target->tls()) {
     const rustls_client_config* config = target->tls_config();
@@ -49,8 +49,10 @@ BackendConn::BackendConn(Listener* listener, BackendTarget* target, BackendOwner
 BackendConn::~BackendConn() { listener_->deadlines().Remove(this); }
 
 void BackendConn::Arm(uint64_t ms) {
-  if (ms == 0) listener_->deadlines().Remove(this);
-  else listener_->deadlines().Add(this, ms);
+  if (ms == 0)
+    listener_->deadlines().Remove(this);
+  else
+    listener_->deadlines().Add(this, ms);
 }
 
 void BackendConn::OnDeadline() {

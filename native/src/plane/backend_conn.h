@@ -37,8 +37,8 @@ class BackendConn final : public Timed {
     int sys_errno = 0;
   };
   // Starts connecting; NULL (and *err) when it could not start.
-  static BackendConn* Connect(Listener* listener, BackendTarget* target, BackendOwner* owner, std::vector<uint8_t> preface,
-                              StartError* err);
+  static BackendConn* Connect(Listener* listener, BackendTarget* target, BackendOwner* owner,
+                              std::vector<uint8_t> preface, StartError* err);
   ~BackendConn() override;
 
   Endpoint& endpoint() { return *ep_; }

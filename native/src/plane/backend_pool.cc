@@ -17,7 +17,6 @@ constexpr size_t kPoolMax = 256;
 
 }  // namespace
 
-
 BackendPool::~BackendPool() {
   for (auto& [target, list] : idle_) {
     for (BackendConn* b : list) delete b;

@@ -1,8 +1,7 @@
 #include "plane/forwarded_fields.h"
 
-#include "proto/cipher_names.h"
-
 #include "io/net_io.h"
+#include "proto/cipher_names.h"
 #include "proto/http_parse.h"
 
 namespace rustls_node {
@@ -33,12 +32,14 @@ std::string DerToPem(const uint8_t* der, size_t len) {
 
 }  // namespace
 
-std::string ForwardedFieldLines(const BackendTarget::Http& s, int client_fd, rustls_connection* conn, const std::string& sni,
-                                int certificate) {
+std::string ForwardedFieldLines(const BackendTarget::Http& s, int client_fd, rustls_connection* conn,
+                                const std::string& sni, int certificate) {
   std::string out;
   out.append("X-Forwarded-For: ").append(PeerAddress(client_fd).address).append("\r\nX-Forwarded-Proto: https\r\n");
   if (!s.std_env_vars && !s.export_cert_data) return out;
-  auto add = [&](const char* name, std::string_view value) { out.append("X-SSL-").append(name).append(": ").append(value).append("\r\n"); };
+  auto add = [&](const char* name, std::string_view value) {
+    out.append("X-SSL-").append(name).append(": ").append(value).append("\r\n");
+  };
   if (!sni.empty()) add("TLS-SNI", sni);
   uint16_t version = rustls_connection_get_protocol_version(conn);
   add("PROTOCOL", version == 0x0304 ? "TLSv1.3" : "TLSv1.2");
@@ -52,13 +53,16 @@ std::string ForwardedFieldLines(const BackendTarget::Http& s, int client_fd, rus
     add("CIPHER-EXPORT", "false");
     // rustls refuses a certificate it cannot verify: one is there or none.
     add("CLIENT-VERIFY", s.client_auth && peer != nullptr ? "SUCCESS" : "NONE");
-    add("SESSION-RESUMED", rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED ? "Resumed" : "Initial");
+    add("SESSION-RESUMED",
+        rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED ? "Resumed" : "Initial");
   }
   if (s.export_cert_data) {
-    if (certificate >= 0 && static_cast<size_t>(certificate) < s.server_certs.size()) add("SERVER-CERT", s.server_certs[certificate]);
+    if (certificate >= 0 && static_cast<size_t>(certificate) < s.server_certs.size())
+      add("SERVER-CERT", s.server_certs[certificate]);
     const uint8_t* der = nullptr;
     size_t len = 0;
-    if (peer != nullptr && rustls_certificate_get_der(peer, &der, &len) == RUSTLS_RESULT_OK) add("CLIENT-CERT", http::UriComponent(DerToPem(der, len)));
+    if (peer != nullptr && rustls_certificate_get_der(peer, &der, &len) == RUSTLS_RESULT_OK)
+      add("CLIENT-CERT", http::UriComponent(DerToPem(der, len)));
   }
   return out;
 }

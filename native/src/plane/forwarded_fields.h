@@ -20,8 +20,8 @@ namespace rustls_node {
 // As HTTP/1.1 field lines ("Name: value\r\n" each), the same for every
 // request of a connection: computed once per connection. `certificate` is
 // the index of the certificate the handshake chose (SSL_SERVER_CERT).
-std::string ForwardedFieldLines(const BackendTarget::Http& settings, int client_fd, rustls_connection* conn, const std::string& sni,
-                                int certificate);
+std::string ForwardedFieldLines(const BackendTarget::Http& settings, int client_fd, rustls_connection* conn,
+                                const std::string& sni, int certificate);
 
 }  // namespace rustls_node
 

@@ -25,8 +25,8 @@ http::Head& SharedHead() {
 
 }  // namespace
 
-H1Exchange::H1Exchange(Listener* listener, RouteSet* set, int host, BackendTarget* target, const UpstreamRequest& request,
-                       ExchangeOwner* owner)
+H1Exchange::H1Exchange(Listener* listener, RouteSet* set, int host, BackendTarget* target,
+                       const UpstreamRequest& request, ExchangeOwner* owner)
     : listener_(listener), set_(set), host_(host), target_(target), owner_(owner), body_kind_(request.body) {
   head_request_ = request.method == "HEAD";
   replayable_ = request.replayable;
@@ -99,8 +99,10 @@ void H1Exchange::Write(const uint8_t* data, size_t len) {
   int err = be.sys_errno;
   delete backend_;
   backend_ = nullptr;
-  if (started_) Broken();
-  else Lost("connect", 0, err);
+  if (started_)
+    Broken();
+  else
+    Lost("connect", 0, err);
 }
 
 void H1Exchange::ReportTaken() {
@@ -181,8 +183,10 @@ void H1Exchange::OnBackendEvent(BackendConn* b, int status, int events) {
     int err = timeout ? ETIMEDOUT : status < 0 ? SocketError(be.fd()) : be.sys_errno;
     delete backend_;
     backend_ = nullptr;
-    if (started_) Broken();
-    else Lost(timeout ? "timeout" : "connect", 0, err);
+    if (started_)
+      Broken();
+    else
+      Lost(timeout ? "timeout" : "connect", 0, err);
     return;
   }
   if ((events & UV_WRITABLE) != 0) ReportTaken();
@@ -216,7 +220,9 @@ void H1Exchange::OnBackendEvent(BackendConn* b, int status, int events) {
   Poll();
 }
 
-void H1Exchange::Sink(void* ctx, const uint8_t* data, size_t len) { static_cast<H1Exchange*>(ctx)->owner_->OnResponseData(data, len); }
+void H1Exchange::Sink(void* ctx, const uint8_t* data, size_t len) {
+  static_cast<H1Exchange*>(ctx)->owner_->OnResponseData(data, len);
+}
 
 void H1Exchange::OnData(const uint8_t* p, size_t n) {
   started_ = true;
@@ -261,25 +267,33 @@ void H1Exchange::OnHead() {
     bool other_coding = false;
     for (const http::Field& f : head.fields) {
       if (http::IEquals(f.name, "transfer-encoding")) {
-        if (http::IEquals(f.value, "chunked")) chunked = true;
-        else other_coding = true;
+        if (http::IEquals(f.value, "chunked"))
+          chunked = true;
+        else
+          other_coding = true;
       }
     }
     bool has_length = false;
     uint64_t length = 0;
     bool length_ok = http::ContentLength(head, &has_length, &length);
-    if (head_request_ || head.status == 204 || head.status == 304) response_body_.Reset(http::Body::kNone);
-    else if (chunked && !other_coding) response_body_.Reset(http::Body::kChunked);
-    else if (has_length && length_ok && !chunked && !other_coding) response_body_.Reset(http::Body::kLength, length);
-    else response_body_.Reset(http::Body::kUntilClose);
+    if (head_request_ || head.status == 204 || head.status == 304)
+      response_body_.Reset(http::Body::kNone);
+    else if (chunked && !other_coding)
+      response_body_.Reset(http::Body::kChunked);
+    else if (has_length && length_ok && !chunked && !other_coding)
+      response_body_.Reset(http::Body::kLength, length);
+    else
+      response_body_.Reset(http::Body::kUntilClose);
     reusable_ = head.minor == 1 && !connection.close && response_body_.kind() != http::Body::kUntilClose;
     head_done_ = true;
     owner_->OnResponseHead(head, connection, !response_body_.done());
     size_t rest_at = head.length;
     std::vector<uint8_t> rest;
     rest.swap(resp_);
-    if (rest.size() > rest_at) OnData(rest.data() + rest_at, rest.size() - rest_at);
-    else if (response_body_.done()) Finish();
+    if (rest.size() > rest_at)
+      OnData(rest.data() + rest_at, rest.size() - rest_at);
+    else if (response_body_.done())
+      Finish();
     return;
   }
 }
@@ -292,8 +306,10 @@ void H1Exchange::Finish() {
   if (b != nullptr) {
     b->Arm(0);
     bool sent = body_ended_ && pending_.empty() && head_sent_ && !b->endpoint().HasQueued();
-    if (reusable_ && sent) listener_->pool().Put(b);
-    else delete b;
+    if (reusable_ && sent)
+      listener_->pool().Put(b);
+    else
+      delete b;
   }
   if (untaken_ > 0) {
     size_t n = untaken_;

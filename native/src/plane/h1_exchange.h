@@ -26,7 +26,8 @@ class H1Exchange final : public Exchange, public BackendOwner {
  public:
   // Starts the exchange; the owner may hear OnExchangeFailed before this
   // returns (no connection could even be started).
-  H1Exchange(Listener* listener, RouteSet* set, int host, BackendTarget* target, const UpstreamRequest& request, ExchangeOwner* owner);
+  H1Exchange(Listener* listener, RouteSet* set, int host, BackendTarget* target, const UpstreamRequest& request,
+             ExchangeOwner* owner);
   ~H1Exchange() override;
 
   void SendBody(const uint8_t* data, size_t len) override;
@@ -66,7 +67,7 @@ class H1Exchange final : public Exchange, public BackendOwner {
   // wait for the connection.
   std::string head_;
   std::vector<uint8_t> pending_;
-  bool head_sent_ = false;   // the head went to the current connection
+  bool head_sent_ = false;  // the head went to the current connection
   bool body_ended_ = false;
   bool body_sent_ = false;   // the whole request reached the backend's socket
   size_t untaken_ = 0;       // body bytes written but still queued in the endpoint
@@ -75,7 +76,7 @@ class H1Exchange final : public Exchange, public BackendOwner {
   std::vector<uint8_t> resp_;
   bool started_ = false;  // a response byte arrived
   bool head_done_ = false;
-  bool done_ = false;     // ended, failed or broken: nothing more for the owner
+  bool done_ = false;  // ended, failed or broken: nothing more for the owner
   bool reusable_ = false;
   http::Body response_body_;
   std::string trailers_;

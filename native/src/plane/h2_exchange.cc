@@ -52,8 +52,8 @@ nghttp2_nv Nv(std::string_view name, std::string_view value) {
 
 }  // namespace
 
-H2Exchange::H2Exchange(Listener* listener, RouteSet* set, int host, BackendTarget* target, const UpstreamRequest& request,
-                       ExchangeOwner* owner)
+H2Exchange::H2Exchange(Listener* listener, RouteSet* set, int host, BackendTarget* target,
+                       const UpstreamRequest& request, ExchangeOwner* owner)
     : listener_(listener), set_(set), host_(host), target_(target), owner_(owner) {
   method_.assign(request.method);
   path_.assign(request.path);
@@ -150,8 +150,8 @@ void H2Exchange::EndBody(std::string_view trailers) {
   }
 }
 
-nghttp2_ssize H2Exchange::ReadBody(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length, uint32_t* data_flags,
-                                   nghttp2_data_source* source, void* user_data) {
+nghttp2_ssize H2Exchange::ReadBody(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length,
+                                   uint32_t* data_flags, nghttp2_data_source* source, void* user_data) {
   auto* x = static_cast<H2Exchange*>(nghttp2_session_get_stream_user_data(session, stream_id));
   // Its exchange left; the stream's reset is on its way.
   if (x == nullptr) return NGHTTP2_ERR_DEFERRED;
@@ -172,9 +172,12 @@ nghttp2_ssize H2Exchange::ReadBody(nghttp2_session* session, int32_t stream_id, 
       thread_local std::vector<nghttp2_nv> nva;
       pairs.clear();
       nva.clear();
-      ForEachLine(x->trailers_out_, [&](std::string name, std::string_view value) { pairs.emplace_back(std::move(name), std::string(value)); });
+      ForEachLine(x->trailers_out_, [&](std::string name, std::string_view value) {
+        pairs.emplace_back(std::move(name), std::string(value));
+      });
       for (const auto& [name, value] : pairs) nva.push_back(Nv(name, value));
-      if (nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size()) == 0) *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      if (nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size()) == 0)
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       x->trailers_out_.clear();
     }
     return static_cast<nghttp2_ssize>(n);
@@ -188,7 +191,8 @@ nghttp2_ssize H2Exchange::ReadBody(nghttp2_session* session, int32_t stream_id, 
 
 void H2Exchange::TakeBody(size_t len, std::vector<uint8_t>* out) {
   if (len > body_.size() - body_off_) len = body_.size() - body_off_;
-  out->insert(out->end(), body_.begin() + static_cast<ptrdiff_t>(body_off_), body_.begin() + static_cast<ptrdiff_t>(body_off_ + len));
+  out->insert(out->end(), body_.begin() + static_cast<ptrdiff_t>(body_off_),
+              body_.begin() + static_cast<ptrdiff_t>(body_off_ + len));
   body_off_ += len;
   frame_ = 0;
   sent_ += len;
@@ -232,7 +236,8 @@ bool H2Exchange::OnHeader(const uint8_t* name, size_t namelen, const uint8_t* va
   std::string_view v(reinterpret_cast<const char*>(value), valuelen);
   // nghttp2 validated the block (RFC 9113 §8.3.2): one :status, first.
   if (!n.empty() && n[0] == ':') {
-    if (n == ":status" && !in_trailers_ && v.size() == 3) status_ = (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
+    if (n == ":status" && !in_trailers_ && v.size() == 3)
+      status_ = (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
     return true;
   }
   resp_fields_.emplace_back(std::string(n), std::string(v));
@@ -325,8 +330,10 @@ void H2Exchange::OnStreamClosed(uint32_t code) {
     Broken(static_cast<uint32_t>(peer_reset_));
     return;
   }
-  if (!head_done_) Fail("connect", 0, header_too_large_ || unsendable_ ? E2BIG : EPROTO);
-  else Broken(kH2InternalError);
+  if (!head_done_)
+    Fail("connect", 0, header_too_large_ || unsendable_ ? E2BIG : EPROTO);
+  else
+    Broken(kH2InternalError);
 }
 
 void H2Exchange::OnConnectionLost(const char* kind, uint32_t code, int sys_errno, bool may_retry) {
@@ -338,15 +345,19 @@ void H2Exchange::OnConnectionLost(const char* kind, uint32_t code, int sys_errno
     Attach();
     return;
   }
-  if (!head_done_) Fail(kind, code, sys_errno);
-  else Broken(kH2InternalError);
+  if (!head_done_)
+    Fail(kind, code, sys_errno);
+  else
+    Broken(kH2InternalError);
 }
 
 void H2Exchange::OnDeadline() {
   if (done_) return;
   // `timeout` with nothing moving: the backend stream is cancelled.
-  if (!head_done_) Fail("timeout", 0, ETIMEDOUT);
-  else Broken(kH2InternalError);
+  if (!head_done_)
+    Fail("timeout", 0, ETIMEDOUT);
+  else
+    Broken(kH2InternalError);
 }
 
 void H2Exchange::Cancel(uint32_t code) {

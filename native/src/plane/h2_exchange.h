@@ -40,7 +40,8 @@ class H2Exchange final : public Exchange, public Timed {
  public:
   // Starts the exchange; the owner may hear OnExchangeFailed before this
   // returns (no connection could even be started).
-  H2Exchange(Listener* listener, RouteSet* set, int host, BackendTarget* target, const UpstreamRequest& request, ExchangeOwner* owner);
+  H2Exchange(Listener* listener, RouteSet* set, int host, BackendTarget* target, const UpstreamRequest& request,
+             ExchangeOwner* owner);
   ~H2Exchange() override;
 
   void SendBody(const uint8_t* data, size_t len) override;
@@ -59,8 +60,8 @@ class H2Exchange final : public Exchange, public Timed {
   void Arm();
 
   // From the connection (nghttp2 callbacks and connection events).
-  static nghttp2_ssize ReadBody(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length, uint32_t* data_flags,
-                                nghttp2_data_source* source, void* user_data);
+  static nghttp2_ssize ReadBody(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length,
+                                uint32_t* data_flags, nghttp2_data_source* source, void* user_data);
   void TakeBody(size_t len, std::vector<uint8_t>* out);
   void OnBeginHeaders();
   bool OnHeader(const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen);
@@ -109,17 +110,17 @@ class H2Exchange final : public Exchange, public Timed {
   size_t sent_ = 0;            // body bytes written, not yet reported taken
   std::string trailers_out_;   // the client's trailers (HTTP/1.1 lines)
   // Response.
-  bool head_done_ = false;     // the final head came
-  bool in_trailers_ = false;   // the header block being read is the trailer section
+  bool head_done_ = false;    // the final head came
+  bool in_trailers_ = false;  // the header block being read is the trailer section
   int status_ = 0;
   size_t header_bytes_ = 0;
   bool header_too_large_ = false;
-  bool unsendable_ = false;    // nghttp2 could not send the request head
+  bool unsendable_ = false;  // nghttp2 could not send the request head
   std::vector<std::pair<std::string, std::string>> resp_fields_;
-  size_t unconsumed_ = 0;      // response bytes the owner holds and its client did not take yet
+  size_t unconsumed_ = 0;  // response bytes the owner holds and its client did not take yet
   bool paused_ = false;
-  bool done_ = false;          // ended, failed, broken or cancelled: the owner hears nothing more
-  int64_t peer_reset_ = -1;    // RST_STREAM code from the backend
+  bool done_ = false;        // ended, failed, broken or cancelled: the owner hears nothing more
+  int64_t peer_reset_ = -1;  // RST_STREAM code from the backend
   // The exchanges of one connection.
   H2Exchange* prev_ = nullptr;
   H2Exchange* next_ = nullptr;

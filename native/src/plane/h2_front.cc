@@ -48,10 +48,13 @@ std::vector<uint8_t>& SharedOut() {
   return out;
 }
 
-nghttp2_session_callbacks* Callbacks(
-    nghttp2_send_callback2 send, nghttp2_send_data_callback send_data, nghttp2_on_begin_frame_callback begin_frame,
-    nghttp2_on_begin_headers_callback begin_headers, nghttp2_on_header_callback header, nghttp2_on_frame_recv_callback frame_recv,
-    nghttp2_on_data_chunk_recv_callback data_chunk, nghttp2_on_stream_close_callback stream_close, nghttp2_on_frame_send_callback frame_send) {
+nghttp2_session_callbacks* Callbacks(nghttp2_send_callback2 send, nghttp2_send_data_callback send_data,
+                                     nghttp2_on_begin_frame_callback begin_frame,
+                                     nghttp2_on_begin_headers_callback begin_headers, nghttp2_on_header_callback header,
+                                     nghttp2_on_frame_recv_callback frame_recv,
+                                     nghttp2_on_data_chunk_recv_callback data_chunk,
+                                     nghttp2_on_stream_close_callback stream_close,
+                                     nghttp2_on_frame_send_callback frame_send) {
   // Copied into each session: made once per thread.
   thread_local nghttp2_session_callbacks* cbs = nullptr;
   if (cbs != nullptr) return cbs;
@@ -77,7 +80,8 @@ nghttp2_option* Options() {
   // nghttp2's own guards stay as a backstop behind ours, which name the
   // reason: twice our limits.
   nghttp2_option_set_max_continuations(opt, kMaxContinuations * 2);
-  nghttp2_option_set_stream_reset_rate_limit(opt, static_cast<uint64_t>(kResetsBurst * 2), static_cast<uint64_t>(kResetsRate * 2));
+  nghttp2_option_set_stream_reset_rate_limit(opt, static_cast<uint64_t>(kResetsBurst * 2),
+                                             static_cast<uint64_t>(kResetsRate * 2));
   return opt;
 }
 
@@ -115,7 +119,9 @@ void H2Front::Start(Listener* listener, Handshaken h, BackendTarget* target) {
 }
 
 H2Front::H2Front(Listener* listener, Handshaken h, BackendTarget* target)
-    : Owned(listener), target_(target), turn_(listener->loop(), this, [](void* self) { static_cast<H2Front*>(self)->Pump(); }) {
+    : Owned(listener),
+      target_(target),
+      turn_(listener->loop(), this, [](void* self) { static_cast<H2Front*>(self)->Pump(); }) {
   client_ = std::move(h.ep);
   set_ = h.set;
   const TlsStream& tls = client_->stream();
@@ -130,17 +136,19 @@ H2Front::H2Front(Listener* listener, Handshaken h, BackendTarget* target)
 
 bool H2Front::Init() {
   forwarded_ = ForwardedFieldLines(target_->http(), client_->fd(), client_->conn(), sni_, certificate_);
-  nghttp2_session_callbacks* cbs =
-      Callbacks(OnSend, OnSendData, OnBeginFrame, OnBeginHeaders, OnHeader, OnFrameRecv, OnDataChunk, OnStreamClose, OnFrameSend);
+  nghttp2_session_callbacks* cbs = Callbacks(OnSend, OnSendData, OnBeginFrame, OnBeginHeaders, OnHeader, OnFrameRecv,
+                                             OnDataChunk, OnStreamClose, OnFrameSend);
   nghttp2_option* opt = Options();
-  if (cbs == nullptr || opt == nullptr || nghttp2_session_server_new3(&session_, cbs, this, opt, nullptr) != 0) return false;
+  if (cbs == nullptr || opt == nullptr || nghttp2_session_server_new3(&session_, cbs, this, opt, nullptr) != 0)
+    return false;
   const BackendTarget::Http& s = target_->http();
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s.h2_max_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(kMaxHeaderList)},
   };
-  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]) != 0) return false;
+  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]) != 0)
+    return false;
   if (nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnWindow) != 0) return false;
   uint64_t now = uv_now(listener_->loop());
   last_active_ms_ = stall_since_ms_ = now;
@@ -161,8 +169,10 @@ H2Front::~H2Front() {
 }
 
 void H2Front::StreamClosed(H2Stream* s) {
-  if (s->prev != nullptr) s->prev->next = s->next;
-  else streams_ = s->next;
+  if (s->prev != nullptr)
+    s->prev->next = s->next;
+  else
+    streams_ = s->next;
   if (s->next != nullptr) s->next->prev = s->prev;
   live_streams_--;
   delete s;
@@ -223,9 +233,15 @@ bool H2Front::Feed(const uint8_t* data, size_t len) {
   if (rv >= 0) return true;
   if (abuse_ == nullptr) {
     switch (rv) {
-      case NGHTTP2_ERR_FLOODED: Abuse("flood"); break;
-      case NGHTTP2_ERR_TOO_MANY_CONTINUATIONS: Abuse("continuation_flood"); break;
-      default: Abuse("protocol_error"); break;
+      case NGHTTP2_ERR_FLOODED:
+        Abuse("flood");
+        break;
+      case NGHTTP2_ERR_TOO_MANY_CONTINUATIONS:
+        Abuse("continuation_flood");
+        break;
+      default:
+        Abuse("protocol_error");
+        break;
     }
   }
   return true;
@@ -269,7 +285,8 @@ bool H2Front::Pump() {
       }
     }
   }
-  if (!closing_ && nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) return Close();
+  if (!closing_ && nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0)
+    return Close();
   bool c_out = client_->HasQueued() || (client_->end_requested() && !client_->fin_sent());
   client_->SetEvents(UV_READABLE | (c_out ? UV_WRITABLE : 0), OnClientPoll);
   return true;
@@ -293,7 +310,8 @@ bool H2Front::Close() {
 
 void H2Front::Drain() {
   if (closing_) return;
-  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR, nullptr, 0);
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
   Pump();
 }
 
@@ -344,7 +362,8 @@ void H2Front::OnDeadline() {
 
 // ---- nghttp2 callbacks -----------------------------------------------------
 
-nghttp2_ssize H2Front::OnSend(nghttp2_session* session, const uint8_t* data, size_t length, int flags, void* user_data) {
+nghttp2_ssize H2Front::OnSend(nghttp2_session* session, const uint8_t* data, size_t length, int flags,
+                              void* user_data) {
   std::vector<uint8_t>& out = SharedOut();
   if (out.size() >= kOutBatch) return NGHTTP2_ERR_WOULDBLOCK;
   out.insert(out.end(), data, data + length);
@@ -369,16 +388,20 @@ int H2Front::OnBeginFrame(nghttp2_session* session, const nghttp2_frame_hd* hd, 
   const char* reason = nullptr;
   switch (hd->type) {
     case NGHTTP2_SETTINGS:
-      if ((hd->flags & NGHTTP2_FLAG_ACK) == 0 && !self->settings_.Take(now, kSettingsBurst, kSettingsRate)) reason = "settings_flood";
+      if ((hd->flags & NGHTTP2_FLAG_ACK) == 0 && !self->settings_.Take(now, kSettingsBurst, kSettingsRate))
+        reason = "settings_flood";
       break;
     case NGHTTP2_PING:
-      if ((hd->flags & NGHTTP2_FLAG_ACK) == 0 && !self->pings_.Take(now, kPingsBurst, kPingsRate)) reason = "ping_flood";
+      if ((hd->flags & NGHTTP2_FLAG_ACK) == 0 && !self->pings_.Take(now, kPingsBurst, kPingsRate))
+        reason = "ping_flood";
       break;
     case NGHTTP2_RST_STREAM:
       if (!self->resets_.Take(now, kResetsBurst, kResetsRate)) reason = "rapid_reset";
       break;
     case NGHTTP2_DATA:
-      if (hd->length == 0 && (hd->flags & NGHTTP2_FLAG_END_STREAM) == 0 && !self->empty_.Take(now, kEmptyBurst, kEmptyRate)) reason = "empty_frames";
+      if (hd->length == 0 && (hd->flags & NGHTTP2_FLAG_END_STREAM) == 0 &&
+          !self->empty_.Take(now, kEmptyBurst, kEmptyRate))
+        reason = "empty_frames";
       break;
     case NGHTTP2_HEADERS:
       self->continuations_ = 0;
@@ -390,8 +413,11 @@ int H2Front::OnBeginFrame(nghttp2_session* session, const nghttp2_frame_hd* hd, 
       }
       break;
     case NGHTTP2_CONTINUATION:
-      if (++self->continuations_ > kMaxContinuations) reason = "continuation_flood";
-      else if (hd->length == 0 && (hd->flags & NGHTTP2_FLAG_END_HEADERS) == 0 && !self->empty_.Take(now, kEmptyBurst, kEmptyRate)) reason = "empty_frames";
+      if (++self->continuations_ > kMaxContinuations)
+        reason = "continuation_flood";
+      else if (hd->length == 0 && (hd->flags & NGHTTP2_FLAG_END_HEADERS) == 0 &&
+               !self->empty_.Take(now, kEmptyBurst, kEmptyRate))
+        reason = "empty_frames";
       break;
     default:
       break;
@@ -414,8 +440,8 @@ int H2Front::OnBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame
   return 0;
 }
 
-int H2Front::OnHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name, size_t namelen, const uint8_t* value,
-                      size_t valuelen, uint8_t flags, void* user_data) {
+int H2Front::OnHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                      const uint8_t* value, size_t valuelen, uint8_t flags, void* user_data) {
   auto* self = static_cast<H2Front*>(user_data);
   auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
   if (s == nullptr) return 0;
@@ -438,8 +464,10 @@ int H2Front::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, v
       auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
       if (s == nullptr) return 0;
       bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-      if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) s->OnRequestHead(end);
-      else if (end) s->OnRequestEnd();
+      if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+        s->OnRequestHead(end);
+      else if (end)
+        s->OnRequestEnd();
       return 0;
     }
     default:
@@ -447,7 +475,8 @@ int H2Front::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, v
   }
 }
 
-int H2Front::OnDataChunk(nghttp2_session* session, uint8_t flags, int32_t stream_id, const uint8_t* data, size_t len, void* user_data) {
+int H2Front::OnDataChunk(nghttp2_session* session, uint8_t flags, int32_t stream_id, const uint8_t* data, size_t len,
+                         void* user_data) {
   auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
   if (s == nullptr) {
     // A stream we no longer serve: its bytes still count in the windows.
@@ -471,11 +500,13 @@ int H2Front::OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t
 
 int H2Front::OnFrameSend(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
   auto* self = static_cast<H2Front*>(user_data);
-  if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+  if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
     // The response is complete while the request is not: the client may
     // stop sending it (RFC 9113 §8.1).
     auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
-    if (s != nullptr && !s->request_ended()) nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    if (s != nullptr && !s->request_ended())
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
   }
   if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && self->abuse_ == nullptr) {

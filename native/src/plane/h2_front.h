@@ -108,7 +108,7 @@ class H2Front final : public Owned, public Timed {
   std::string sni_;
   BackendTarget* target_;
   std::string forwarded_;  // X-Forwarded-*, X-SSL-* lines of this connection
-  EndOfTurn turn_;  // Pump() at the end of this loop turn
+  EndOfTurn turn_;         // Pump() at the end of this loop turn
   bool closing_ = false;
   const char* abuse_ = nullptr;
   H2Stream* streams_ = nullptr;

@@ -57,7 +57,8 @@ HeaderList& SharedList() {
 bool DroppedFromResponse(std::string_view name, const http::ConnectionOptions* connection) {
   uint32_t rules = http::FieldRules(name);
   if ((rules & (http::kFieldHopByHop | http::kFieldFraming)) != 0) return true;
-  return connection != nullptr && !connection->listed.empty() && (rules & http::kFieldLength) == 0 && connection->Lists(name);
+  return connection != nullptr && !connection->listed.empty() && (rules & http::kFieldLength) == 0 &&
+         connection->Lists(name);
 }
 
 }  // namespace
@@ -83,17 +84,20 @@ bool H2Stream::OnHeader(const uint8_t* name, size_t namelen, const uint8_t* valu
     // Trailers carry no pseudo-header (nghttp2 checked, RFC 9113 §8.1);
     // the field rules apply to them as to the head, and nothing that
     // frames or routes the message may come this late.
-    constexpr uint32_t kNotInTrailers = http::kFieldHopByHop | http::kFieldFraming | http::kFieldReserved | http::kFieldLength |
-                                        http::kFieldHost;
+    constexpr uint32_t kNotInTrailers =
+        http::kFieldHopByHop | http::kFieldFraming | http::kFieldReserved | http::kFieldLength | http::kFieldHost;
     if ((http::FieldRules(n) & kNotInTrailers) == 0) request_trailers_.append(n).append(": ").append(v).append("\r\n");
     return true;
   }
   // nghttp2 validated the list (RFC 9113 §8.2): lower-case names, no
   // connection-specific field, pseudo-headers first and well-formed.
   if (!n.empty() && n[0] == ':') {
-    if (Is(n, ":method")) method_.assign(v);
-    else if (Is(n, ":path")) path_.assign(v);
-    else if (Is(n, ":authority")) authority_.assign(v);
+    if (Is(n, ":method"))
+      method_.assign(v);
+    else if (Is(n, ":path"))
+      path_.assign(v);
+    else if (Is(n, ":authority"))
+      authority_.assign(v);
     return true;
   }
   uint32_t rules = http::FieldRules(n);
@@ -132,7 +136,8 @@ void H2Stream::OnRequestHead(bool end_stream) {
     return;
   }
   std::string_view authority = !authority_.empty() ? std::string_view(authority_) : std::string_view(host_field_);
-  RequestRoute route = RouteRequest(*front_->set(), front_->host(), front_->target(), !front_->sni().empty(), authority);
+  RequestRoute route =
+      RouteRequest(*front_->set(), front_->host(), front_->target(), !front_->sni().empty(), authority);
   if (route.status != 0) {
     front_->Misdirected(route.reason, route.status, authority);
     Answer(route.status, route.reason);
@@ -150,7 +155,8 @@ void H2Stream::OnRequestHead(bool end_stream) {
   if (end_stream) {
     request.body = UpstreamRequest::kNone;
     // A bodyless POST/PUT/PATCH still says so: some backends want a length.
-    if (!has_length_ && (method_ == "POST" || method_ == "PUT" || method_ == "PATCH")) fields.append("Content-Length: 0\r\n");
+    if (!has_length_ && (method_ == "POST" || method_ == "PUT" || method_ == "PATCH"))
+      fields.append("Content-Length: 0\r\n");
     request.replayable = method_ == "GET" || method_ == "HEAD" || method_ == "OPTIONS";
   } else if (has_length_) {
     request.body = length_ == 0 ? UpstreamRequest::kNone : UpstreamRequest::kLength;
@@ -162,9 +168,11 @@ void H2Stream::OnRequestHead(bool end_stream) {
   request.fields = fields;
   request.te_trailers = te_trailers_;
   if (route.target->http().backend_h2) {
-    exchange_ = std::make_unique<H2Exchange>(front_->listener(), front_->set(), route.host, route.target, request, this);
+    exchange_ =
+        std::make_unique<H2Exchange>(front_->listener(), front_->set(), route.host, route.target, request, this);
   } else {
-    exchange_ = std::make_unique<H1Exchange>(front_->listener(), front_->set(), route.host, route.target, request, this);
+    exchange_ =
+        std::make_unique<H1Exchange>(front_->listener(), front_->set(), route.host, route.target, request, this);
   }
   for (std::string* s : {&method_, &path_, &authority_, &host_field_, &fields_, &cookie_}) {
     s->clear();
@@ -174,8 +182,10 @@ void H2Stream::OnRequestHead(bool end_stream) {
 
 void H2Stream::OnRequestData(const uint8_t* data, size_t len) {
   unconsumed_ += len;
-  if (exchange_ != nullptr) exchange_->SendBody(data, len);
-  else Consume(len);  // answered here: the body goes nowhere
+  if (exchange_ != nullptr)
+    exchange_->SendBody(data, len);
+  else
+    Consume(len);  // answered here: the body goes nowhere
 }
 
 void H2Stream::OnRequestEnd() {
@@ -225,14 +235,16 @@ void H2Stream::Wake() {
   front_->Schedule();
 }
 
-void H2Stream::Submit(int status, const http::Head* head, const http::ConnectionOptions* connection, bool body, bool final) {
+void H2Stream::Submit(int status, const http::Head* head, const http::ConnectionOptions* connection, bool body,
+                      bool final) {
   HeaderList& list = SharedList();
   size_t names = 8;
   if (head != nullptr) {
     for (const http::Field& f : head->fields) names += f.name.size();
   }
   list.Clear(names);
-  char code[4] = {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10), static_cast<char>('0' + status % 10), 0};
+  char code[4] = {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
+                  static_cast<char>('0' + status % 10), 0};
   list.Add(":status", std::string_view(code, 3), false);
   if (head != nullptr) {
     for (const http::Field& f : head->fields) {
@@ -263,7 +275,8 @@ void H2Stream::Submit(int status, const http::Head* head, const http::Connection
 void H2Stream::Answer(int status, const char* reason) {
   // "<status text>: <reason>\n", or the status text alone (502, 504), or
   // the reason alone (405), as the HTTP/1.1 front words them.
-  std::string text = status == 502 || status == 504 ? std::string(http::ReasonPhrase(status)) + "\n" : std::string(http::ReasonPhrase(status)) + ": " + reason + "\n";
+  std::string text = status == 502 || status == 504 ? std::string(http::ReasonPhrase(status)) + "\n"
+                                                    : std::string(http::ReasonPhrase(status)) + ": " + reason + "\n";
   if (status == 405) text = std::string(reason) + "\n";
   Reply(status, "text/plain; charset=utf-8", text, false);
 }
@@ -323,8 +336,8 @@ void H2Stream::OnExchangeBroken(uint32_t code) {
   front_->Schedule();
 }
 
-nghttp2_ssize H2Stream::Read(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length, uint32_t* data_flags,
-                             nghttp2_data_source* source, void* user_data) {
+nghttp2_ssize H2Stream::Read(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length,
+                             uint32_t* data_flags, nghttp2_data_source* source, void* user_data) {
   auto* s = static_cast<H2Stream*>(source->ptr);
   size_t avail = s->out_.size() - s->out_off_;
   size_t n = avail < length ? avail : length;
@@ -367,7 +380,8 @@ void H2Stream::SubmitTrailers() {
 }
 
 void H2Stream::TakeOut(size_t len, std::vector<uint8_t>* out) {
-  out->insert(out->end(), out_.begin() + static_cast<ptrdiff_t>(out_off_), out_.begin() + static_cast<ptrdiff_t>(out_off_ + len));
+  out->insert(out->end(), out_.begin() + static_cast<ptrdiff_t>(out_off_),
+              out_.begin() + static_cast<ptrdiff_t>(out_off_ + len));
   out_off_ += len;
   front_->buffered -= len;
   if (out_off_ == out_.size()) {

@@ -50,8 +50,8 @@ class H2Stream final : public ExchangeOwner {
   void OnClosed(uint32_t code);
 
   // nghttp2's data source read callback for this stream's response.
-  static nghttp2_ssize Read(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length, uint32_t* data_flags,
-                            nghttp2_data_source* source, void* user_data);
+  static nghttp2_ssize Read(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length,
+                            uint32_t* data_flags, nghttp2_data_source* source, void* user_data);
   // nghttp2 sends `len` bytes of a DATA frame: they go to `out`.
   void TakeOut(size_t len, std::vector<uint8_t>* out);
   // Room() turned true again after the exchange was paused.

@@ -50,7 +50,8 @@ H2Exchange* ExchangeOf(nghttp2_session* session, int32_t stream_id) {
 
 }  // namespace
 
-H2Upstream* H2Upstream::Connect(Listener* listener, BackendPool* pool, BackendTarget* target, BackendConn::StartError* err) {
+H2Upstream* H2Upstream::Connect(Listener* listener, BackendPool* pool, BackendTarget* target,
+                                BackendConn::StartError* err) {
   auto* u = new H2Upstream(listener, pool, target);
   if (!u->Init()) {
     *err = {"connect", 0, ENOMEM};
@@ -66,7 +67,10 @@ H2Upstream* H2Upstream::Connect(Listener* listener, BackendPool* pool, BackendTa
 }
 
 H2Upstream::H2Upstream(Listener* listener, BackendPool* pool, BackendTarget* target)
-    : listener_(listener), pool_(pool), target_(target), turn_(listener->loop(), this, [](void* self) { static_cast<H2Upstream*>(self)->Pump(); }) {}
+    : listener_(listener),
+      pool_(pool),
+      target_(target),
+      turn_(listener->loop(), this, [](void* self) { static_cast<H2Upstream*>(self)->Pump(); }) {}
 
 bool H2Upstream::Init() {
   thread_local nghttp2_session_callbacks* cbs = nullptr;
@@ -91,7 +95,8 @@ bool H2Upstream::Init() {
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(kMaxHeaderList)},
   };
-  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]) != 0) return false;
+  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]) != 0)
+    return false;
   return nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnWindow) == 0;
 }
 
@@ -192,8 +197,10 @@ void H2Upstream::Link(H2Exchange* x) {
 
 void H2Upstream::Unlink(H2Exchange* x) {
   if (x->upstream_ != this) return;
-  if (x->prev_ != nullptr) x->prev_->next_ = x->next_;
-  else exchanges_ = x->next_;
+  if (x->prev_ != nullptr)
+    x->prev_->next_ = x->next_;
+  else
+    exchanges_ = x->next_;
   if (x->next_ != nullptr) x->next_->prev_ = x->prev_;
   x->prev_ = x->next_ = nullptr;
   int32_t id = x->stream_id_;
@@ -386,7 +393,8 @@ bool H2Upstream::Pump() {
 
 // ---- nghttp2 callbacks -----------------------------------------------------
 
-nghttp2_ssize H2Upstream::OnSend(nghttp2_session* session, const uint8_t* data, size_t length, int flags, void* user_data) {
+nghttp2_ssize H2Upstream::OnSend(nghttp2_session* session, const uint8_t* data, size_t length, int flags,
+                                 void* user_data) {
   std::vector<uint8_t>& out = SharedOut();
   if (out.size() >= kOutBatch) return NGHTTP2_ERR_WOULDBLOCK;
   out.insert(out.end(), data, data + length);
@@ -441,8 +449,10 @@ int H2Upstream::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame
       H2Exchange* x = ExchangeOf(session, frame->hd.stream_id);
       if (x == nullptr) return 0;
       bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-      if (frame->hd.type == NGHTTP2_HEADERS) x->OnHeaders(end);
-      else if (end) x->OnDataEnd();
+      if (frame->hd.type == NGHTTP2_HEADERS)
+        x->OnHeaders(end);
+      else if (end)
+        x->OnDataEnd();
       return 0;
     }
     case NGHTTP2_RST_STREAM: {
@@ -502,7 +512,8 @@ int H2Upstream::OnFrameSend(nghttp2_session* session, const nghttp2_frame* frame
   return 0;
 }
 
-int H2Upstream::OnFrameNotSend(nghttp2_session* session, const nghttp2_frame* frame, int lib_error_code, void* user_data) {
+int H2Upstream::OnFrameNotSend(nghttp2_session* session, const nghttp2_frame* frame, int lib_error_code,
+                               void* user_data) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   // A request that never left: nghttp2 closes its stream as REFUSED_STREAM
   // next. After the backend's GOAWAY that is true and it is sent again

@@ -51,7 +51,8 @@ class H2Upstream final : public BackendOwner {
 
   // Starts a connection to `target` for `pool`; NULL (and *err) when it
   // could not start.
-  static H2Upstream* Connect(Listener* listener, BackendPool* pool, BackendTarget* target, BackendConn::StartError* err);
+  static H2Upstream* Connect(Listener* listener, BackendPool* pool, BackendTarget* target,
+                             BackendConn::StartError* err);
   ~H2Upstream() override;
 
   BackendTarget* target() const { return target_; }
@@ -125,7 +126,7 @@ class H2Upstream final : public BackendOwner {
   bool failed_ = false;  // a connection error: nothing new, closed after the GOAWAY went out
   bool idle_armed_ = false;
   bool settings_seen_ = false;  // the backend's SETTINGS came
-  bool terminated_ = false;  // our GOAWAY is submitted
+  bool terminated_ = false;     // our GOAWAY is submitted
   H2Exchange* exchanges_ = nullptr;
   std::unordered_map<int32_t, std::vector<uint8_t>> orphans_;
   size_t streams_ = 0;

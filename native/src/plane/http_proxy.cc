@@ -29,7 +29,8 @@ using http::IEquals;
 bool Dropped(std::string_view name, const http::ConnectionOptions& connection, uint32_t also) {
   uint32_t rules = http::FieldRules(name);
   if ((rules & (http::kFieldHopByHop | also)) != 0) return true;
-  return (rules & (http::kFieldFraming | http::kFieldLength)) == 0 && !connection.listed.empty() && connection.Lists(name);
+  return (rules & (http::kFieldFraming | http::kFieldLength)) == 0 && !connection.listed.empty() &&
+         connection.Lists(name);
 }
 
 std::string_view View(const std::vector<uint8_t>& v, size_t from = 0) {
@@ -48,7 +49,9 @@ Head& SharedHead() {
 }
 
 // Body::Decode's sink for a body decoded into a string.
-void AppendTo(void* ctx, const uint8_t* data, size_t len) { static_cast<std::string*>(ctx)->append(reinterpret_cast<const char*>(data), len); }
+void AppendTo(void* ctx, const uint8_t* data, size_t len) {
+  static_cast<std::string*>(ctx)->append(reinterpret_cast<const char*>(data), len);
+}
 
 // What Begin reads from a request's fields.
 struct RequestFields {
@@ -269,7 +272,8 @@ bool HttpProxy::Begin(const Head& head) {
   // RFC 9112 §9.3: an HTTP/1.0 connection persists only when asked to.
   if (connection.close || listener_->draining() || (http10_ && !connection.Lists("keep-alive"))) close_after_ = true;
 
-  if (const std::string* answer = listener_->AcmeAnswer(head.method, head.target)) return Reply(200, "application/octet-stream", *answer);
+  if (const std::string* answer = listener_->AcmeAnswer(head.method, head.target))
+    return Reply(200, "application/octet-stream", *answer);
   if (IEquals(head.method, "CONNECT")) {
     // What follows a CONNECT is a tunnel's bytes, never another request.
     close_after_ = true;
@@ -318,7 +322,8 @@ bool HttpProxy::Begin(const Head& head) {
     forwarded_ = ForwardedFieldLines(target_->http(), client_->fd(), client_->conn(), sni_, certificate_);
   }
   request_.append(forwarded_).append("\r\n");
-  replayable_ = request_body_.done() && (IEquals(head.method, "GET") || head_request_ || IEquals(head.method, "OPTIONS"));
+  replayable_ =
+      request_body_.done() && (IEquals(head.method, "GET") || head_request_ || IEquals(head.method, "OPTIONS"));
   resp_.clear();
   response_started_ = false;
   response_sent_ = false;
@@ -443,7 +448,8 @@ bool HttpProxy::OnBackendData(const uint8_t* p, size_t n) {
     thread_local std::string decoded;
     decoded.clear();
     if (!RelayBody(p, n, &used, &decoded) ||
-        (!decoded.empty() && client_->Write(reinterpret_cast<const uint8_t*>(decoded.data()), decoded.size()) == Io::kFailed)) {
+        (!decoded.empty() &&
+         client_->Write(reinterpret_cast<const uint8_t*>(decoded.data()), decoded.size()) == Io::kFailed)) {
       delete this;
       return false;
     }
@@ -486,25 +492,32 @@ bool HttpProxy::OnResponseHead() {
     bool other_coding = false;
     for (const http::Field& f : head.fields) {
       if (IEquals(f.name, "transfer-encoding")) {
-        if (IEquals(f.value, "chunked")) chunked = true;
-        else other_coding = true;
+        if (IEquals(f.value, "chunked"))
+          chunked = true;
+        else
+          other_coding = true;
       }
     }
     bool has_length = false;
     uint64_t length = 0;
     bool length_ok = http::ContentLength(head, &has_length, &length);
     if (!informational) {
-      if (head_request_ || head.status == 204 || head.status == 304) response_body_.Reset(http::Body::kNone);
-      else if (chunked && !other_coding) response_body_.Reset(http::Body::kChunked);
-      else if (has_length && length_ok && !chunked && !other_coding) response_body_.Reset(http::Body::kLength, length);
-      else response_body_.Reset(http::Body::kUntilClose);
+      if (head_request_ || head.status == 204 || head.status == 304)
+        response_body_.Reset(http::Body::kNone);
+      else if (chunked && !other_coding)
+        response_body_.Reset(http::Body::kChunked);
+      else if (has_length && length_ok && !chunked && !other_coding)
+        response_body_.Reset(http::Body::kLength, length);
+      else
+        response_body_.Reset(http::Body::kUntilClose);
       backend_reusable_ = head.minor == 1 && !connection.close && response_body_.kind() != http::Body::kUntilClose;
       // An HTTP/1.0 client reads no chunked coding (RFC 9112 §6.1): the
       // body is decoded and ends with the connection.
       decode_ = http10_ && response_body_.kind() == http::Body::kChunked;
       // A declined upgrade: the client may have sent bytes meant for the
       // protocol it asked for; the connection ends after this answer.
-      if (!request_body_.done() || response_body_.kind() == http::Body::kUntilClose || decode_ || upgrade_ || listener_->draining()) {
+      if (!request_body_.done() || response_body_.kind() == http::Body::kUntilClose || decode_ || upgrade_ ||
+          listener_->draining()) {
         close_after_ = true;
       }
     }
@@ -516,8 +529,10 @@ bool HttpProxy::OnResponseHead() {
       if (decode_ && (http::FieldRules(f.name) & http::kFieldFraming) != 0) continue;
       out.append(f.line);
     }
-    if (!informational && close_after_) out.append("Connection: close\r\n");
-    else if (!informational && http10_) out.append("Connection: keep-alive\r\n");
+    if (!informational && close_after_)
+      out.append("Connection: close\r\n");
+    else if (!informational && http10_)
+      out.append("Connection: keep-alive\r\n");
     out.append("\r\n");
     size_t rest_at = head.length;
     if (informational) {
@@ -581,8 +596,10 @@ bool HttpProxy::FinishExchange() {
   backend_ = nullptr;
   if (b != nullptr) {
     b->Arm(0);
-    if (backend_reusable_ && request_body_.done()) listener_->pool().Put(b);
-    else delete b;
+    if (backend_reusable_ && request_body_.done())
+      listener_->pool().Put(b);
+    else
+      delete b;
   }
   if (!request_body_.done()) close_after_ = true;
   upgrade_ = false;
@@ -620,9 +637,15 @@ bool HttpProxy::Reply(int status, std::string_view type, std::string_view body) 
   std::string out;
   out.reserve(128 + body.size());
   out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(http::ReasonPhrase(status));
-  out.append("\r\ncontent-type: ").append(type).append("\r\ncontent-length: ").append(std::to_string(body.size())).append("\r\n");
-  if (close_after_) out.append("connection: close\r\n");
-  else if (http10_) out.append("connection: keep-alive\r\n");
+  out.append("\r\ncontent-type: ")
+      .append(type)
+      .append("\r\ncontent-length: ")
+      .append(std::to_string(body.size()))
+      .append("\r\n");
+  if (close_after_)
+    out.append("connection: close\r\n");
+  else if (http10_)
+    out.append("connection: keep-alive\r\n");
   out.append("\r\n");
   if (!head_request_) out.append(body);
   listener_->HttpResponse(status);
@@ -636,7 +659,8 @@ bool HttpProxy::Reply(int status, std::string_view type, std::string_view body) 
 
 bool HttpProxy::Refuse(int status) {
   // Exactly Node's answer to a client error (its http server's default).
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + http::ReasonPhrase(status) + "\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + http::ReasonPhrase(status) +
+                    "\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
   listener_->HttpResponse(status);
   if (client_->Write(reinterpret_cast<const uint8_t*>(out.data()), out.size()) == Io::kFailed) {
     delete this;

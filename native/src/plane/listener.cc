@@ -1,6 +1,4 @@
 #include "plane/listener.h"
-#include "io/bind.h"
-#include "plane/pending.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -14,12 +12,14 @@
 #include <cstring>
 #include <type_traits>
 
-#include "js/router.h"
-#include "js/session.h"
+#include "io/bind.h"
 #include "js/config.h"
 #include "js/connection.h"
+#include "js/router.h"
+#include "js/session.h"
 #include "plane/h2_front.h"
 #include "plane/http_proxy.h"
+#include "plane/pending.h"
 #include "plane/splice.h"
 
 namespace rustls_node {
@@ -120,7 +120,8 @@ Napi::Value Listener::SetOptions(const Napi::CallbackInfo& info) {
   if (!info[1].IsObject()) return info.Env().Undefined();
   Napi::Object o = info[1].As<Napi::Object>();
   Napi::Value v = o.Get("handshakeTimeout");
-  if (v.IsNumber()) handshake_timeout_ms_ = static_cast<uint64_t>(std::max<int64_t>(0, v.As<Napi::Number>().Int64Value()));
+  if (v.IsNumber())
+    handshake_timeout_ms_ = static_cast<uint64_t>(std::max<int64_t>(0, v.As<Napi::Number>().Int64Value()));
   v = o.Get("noDelay");
   if (v.IsBoolean()) no_delay_ = v.As<Napi::Boolean>().Value();
   v = o.Get("keepAlive");
@@ -138,7 +139,8 @@ Napi::Value Listener::SetOptions(const Napi::CallbackInfo& info) {
   v = o.Get("sessionLookupsTls13");
   if (v.IsBoolean()) session_lookups_tls13_ = v.As<Napi::Boolean>().Value();
   v = o.Get("sessionLookupTimeout");
-  if (v.IsNumber()) session_lookup_timeout_ms_ = static_cast<uint64_t>(std::max<int64_t>(1, v.As<Napi::Number>().Int64Value()));
+  if (v.IsNumber())
+    session_lookup_timeout_ms_ = static_cast<uint64_t>(std::max<int64_t>(1, v.As<Napi::Number>().Int64Value()));
   v = o.Get("reportNewSessions");
   if (v.IsBoolean()) report_new_sessions_ = v.As<Napi::Boolean>().Value();
   v = o.Get("timeouts");
@@ -164,14 +166,17 @@ Napi::Value Listener::SetHttpChallenge(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   std::string token = info[0].As<Napi::String>().Utf8Value();
-  if (info[1].IsString()) http_challenges_[token] = info[1].As<Napi::String>().Utf8Value();
-  else http_challenges_.erase(token);
+  if (info[1].IsString())
+    http_challenges_[token] = info[1].As<Napi::String>().Utf8Value();
+  else
+    http_challenges_.erase(token);
   return env.Undefined();
 }
 
 const std::string* Listener::AcmeAnswer(std::string_view method, std::string_view target) const {
   static constexpr std::string_view kPrefix = "/.well-known/acme-challenge/";
-  if (http_challenges_.empty() || (method != "GET" && method != "HEAD") || target.substr(0, kPrefix.size()) != kPrefix) return nullptr;
+  if (http_challenges_.empty() || (method != "GET" && method != "HEAD") || target.substr(0, kPrefix.size()) != kPrefix)
+    return nullptr;
   std::string_view token = target.substr(kPrefix.size());
   token = token.substr(0, token.find('?'));
   auto it = http_challenges_.find(std::string(token));
@@ -200,8 +205,10 @@ int BindListening(Napi::Env env, Napi::Object o, bool* is_unix) {
   BindError err;
   int fd = BindListening(ListenSpecOf(o), is_unix, &err);
   if (fd >= 0) return fd;
-  if (err.sys_errno == 0) ThrowCode(env, "ERR_INVALID_ARG_VALUE", err.message);
-  else ThrowSystemError(env, err.sys_errno, err.syscall, err.address, err.port);
+  if (err.sys_errno == 0)
+    ThrowCode(env, "ERR_INVALID_ARG_VALUE", err.message);
+  else
+    ThrowSystemError(env, err.sys_errno, err.syscall, err.address, err.port);
   return -1;
 }
 
@@ -328,8 +335,10 @@ void Listener::Link(Owned* o) {
 }
 
 void Listener::Unlink(Owned* o) {
-  if (o->prev_ != nullptr) o->prev_->next_ = o->next_;
-  else if (head_ == o) head_ = o->next_;
+  if (o->prev_ != nullptr)
+    o->prev_->next_ = o->next_;
+  else if (head_ == o)
+    head_ = o->next_;
   if (o->next_ != nullptr) o->next_->prev_ = o->prev_;
   o->prev_ = o->next_ = nullptr;
   MaybeRelease();
@@ -386,7 +395,8 @@ void Listener::AcceptAll() {
     if (no_delay_) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (keep_alive_) {
       setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-      if (keep_alive_delay_s_ > 0) setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keep_alive_delay_s_, sizeof keep_alive_delay_s_);
+      if (keep_alive_delay_s_ > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keep_alive_delay_s_, sizeof keep_alive_delay_s_);
     }
     auto* p = new Pending(this, fd, current_);
     if (!p->Start()) delete p;
@@ -435,7 +445,8 @@ Napi::Value Listener::AnswerSessionJs(const Napi::CallbackInfo& info) {
   if (it == lookups_.end()) return Napi::Boolean::New(env, false);
   const uint8_t* data = nullptr;
   size_t len = 0;
-  if (!info[1].IsNull() && !info[1].IsUndefined() && !GetBytes(info[1], "sessionData", &data, &len)) return env.Undefined();
+  if (!info[1].IsNull() && !info[1].IsUndefined() && !GetBytes(info[1], "sessionData", &data, &len))
+    return env.Undefined();
   // The answer is copied into rustls before this returns (ContinueSession).
   it->second->AnswerSession(data, len, false);
   return Napi::Boolean::New(env, true);
@@ -465,10 +476,11 @@ void Listener::Handshook(Pending* p, bool always) {
   const uint8_t* alpn = nullptr;
   size_t alpn_len = 0;
   rustls_connection_get_alpn_protocol(conn, &alpn, &alpn_len);
-  handshakes_done_.push_back({p->set()->id, tls.host(), tls.sni(), PeerAddress(p->endpoint().fd()),
-                              rustls_connection_get_protocol_version(conn), rustls_connection_get_negotiated_ciphersuite(conn),
-                              alpn == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(alpn), alpn_len),
-                              rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED});
+  handshakes_done_.push_back(
+      {p->set()->id, tls.host(), tls.sni(), PeerAddress(p->endpoint().fd()),
+       rustls_connection_get_protocol_version(conn), rustls_connection_get_negotiated_ciphersuite(conn),
+       alpn == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(alpn), alpn_len),
+       rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED});
   ScheduleFlush();
 }
 
@@ -483,11 +495,13 @@ void Listener::BackendFailed(RouteSet* set, int host, const char* kind, uint32_t
   ScheduleFlush();
 }
 
-void Listener::HttpNotice(RouteSet* set, int host, const char* reason, int status, int fd, const std::string& sni, std::string_view authority) {
+void Listener::HttpNotice(RouteSet* set, int host, const char* reason, int status, int fd, const std::string& sni,
+                          std::string_view authority) {
   if (status == 0) h2_abuse_[reason]++;
   // Bounded: a flood of notices between two loop turns keeps the first ones.
   if (http_notices_.size() >= 1000) return;
-  http_notices_.push_back({set != nullptr ? set->id : 0, host, reason, status, sni, PeerAddress(fd), std::string(authority.substr(0, 256))});
+  http_notices_.push_back({set != nullptr ? set->id : 0, host, reason, status, sni, PeerAddress(fd),
+                           std::string(authority.substr(0, 256))});
   ScheduleFlush();
 }
 
@@ -518,9 +532,13 @@ void Listener::Flush() {
       napi_fatal_exception(env, err.Value());
     }
   };
-  auto text = [&](const std::string& s) -> Napi::Value { return s.empty() ? env.Undefined() : Napi::String::New(env, s); };
+  auto text = [&](const std::string& s) -> Napi::Value {
+    return s.empty() ? env.Undefined() : Napi::String::New(env, s);
+  };
   auto num = [&](double n) -> Napi::Value { return Napi::Number::New(env, n); };
-  auto errno_name = [&](int e) -> Napi::Value { return e != 0 ? Napi::String::New(env, ErrnoName(e)) : env.Undefined(); };
+  auto errno_name = [&](int e) -> Napi::Value {
+    return e != 0 ? Napi::String::New(env, ErrnoName(e)) : env.Undefined();
+  };
   auto report = [&](auto& pending, ListenerEvent kind, auto&& put) {
     if (pending.empty()) return;
     std::remove_reference_t<decltype(pending)> list;
@@ -734,8 +752,10 @@ Napi::Value Listener::Counters(const Napi::CallbackInfo& info) {
 Napi::Value Listener::SetRef(const Napi::CallbackInfo& info) {
   referenced_ = info[0].ToBoolean().Value();
   if (listen_poll_ != nullptr) {
-    if (referenced_) uv_ref(reinterpret_cast<uv_handle_t*>(listen_poll_));
-    else uv_unref(reinterpret_cast<uv_handle_t*>(listen_poll_));
+    if (referenced_)
+      uv_ref(reinterpret_cast<uv_handle_t*>(listen_poll_));
+    else
+      uv_unref(reinterpret_cast<uv_handle_t*>(listen_poll_));
   }
   return info.Env().Undefined();
 }

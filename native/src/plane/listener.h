@@ -18,7 +18,6 @@
 #include <uv.h>
 
 #include <map>
-#include <unordered_map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -137,8 +136,10 @@ class Listener : public Napi::ObjectWrap<Listener> {
   const PlaneTimeouts& timeouts() const { return timeouts_; }
   // Arms `item` for `ms` from now, or disarms it when `ms` is 0 (unset).
   void Arm(Timed* item, uint64_t ms) {
-    if (ms == 0) deadlines_->Remove(item);
-    else deadlines_->Add(item, ms);
+    if (ms == 0)
+      deadlines_->Remove(item);
+    else
+      deadlines_->Add(item, ms);
   }
   // ACME http-01 (RFC 8555 §8.3): the key authorization to answer a GET or
   // HEAD of /.well-known/acme-challenge/<token> with, for a token an order
@@ -175,7 +176,8 @@ class Listener : public Napi::ObjectWrap<Listener> {
   // closed because the client misbehaved (`status` 0, `reason` one of
   // H2Front's abuse reasons, counted in counters().h2Abuse). Reported to JS
   // in batches for the log (kEventHttpNotices).
-  void HttpNotice(RouteSet* set, int host, const char* reason, int status, int fd, const std::string& sni, std::string_view authority);
+  void HttpNotice(RouteSet* set, int host, const char* reason, int status, int fd, const std::string& sni,
+                  std::string_view authority);
 
   // Records a completed handshake for a debug log line (reportHandshakes).
   // `always`: reported even when JS did not ask (ACME challenges).

@@ -187,7 +187,8 @@ void Pending::Established() {
     delete this;
     return;
   }
-  listener_->HandshakeDone(rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED, tls.session_refused());
+  listener_->HandshakeDone(rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED,
+                           tls.session_refused());
   const Plan* plan = host >= 0 && static_cast<size_t>(host) < set_->plans.size() ? &set_->plans[host] : nullptr;
   if (plan != nullptr && plan->kind == kPlanTcp) {
     // JS logs the others' handshakes itself.
@@ -203,8 +204,10 @@ void Pending::Established() {
     // The protocol layer by ALPN: HTTP/2 to the h2 front, HTTP/1.1 (or no
     // ALPN) to the HTTP/1.1 proxy.
     listener_->Handshook(this);
-    if (alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0) H2Front::Start(listener_, Handover(), plan->target);
-    else HttpProxy::Start(listener_, Handover(), plan->target);
+    if (alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0)
+      H2Front::Start(listener_, Handover(), plan->target);
+    else
+      HttpProxy::Start(listener_, Handover(), plan->target);
     delete this;
     return;
   }

@@ -33,7 +33,8 @@ std::string AuthorityHost(std::string_view authority) {
   return out;
 }
 
-RequestRoute RouteRequest(const RouteSet& set, int host, BackendTarget* own, bool sni_sent, std::string_view authority) {
+RequestRoute RouteRequest(const RouteSet& set, int host, BackendTarget* own, bool sni_sent,
+                          std::string_view authority) {
   RequestRoute r;
   r.host = host;
   r.target = own;

@@ -69,7 +69,8 @@ void Splice::Begin() {
     return;
   }
   BackendConn::StartError err;
-  backend_ = BackendConn::Connect(listener_, target_, this, target_->proxy_protocol() != 0 ? ProxyHeader() : std::vector<uint8_t>(), &err);
+  backend_ = BackendConn::Connect(listener_, target_, this,
+                                  target_->proxy_protocol() != 0 ? ProxyHeader() : std::vector<uint8_t>(), &err);
   if (backend_ == nullptr) {
     listener_->BackendFailed(set_, host_, err.kind, err.code, err.sys_errno);
     delete this;
@@ -119,7 +120,8 @@ void Splice::OnBackendEvent(BackendConn* b, int status, int events) {
 }
 
 std::vector<uint8_t> Splice::ProxyHeader() {
-  return BuildProxyHeader(target_->proxy_protocol(), client_->fd(), client_->conn(), sni_, target_->key_alg(certificate_));
+  return BuildProxyHeader(target_->proxy_protocol(), client_->fd(), client_->conn(), sni_,
+                          target_->key_alg(certificate_));
 }
 
 void Splice::OnClientPoll(uv_poll_t* handle, int status, int events) {
@@ -133,7 +135,8 @@ void Splice::OnClientPoll(uv_poll_t* handle, int status, int events) {
     delete self;
     return;
   }
-  if ((events & UV_READABLE) != 0 && self->backend_->ready() && !self->Move(*self->client_, self->backend_->endpoint())) return;
+  if ((events & UV_READABLE) != 0 && self->backend_->ready() && !self->Move(*self->client_, self->backend_->endpoint()))
+    return;
   self->Update();
 }
 

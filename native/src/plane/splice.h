@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "plane/backend_conn.h"
+#include "io/endpoint.h"
 #include "js/backend_target.h"
 #include "js/common.h"
-#include "io/endpoint.h"
+#include "plane/backend_conn.h"
 #include "plane/listener.h"
 
 namespace rustls_node {

@@ -40,7 +40,7 @@ struct UpstreamRequest {
   std::string_view fields;
   enum Body { kNone, kLength, kStream } body = kNone;  // kStream: length unknown
   uint64_t length = 0;                                 // kLength
-  bool replayable = false;  // no body, safe method: may be sent again once
+  bool replayable = false;                             // no body, safe method: may be sent again once
   // The client sent "te: trailers" (the one TE value HTTP/2 carries, RFC
   // 9113 §8.2.2; gRPC requires it): an HTTP/2 upstream passes it on.
   bool te_trailers = false;

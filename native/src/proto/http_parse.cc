@@ -88,22 +88,38 @@ bool ParseField(std::string_view line, std::string_view with_crlf, Head* out) {
 
 const char* ReasonPhrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 417: return "Expectation Failed";
-    case 421: return "Misdirected Request";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 417:
+      return "Expectation Failed";
+    case 421:
+      return "Misdirected Request";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "";
   }
 }
 
@@ -136,8 +152,10 @@ ConnectionOptions ConnectionTokens(const Head& head) {
     while (!v.empty()) {
       size_t comma = v.find(',');
       std::string_view token = TrimOws(v.substr(0, comma));
-      if (IEquals(token, "close")) out.close = true;
-      else if (!token.empty()) out.listed.push_back(token);
+      if (IEquals(token, "close"))
+        out.close = true;
+      else if (!token.empty())
+        out.listed.push_back(token);
       if (comma == std::string_view::npos) break;
       v.remove_prefix(comma + 1);
     }
@@ -249,8 +267,10 @@ bool Body::Decode(const uint8_t* p, size_t n, size_t* used, Sink sink, void* ctx
         break;
       }
       case kExtension:
-        if (c == '\r') chunk_ = kSizeLf;
-        else if (c == '\n' || c == 0) return false;
+        if (c == '\r')
+          chunk_ = kSizeLf;
+        else if (c == '\n' || c == 0)
+          return false;
         i++;
         break;
       case kSizeLf:
@@ -285,8 +305,10 @@ bool Body::Decode(const uint8_t* p, size_t n, size_t* used, Sink sink, void* ctx
         i++;
         break;
       case kTrailer:
-        if (c == '\r') chunk_ = kTrailerLf;
-        else if (c == '\n') return false;
+        if (c == '\r')
+          chunk_ = kTrailerLf;
+        else if (c == '\n')
+          return false;
         if (!keep(static_cast<char>(c))) return false;
         i++;
         break;
@@ -312,7 +334,8 @@ std::string UriComponent(std::string_view s) {
   std::string out;
   out.reserve(s.size() * 3 / 2);
   for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || std::strchr("-_.!~*'()", c) != nullptr) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+        std::strchr("-_.!~*'()", c) != nullptr) {
       if (c != 0) {
         out.push_back(static_cast<char>(c));
         continue;

@@ -108,8 +108,9 @@ std::vector<uint8_t> BuildProxyHeader(int version, int fd, rustls_connection* co
   if (version == 1) {
     // §2.1: at most 107 bytes.
     std::string line = !ip ? "PROXY UNKNOWN\r\n"
-                           : std::string("PROXY ") + (v4 ? "TCP4 " : "TCP6 ") + AddressText(src) + " " + AddressText(dst) + " " +
-                                 std::to_string(src.port) + " " + std::to_string(dst.port) + "\r\n";
+                           : std::string("PROXY ") + (v4 ? "TCP4 " : "TCP6 ") + AddressText(src) + " " +
+                                 AddressText(dst) + " " + std::to_string(src.port) + " " + std::to_string(dst.port) +
+                                 "\r\n";
     out.assign(line.begin(), line.end());
     return out;
   }
@@ -134,7 +135,8 @@ std::vector<uint8_t> BuildProxyHeader(int version, int fd, rustls_connection* co
   const rustls_certificate* peer = rustls_connection_get_peer_certificate(conn, 0);
   bool resumed = rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED;
   std::vector<uint8_t> ssl;
-  ssl.push_back(kPp2ClientSsl | (peer != nullptr && !resumed ? kPp2ClientCertConn : 0) | (peer != nullptr ? kPp2ClientCertSess : 0));
+  ssl.push_back(kPp2ClientSsl | (peer != nullptr && !resumed ? kPp2ClientCertConn : 0) |
+                (peer != nullptr ? kPp2ClientCertSess : 0));
   // §2.2.5: verify is 0 only when a certificate was presented and verified
   // (rustls refuses one it cannot verify).
   uint32_t verify = peer != nullptr ? 0 : 1;

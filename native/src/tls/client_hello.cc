@@ -54,7 +54,7 @@ std::vector<uint8_t> SessionKeyOf(const uint8_t* records, size_t len, bool tls12
   Reader h{hs.data(), hs.size()};
   if (h.Int(1) != kClientHello) return {};
   Reader hello = h.Sub(h.Int(3));
-  hello.Int(2);  // legacy_version
+  hello.Int(2);   // legacy_version
   hello.Sub(32);  // random
   Reader session_id = hello.Sub(hello.Int(1));
   hello.Sub(hello.Int(2));  // cipher_suites

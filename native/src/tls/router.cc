@@ -36,8 +36,10 @@ void Router::AddHost(ConfigRef config, const std::vector<std::string>& names) {
 }
 
 void Router::SetChallenge(const std::string& name, ConfigRef config) {
-  if (config == nullptr) challenges_.erase(name);
-  else challenges_.insert_or_assign(name, std::move(config));
+  if (config == nullptr)
+    challenges_.erase(name);
+  else
+    challenges_.insert_or_assign(name, std::move(config));
 }
 
 void Router::Clear() {

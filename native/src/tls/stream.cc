@@ -119,7 +119,9 @@ void TlsStream::FailAccept(uint32_t code, rustls_accepted_alert* queued) {
     }
     rustls_accepted_alert_free(queued);
   }
-  auto fatal = [](uint8_t description) { return std::vector<uint8_t>{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description}; };
+  auto fatal = [](uint8_t description) {
+    return std::vector<uint8_t>{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description};
+  };
   if (code == kUnrecognizedName) {
     alert = fatal(kUnrecognizedNameAlert);
   } else if (code == kNoHost) {
@@ -197,7 +199,9 @@ TlsStream::Accept TlsStream::Continue(const ConfigRef& ref, int host) {
   if (config == nullptr) {
     // Refused before any certificate is sent: the name is unknown (strict
     // SNI, or the application's own refusal), or its config was destroyed.
-    FailAccept(host == kHostRefused || host == kHostDeferred ? static_cast<uint32_t>(kUnrecognizedName) : static_cast<uint32_t>(kNoHost), nullptr);
+    FailAccept(host == kHostRefused || host == kHostDeferred ? static_cast<uint32_t>(kUnrecognizedName)
+                                                             : static_cast<uint32_t>(kNoHost),
+               nullptr);
     return Accept::kFailed;
   }
   return Route(ref, host);
@@ -208,7 +212,8 @@ TlsStream::Accept TlsStream::Route(const ConfigRef& ref, int host) {
     std::vector<uint8_t> key = SessionKeyOf(hello_records_.data(), hello_records_.size(), lookup_.tls12, lookup_.tls13);
     hello_records_.clear();
     hello_records_.shrink_to_fit();
-    if (!key.empty() && (lookup_.local == nullptr || !rn_session_cache_contains(lookup_.local.get(), key.data(), key.size()))) {
+    if (!key.empty() &&
+        (lookup_.local == nullptr || !rn_session_cache_contains(lookup_.local.get(), key.data(), key.size()))) {
       session_key_ = std::move(key);
       pending_ref_ = ref;
       pending_host_ = host;

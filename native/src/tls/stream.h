@@ -126,7 +126,9 @@ class TlsStream {
   // The application's answer was asked for by rustls and yet the handshake
   // is a full one: the answer was not a session rustls could use.
   bool session_refused() const { return session_used_ && conn_ != nullptr && !handshaking() && !resumed(); }
-  bool resumed() const { return conn_ != nullptr && rustls_connection_handshake_kind(conn_) == RUSTLS_HANDSHAKE_KIND_RESUMED; }
+  bool resumed() const {
+    return conn_ != nullptr && rustls_connection_handshake_kind(conn_) == RUSTLS_HANDSHAKE_KIND_RESUMED;
+  }
 
   // ---- the connection --------------------------------------------------
   // Runs ciphertext from `in` through rustls into `out`, stopping early
