@@ -69,6 +69,8 @@ function renderNative (text, source) {
     '//',
     '// The field rules of http mode, one table for every native front end:',
     '// FieldRules(name) gives the rules that apply to a field name (any case).',
+    '// Its layout is the generator\'s (a table per line), not clang-format\'s.',
+    '// clang-format off',
     '#ifndef RUSTLS_NODE_HTTP_FIELDS_H',
     '#define RUSTLS_NODE_HTTP_FIELDS_H',
     '',
@@ -115,7 +117,7 @@ function renderNative (text, source) {
   for (const r of prefixes) {
     out.push(`  if (name.size() >= ${r.name.length} && Same(name, "${r.name}", ${r.name.length}, true)) rules |= ${enumerator(r.rule)};  // ${r.reference}`)
   }
-  out.push('  return rules;', '}', '', '}  // namespace http', '}  // namespace rustls_node', '', '#endif', '')
+  out.push('  return rules;', '}', '', '}  // namespace http', '}  // namespace rustls_node', '', '#endif', '// clang-format on', '')
   return out.join('\n')
 }
 

@@ -2,6 +2,8 @@
 //
 // The field rules of http mode, one table for every native front end:
 // FieldRules(name) gives the rules that apply to a field name (any case).
+// Its layout is the generator's (a table per line), not clang-format's.
+// clang-format off
 #ifndef RUSTLS_NODE_HTTP_FIELDS_H
 #define RUSTLS_NODE_HTTP_FIELDS_H
 
@@ -13,15 +15,12 @@ namespace rustls_node {
 namespace http {
 
 enum FieldRule : uint32_t {
-  kFieldHopByHop =
-      1u << 0,  // hop-by-hop: never forwarded, either way (RFC 9110 §7.6.1; and HTTP/2's connection-specific fields)
-  kFieldFraming = 1u << 1,  // framing: message framing: kept by a proxy that relays a body as framed (HTTP/1.1 to
-                            // HTTP/1.1), dropped by one that frames it anew (HTTP/2 to HTTP/1.1)
-  kFieldLength = 1u << 2,   // length: Content-Length: the body's length, checked and kept
-  kFieldHost = 1u << 3,     // host: the request's authority: HTTP/2 sends it as :authority, HTTP/1.1 as Host
-  kFieldCookie = 1u << 4,   // cookie: HTTP/2 may split it into crumbs, joined with "; " for HTTP/1.1 (RFC 9113 §8.2.3)
-  kFieldReserved = 1u << 5,  // reserved: only the terminator sets it: a client's is removed; matched with '_' read as
-                             // '-' (CGI-style backends map both to one variable)
+  kFieldHopByHop = 1u << 0,  // hop-by-hop: never forwarded, either way (RFC 9110 §7.6.1; and HTTP/2's connection-specific fields)
+  kFieldFraming = 1u << 1,  // framing: message framing: kept by a proxy that relays a body as framed (HTTP/1.1 to HTTP/1.1), dropped by one that frames it anew (HTTP/2 to HTTP/1.1)
+  kFieldLength = 1u << 2,  // length: Content-Length: the body's length, checked and kept
+  kFieldHost = 1u << 3,  // host: the request's authority: HTTP/2 sends it as :authority, HTTP/1.1 as Host
+  kFieldCookie = 1u << 4,  // cookie: HTTP/2 may split it into crumbs, joined with "; " for HTTP/1.1 (RFC 9113 §8.2.3)
+  kFieldReserved = 1u << 5,  // reserved: only the terminator sets it: a client's is removed; matched with '_' read as '-' (CGI-style backends map both to one variable)
 };
 
 namespace field_rules {
@@ -31,10 +30,8 @@ namespace field_rules {
 inline bool Same(std::string_view s, const char* lit, size_t n, bool dash) {
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
-    if (c >= 'A' && c <= 'Z')
-      c = static_cast<char>(c + 32);
-    else if (dash && c == '_')
-      c = '-';
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    else if (dash && c == '_') c = '-';
     if (c != lit[i]) return false;
   }
   return true;
@@ -68,7 +65,7 @@ inline uint32_t FieldRules(std::string_view name) {
       break;
     case 14:
       if (Same(name, "http2-settings", 14, false)) rules |= kFieldHopByHop;  // RFC 7540 §3.2.1
-      if (Same(name, "content-length", 14, false)) rules |= kFieldLength;    // RFC 9110 §8.6
+      if (Same(name, "content-length", 14, false)) rules |= kFieldLength;  // RFC 9110 §8.6
       break;
     case 16:
       if (Same(name, "proxy-connection", 16, false)) rules |= kFieldHopByHop;  // RFC 9113 §8.2.2
@@ -88,3 +85,4 @@ inline uint32_t FieldRules(std::string_view name) {
 }  // namespace rustls_node
 
 #endif
+// clang-format on
