@@ -2,8 +2,9 @@
 'use strict'
 // The library target of the conformance run (scripts/conformance.js): an echo
 // server on createServer({cert, key}), the way a new user writes one, on
-// 127.0.0.1:0. Prints {"port": N} once listening. `--native` adds
-// nativeListener: true. tlsfuzzer's scripts send one request (an HTTP GET,
+// 127.0.0.1:0. Prints {"port": N} once listening. `--native` runs it on the
+// native listener (the default path, asked for explicitly), otherwise on
+// the net.Server path (nativeListener: false, the stream pump). tlsfuzzer's scripts send one request (an HTTP GET,
 // or N bytes for the length tests) and expect one answer record back, then
 // close_notify for their close_notify: an echo gives both. Several scripts
 // send one request over several records (tlslite encrypts in Python, so the
