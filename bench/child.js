@@ -209,11 +209,13 @@ class Peer {
  * Starts a server the harness does not drive over its control protocol
  * (`rustls-node serve`, hitch, HAProxy), pinned to `role`'s core. Keeps the
  * tail of its output for error messages. With `ipc`, the child also gets
- * Node's IPC channel, as a Peer (`control`), for bench/gc-hook.js.
+ * Node's IPC channel, as a Peer (`control`), for bench/gc-hook.js. `env`:
+ * variables added to the harness' environment (a secret the server reads
+ * from one).
  */
-function startProcess (role, command, args, { nofile, ipc = false, cwd } = {}) {
+function startProcess (role, command, args, { nofile, ipc = false, cwd, env } = {}) {
   const { command: cmd, args: argv } = pinned(role, command, args, { nofile })
-  const child = track(spawn(cmd, argv, { cwd, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])] }))
+  const child = track(spawn(cmd, argv, { cwd, env: env === undefined ? undefined : { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])] }))
   let output = ''
   const keep = (b) => { output = (output + b.toString('utf8')).slice(-4000) }
   child.stdout.on('data', keep)

@@ -229,4 +229,4 @@ function measureH2loadPeerCase (def, stack, ctx) {
   return def.kind === 'grpc-peer' ? measureGrpcPeer(def, stack, ctx) : measureH2loadPeer(def, stack, ctx)
 }
 
-module.exports = { h2loadPeerCases, prepareH2loadPeers, measureH2loadPeerCase, SCENARIOS, STACKS, HAPROXY_AWSLC_ENV, DEFAULT_HAPROXY_AWSLC }
+module.exports = { findHaproxyAwslc, h2loadPeerCases, prepareH2loadPeers, measureH2loadPeerCase, SCENARIOS, STACKS, HAPROXY_AWSLC_ENV, DEFAULT_HAPROXY_AWSLC }

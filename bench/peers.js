@@ -197,11 +197,14 @@ async function startHitch (ctx, backendPort, { nofile }) {
  * Its counters come from the stats socket, read outside the measured
  * brackets. Modes 'h2' and 'grpc' (bench/h2load-peers.js) are `mode http`
  * offering h2 and http/1.1 by ALPN; 'grpc' speaks h2c to the backend
- * (`proto h2`). `bin`: another HAProxy binary (the AWS-LC build).
+ * (`proto h2`). `bin`: another HAProxy binary (the AWS-LC build); `role`:
+ * its core ('server' unless said); `tag`: added to its file names, when
+ * several run at once; `bindOptions`: more `bind` keywords (bench/store-resume.js:
+ * `no-tls-tickets`, `tls-ticket-keys <file>`).
  */
-async function startHaproxy (ctx, backendPort, mode, { nofile, bin = ctx.haproxyBin } = {}) {
+async function startHaproxy (ctx, backendPort, mode, { nofile, bin = ctx.haproxyBin, role = 'server', tag = '', bindOptions = [] } = {}) {
   const port = await freePort()
-  const name = `haproxy-${mode}-${path.basename(bin)}`
+  const name = `haproxy-${mode}-${path.basename(bin)}${tag}`
   const file = path.join(ctx.tmpDir, `${name}.cfg`)
   const sock = path.join(ctx.tmpDir, `${name}.sock`)
   fs.rmSync(sock, { force: true })
@@ -222,7 +225,7 @@ async function startHaproxy (ctx, backendPort, mode, { nofile, bin = ctx.haproxy
     '  timeout client 10m',
     '  timeout server 10m',
     'frontend fe',
-    `  bind 127.0.0.1:${port} ssl crt ${ctx.combinedPem}${mode === 'h2' || mode === 'grpc' ? ' alpn h2,http/1.1' : ''} backlog 4096`,
+    `  bind 127.0.0.1:${port} ssl crt ${ctx.combinedPem}${mode === 'h2' || mode === 'grpc' ? ' alpn h2,http/1.1' : ''} backlog 4096${bindOptions.map((o) => ` ${o}`).join('')}`,
     // The header rules of rustls-node's http mode and node-proxy.js (SPEC §5).
     ...(httpMode ? ['  http-request del-header ^(x-ssl-|x-forwarded-|forwarded$) -m reg', '  http-request set-header X-Forwarded-Proto https', '  option forwardfor'] : []),
     '  default_backend be',
@@ -234,7 +237,7 @@ async function startHaproxy (ctx, backendPort, mode, { nofile, bin = ctx.haproxy
     `  server backend 127.0.0.1:${backendPort}${mode === 'grpc' ? ' proto h2' : ''}`,
   ]
   fs.writeFileSync(file, lines.join('\n') + '\n')
-  const proc = startProcess('server', bin, ['-db', '-f', file], { nofile })
+  const proc = startProcess(role, bin, ['-db', '-f', file], { nofile })
   return {
     ...proc,
     port,
@@ -614,4 +617,4 @@ function measurePeer (def, stack, ctx) {
   return DRIVERS[def.kind](def, stack, ctx)
 }
 
-module.exports = { commandText, haproxyVersion, peerFiles, peerCases, preparePeers, measurePeer, startPeer, waitTcpReady, SCENARIOS, TLS13_SUITE, PEER_NAMES: { rustls: 'rustls-node', hitch: 'hitch', haproxy: 'HAProxy', node: 'node:tls' } }
+module.exports = { commandText, haproxyVersion, peerFiles, peerCases, preparePeers, measurePeer, rustlsMetrics, startPeer, waitTcpReady, SCENARIOS, TLS12_SUITE, TLS13_SUITE, PEER_NAMES: { rustls: 'rustls-node', hitch: 'hitch', haproxy: 'HAProxy', node: 'node:tls' } }

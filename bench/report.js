@@ -7,6 +7,7 @@ const path = require('node:path')
 
 const h2loadReport = require('./h2load-report')
 const resumeShare = require('./resume-share')
+const storeResume = require('./store-resume')
 
 const RESULTS_DIR = path.join(__dirname, 'results')
 const README = path.join(__dirname, 'README.md')
@@ -289,9 +290,17 @@ function h2loadToolsText (h, haproxyNamed) {
     h.haproxyAwslc && haproxyText(h.haproxyAwslc, 'HAProxy+AWS-LC'), h.grpcJs && `@grpc/grpc-js ${h.grpcJs}`].filter(Boolean).map((x) => `, ${x}`).join('')
 }
 
+/** The store-resume scenario's tools (issue 21), leaving out the HAProxy builds named already. */
+function storeResumeToolsText (s, named) {
+  if (s === undefined) return ''
+  return [s.redis && `Redis ${s.redis}`, s.haproxy && !named.haproxy && haproxyText(s.haproxy), s.haproxyAwslc && !named.haproxyAwslc && haproxyText(s.haproxyAwslc, 'HAProxy+AWS-LC'),
+    s.client && `resume-client on ${s.client}`].filter(Boolean).map((x) => `, ${x}`).join('')
+}
+
 function machineLine (m) {
   const peers = (m.peers === undefined ? '' : [m.peers.hitch && `hitch ${m.peers.hitch}`, m.peers.haproxy && haproxyText(m.peers)].filter(Boolean).map((x) => `, ${x}`).join('')) +
-    h2loadToolsText(m.h2load, m.peers?.haproxy !== undefined)
+    h2loadToolsText(m.h2load, m.peers?.haproxy !== undefined) +
+    storeResumeToolsText(m.storeResume, { haproxy: m.peers?.haproxy !== undefined || m.h2load?.haproxy !== undefined, haproxyAwslc: m.h2load?.haproxyAwslc !== undefined })
   return `${m.cpuModel}, ${m.cores} cores${m.hypervisor ? ` (${m.hypervisor} guest)` : ''}, Linux ${m.kernel}, ` +
     `Node ${m.node} (OpenSSL ${m.nodeOpenssl}), ${m.rustls}, openssl CLI ${m.opensslCli}, ${m.wrk ?? 'wrk not installed'}${peers}. ` +
     `${m.source ? `Source: commit ${m.source.commit}${m.source.modifiedFiles ? ` with ${m.source.modifiedFiles} modified tracked files` : ''}. ` : ''}` +
@@ -338,6 +347,7 @@ function markdown (results) {
     out.push(peerTable(r.peerFigures))
     out.push('')
   }
+  if (r.storeFigures.length > 0) out.push('## Resumption through a shared store (issue 21)', '', storeResume.INTRO, '', storeResume.table(r.storeFigures, { cell, ratioCell }), '')
   out.push(...h2loadSections(r.h2loadFigures, '## '))
   const limits = limitRows(r)
   if (limits.length > 0) {
@@ -395,6 +405,8 @@ function writeSummary ({ file, details, targetsOnly }, results) {
   const h2load = targetsOnly
     ? { terminator: results.h2loadFigures.terminator.filter((f) => f.target !== undefined), library: results.h2loadFigures.library }
     : results.h2loadFigures
+  // No targets in issue 21's rows: the ratios are reported, in bench/README.md only.
+  if (!targetsOnly && results.storeFigures.length > 0) tables.push(`${storeResume.INTRO}\n\n${storeResume.table(results.storeFigures, { cell, ratioCell })}`)
   const h2loadText = h2loadSections(h2load).join('\n').trim()
   if (h2loadText !== '') tables.push(h2loadText)
   const section = `${README_START}\nLatest full run (${results.startedAt.slice(0, 10)}; [details](${details})). ${machineLine(results.machine)} ` +
@@ -413,6 +425,7 @@ function writeResults (results) {
   results.peerFigures = computePeerFigures(results)
   const helpers = { stat, pairedRatio, bestPeerRatio }
   results.h2loadFigures = { terminator: h2loadReport.terminatorFigures(results, helpers), library: h2loadReport.libraryFigures(results, helpers) }
+  results.storeFigures = storeResume.figures(results, helpers)
   fs.mkdirSync(RESULTS_DIR, { recursive: true })
   const suffix = results.mode === 'quick' ? '-quick' : results.only ? '-partial' : ''
   const stamp = results.startedAt.slice(0, 19).replace(/:/g, '-')

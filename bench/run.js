@@ -8,7 +8,7 @@
 // core each; the main figure is the server's CPU time per unit of work.
 //
 //   node bench/run.js [--quick] [--only bulk,handshake,resume,memory,terminator,limits,resume-share,
-//                     peer-handshake,peer-bulk,peer-http,peer-memory (or: peers),
+//                     peer-handshake,peer-bulk,peer-http,peer-memory (or: peers), store-resume,
 //                     peer-h2load,peer-grpc,library-h2load (or: h2load)]
 //                     [--rounds N] [--no-build] [--terminator-bin PATH] [--haproxy-awslc PATH]
 //
@@ -28,11 +28,12 @@ const peers = require('./peers')
 const { writeResults } = require('./report')
 const resumeShare = require('./resume-share')
 const scenarios = require('./scenarios')
+const storeResume = require('./store-resume')
 const terminator = require('./terminator')
 
 const ROOT = path.resolve(__dirname, '..')
 const H2LOAD_SCENARIOS = [...h2loadPeers.SCENARIOS, libraryH2load.SCENARIO]
-const SCENARIOS = ['limits', 'bulk', 'handshake', 'resume', 'memory', 'terminator', 'resume-share', ...peers.SCENARIOS, ...H2LOAD_SCENARIOS]
+const SCENARIOS = ['limits', 'bulk', 'handshake', 'resume', 'memory', 'terminator', 'resume-share', ...peers.SCENARIOS, storeResume.SCENARIO, ...H2LOAD_SCENARIOS]
 /** `--only peers` selects every peer scenario of issue 11, `--only h2load` the h2load-driven ones (issues 18, 19). */
 const ALIASES = { peers: peers.SCENARIOS, h2load: H2LOAD_SCENARIOS }
 const DEFAULT_ROUNDS = { full: 5, quick: 1 }
@@ -257,6 +258,7 @@ async function main () {
   let peerSetup = null
   let peerCases = null
   let h2loadSetup = null
+  let storeSetup = null
   for (const scenario of selected) {
     log(`scenario ${scenario}`)
     if (peers.SCENARIOS.includes(scenario)) {
@@ -313,6 +315,19 @@ async function main () {
         }
       } finally {
         await terminator.finishTerminator(ctx)
+      }
+    } else if (scenario === storeResume.SCENARIO) {
+      storeSetup ??= storeResume.prepareStoreResume(ctx, log)
+      if (storeSetup.reason !== undefined) {
+        log(`${scenario}: not measured: ${storeSetup.reason}`)
+        results.notes.push(`${scenario}: not measured: ${storeSetup.reason}.`)
+        continue
+      }
+      results.machine.storeResume = storeSetup.versions
+      for (const def of storeResume.cases(opts.mode)) {
+        // A stack that is not there (no redis-server, no AWS-LC build) is reported as such.
+        const unavailable = Object.fromEntries(Object.entries(storeSetup.unavailable).filter(([s]) => def.stacks.includes(s)))
+        await runCase({ ...def, stacks: def.stacks.filter((s) => unavailable[s] === undefined), unavailable }, scenario, storeResume.measureStoreResume, opts, results, ctx)
       }
     } else if (scenario === 'resume-share') {
       for (const def of resumeShare.cases(sizes)) await runCase(def, scenario, scenarios.measure, opts, results, ctx)

@@ -57,10 +57,12 @@ function findCommand (name) {
 /**
  * Installs Debian package `pkg` when `command` is missing and we may (root,
  * or password-less sudo). Returns {path} of the command, or {reason} why
- * it is not there. `what` says in the log what it is for.
+ * it is not there. `what` says in the log what it is for. With `file`,
+ * that file is what must exist (a header of a -dev package), not a command.
  */
-function ensureCommand (command, pkg, what, log) {
-  const found = findCommand(command)
+function ensureCommand (command, pkg, what, log, { file } = {}) {
+  const present = () => (file === undefined ? findCommand(command) : fs.existsSync(file) ? file : null)
+  const found = present()
   if (found !== null) return { path: found }
   const root = typeof process.getuid === 'function' && process.getuid() === 0
   const sudo = !root && spawnSync('sudo', ['-n', 'true']).status === 0
@@ -74,7 +76,7 @@ function ensureCommand (command, pkg, what, log) {
   }
   run(['apt-get', 'update', '-qq'])
   run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', pkg])
-  const installed = findCommand(command)
+  const installed = present()
   return installed !== null ? { path: installed } : { reason: `apt-get install ${pkg} failed` }
 }
 
@@ -114,7 +116,8 @@ function probe (port, ca, plain) {
  * one worker and log level warn unless `options` says otherwise.
  * options: {mode: 'http'|'tcp', top: extra top-level keys, host: extra
  * host keys, backend: extra backend keys, execArgv (node flags, e.g. the
- * gc hook), ipc, nofile}.
+ * gc hook), ipc, nofile, role (the core: 'server' unless said), name (of
+ * its config file, when several run at once), env (added variables)}.
  * SIGTERM (its stop()) drains, then exits (SPEC §5).
  */
 async function startRustlsTerminator (ctx, backendPort, options = {}) {
@@ -132,10 +135,10 @@ async function startRustlsTerminator (ctx, backendPort, options = {}) {
       backend: { address: `127.0.0.1:${backendPort}`, mode: options.mode ?? 'http', ...options.backend },
     }],
   }
-  const file = path.join(ctx.tmpDir, `terminator-${options.mode ?? 'http'}.yaml`)
+  const file = path.join(ctx.tmpDir, `terminator-${options.name ?? options.mode ?? 'http'}.yaml`)
   fs.writeFileSync(file, YAML.stringify(config))
   const argv = [...(options.execArgv ?? []), ctx.terminatorBin, 'serve', '-c', file]
-  const proc = startProcess('server', process.execPath, argv, { cwd: ROOT, ipc: options.ipc, nofile: options.nofile })
+  const proc = startProcess(options.role ?? 'server', process.execPath, argv, { cwd: ROOT, ipc: options.ipc, nofile: options.nofile, env: options.env })
   return { ...proc, port }
 }
 
