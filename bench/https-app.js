@@ -1,8 +1,10 @@
 'use strict'
 // The library's HTTPS app of the library-h2load scenario (issue 19): a
 // trivial handler answering 100 bytes, served by one of
-//   rustls         createHttpsServer() (lib/http.ts), its default path
-//   rustls-native  createHttpsServer({nativeListener: true})
+//   rustls         createHttpsServer() (lib/http.ts), its default path (the
+//                  native listener)
+//   rustls-net     createHttpsServer({nativeListener: false}), the net.Server
+//                  path that options such as SNICallback fall back to
 //   node-https     https.createServer()
 //   node-http2     http2.createSecureServer({allowHTTP1: true})
 // each with its default options and the ECDSA P-256 certificate, on
@@ -35,9 +37,9 @@ const options = {
 let server
 switch (config.stack) {
   case 'rustls':
-  case 'rustls-native': {
+  case 'rustls-net': {
     const { createHttpsServer } = require(path.join(config.libDir, 'index.js'))
-    server = createHttpsServer(config.stack === 'rustls-native' ? { ...options, nativeListener: true } : options, handler)
+    server = createHttpsServer(config.stack === 'rustls-net' ? { ...options, nativeListener: false } : options, handler)
     break
   }
   case 'node-https': server = https.createServer(options, handler); break

@@ -1,7 +1,7 @@
 'use strict'
 // The library rows of issue 19: a Node HTTPS app with a trivial handler
 // answering 100 bytes (bench/https-app.js), on rustls-node's
-// createHttpsServer (default path, and with nativeListener: true) against
+// createHttpsServer (default path, and on net.Server: nativeListener: false) against
 // https.createServer and http2.createSecureServer({allowHTTP1: true}),
 // driven by h2load (bench/h2load.js): HTTP/1.1 keep-alive, HTTP/2 16 x 10
 // streams (not https.createServer, which has no HTTP/2), one request per
@@ -18,7 +18,7 @@ const { AES128 } = require('./scenarios')
 
 const APP = path.join(__dirname, 'https-app.js')
 const SCENARIO = 'library-h2load'
-const STACKS = ['rustls', 'rustls-native', 'node-https', 'node-http2']
+const STACKS = ['rustls', 'rustls-net', 'node-https', 'node-http2']
 
 function libraryH2loadCases (mode) {
   return ['h1', 'h2', 'close'].map((shape) => {
