@@ -90,6 +90,8 @@ export const enum ListenerEvent {
   SessionLookups = 8,
   /** ([sessionId, sessionData, ...]): sessions the server stored, for the application's store */
   NewSessions = 9,
+  /** ([sessionId, ...]): answered sessions used up (refused by rustls, or a TLS 1.3 resumption) */
+  SpentSessions = 10,
 }
 
 export const enum PlanKind {
@@ -116,7 +118,7 @@ export const ABI: Readonly<Record<string, Readonly<Record<string, number>>>> = {
   InfoSlot: { Version: 0, Suite: 1, Resumed: 2, PeerCertificates: 3, Host: 4, Certificate: 5 },
   Flag: { HandshakeDone: 1, PeerClosed: 2, Error: 4, WantsWrite: 8, PlainFull: 16, Hello: 32, NeedConfig: 64, Drained: 128, IoError: 256, TransportEnd: 512, Connected: 1024, NeedSession: 2048 },
   LocalResult: { UnrecognizedName: 9001, NoHost: 9002, HandshakeTimeout: 9003, TransportError: 9004 },
-  ListenerEvent: { Secure: 1, Failures: 2, Idle: 3, Backend: 4, Closed: 5, Handshakes: 6, HttpNotices: 7, SessionLookups: 8, NewSessions: 9 },
+  ListenerEvent: { Secure: 1, Failures: 2, Idle: 3, Backend: 4, Closed: 5, Handshakes: 6, HttpNotices: 7, SessionLookups: 8, NewSessions: 9, SpentSessions: 10 },
   PlanKind: { Js: 0, Tcp: 1, Http: 2 },
   HostIndex: { Refused: -1, Challenge: -2, Deferred: -3 },
 }

@@ -94,6 +94,8 @@ export interface SessionHandler {
   lookups: (front: NativeListenerFront, list: Array<{ lookupId: number, sessionId: Buffer }>) => void
   /** [sessionId, sessionData, ...] the server stored. */
   stored: (flat: Buffer[]) => void
+  /** Answered sessions used up (refused by rustls, or resumed TLS 1.3). */
+  spent: (ids: Buffer[]) => void
 }
 
 /**
@@ -384,6 +386,9 @@ export class NativeListenerFront {
       }
       case ListenerEvent.NewSessions:
         this.#sessions?.stored(args[0] as Buffer[])
+        break
+      case ListenerEvent.SpentSessions:
+        this.#sessions?.spent(args[0] as Buffer[])
         break
       case ListenerEvent.Idle:
         hooks.idle?.(args[0] as number)

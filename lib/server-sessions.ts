@@ -24,6 +24,12 @@ export interface SessionStore {
   get: (sessionId: Buffer) => Promise<Buffer | null | undefined>
   /** Stores a session for `ttlSeconds`. */
   set: (sessionId: Buffer, sessionData: Buffer, ttlSeconds: number) => Promise<void>
+  /**
+   * Optional: forgets a session `get` answered that is used up: rustls
+   * refused it (a full handshake instead), or it resumed a TLS 1.3
+   * handshake (a stateful TLS 1.3 session is single-use).
+   */
+  delete?: (sessionId: Buffer) => Promise<void>
 }
 
 export const DEFAULT_SESSION_LOOKUP_TIMEOUT = 50
@@ -42,6 +48,9 @@ export function checkSessionStore (value: unknown, keyPath: string): SessionStor
   if (s === null || typeof s !== 'object' || typeof s.get !== 'function' || typeof s.set !== 'function') {
     throw new ConfigError('ERR_TLS_CONFIG_INVALID', keyPath, 'must be an object with get(sessionId) and set(sessionId, sessionData, ttlSeconds) returning promises', value)
   }
+  if (s.delete !== undefined && typeof s.delete !== 'function') {
+    throw new ConfigError('ERR_TLS_CONFIG_INVALID', `${keyPath}.delete`, 'must be a function delete(sessionId) returning a promise', s.delete)
+  }
   return s as SessionStore
 }
 
@@ -56,6 +65,8 @@ export interface SessionCounters {
   timeouts: number
   /** New sessions handed on (newSession, the store). */
   stored: number
+  /** Answered sessions used up (refused by rustls, or resumed TLS 1.3): handed to the store's delete. */
+  spent: number
 }
 
 export class ServerSessions {
@@ -64,7 +75,7 @@ export class ServerSessions {
   #timeout: number
   #ttl: number
   #logger: Logger
-  readonly counters: SessionCounters = { lookups: 0, hits: 0, errors: 0, timeouts: 0, stored: 0 }
+  readonly counters: SessionCounters = { lookups: 0, hits: 0, errors: 0, timeouts: 0, stored: 0, spent: 0 }
 
   constructor (server: EventEmitter, settings: { store?: SessionStore, timeout: number, ttlSeconds: number, logger: Logger }) {
     this.#server = server
@@ -167,6 +178,24 @@ export class ServerSessions {
       } catch (err) {
         this.counters.errors++
         this.#logger.warn({ err }, 'session not stored')
+      }
+    }
+  }
+
+  /** Sessions `lookup` answered that are used up (SessionStore.delete). */
+  spent (ids: readonly Buffer[]): void {
+    for (const id of ids) {
+      this.counters.spent++
+      const store = this.#store
+      if (store?.delete === undefined) continue
+      try {
+        Promise.resolve(store.delete(id)).catch((err: unknown) => {
+          this.counters.errors++
+          this.#logger.warn({ err }, 'spent session not deleted')
+        })
+      } catch (err) {
+        this.counters.errors++
+        this.#logger.warn({ err }, 'spent session not deleted')
       }
     }
   }

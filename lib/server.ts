@@ -266,6 +266,7 @@ export class Server extends net.Server {
       }
     },
     stored: (flat) => this.#sessions.stored(flat),
+    spent: (ids) => this.#sessions.spent(ids),
   }
 
   /**
@@ -762,7 +763,14 @@ export class Server extends net.Server {
   #lookupFor (socket: RustlsSocket): void {
     const id = socket.sessionKey()
     if (id === undefined) return socket.resumeSessionWith(null)
-    void this.#sessions.lookup(id, true).then((data) => socket.resumeSessionWith(data))
+    void this.#sessions.lookup(id, true).then((data) => {
+      socket.resumeSessionWith(data)
+      if (data === null) return
+      // As the listener's TlsStream::session_spent(): refused, or a single-use TLS 1.3 session.
+      socket.once('secure', () => {
+        if (!socket.isSessionReused() || socket.getProtocol() === 'TLSv1.3') this.#sessions.spent([id])
+      })
+    })
   }
 }
 

@@ -65,7 +65,8 @@
   X(HttpNotices, 7,                                                                                              \
     "([setId, host, reason, status, sni, address, port, authority, ...]): HTTP answers and abuse closes to log") \
   X(SessionLookups, 8, "([lookupId, sessionId, ...]): hellos waiting for answerSession(lookupId, data|null)")    \
-  X(NewSessions, 9, "([sessionId, sessionData, ...]): sessions the server stored, for the application's store")
+  X(NewSessions, 9, "([sessionId, sessionData, ...]): sessions the server stored, for the application's store")  \
+  X(SpentSessions, 10, "([sessionId, ...]): answered sessions used up (refused by rustls, or a TLS 1.3 resumption)")
 
 // What becomes of an established connection of one host (listener plans).
 #define RN_ABI_PLAN_KIND(X)                                        \

@@ -133,6 +133,62 @@ for (const nativeListener of [true, false]) {
       }
     })
 
+    test('sessionStore.delete: a refused answer and a resumed TLS 1.3 session are deleted; a resumed TLS 1.2 one stays', async () => {
+      const store = new Map<string, Buffer>()
+      const deleted: string[] = []
+      const sessionStore = {
+        get: async (id: Buffer) => store.get(id.toString('hex')),
+        set: async (id: Buffer, data: Buffer) => { store.set(id.toString('hex'), data) },
+        delete: async (id: Buffer) => { deleted.push(id.toString('hex')); store.delete(id.toString('hex')) },
+      }
+      // No tickets and no cache of their own: every session lives in the store (TLS 1.3 too, stateful).
+      const opts = { ...base(nativeListener), sessionStore, sessionCache: 'none' as const }
+      const a = await startServer(opts, echoVars)
+      const b = await startServer(opts, echoVars)
+      try {
+        const file = path.join(dir, `delete-${String(nativeListener)}.pem`)
+        assert.equal((await tls12(a.port, { out: file })).reused, false)
+        await settle(20)
+        const [tls12Id] = [...store.keys()]
+        assert.ok(tls12Id !== undefined, 'A stored its TLS 1.2 session')
+        assert.deepEqual(await tls12(b.port, { in: file }), { reused: true, said: 'Resumed' })
+        await settle(20)
+        assert.deepEqual(deleted, [], 'a TLS 1.2 session id may resume again: kept')
+        store.set(tls12Id, Buffer.alloc(60, 0xee))
+        assert.deepEqual(await tls12(b.port, { in: file }), { reused: false, said: 'Initial' })
+        await settle(20)
+        assert.deepEqual(deleted, [tls12Id], 'the answer rustls refused is deleted')
+        assert.equal(store.has(tls12Id), false)
+
+        const connect = async (port: number, session?: Buffer): Promise<{ said: string, sessions: Buffer[] }> => await new Promise((resolve, reject) => {
+          const sessions: Buffer[] = []
+          let said = ''
+          const c = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: f.ca, minVersion: 'TLSv1.3', session })
+          c.on('session', (s: Buffer) => sessions.push(s))
+          c.on('data', (d: Buffer) => { said += d.toString() })
+          c.on('error', reject)
+          c.on('close', () => resolve({ said: said.trim(), sessions }))
+        })
+        const before = store.size
+        const first = await connect(a.port)
+        assert.equal(first.said, 'Initial')
+        await settle(20)
+        assert.ok(store.size > before, 'A stored its stateful TLS 1.3 sessions')
+        const ticket = first.sessions.at(-1)
+        assert.ok(ticket !== undefined, 'the client got a ticket')
+        deleted.length = 0
+        assert.equal((await connect(b.port, ticket)).said, 'Resumed', 'B resumed A\'s TLS 1.3 session from the store')
+        await settle(20)
+        assert.equal(deleted.length, 1, 'the TLS 1.3 session is spent once resumed')
+        assert.equal(store.has(deleted[0]), false)
+        assert.equal((await connect(a.port, ticket)).said, 'Initial', 'a spent TLS 1.3 session resumes nowhere')
+        assert.equal(b.server.sessionCounters.spent, 2, JSON.stringify(b.server.sessionCounters))
+      } finally {
+        await a.close()
+        await b.close()
+      }
+    })
+
     test('node:tls over TLS 1.3 with stateless tickets (the default) never waits for a lookup', async () => {
       let asked = 0
       const srv = await startServer(base(nativeListener), echoVars)

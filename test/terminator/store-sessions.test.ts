@@ -1,13 +1,15 @@
 // TLS 1.2 session ids shared through the store (issue 21: mod_tls
 // TLSSessionCache over a shared provider): a session made on one terminator
 // resumes on another that never saw it, the session sits sealed in Redis,
-// and a garbage value there is refused (a full handshake, counted).
+// and a garbage value there is refused (a full handshake, counted); a
+// sealed value rustls cannot use is deleted once refused.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
+import { Sealer } from '../../lib/terminator/store/sealing'
 import { fixtures } from '../helpers/certs'
 import { sClient, waitFor } from '../helpers/peers'
 import { type RedisServer, startRedis } from '../helpers/redis'
@@ -74,5 +76,19 @@ describe('TLS sessions in the store (two instances)', () => {
     for (const key of await redis.client().keys('rustls-node:session:*')) await redis.client().set(key, 'garbage')
     assert.equal(await tls12(b.port, { in: file }), false)
     await b.waitForLog((l) => l.msg === 'invalid value in the store refused' && l.kind === 'tls-session', 'the refusal')
+  })
+
+  it('a sealed value rustls cannot use: a full handshake, and the record is deleted', async () => {
+    const [a, b] = instances
+    const file = path.join(dir, 'unusable.pem')
+    const known = new Set(await redis.client().keys('rustls-node:session:*'))
+    assert.equal(await tls12(a.port, { out: file }), false)
+    let key: string | undefined
+    await waitFor(async () => { key = (await redis.client().keys('rustls-node:session:*')).find((k) => !known.has(k)); return key !== undefined }, 5000, 'the new session in the store')
+    const name = String(key).slice('rustls-node:'.length)
+    // Opens under the store's key, but is no session rustls can decode.
+    await redis.client().set(String(key), new Sealer(KEY).seal(name, Buffer.alloc(60, 0xee)))
+    assert.equal(await tls12(b.port, { in: file }), false)
+    await waitFor(async () => Number(await redis.client().exists(String(key))) === 0, 5000, 'the refused session deleted from the store')
   })
 })

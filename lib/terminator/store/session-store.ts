@@ -33,5 +33,6 @@ export function storeSessions (store: SharedStore, sealer: Sealer): SessionStore
       const key = sessionKey(sessionId)
       await store.set(key, sealer.seal(key, data), { ttlMs: ttlSeconds * 1000 })
     },
+    delete: async (sessionId) => { await store.del(sessionKey(sessionId)) },
   }
 }

@@ -403,10 +403,14 @@ void Listener::AcceptAll() {
   }
 }
 
-void Listener::HandshakeDone(bool resumed, bool session_refused) {
+void Listener::HandshakeDone(bool resumed, bool session_refused, const std::vector<uint8_t>* spent) {
   handshakes_++;
   if (resumed) resumed_++;
   if (session_refused) sessions_refused_++;
+  if (spent != nullptr) {
+    spent_out_.push_back(*spent);
+    ScheduleFlush();
+  }
   // The handshake may have stored a session the application wants.
   if (report_new_sessions_ && session_cache_ != nullptr) ScheduleFlush();
 }
@@ -598,6 +602,14 @@ void Listener::Flush() {
       a.Set(k++, Napi::Buffer<uint8_t>::Copy(env, key.data(), key.size()));
     }
     if (k > 0) call({num(kEventSessionLookups), a});
+  }
+  if (!spent_out_.empty()) {
+    std::vector<std::vector<uint8_t>> list;
+    list.swap(spent_out_);
+    Napi::Array a = Napi::Array::New(env);
+    uint32_t k = 0;
+    for (auto& key : list) a.Set(k++, Napi::Buffer<uint8_t>::Copy(env, key.data(), key.size()));
+    call({num(kEventSpentSessions), a});
   }
   if (report_new_sessions_ && session_cache_ != nullptr) {
     std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> made;

@@ -155,7 +155,9 @@ class Listener : public Napi::ObjectWrap<Listener> {
   void Release(RouteSet* set);
   void Failed(uint32_t code, int sys_errno, const std::string& sni, const Endpoint& ep);
   void BackendFailed(RouteSet* set, int host, const char* kind, uint32_t code, int sys_errno);
-  void HandshakeDone(bool resumed, bool session_refused = false);
+  // `spent`: the key of a looked-up session the application's store should
+  // forget (TlsStream::session_spent()), reported to JS.
+  void HandshakeDone(bool resumed, bool session_refused = false, const std::vector<uint8_t>* spent = nullptr);
   // Session lookups (node:tls 'resumeSession', a shared store): what
   // pending hellos ask, reported in batches; JS answers each by id.
   TlsStream::SessionLookup session_lookup() const;
@@ -239,6 +241,8 @@ class Listener : public Napi::ObjectWrap<Listener> {
   uint32_t next_lookup_ = 1;
   std::unordered_map<uint32_t, class Pending*> lookups_;
   std::vector<std::pair<uint32_t, std::vector<uint8_t>>> lookups_out_;
+  // Keys of looked-up sessions used up, for the application's store (SpentSessions).
+  std::vector<std::vector<uint8_t>> spent_out_;
   uint64_t session_lookups_total_ = 0;
   uint64_t session_lookup_hits_ = 0;
   uint64_t session_lookup_timeouts_ = 0;

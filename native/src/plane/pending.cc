@@ -188,7 +188,7 @@ void Pending::Established() {
     return;
   }
   listener_->HandshakeDone(rustls_connection_handshake_kind(conn) == RUSTLS_HANDSHAKE_KIND_RESUMED,
-                           tls.session_refused());
+                           tls.session_refused(), tls.session_spent() ? &tls.session_key() : nullptr);
   const Plan* plan = host >= 0 && static_cast<size_t>(host) < set_->plans.size() ? &set_->plans[host] : nullptr;
   if (plan != nullptr && plan->kind == kPlanTcp) {
     // JS logs the others' handshakes itself.

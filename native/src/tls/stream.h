@@ -126,6 +126,12 @@ class TlsStream {
   // The application's answer was asked for by rustls and yet the handshake
   // is a full one: the answer was not a session rustls could use.
   bool session_refused() const { return session_used_ && conn_ != nullptr && !handshaking() && !resumed(); }
+  // The application's answer is used up and its store should forget it:
+  // rustls refused it, or it resumed a TLS 1.3 handshake (a stateful TLS
+  // 1.3 session is single-use, RFC 8446 §8.1, as rustls' own cache takes it).
+  bool session_spent() const {
+    return session_refused() || (session_used_ && resumed() && rustls_connection_get_protocol_version(conn_) == 0x0304);
+  }
   bool resumed() const {
     return conn_ != nullptr && rustls_connection_handshake_kind(conn_) == RUSTLS_HANDSHAKE_KIND_RESUMED;
   }
