@@ -7,8 +7,9 @@
 #
 #   scripts/memcheck.sh            ASan (falls back to valgrind when ASan
 #                                  cannot load into this node)
-#   scripts/memcheck.sh valgrind   valgrind memcheck on the smoke run and the
-#                                  pump test instead (slow: minutes)
+#   scripts/memcheck.sh valgrind   valgrind memcheck on the smoke runs (fd pump,
+#                                  the terminator's data plane) and the pump
+#                                  and listener tests instead (slow: minutes)
 #
 # What is instrumented: the C++ addon (native/src). The Rust staticlib
 # (rustls-ffi and our glue) is linked as built by cargo, uninstrumented:
@@ -132,6 +133,8 @@ run_asan () {
   local status=0
   log "fd-pump smoke run under ASan"
   (cd "$WORK" && node dist/test/native/fd-pump-smoke.js) || status=1
+  log "the terminator's data plane smoke run (h2 front, h2c backend, WebSocket tunnel) under ASan"
+  (cd "$WORK" && node dist/test/native/plane-smoke.js) || status=1
   log "native, reliability and integration tests under ASan"
   (cd "$WORK" && RUSTLS_NODE_FUZZ_INPUTS="${MEMCHECK_FUZZ_INPUTS:-20000}" node --test --test-reporter=spec --test-concurrency=1 \
     "${TESTS_NATIVE[@]}" "${TESTS_RELIABILITY[@]}" "${TESTS_INTEGRATION[@]}" 2>&1 | tee "$WORK/tests.log" | grep -E '^(✔|✖|ℹ (tests|pass|fail))') || status=1
@@ -157,14 +160,18 @@ run_asan () {
 
 run_valgrind () {
   command -v valgrind >/dev/null || { echo "memcheck: valgrind is not installed" >&2; return 1; }
-  log "valgrind memcheck: fd-pump smoke run, the pump test and the native listener's test (release build)"
+  log "valgrind memcheck: fd-pump smoke run, the pump test, the native listener's test and the terminator's data plane (release build)"
   local status=0
+  local vg=(valgrind --tool=memcheck --error-exitcode=99 --errors-for-leak-kinds=none --suppressions=/dev/null --quiet)
   # Each file run directly (not through `node --test`, which would run it
   # in a child process that valgrind does not follow).
   for t in dist/test/native/fd-pump-smoke.js dist/test/native/pump.test.js dist/test/integration/native-listener.test.js; do
-    (cd "$ROOT" && valgrind --tool=memcheck --error-exitcode=99 --errors-for-leak-kinds=none \
-      --suppressions=/dev/null --quiet node "$t") || status=1
+    (cd "$ROOT" && "${vg[@]}" node "$t") || status=1
   done
+  # The data plane (issue 18): the driver runs as usual and starts the
+  # terminator under valgrind (h2 front, h2c backend, HTTP/1.1, WebSocket
+  # tunnel); it fails when the terminator's exit code is not 0, so on 99.
+  (cd "$ROOT" && node dist/test/native/plane-smoke.js "${vg[@]}") || status=1
   if [ $status -eq 0 ]; then log "valgrind: clean, zero errors"; else log "valgrind: errors reported (exit 99) or a test failed"; fi
   return $status
 }

@@ -4,7 +4,9 @@
 // 1 000 000 fuzzed inputs, 100 000 mutated HTTP/2 connections (issue 18),
 // 100 000 sequential and 10 000 concurrent
 // connections, 1 000 slow clients, 1 GiB backpressure runs, 30 s of
-// SIGHUP under load, testssl's full scan. Loopback only; bounded: the run
+// SIGHUP under load, testssl's full scan; and (issue 18) reload under load,
+// worker kill, slow readers and 10 000 idle connections again with HTTP/2
+// clients on the terminator's native h2 front. Loopback only; bounded: the run
 // is stopped after STRESS_TIMEOUT_MS (default 19 minutes) whatever happens.
 // Prints the figures and writes them to test/reliability/results/latest.json
 // and latest.md. Extra arguments filter test files by substring.
@@ -124,14 +126,28 @@ function markdown (r) {
       i.servers.forEach((x, n) => out.push(`  - server ${n}: RSS baseline ${mb(x.baseline.rss)}, peak +${mb(x.peakGrowthBytes)} (${x.perConnectionAtPeakBytes} B/connection), after close +${mb(x.retainedBytes)} (kept by V8 and malloc for reuse), round 2 − round 1 ${mb(x.acrossRoundsBytes)}; JS heap in use ${mb(x.baseline.heapUsed)} → ${mb(x.peak[1].heapUsed)} → ${mb(x.after[1].heapUsed)}; fds ${x.baseline.fds} → ${x.peak[1].fds} → ${x.after[1].fds}; live connections after ${x.after[1].liveConnections}`))
       out.push(`  - bounds: fds and handles: ${i.bounds.fdsAndHandles}; round 2 − round 1 < ${mb(i.bounds.acrossRoundsBytes)}; JS heap in use after close ≤ ${i.bounds.heapUsedAfterCloseBytes}; RSS retained after close: reported above`)
     }
+    const h = f['leaks-idle-h2']
+    if (h) {
+      out.push(`- idle HTTP/2 (terminator, issue 18): **${h.connections}** node:http2 sessions after the SETTINGS exchange, opened in ${h.openSeconds.toFixed(1)} s: RSS ${mb(h.rss.baseline)} → ${mb(h.rss.held)}, **${h.perConnectionBytes} B/connection** (bound ${h.perConnectionBoundBytes} B + 48 MiB), ${h.closedWhileIdle} closed while idle, **${h.answered}/${h.connections} answered** afterwards (${h.answerSeconds.toFixed(1)} s); fds ${h.fds.baseline} → ${h.fds.held} → ${h.fds.after}; RSS after close ${mb(h.rss.after)}`)
+    }
     out.push('')
   }
-  if (f['slow-clients']) {
+  if (f['slow-clients'] || f['slow-clients-h2']) {
+    out.push('## 4. Slow and silent clients', '')
     const s = f['slow-clients']
-    out.push('## 4. Slow and silent clients', '',
-      `- **${s.clients}** at once (silent, partial ClientHello, 1 byte/s), handshakeTimeout ${s.handshakeTimeoutMs} ms: closed after ${s.heldMs.min}–${s.heldMs.max} ms (median ${s.heldMs.median}), ${s.bytesSentToSlowClients} bytes sent to them`,
-      `- a normal client meanwhile: ${s.normalClientLatencyMs.join(' / ')} ms`,
-      `- server RSS ${mb(s.rss.baseline)} → ${mb(s.rss.held)} with them → ${mb(s.rss.after)} after; fds ${s.fds.baseline} → ${s.fds.held} → ${s.fds.after}; ${JSON.stringify(s.clientErrors)}`, '')
+    if (s) {
+      out.push(`- **${s.clients}** at once (silent, partial ClientHello, 1 byte/s), handshakeTimeout ${s.handshakeTimeoutMs} ms: closed after ${s.heldMs.min}–${s.heldMs.max} ms (median ${s.heldMs.median}), ${s.bytesSentToSlowClients} bytes sent to them`,
+        `- a normal client meanwhile: ${s.normalClientLatencyMs.join(' / ')} ms`,
+        `- server RSS ${mb(s.rss.baseline)} → ${mb(s.rss.held)} with them → ${mb(s.rss.after)} after; fds ${s.fds.baseline} → ${s.fds.held} → ${s.fds.after}; ${JSON.stringify(s.clientErrors)}`)
+    }
+    const h = f['slow-clients-h2']
+    if (h) {
+      out.push(`- slow HTTP/2 readers (terminator, issue 18): **${h.sessions}** sessions × ${h.streamsPerSession} streams of ${mb(h.offeredBytesPerStream)} for ${h.holdMs} ms, sendTimeout ${h.sendTimeoutMs} ms`,
+        `  - window never opened (${h.neverOpened.sessions}): ${h.neverOpened.bytesSent} bytes sent to them, closed after ${h.neverOpened.closedAfterMs.min}–${h.neverOpened.closedAfterMs.max} ms`,
+        `  - reading slowly (${h.slowReaders.sessions}): ${h.slowReaders.stillOpen} still open at the end, ${mb(h.slowReaders.bytesEach.min)}–${mb(h.slowReaders.bytesEach.max)} read each`,
+        `  - terminator RSS ${mb(h.rss.baseline)} → peak ${mb(h.rss.peak)} (bound ${mb(h.rss.bound)}) → ${mb(h.rss.after)} after; a normal h2 client (1 MiB) meanwhile: ${Math.min(...h.normalClientLatencyMs)}–${Math.max(...h.normalClientLatencyMs)} ms`)
+    }
+    out.push('')
   }
   if (f.backpressure) {
     const b = f.backpressure
@@ -147,12 +163,16 @@ function markdown (r) {
     for (const [k, v] of Object.entries(f.faults?.outcomes ?? {})) out.push(`- ${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
     const w = f['worker-kill']
     if (w) out.push(`- worker killed (workers: 2): ${w.onKilledWorker} download(s) on it cut, ${w.completedByteExact}/${w.onOtherWorker} on the other complete byte-exact; \`${w.log.msg}\` (${w.log.level}, ${w.log.signal}, restart in ${w.log.restartInMs} ms); replacement listening; ${w.requestsAfterRestart}`)
+    if (w?.h2) out.push(`- worker killed, HTTP/2 (issue 18): ${w.h2.sessions} sessions; ${w.h2.cut}/${w.h2.streamsOnKilledWorker} streams on the killed worker cut, ${w.h2.completedByteExact}/${w.h2.streamsOnOtherWorker} on the other complete byte-exact; a new stream on a surviving session ${w.h2.newStreamOnSurvivingSession}; new sessions after the restart ${w.h2.sessionsAfterRestart}`)
     out.push('')
   }
-  if (f['reload-under-load']) {
+  if (f['reload-under-load'] || f['reload-under-load-h2']) {
+    out.push('## 7. Reload under load', '')
     const l = f['reload-under-load']
-    out.push('## 7. Reload under load', '',
-      `- **${l.reloads}** SIGHUPs in ${l.seconds.toFixed(1)} s: **${l.requests}** requests (${l.requestsPerSecond.toFixed(0)}/s), **${l.failedRequests} failed**; ${l.downloadsComplete}/${l.downloadsAcrossReloads} long downloads across the reloads complete`, '')
+    if (l) out.push(`- **${l.reloads}** SIGHUPs in ${l.seconds.toFixed(1)} s: **${l.requests}** requests (${l.requestsPerSecond.toFixed(0)}/s), **${l.failedRequests} failed**; ${l.downloadsComplete}/${l.downloadsAcrossReloads} long downloads across the reloads complete`)
+    const h = f['reload-under-load-h2']
+    if (h) out.push(`- HTTP/2 (issue 18): **${h.reloads}** SIGHUPs in ${h.seconds.toFixed(1)} s: **${h.streams}** streams (${h.streamsPerSecond.toFixed(0)}/s, ${h.sessions.lanes} lanes × ${h.sessions.streamsEach}), **${h.failedStreams} failed**, ${h.refusedAndRetried} refused and retried (RFC 9113 §8.7); ${h.sessions.opened} sessions, ${h.sessions.goawaysReceived} GOAWAY received; ${h.downloadsComplete}/${h.downloadsAcrossReloads} long h2 downloads across the reloads complete`)
+    out.push('')
   }
   if (f.scanner) {
     const s = f.scanner

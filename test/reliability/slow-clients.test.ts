@@ -8,7 +8,18 @@
 // afterwards no connection, native handle or descriptor is held and RSS is
 // back near the baseline; and while they are all held, a normal client gets
 // its answer promptly.
+//
+// Slow HTTP/2 readers (issue 18) against the terminator's native h2 front,
+// each session with two streams downloading 16 MiB: half the sessions never
+// open a window (SETTINGS_INITIAL_WINDOW_SIZE 0), half read a little every
+// 500 ms. Expected: the never-opened ones get no DATA byte and are closed by
+// the server (slow_reader) between sendTimeout and sendTimeout + 3 s;
+// the slow readers are not closed, and what they got is a byte-exact prefix;
+// the terminator's RSS stays under baseline + 2 × 1 MiB × streams + 48 MiB
+// (the backpressure test's bound) while 16 MiB × streams is offered; a normal
+// h2 client meanwhile gets 1 MiB byte-exact in under 2 s, every time.
 import assert from 'node:assert/strict'
+import http2 from 'node:http2'
 import net from 'node:net'
 import { after, test } from 'node:test'
 
@@ -16,8 +27,11 @@ import { connect, liveHandles } from '../../lib/index'
 import { fixtures } from '../helpers/certs'
 import { rustlsClientHello } from '../helpers/hello'
 import { settle } from '../helpers/tls'
+import { httpEcho } from '../terminator/backends'
+import { serveConfig, stopClean } from '../terminator/harness'
+import { h2Connect, h2Get, sha256 } from './h2-load'
 import { LoadServer } from './load-client'
-import { mib, MiB, recordFigures, SCALE, STRESS } from './scale'
+import { mib, MiB, recordFigures, rssOf, SCALE, STRESS } from './scale'
 
 const f = fixtures()
 let server: LoadServer | undefined
@@ -145,3 +159,99 @@ function normalExchange (port: number): Promise<number> {
     s.on('close', () => resolve(got))
   })
 }
+
+test('slow HTTP/2 readers (window never opened, reading slowly): bounded terminator memory, the never-opened closed after sendTimeout, a normal h2 client unaffected', { timeout: STRESS ? 120_000 : 60_000 }, async (t) => {
+  const SESSIONS = STRESS ? 200 : 40
+  const STREAMS = 2
+  const SIZE = 16 * MiB
+  const sendTimeoutMs = STRESS ? 10_000 : 3_000
+  const holdMs = STRESS ? 20_000 : 6_000
+  const echo = await httpEcho()
+  echo.blob(SIZE)
+  const { t: term } = await serveConfig({
+    listen: ['127.0.0.1:0'],
+    http2: { sendTimeout: `${sendTimeoutMs}ms` },
+    hosts: [{ serverName: 'localhost', certificates: [{ cert: f.localhostEcdsa.chainPath, key: f.localhostEcdsa.keyPath }], backend: { address: `127.0.0.1:${echo.port}`, mode: 'http' } }],
+  })
+  try {
+    const normal = async (): Promise<number> => {
+      const started = Date.now()
+      const s = await h2Connect(term.port, f.ca)
+      const o = await h2Get(s, term.port, `/bytes/${MiB}`)
+      s.destroy()
+      assert.ok(o.kind === 'ok' && o.answer.status === 200 && sha256(o.answer.body) === sha256(echo.blob(MiB)), 'a normal client gets 1 MiB byte-exact')
+      return Date.now() - started
+    }
+    for (let i = 0; i < 5; i++) await normal()
+    await settle(500)
+    const baseline = rssOf(term.pid) ?? 0
+
+    interface Slow { kind: 'closed-window' | 'slow-reader', session: http2.ClientHttp2Session, openedAt: number, received: Buffer[], closedAfterMs?: number, goawayCode?: number }
+    const slow: Slow[] = []
+    for (let i = 0; i < SESSIONS; i++) {
+      const kind = i % 2 === 0 ? 'closed-window' : 'slow-reader'
+      const session = await h2Connect(term.port, f.ca, kind === 'closed-window' ? { settings: { initialWindowSize: 0 } } : {})
+      const x: Slow = { kind, session, openedAt: Date.now(), received: [] }
+      session.on('goaway', (code) => { x.goawayCode = code })
+      session.on('close', () => { x.closedAfterMs = Date.now() - x.openedAt })
+      for (let j = 0; j < STREAMS; j++) {
+        const req = session.request({ ':path': `/bytes/${SIZE}`, ':authority': `localhost:${term.port}` }, { endStream: true })
+        req.on('error', () => {})
+        req.on('data', (d: Buffer) => x.received.push(d))
+        if (kind === 'slow-reader') {
+          // Reads for one turn of the loop every 250 ms: node:http2 reopens the window only as the stream is read.
+          req.pause()
+          const tick = setInterval(() => {
+            req.resume()
+            setImmediate(() => req.pause())
+          }, 250)
+          req.on('close', () => clearInterval(tick))
+        }
+      }
+      slow.push(x)
+    }
+    // Sample RSS and serve a normal client every 500 ms for holdMs.
+    let peak = baseline
+    const latencies: number[] = []
+    const end = Date.now() + holdMs
+    while (Date.now() < end) {
+      latencies.push(await normal())
+      for (let k = 0; k < 10; k++) {
+        await settle(50)
+        peak = Math.max(peak, rssOf(term.pid) ?? 0)
+      }
+    }
+    const streams = SESSIONS * STREAMS
+    const bound = baseline + 2 * MiB * streams + 48 * MiB
+    const closedWindow = slow.filter((x) => x.kind === 'closed-window')
+    const readers = slow.filter((x) => x.kind === 'slow-reader')
+    const bytes = (x: Slow): number => x.received.reduce((n, b) => n + b.length, 0)
+    const readerBytes = readers.map(bytes)
+    const readersOpen = readers.filter((x) => x.closedAfterMs === undefined).length
+    for (const x of slow) x.session.destroy()
+    await settle(500)
+    const after = rssOf(term.pid) ?? 0
+    const closedAt = closedWindow.map((x) => x.closedAfterMs ?? -1).sort((a, b) => a - b)
+    t.diagnostic(`${SESSIONS} slow h2 sessions × ${STREAMS} streams of ${mib(SIZE)} for ${holdMs} ms (sendTimeout ${sendTimeoutMs} ms): never-opened closed after ${closedAt[0]}–${closedAt[closedAt.length - 1]} ms with GOAWAY ${[...new Set(closedWindow.map((x) => x.goawayCode ?? 'none'))].join(',')}, ${closedWindow.map(bytes).reduce((a, b) => a + b, 0)} bytes to them; slow readers still open ${readersOpen}/${readers.length}, read ${mib(Math.min(...readerBytes))}–${mib(Math.max(...readerBytes))} each; terminator RSS ${mib(baseline)} → peak ${mib(peak)} (bound ${mib(bound)}) → ${mib(after)} after; normal client ${Math.min(...latencies)}–${Math.max(...latencies)} ms`)
+    assert.deepEqual(closedWindow.map(bytes).filter((n) => n > 0), [], 'no DATA byte to a client that never opened a window')
+    assert.ok(closedAt[0] >= sendTimeoutMs - 100 && closedAt[closedAt.length - 1] <= sendTimeoutMs + 3000, `never-opened sessions closed after ${closedAt[0]}–${closedAt[closedAt.length - 1]} ms, sendTimeout ${sendTimeoutMs}`)
+    assert.equal(readersOpen, readers.length, 'slow readers that keep taking data are not closed')
+    assert.ok(Math.min(...readerBytes) > 0, 'every slow reader got data')
+    assert.ok(peak <= bound, `terminator RSS peak ${mib(peak)} ≤ ${mib(bound)} with ${mib(SIZE * streams)} offered`)
+    assert.ok(Math.max(...latencies) < 2000, `normal client latencies ${latencies.join('/')} ms`)
+    recordFigures('slow-clients-h2', {
+      sessions: SESSIONS,
+      streamsPerSession: STREAMS,
+      offeredBytesPerStream: SIZE,
+      sendTimeoutMs,
+      holdMs,
+      neverOpened: { sessions: closedWindow.length, closedAfterMs: { min: closedAt[0], max: closedAt[closedAt.length - 1] }, goawayCode: closedWindow[0]?.goawayCode, bytesSent: closedWindow.map(bytes).reduce((a, b) => a + b, 0) },
+      slowReaders: { sessions: readers.length, stillOpen: readersOpen, bytesEach: { min: Math.min(...readerBytes), max: Math.max(...readerBytes) } },
+      rss: { baseline, peak, bound, after },
+      normalClientLatencyMs: latencies,
+    })
+  } finally {
+    await stopClean(term)
+    await echo.close()
+  }
+})

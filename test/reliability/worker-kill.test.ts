@@ -6,9 +6,15 @@
 // complete byte-exact, the primary logs `worker died; restarting it`
 // (error, with the pid and signal) and forks a replacement that listens,
 // and new requests are served.
+// The same with HTTP/2 (issue 18): h2 sessions on both workers, two slow
+// download streams each. Expected: every stream on the killed worker's
+// sessions is cut (not one completes), every stream on the other worker's
+// completes byte-exact, a session on the other worker takes a new stream
+// after the kill, and new h2 sessions are served after the restart.
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
+import type http2 from 'node:http2'
 import { after, before, test } from 'node:test'
 import tls from 'node:tls'
 
@@ -16,6 +22,7 @@ import { fixtures } from '../helpers/certs'
 import { curl, freePort, waitFor } from '../helpers/peers'
 import { httpEcho, type HttpEcho } from '../terminator/backends'
 import { LEVEL, serveConfig, stopClean, type TerminatorProcess } from '../terminator/harness'
+import { h2Connect, h2Get, type H2Outcome, sha256 } from './h2-load'
 import { recordFigures } from './scale'
 
 const f = fixtures()
@@ -30,7 +37,7 @@ before(async () => {
   term = (await serveConfig({
     listen: [`127.0.0.1:${port}`],
     workers: 2,
-    hosts: [{ serverName: 'localhost', certificates: [{ cert: f.localhostEcdsa.chainPath, key: f.localhostEcdsa.keyPath }], alpn: ['http/1.1'], backend: { address: `127.0.0.1:${echo.port}`, mode: 'http' } }],
+    hosts: [{ serverName: 'localhost', certificates: [{ cert: f.localhostEcdsa.chainPath, key: f.localhostEcdsa.keyPath }], alpn: ['h2', 'http/1.1'], backend: { address: `127.0.0.1:${echo.port}`, mode: 'http' } }],
   }, { listening: 2 })).t
 })
 
@@ -92,7 +99,18 @@ async function startDownload (workers: Set<number>): Promise<Download> {
   return { socket, worker: worker as number, done }
 }
 
-test('SIGKILL to one of two workers: its downloads are cut, the other worker\'s complete, it is restarted, new requests are served', { timeout: 60_000 }, async () => {
+interface H2Session { session: http2.ClientHttp2Session, worker: number, streams: Array<Promise<H2Outcome>> }
+
+/** An h2 session with two slow downloads in flight, and the worker that holds it. */
+async function startH2 (workers: Set<number>): Promise<H2Session> {
+  const session = await h2Connect(port, f.ca)
+  const streams = [0, 1].map(() => h2Get(session, port, `/slow/${SIZE}?ms=50`, 60_000))
+  let worker: number | undefined
+  await waitFor(() => (worker = ownerOf(session.socket.localPort as number, workers)) !== undefined, 5000, 'the h2 connection in the socket table')
+  return { session, worker: worker as number, streams }
+}
+
+test('SIGKILL to one of two workers: its downloads are cut, the other worker\'s complete, it is restarted, new requests are served', { timeout: 60_000 }, async (t) => {
   const workers = new Set(term.logs().filter((l) => l.msg === 'listening').map((l) => l.pid as number))
   assert.equal(workers.size, 2)
   const downloads: Download[] = []
@@ -103,10 +121,29 @@ test('SIGKILL to one of two workers: its downloads are cut, the other worker\'s 
     if (per.every((n) => n >= 2)) break
   }
   for (const w of workers) assert.ok(downloads.some((d) => d.worker === w), `worker ${w} holds a download`)
-  await waitFor(() => echo.seen.filter((s) => s.url.startsWith('/slow/')).length >= downloads.length, 5000, 'every download to reach the backend')
+  const sessions: H2Session[] = []
+  for (let i = 0; i < 16; i++) {
+    sessions.push(await startH2(workers))
+    if ([...workers].every((w) => sessions.some((s) => s.worker === w))) break
+  }
+  for (const w of workers) assert.ok(sessions.some((s) => s.worker === w), `worker ${w} holds an h2 session`)
+  const h2Streams = sessions.length * 2
+  await waitFor(() => echo.seen.filter((s) => s.url.startsWith('/slow/')).length >= downloads.length + h2Streams, 5000, 'every download to reach the backend')
   const [victim, survivor] = [...workers]
   process.kill(victim, 'SIGKILL')
+  const h2Results = Promise.all(sessions.map(async (s) => ({ worker: s.worker, outcomes: await Promise.all(s.streams) })))
+  // A session on the surviving worker still takes new streams.
+  const onSurvivor = sessions.find((s) => s.worker === survivor) as H2Session
+  const fresh = await h2Get(onSurvivor.session, port, '/after-kill')
+  assert.equal(fresh.kind === 'ok' ? fresh.answer.status : fresh, 200, 'a new stream on a surviving h2 session')
   const results = await Promise.all(downloads.map(async (d) => ({ worker: d.worker, ...await d.done })))
+  const complete = (o: H2Outcome): boolean => o.kind === 'ok' && o.answer.status === 200 && sha256(o.answer.body) === sha256(echo.blob(SIZE))
+  const h2 = await h2Results
+  const h2Cut = h2.filter((r) => r.worker === victim).flatMap((r) => r.outcomes)
+  const h2Kept = h2.filter((r) => r.worker === survivor).flatMap((r) => r.outcomes)
+  assert.deepEqual(h2Cut.map(complete), h2Cut.map(() => false), 'h2 streams on the killed worker are cut')
+  assert.deepEqual(h2Kept.map(complete), h2Kept.map(() => true), 'h2 streams on the other worker complete byte-exact')
+  for (const s of sessions) s.session.destroy()
   const cut = results.filter((r) => r.worker === victim)
   const kept = results.filter((r) => r.worker === survivor)
   assert.deepEqual(cut.map((r) => r.complete), cut.map(() => false), 'downloads on the killed worker are cut')
@@ -124,7 +161,14 @@ test('SIGKILL to one of two workers: its downloads are cut, the other worker\'s 
     const r = await curl(['--cacert', f.path('ca.pem'), '-o', '/dev/null', '-w', '%{http_code}', `https://localhost:${port}/`])
     assert.equal(r.stdout, '200')
   }
+  for (let i = 0; i < 6; i++) {
+    const s = await h2Connect(port, f.ca)
+    const o = await h2Get(s, port, '/')
+    s.destroy()
+    assert.equal(o.kind === 'ok' ? o.answer.status : o, 200, 'a new h2 session after the restart')
+  }
   await stopClean(term)
+  t.diagnostic(`HTTP/1.1: ${cut.length} download(s) on the killed worker cut, ${kept.filter((r) => r.complete).length}/${kept.length} on the other complete; h2: ${sessions.length} sessions, ${h2Cut.filter((o) => !complete(o)).length}/${h2Cut.length} streams on the killed worker cut, ${h2Kept.filter(complete).length}/${h2Kept.length} on the other complete byte-exact`)
   recordFigures('worker-kill', {
     downloads: results.length,
     onKilledWorker: cut.length,
@@ -134,5 +178,14 @@ test('SIGKILL to one of two workers: its downloads are cut, the other worker\'s 
     log: { msg: died.msg, level: 'error', signal: died.signal, restartInMs: died.restartInMs },
     replacementListening: true,
     requestsAfterRestart: '6 × 200',
+    h2: {
+      sessions: sessions.length,
+      streamsOnKilledWorker: h2Cut.length,
+      cut: h2Cut.filter((o) => !complete(o)).length,
+      streamsOnOtherWorker: h2Kept.length,
+      completedByteExact: h2Kept.filter(complete).length,
+      newStreamOnSurvivingSession: 200,
+      sessionsAfterRestart: '6 × 200',
+    },
   })
 })

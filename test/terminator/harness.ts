@@ -60,8 +60,10 @@ export class TerminatorProcess {
   #stdout = ''
   #stderr = ''
 
-  constructor (args: string[], env?: NodeJS.ProcessEnv) {
-    this.proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env })
+  /** `wrapper`: a command the terminator runs under (valgrind and its options), its arguments before node's. */
+  constructor (args: string[], env?: NodeJS.ProcessEnv, wrapper: string[] = []) {
+    const argv = [...wrapper, process.execPath, BIN, ...args]
+    this.proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env })
     children.add(this.proc)
     this.proc.stdout?.setEncoding('utf8').on('data', (s: string) => { this.#stdout += s })
     this.proc.stderr?.setEncoding('utf8').on('data', (s: string) => { this.#stderr += s })
@@ -139,17 +141,21 @@ export interface StartOptions {
   /** 'listening' lines to wait for (listen addresses × workers). Default 1. */
   listening?: number
   extraArgs?: string[]
+  /** Runs the terminator under this command (scripts/memcheck.sh: valgrind). */
+  wrapper?: string[]
+  /** How long to wait for the listening lines, ms. Default 15 s. */
+  startTimeoutMs?: number
 }
 
 /** Starts `serve -c <file>` and waits until it listens. */
 export async function startTerminator (configFile: string, opts: StartOptions = {}): Promise<TerminatorProcess> {
-  const t = new TerminatorProcess(['serve', '-c', configFile, ...(opts.extraArgs ?? [])], opts.env)
+  const t = new TerminatorProcess(['serve', '-c', configFile, ...(opts.extraArgs ?? [])], opts.env, opts.wrapper)
   const want = opts.listening ?? 1
   try {
     await waitFor(() => {
       if (t.proc.exitCode !== null) throw new Error(`exited with ${t.proc.exitCode}`)
       return t.ports().length >= want
-    }, 15_000, `${want} listening line(s)`)
+    }, opts.startTimeoutMs ?? 15_000, `${want} listening line(s)`)
   } catch (err) {
     await t.stop()
     throw new Error(`terminator did not start: ${(err as Error).message}\nstdout:\n${t.stdout()}\nstderr:\n${t.stderr()}`)
