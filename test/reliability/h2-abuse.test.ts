@@ -187,5 +187,6 @@ test('slow reader: a window never opened, PINGs to look alive; closed after send
   // 10 × 16 MiB offered: what waits per connection is a stream's 64 KiB and the sockets' buffers.
   assert.ok(grown < 48 << 20, `RSS grew ${(grown / 1048576).toFixed(1)} MiB`)
   for (const c of clients) assert.ok(c.frames.every((fr) => fr.type !== FrameType.Data || fr.payload.length === 0), 'no DATA past a zero window')
+  for (const c of clients) assert.equal(c.goaway(), ENHANCE_YOUR_CALM, `GOAWAY code ${String(c.goaway())}: the socket took bytes, so the abuse close reached it`)
   await waitFor(async () => await abuseCount('slow_reader') === before + clients.length, 5_000, 'slow_reader counted per connection')
 })

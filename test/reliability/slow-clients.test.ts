@@ -235,6 +235,8 @@ test('slow HTTP/2 readers (window never opened, reading slowly): bounded termina
     t.diagnostic(`${SESSIONS} slow h2 sessions × ${STREAMS} streams of ${mib(SIZE)} for ${holdMs} ms (sendTimeout ${sendTimeoutMs} ms): never-opened closed after ${closedAt[0]}–${closedAt[closedAt.length - 1]} ms with GOAWAY ${[...new Set(closedWindow.map((x) => x.goawayCode ?? 'none'))].join(',')}, ${closedWindow.map(bytes).reduce((a, b) => a + b, 0)} bytes to them; slow readers still open ${readersOpen}/${readers.length}, read ${mib(Math.min(...readerBytes))}–${mib(Math.max(...readerBytes))} each; terminator RSS ${mib(baseline)} → peak ${mib(peak)} (bound ${mib(bound)}) → ${mib(after)} after; normal client ${Math.min(...latencies)}–${Math.max(...latencies)} ms`)
     assert.deepEqual(closedWindow.map(bytes).filter((n) => n > 0), [], 'no DATA byte to a client that never opened a window')
     assert.ok(closedAt[0] >= sendTimeoutMs - 100 && closedAt[closedAt.length - 1] <= sendTimeoutMs + 3000, `never-opened sessions closed after ${closedAt[0]}–${closedAt[closedAt.length - 1]} ms, sendTimeout ${sendTimeoutMs}`)
+    // Their sockets take bytes, so the abuse close reaches them: GOAWAY ENHANCE_YOUR_CALM (0xb).
+    assert.deepEqual([...new Set(closedWindow.map((x) => x.goawayCode))], [http2.constants.NGHTTP2_ENHANCE_YOUR_CALM], 'never-opened sessions get GOAWAY ENHANCE_YOUR_CALM')
     assert.equal(readersOpen, readers.length, 'slow readers that keep taking data are not closed')
     assert.ok(Math.min(...readerBytes) > 0, 'every slow reader got data')
     assert.ok(peak <= bound, `terminator RSS peak ${mib(peak)} ≤ ${mib(bound)} with ${mib(SIZE * streams)} offered`)

@@ -29,7 +29,8 @@ constexpr int kReadsPerEvent = 4;
 //   ping_flood             PING over kPings
 //   empty_frames           empty DATA without END_STREAM, empty CONTINUATION, over kEmpty (CVE-2019-9518)
 //   too_many_streams       a stream past SETTINGS_MAX_CONCURRENT_STREAMS once the client acknowledged it
-//   slow_reader            response data waiting and none taken for sendTimeout (a window never opened)
+//   slow_reader            response data waiting and none taken for sendTimeout (a window never opened;
+//                          a socket never read is closed without the GOAWAY, which could not reach it)
 //   flood                  nghttp2's own flood guard: too many frames for us to answer queued (CVE-2019-9512/9515)
 //   glitches               nghttp2's suspicious-activity budget (refused streams, PRIORITY and unknown frames)
 //   protocol_error         anything else RFC 9113 calls a connection error
@@ -347,8 +348,14 @@ void H2Front::OnDeadline() {
       stall_out_ = client_->bytes_out;
     } else if (now - stall_since_ms_ >= s.h2_send_timeout_ms) {
       Abuse("slow_reader");
-      delete this;
-      return;
+      // A socket never read: nothing more reaches the client. A window
+      // never opened: the socket still takes bytes, so the GOAWAY goes out
+      // and the connection ends as every other abuse close does.
+      if (client_->HasQueued()) {
+        delete this;
+        return;
+      }
+      if (!Pump()) return;
     }
     // No stream for idleTimeout: GOAWAY, then closed (as Node's http2
     // server timeout).
