@@ -192,6 +192,9 @@ void Connection::OnReadable() {
     // A deferred routing choice: JS picks the config (accept()).
     if (t.hello() != nullptr) break;
     if (r == Io::kEnd && ep.fin_received()) break;
+    // A short read drained the socket: another read() would only return
+    // EAGAIN (the poll reports what arrives meanwhile).
+    if (ep.last_read < kReadSize) break;
   }
   if (ep.fin_received()) flags |= kFlagTransportEnd;
   flags |= t.TakeFlags();
