@@ -10,7 +10,7 @@ import net from 'node:net'
 import util from 'node:util'
 
 import { RustlsError } from '../errors'
-import { Flag, results, Slot, type NativeConnection, type NativeHandle } from '../native'
+import { Flag, results, Slot, type FdPumpEvent, type NativeConnection, type NativeHandle } from '../native'
 import { kAfterCall, kFailed, kPeerClosed, kReaderFull, kTransportError, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
 
 /** rustls_result GENERAL: rustls stopped taking data without a code. */
@@ -138,9 +138,13 @@ export class FdPump implements Pump {
     (this.#conn as PumpedConnection)[kPump] = this
   }
 
-  static readonly #dispatch = function (this: PumpedConnection, flags: number, data: Buffer | undefined, error: number, errno: number, host: number): void {
-    this[kPump].#onEvent(flags, data, error, errno, host)
-  }
+  static readonly #dispatch = function (this: PumpedConnection, slab: Buffer | undefined): void {
+    // Read out before anything can call native code again.
+    const plain = results[Slot.Plain]
+    const start = results[Slot.PlainStart]
+    const data = slab === undefined ? undefined : start === 0 && plain === slab.length ? slab : slab.subarray(start, start + plain)
+    this[kPump].#onEvent(results[Slot.Flags], data, results[Slot.Error], results[Slot.Errno], results[Slot.Host])
+  } as FdPumpEvent
 
   static #adopted (pump: FdPump, spec: FdPumpSpec & { kind: 'adopted' }): void {
     pump.#onEvent(spec.flags, spec.plaintext, 0, 0, spec.host)
