@@ -6,7 +6,7 @@ export const enum Slot {
   Flags = 0,
   /** feed: input bytes taken; write: plaintext bytes taken */
   Consumed = 1,
-  /** feed: plaintext bytes written to the slab */
+  /** feed: plaintext bytes written to the slab; fd-pump event: plaintext bytes */
   Plain = 2,
   /** feed: length of the returned Buffer; write/flush: ciphertext in the slab */
   Cipher = 3,
@@ -16,6 +16,8 @@ export const enum Slot {
   Host = 5,
   /** fd pump: errno of a failed system call */
   Errno = 6,
+  /** fd-pump event: where its plaintext starts in the Buffer passed */
+  PlainStart = 7,
 }
 
 export const enum InfoSlot {
@@ -114,7 +116,7 @@ export const enum HostIndex {
 
 /** The tables as plain data, to compare with the addon's `abi` export. */
 export const ABI: Readonly<Record<string, Readonly<Record<string, number>>>> = {
-  Slot: { Flags: 0, Consumed: 1, Plain: 2, Cipher: 3, Error: 4, Host: 5, Errno: 6 },
+  Slot: { Flags: 0, Consumed: 1, Plain: 2, Cipher: 3, Error: 4, Host: 5, Errno: 6, PlainStart: 7 },
   InfoSlot: { Version: 0, Suite: 1, Resumed: 2, PeerCertificates: 3, Host: 4, Certificate: 5 },
   Flag: { HandshakeDone: 1, PeerClosed: 2, Error: 4, WantsWrite: 8, PlainFull: 16, Hello: 32, NeedConfig: 64, Drained: 128, IoError: 256, TransportEnd: 512, Connected: 1024, NeedSession: 2048 },
   LocalResult: { UnrecognizedName: 9001, NoHost: 9002, HandshakeTimeout: 9003, TransportError: 9004 },

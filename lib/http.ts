@@ -268,16 +268,28 @@ export class HttpsServer extends Server {
     if (!session.closed && !session.destroyed) session.close()
   }
 
+  // Per request: one listener shared by every response (no closure, no
+  // once() wrapper); the response finds its connection through its request.
   #trackH1 = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const socket = req.socket as unknown as RustlsSocket
-    const state = this.#h1.get(socket)
+    const state = this.#h1.get(req.socket as unknown as RustlsSocket)
     if (state === undefined) return
     state.responses.add(res)
     if (this.#closing) res.shouldKeepAlive = false
-    res.once('close', () => {
-      state.responses.delete(res)
-      if (this.#closing && state.responses.size === 0) this.#endGracefully(socket)
-    })
+    res.on('close', this.#h1ResponseClosed)
+  }
+
+  // A response's 'close': it leaves its connection's set; a closing server
+  // ends the connection once its last response is done.
+  readonly #h1ResponseClosed = ((server: HttpsServer) => function (this: http.ServerResponse): void {
+    server.#untrackH1(this)
+  })(this)
+
+  #untrackH1 (res: http.ServerResponse): void {
+    const socket = res.req.socket as unknown as RustlsSocket
+    const state = this.#h1.get(socket)
+    if (state === undefined) return
+    state.responses.delete(res)
+    if (this.#closing && state.responses.size === 0) this.#endGracefully(socket)
   }
 
   #endGracefully (socket: RustlsSocket): void {

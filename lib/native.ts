@@ -218,6 +218,13 @@ export interface ClientHelloInfo {
   signatureSchemes: number[]
 }
 
+/**
+ * One fd-pump event, with the connection as `this`: its numbers are in the
+ * results array (Flags, Error, Host, Errno; plaintext: Plain bytes from
+ * PlainStart of `slab`, a Buffer never rewritten once filled).
+ */
+export type FdPumpEvent = (this: NativeConnection, slab: Buffer | undefined) => void
+
 export interface NativeConnection {
   /** Input `null` signals the transport EOF. Returns ciphertext to send. */
   feed(input: Buffer | null, offset: number, length: number,
@@ -242,14 +249,14 @@ export interface NativeConnection {
   peerCertificate(index: number): Buffer | undefined
   destroy(): void
   /** Socket mode: poll `fd` (a duplicate while libuv still watches it); events go to `onevent`. */
-  start(fd: number, onevent: (flags: number, plaintext: Buffer | undefined, error: number, errno: number, host: number) => void): void
+  start(fd: number, onevent: FdPumpEvent): void
   /**
    * Client, before any transport: connects natively to an IP address (or a
    * Unix path); 0, or the errno of a connect that could not start. Events
    * follow: Connected, or IoError with the errno; after a failure it may be
    * called again with the next address.
    */
-  connectSocket(address: { host: string, port: number } | { path: string }, onevent: (flags: number, plaintext: Buffer | undefined, error: number, errno: number, host: number) => void): number
+  connectSocket(address: { host: string, port: number } | { path: string }, onevent: FdPumpEvent): number
   readStart(): void
   readStop(): void
   /**

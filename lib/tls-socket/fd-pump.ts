@@ -10,7 +10,7 @@ import net from 'node:net'
 import util from 'node:util'
 
 import { RustlsError } from '../errors'
-import { Flag, results, Slot, type NativeConnection, type NativeHandle } from '../native'
+import { Flag, results, Slot, type FdPumpEvent, type NativeConnection, type NativeHandle } from '../native'
 import { kAfterCall, kFailed, kPeerClosed, kReaderFull, kTransportError, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
 
 /** rustls_result GENERAL: rustls stopped taking data without a code. */
@@ -53,6 +53,9 @@ export class FdPump implements Pump {
   #final = { bytesRead: 0, bytesWritten: 0 }
   #addresses: Addresses | undefined
   #idleTimer: NodeJS.Timeout | null = null
+  // The idle timeout asked for (0: none) and the one the timer was made with.
+  #idleMs = 0
+  #timerMs = 0
   #writeError: Error | null = null
 
   constructor (ctx: PumpContext, spec: FdPumpSpec) {
@@ -138,9 +141,13 @@ export class FdPump implements Pump {
     (this.#conn as PumpedConnection)[kPump] = this
   }
 
-  static readonly #dispatch = function (this: PumpedConnection, flags: number, data: Buffer | undefined, error: number, errno: number, host: number): void {
-    this[kPump].#onEvent(flags, data, error, errno, host)
-  }
+  static readonly #dispatch = function (this: PumpedConnection, slab: Buffer | undefined): void {
+    // Read out before anything can call native code again.
+    const plain = results[Slot.Plain]
+    const start = results[Slot.PlainStart]
+    const data = slab === undefined ? undefined : start === 0 && plain === slab.length ? slab : slab.subarray(start, start + plain)
+    this[kPump].#onEvent(results[Slot.Flags], data, results[Slot.Error], results[Slot.Errno], results[Slot.Host])
+  } as FdPumpEvent
 
   static #adopted (pump: FdPump, spec: FdPumpSpec & { kind: 'adopted' }): void {
     pump.#onEvent(spec.flags, spec.plaintext, 0, 0, spec.host)
@@ -152,14 +159,14 @@ export class FdPump implements Pump {
 
   static #idle (pump: FdPump): void {
     pump.#idleTimer = null
-    if (!pump.#owner.destroyed) pump.#owner.emit('timeout')
+    if (pump.#idleMs > 0 && !pump.#owner.destroyed) pump.#owner.emit('timeout')
   }
 
   /** One native event per readable/writable turn of the socket. */
   #onEvent (flags: number, data: Buffer | undefined, error: number, errno: number, host: number): void {
     const owner = this.#owner
     if (owner.destroyed) return
-    if (this.#idleTimer !== null) this.#idleTimer.refresh()
+    if (this.#idleMs > 0 && this.#idleTimer !== null) this.#idleTimer.refresh()
     if (this.#connecting) {
       if ((flags & Flag.IoError) !== 0) {
         // This address refused or failed: the next one, if any.
@@ -251,7 +258,7 @@ export class FdPump implements Pump {
     if (this.#owner[kFailed]) return 'failed'
     const r = this.#conn.writeSocket(chunks.length === 1 ? chunks[0] : chunks as Buffer[], !now)
     if (r < 0) return this.#writeFailed()
-    if (this.#idleTimer !== null) this.#idleTimer.refresh()
+    if (this.#idleMs > 0 && this.#idleTimer !== null) this.#idleTimer.refresh()
     // 1: the kernel is full (sent at once because `now`, or because the
     // deferred data passed native code's encrypt-ahead limit).
     if (r === 1) this.#writeBlocked = true
@@ -370,12 +377,19 @@ export class FdPump implements Pump {
 
   /** The descriptor sees no JS traffic: the idle timer is ours. */
   setTimeout (ms: number): void {
-    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
-    this.#idleTimer = null
-    if (ms > 0) {
-      this.#idleTimer = setTimeout(FdPump.#idle, ms, this)
-      this.#idleTimer.unref()
+    this.#idleMs = ms
+    // node:http turns the idle timeout off and on again around every
+    // request: a timer turned off stays armed (its firing does nothing) and
+    // is re-armed, not made again, for the same length.
+    if (ms === 0) return
+    if (this.#idleTimer !== null && this.#timerMs === ms) {
+      this.#idleTimer.refresh()
+      return
     }
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
+    this.#timerMs = ms
+    this.#idleTimer = setTimeout(FdPump.#idle, ms, this)
+    this.#idleTimer.unref()
   }
 
   #whenConnected: Array<() => void> | null = null

@@ -566,12 +566,16 @@ export class RustlsSocket extends Duplex {
       }
       return
     }
+    const list = new Array<Buffer>(chunks.length)
     let total = 0
-    for (const c of chunks) total += c.chunk.length
+    for (let i = 0; i < chunks.length; i++) {
+      list[i] = chunks[i].chunk
+      total += list[i].length
+    }
     // The stream already gathered this batch (a cork, an HTTP response): it
     // leaves now, without waiting for the turn's end; small chunks share
     // records (one copy).
-    const batch = total <= COALESCE_LIMIT ? [Buffer.concat(chunks.map((c) => c.chunk), total)] : chunks.map((c) => c.chunk)
+    const batch = total <= COALESCE_LIMIT ? [Buffer.concat(list, total)] : list
     this.#complete(this.#pump.write(batch, true), callback)
   }
 

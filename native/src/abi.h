@@ -16,11 +16,12 @@
 #define RN_ABI_SLOT(X)                                                                     \
   X(Flags, 0, "Flag bits of the call")                                                     \
   X(Consumed, 1, "feed: input bytes taken; write: plaintext bytes taken")                  \
-  X(Plain, 2, "feed: plaintext bytes written to the slab")                                 \
+  X(Plain, 2, "feed: plaintext bytes written to the slab; fd-pump event: plaintext bytes") \
   X(Cipher, 3, "feed: length of the returned Buffer; write/flush: ciphertext in the slab") \
   X(Error, 4, "rustls_result (7000+) or a LocalResult (9000+) once the connection failed") \
   X(Host, 5, "server: index of the host chosen by SNI, -1 before")                         \
-  X(Errno, 6, "fd pump: errno of a failed system call")
+  X(Errno, 6, "fd pump: errno of a failed system call")                                    \
+  X(PlainStart, 7, "fd-pump event: where its plaintext starts in the Buffer passed")
 
 // Slots info() fills in the same array.
 #define RN_ABI_INFO(X)                                      \

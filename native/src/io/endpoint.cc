@@ -96,6 +96,7 @@ void Endpoint::EndWrite() {
 // ---- plain --------------------------------------------------------------
 
 Io Endpoint::ReadSome(uint8_t* buf, size_t* n) {
+  last_read = 0;
   ssize_t r = ReadRaw(buf, kReadSize);
   if (r < 0) {
     if (WouldBlock(errno)) return Io::kWouldBlock;
@@ -103,6 +104,7 @@ Io Endpoint::ReadSome(uint8_t* buf, size_t* n) {
     return Io::kFailed;
   }
   *n = static_cast<size_t>(r);
+  last_read = *n;
   if (r == 0) {
     input_ended_ = true;
     fin_received_ = true;

@@ -88,6 +88,10 @@ class Endpoint {
 
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+  // Bytes the last ReadSome() took: fewer than kReadSize means the kernel
+  // had no more (a stream socket's read() returns what is queued), so a
+  // further read would only meet EAGAIN.
+  size_t last_read = 0;
   uint32_t tls_error = 0;
   int sys_errno = 0;
 

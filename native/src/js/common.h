@@ -48,6 +48,11 @@ struct AddonData {
   // connections of this environment: JS reads them right after each call.
   Napi::Reference<Napi::Int32Array> results;
   int32_t* results_data = nullptr;
+  // The slab fd-pump events copy plaintext into (connection_io.cc): filled
+  // forward only, then replaced, never rewritten.
+  Napi::Reference<Napi::Buffer<uint8_t>> plain_slab;
+  uint8_t* plain_slab_base = nullptr;
+  size_t plain_slab_used = 0;
   int64_t live[kHandleKinds] = {};
 };
 

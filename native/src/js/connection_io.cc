@@ -29,6 +29,30 @@ constexpr size_t kEncryptAhead = 64 * 1024;
 // Reads per readable event before yielding to the event loop, so one busy
 // connection cannot starve the others.
 constexpr int kReadsPerEvent = 4;
+// Size of the plaintext slab of fd-pump events; more plaintext than a
+// quarter of it gets a Buffer of its own.
+constexpr size_t kPlainSlab = 128 * 1024;
+
+// Plaintext of an fd-pump event goes to JS as a range of an environment-wide
+// slab (the Buffer returned, *start): no Buffer is allocated per event. A
+// slab is only ever filled forward and then replaced, never rewritten, so a
+// view JS code keeps (a 'data' listener may keep its chunk) is never
+// overwritten; a slab lives while views of it do, as Node's Buffer pool.
+Napi::Value PlainToSlab(Napi::Env env, const uint8_t* plain, size_t len, size_t* start) {
+  *start = 0;
+  if (len > kPlainSlab / 4) return Napi::Buffer<uint8_t>::Copy(env, plain, len);
+  AddonData* d = Data(env);
+  if (d->plain_slab.IsEmpty() || kPlainSlab - d->plain_slab_used < len) {
+    Napi::Buffer<uint8_t> slab = Napi::Buffer<uint8_t>::New(env, kPlainSlab);
+    d->plain_slab.Reset(slab, 1);
+    d->plain_slab_base = slab.Data();
+    d->plain_slab_used = 0;
+  }
+  *start = d->plain_slab_used;
+  std::memcpy(d->plain_slab_base + d->plain_slab_used, plain, len);
+  d->plain_slab_used += len;
+  return d->plain_slab.Value();
+}
 
 }  // namespace
 
@@ -192,6 +216,9 @@ void Connection::OnReadable() {
     // A deferred routing choice: JS picks the config (accept()).
     if (t.hello() != nullptr) break;
     if (r == Io::kEnd && ep.fin_received()) break;
+    // A short read drained the socket: another read() would only return
+    // EAGAIN (the poll reports what arrives meanwhile).
+    if (ep.last_read < kReadSize) break;
   }
   if (ep.fin_received()) flags |= kFlagTransportEnd;
   flags |= t.TakeFlags();
@@ -219,14 +246,15 @@ void Connection::Emit(int32_t flags, const uint8_t* plain, size_t plain_len) {
   if (closed_ || onevent_.IsEmpty()) return;
   Napi::Env env = Env();
   Napi::Value data = env.Undefined();
-  if (plain_len > 0) data = Napi::Buffer<uint8_t>::Copy(env, plain, plain_len);
-  TlsStream& t = tls();
-  flags |= t.failed() ? kFlagError : 0;
+  size_t start = 0;
+  if (plain_len > 0) data = PlainToSlab(env, plain, plain_len, &start);
+  // The numbers go through the results array (JS reads them first thing).
+  Finish(env, flags, 0, plain_len, 0);
+  int32_t* out = Data(env)->results_data;
+  out[kResultErrno] = errno_;
+  out[kResultPlainStart] = static_cast<int32_t>(start);
   // MakeCallback: async hooks see the socket, and ticks/microtasks run after.
-  onevent_.MakeCallback(Value(),
-                        {Napi::Number::New(env, flags), data, Napi::Number::New(env, t.error()),
-                         Napi::Number::New(env, errno_), Napi::Number::New(env, t.host())},
-                        *async_);
+  onevent_.MakeCallback(Value(), {data}, *async_);
   if (env.IsExceptionPending()) {
     // As for any event callback: the exception is the process's uncaught one.
     Napi::Error err = env.GetAndClearPendingException();
