@@ -263,28 +263,7 @@ void H1Exchange::OnHead() {
       resp_.erase(resp_.begin(), resp_.begin() + static_cast<ptrdiff_t>(head.length));
       continue;
     }
-    bool chunked = false;
-    bool other_coding = false;
-    for (const http::Field& f : head.fields) {
-      if (http::IEquals(f.name, "transfer-encoding")) {
-        if (http::IEquals(f.value, "chunked"))
-          chunked = true;
-        else
-          other_coding = true;
-      }
-    }
-    bool has_length = false;
-    uint64_t length = 0;
-    bool length_ok = http::ContentLength(head, &has_length, &length);
-    if (head_request_ || head.status == 204 || head.status == 304)
-      response_body_.Reset(http::Body::kNone);
-    else if (chunked && !other_coding)
-      response_body_.Reset(http::Body::kChunked);
-    else if (has_length && length_ok && !chunked && !other_coding)
-      response_body_.Reset(http::Body::kLength, length);
-    else
-      response_body_.Reset(http::Body::kUntilClose);
-    reusable_ = head.minor == 1 && !connection.close && response_body_.kind() != http::Body::kUntilClose;
+    reusable_ = http::FrameResponse(head, head_request_, connection, &response_body_);
     head_done_ = true;
     owner_->OnResponseHead(head, connection, !response_body_.done());
     size_t rest_at = head.length;

@@ -488,29 +488,8 @@ bool HttpProxy::OnResponseHead() {
       resp_.erase(resp_.begin(), resp_.begin() + static_cast<ptrdiff_t>(head.length));
       continue;
     }
-    bool chunked = false;
-    bool other_coding = false;
-    for (const http::Field& f : head.fields) {
-      if (IEquals(f.name, "transfer-encoding")) {
-        if (IEquals(f.value, "chunked"))
-          chunked = true;
-        else
-          other_coding = true;
-      }
-    }
-    bool has_length = false;
-    uint64_t length = 0;
-    bool length_ok = http::ContentLength(head, &has_length, &length);
     if (!informational) {
-      if (head_request_ || head.status == 204 || head.status == 304)
-        response_body_.Reset(http::Body::kNone);
-      else if (chunked && !other_coding)
-        response_body_.Reset(http::Body::kChunked);
-      else if (has_length && length_ok && !chunked && !other_coding)
-        response_body_.Reset(http::Body::kLength, length);
-      else
-        response_body_.Reset(http::Body::kUntilClose);
-      backend_reusable_ = head.minor == 1 && !connection.close && response_body_.kind() != http::Body::kUntilClose;
+      backend_reusable_ = http::FrameResponse(head, head_request_, connection, &response_body_);
       // An HTTP/1.0 client reads no chunked coding (RFC 9112 §6.1): the
       // body is decoded and ends with the connection.
       decode_ = http10_ && response_body_.kind() == http::Body::kChunked;

@@ -187,6 +187,30 @@ bool ContentLength(const Head& head, bool* present, uint64_t* length) {
   return true;
 }
 
+bool FrameResponse(const Head& head, bool head_request, const ConnectionOptions& connection, Body* body) {
+  bool chunked = false;
+  bool other_coding = false;
+  for (const Field& f : head.fields) {
+    if (!IEquals(f.name, "transfer-encoding")) continue;
+    if (IEquals(f.value, "chunked"))
+      chunked = true;
+    else
+      other_coding = true;
+  }
+  bool has_length = false;
+  uint64_t length = 0;
+  bool length_ok = ContentLength(head, &has_length, &length);
+  if (head_request || head.status == 204 || head.status == 304)
+    body->Reset(Body::kNone);
+  else if (chunked && !other_coding)
+    body->Reset(Body::kChunked);
+  else if (has_length && length_ok && !chunked && !other_coding)
+    body->Reset(Body::kLength, length);
+  else
+    body->Reset(Body::kUntilClose);
+  return head.minor == 1 && !connection.close && body->kind() != Body::kUntilClose;
+}
+
 Parse ParseHead(std::string_view data, bool is_request, Head* out) {
   out->fields.clear();
   out->status = 0;

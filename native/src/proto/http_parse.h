@@ -88,6 +88,12 @@ class Body {
   bool done_ = true;
 };
 
+// How a final response's body is framed (RFC 9112 §6.3): none for a HEAD
+// request, 204 and 304; chunked when that is the only coding; a valid
+// Content-Length; otherwise until the connection closes. Returns whether
+// the backend connection may carry another request after it.
+bool FrameResponse(const Head& head, bool head_request, const ConnectionOptions& connection, Body* body);
+
 // encodeURIComponent for ASCII text (what the X-SSL-*-CERT headers carry).
 std::string UriComponent(std::string_view s);
 
