@@ -111,6 +111,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   void UpdatePoll();
   // Calls JS with the flags and a copy of plain_len bytes of plaintext.
   void Emit(int32_t flags, const uint8_t* plain = nullptr, size_t plain_len = 0);
+  void EmitPiece(Napi::Env env, int32_t flags, Napi::Value data, size_t start, size_t len);
   void CloseSocket();
   // Keeps the JS object alive while the descriptor is polled (held_).
   void Hold();

@@ -32,6 +32,12 @@ constexpr int kReadsPerEvent = 4;
 // Size of the plaintext slab of fd-pump events; more plaintext than a
 // quarter of it gets a Buffer of its own.
 constexpr size_t kPlainSlab = 128 * 1024;
+// The largest Buffer of its own one event hands to JS; more plaintext goes
+// as several. malloc serves blocks this size from its free lists, where one
+// Buffer of a whole batch (up to kReadsPerEvent reads) is past its mmap
+// threshold: fresh pages to fault in, zero and unmap again per event, which
+// was most of the kernel's time in a bulk upload.
+constexpr size_t kPlainPiece = 64 * 1024;
 
 // Plaintext of an fd-pump event goes to JS as a range of an environment-wide
 // slab (the Buffer returned, *start): no Buffer is allocated per event. A
@@ -245,11 +251,26 @@ bool Connection::FlushSocket() {
 void Connection::Emit(int32_t flags, const uint8_t* plain, size_t plain_len) {
   if (closed_ || onevent_.IsEmpty()) return;
   Napi::Env env = Env();
-  Napi::Value data = env.Undefined();
+  Napi::HandleScope scope(env);
+  // Every piece is copied before JS runs: `plain` is the shared plaintext
+  // buffer, which a callback may reuse (another connection's accept()).
+  // The flags go with the last piece.
+  std::vector<Napi::Value> pieces;
+  for (; plain_len > kPlainPiece; plain += kPlainPiece, plain_len -= kPlainPiece)
+    pieces.push_back(Napi::Buffer<uint8_t>::Copy(env, plain, kPlainPiece));
+  for (const Napi::Value& piece : pieces) {
+    EmitPiece(env, 0, piece, 0, kPlainPiece);
+    // JS may close the connection in any callback; the rest goes with it.
+    if (closed_) return;
+  }
   size_t start = 0;
-  if (plain_len > 0) data = PlainToSlab(env, plain, plain_len, &start);
+  Napi::Value data = plain_len > 0 ? PlainToSlab(env, plain, plain_len, &start) : env.Undefined();
+  EmitPiece(env, flags, data, start, plain_len);
+}
+
+void Connection::EmitPiece(Napi::Env env, int32_t flags, Napi::Value data, size_t start, size_t len) {
   // The numbers go through the results array (JS reads them first thing).
-  Finish(env, flags, 0, plain_len, 0);
+  Finish(env, flags, 0, len, 0);
   int32_t* out = Data(env)->results_data;
   out[kResultErrno] = errno_;
   out[kResultPlainStart] = static_cast<int32_t>(start);
