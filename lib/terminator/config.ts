@@ -281,7 +281,7 @@ export const DEFAULTS = {
     headersTimeout: 60_000,
     /** An idle keep-alive HTTP/1.1 connection is closed (Node's keepAliveTimeout). */
     keepAliveTimeout: 5_000,
-    /** A client that does not close after our close_notify (HTTP/1.1) or GOAWAY (HTTP/2). */
+    /** A client that does not close after our close_notify (HTTP/1.1) or GOAWAY (HTTP/2); an HTTP/1.1 client still sending is read and dropped for up to 15 of these (a lingering close). */
     closeTimeout: 2_000,
     /** tcp mode and upgraded (WebSocket) connections: after the backend closed, a client that keeps its side open. */
     lingerTimeout: 5_000,

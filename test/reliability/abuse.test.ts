@@ -327,3 +327,34 @@ test('oversized and endless request heads from 100 clients at once: 431 each, th
   assert.equal((await rawRequest('localhost', ['Host: localhost'])).status, 200, 'still serving')
   outcomes.oversizedHeads = `${CLIENTS} clients, ${mib(FLOOD)} each: 431 and closed; RSS +${mib(growth)}`
 })
+
+test('a refused client that keeps sending past closeTimeout is read and dropped (a lingering close), not reset', async () => {
+  // Half-open on our side: the terminator's close_notify and FIN come right
+  // after its 400, and this client goes on sending, as one still uploading.
+  const raw = net.connect({ host: '127.0.0.1', port: term.port, allowHalfOpen: true })
+  const s = tls.connect({ socket: raw, servername: 'localhost', ca: f.ca, ALPNProtocols: ['http/1.1'] })
+  let got = ''
+  let error: Error | null = null
+  let ended = false
+  s.on('data', (d: Buffer) => { got += d.toString('latin1') })
+  s.on('error', (err: Error) => { error = err })
+  s.on('end', () => { ended = true })
+  const closed = new Promise<void>((resolve) => s.on('close', () => resolve()))
+  await new Promise<void>((resolve) => s.once('secureConnect', () => resolve()))
+  s.write('GET /echo HTTP/1.1\r\nHost: localhost\r\nno colon here\r\n\r\n')
+  // 3.5 s of a slow upload: past the 2 s closeTimeout.
+  const started = Date.now()
+  while (Date.now() - started < 3500 && error === null) {
+    s.write(Buffer.alloc(1024, 0x61))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  assert.equal(error, null, 'the connection was not reset while the client still sent')
+  assert.match(got, /^HTTP\/1\.1 400 Bad Request\r\n/)
+  assert.ok(ended, 'the answer was followed by close_notify and FIN')
+  // Once the client stops, the terminator closes within a closeTimeout or two.
+  const stopped = Date.now()
+  s.end()
+  await closed
+  assert.ok(Date.now() - stopped < 5000, `closed ${Date.now() - stopped} ms after the client stopped`)
+  assert.equal(error, null)
+})

@@ -18,6 +18,9 @@ namespace {
 constexpr size_t kMaxResponseHead = 64 * 1024;
 constexpr size_t kMaxBuffered = 64 * 1024;  // client input held while an exchange runs
 constexpr int kReadsPerEvent = 4;
+// How many close timeouts a client that keeps sending after our close is
+// read for (15 x closeTimeout 2 s: 30 s, a web server's lingering close).
+constexpr int kMaxCloseWaits = 15;
 constexpr std::string_view kText = "text/plain; charset=utf-8";
 
 using http::Head;
@@ -659,6 +662,7 @@ bool HttpProxy::Close() {
   in_.shrink_to_fit();
   in_off_ = 0;
   client_->EndWrite();
+  closing_mark_ = client_->bytes_in;
   listener_->Arm(this, listener_->timeouts().close_ms);
   return Update();
 }
@@ -686,6 +690,15 @@ void HttpProxy::OnDeadline() {
       return;
     }
     case kClosing:
+      // A lingering close: a client still sending (a body after a refusal,
+      // a flood) is read and dropped while it keeps sending, since closing
+      // with its bytes unread sends a reset, which can destroy our answer
+      // before the client read it. At most kMaxCloseWaits timeouts in all.
+      if (client_->bytes_in != closing_mark_ && ++closing_waits_ < kMaxCloseWaits) {
+        closing_mark_ = client_->bytes_in;
+        listener_->Arm(this, listener_->timeouts().close_ms);
+        return;
+      }
       delete this;
       return;
     default:

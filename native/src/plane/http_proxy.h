@@ -130,6 +130,10 @@ class HttpProxy final : public Owned, public Timed, public BackendOwner {
   http::Body response_body_;
   bool close_after_ = false;  // the client's connection ends after this response
   bool client_ended_ = false;
+  // Closing: the client's byte count at the last close timeout, and how
+  // many timeouts the close has waited through (OnDeadline).
+  uint64_t closing_mark_ = 0;
+  int closing_waits_ = 0;
   std::string forwarded_;
   bool forwarded_made_ = false;
 };
