@@ -10,15 +10,10 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "io/relay.h"
 #include "proto/proxy_header.h"
 
 namespace rustls_node {
-
-namespace {
-
-constexpr int kMovesPerEvent = 4;
-
-}  // namespace
 
 // ---- Splice ---------------------------------------------------------------
 
@@ -141,48 +136,19 @@ void Splice::OnClientPoll(uv_poll_t* handle, int status, int events) {
 }
 
 bool Splice::Move(Endpoint& src, Endpoint& dst) {
-  for (int i = 0; i < kMovesPerEvent && !dst.HasQueued() && !src.input_ended(); i++) {
-    PlainOut plain = PlainOut::Growing(&SharedPlain());
-    Io r = src.Read(plain);
-    if (plain.len > 0 && dst.Write(plain.base, plain.len) == Io::kFailed) {
-      delete this;
-      return false;
-    }
-    // TLS reads may queue records of their own (key updates, alerts).
-    if (src.tls() && src.HasQueued() && src.Flush() == Io::kFailed) {
-      delete this;
-      return false;
-    }
-    if (r == Io::kWouldBlock) break;
-    if (r == Io::kEnd) {
-      dst.EndWrite();
-      if (dst.Flush() == Io::kFailed) {
-        delete this;
-        return false;
-      }
-      break;
-    }
-    if (r == Io::kFailed) {
-      // A TLS error queued an alert; it goes out before the close.
-      if (src.tls() && src.tls_error != 0 && src.tls_error != RUSTLS_RESULT_UNEXPECTED_EOF) src.Flush();
-      delete this;
-      return false;
-    }
-  }
-  return true;
+  if (RelayMove(src, dst)) return true;
+  delete this;
+  return false;
 }
 
 void Splice::Update() {
   if (!backend_->ready()) return;
   Endpoint& c = *client_;
   Endpoint& b = backend_->endpoint();
-  bool c_out = c.HasQueued() || (c.end_requested() && !c.fin_sent());
-  bool b_out = b.HasQueued() || (b.end_requested() && !b.fin_sent());
-  int ce = (!c.input_ended() && !b_out ? UV_READABLE : 0) | (c_out ? UV_WRITABLE : 0);
-  int be = (!b.input_ended() && !c_out ? UV_READABLE : 0) | (b_out ? UV_WRITABLE : 0);
-  c.SetEvents(ce, OnClientPoll);
-  backend_->SetEvents(be);
-  if (c.input_ended() && b.input_ended() && !c_out && !b_out) {
+  RelayPolls p = RelayEvents(c, b);
+  c.SetEvents(p.a, OnClientPoll);
+  backend_->SetEvents(p.b);
+  if (p.done) {
     // Both ways ended and flushed: the connection is over.
     delete this;
     return;
