@@ -60,6 +60,10 @@ export const enum Flag {
   Connected = 1024,
   /** server: the hello asks to resume a session the application must look up: resumeSession() */
   NeedSession = 2048,
+  /** relayed (pairPlain): the plaintext side ended; our close_notify and FIN follow */
+  PlainEnd = 4096,
+  /** relayed (pairPlain): the relay is over (both ways ended, or a side failed) */
+  RelayDone = 8192,
 }
 
 export const enum LocalResult {
@@ -118,7 +122,7 @@ export const enum HostIndex {
 export const ABI: Readonly<Record<string, Readonly<Record<string, number>>>> = {
   Slot: { Flags: 0, Consumed: 1, Plain: 2, Cipher: 3, Error: 4, Host: 5, Errno: 6, PlainStart: 7 },
   InfoSlot: { Version: 0, Suite: 1, Resumed: 2, PeerCertificates: 3, Host: 4, Certificate: 5 },
-  Flag: { HandshakeDone: 1, PeerClosed: 2, Error: 4, WantsWrite: 8, PlainFull: 16, Hello: 32, NeedConfig: 64, Drained: 128, IoError: 256, TransportEnd: 512, Connected: 1024, NeedSession: 2048 },
+  Flag: { HandshakeDone: 1, PeerClosed: 2, Error: 4, WantsWrite: 8, PlainFull: 16, Hello: 32, NeedConfig: 64, Drained: 128, IoError: 256, TransportEnd: 512, Connected: 1024, NeedSession: 2048, PlainEnd: 4096, RelayDone: 8192 },
   LocalResult: { UnrecognizedName: 9001, NoHost: 9002, HandshakeTimeout: 9003, TransportError: 9004 },
   ListenerEvent: { Secure: 1, Failures: 2, Idle: 3, Backend: 4, Closed: 5, Handshakes: 6, HttpNotices: 7, SessionLookups: 8, NewSessions: 9, SpentSessions: 10 },
   PlanKind: { Js: 0, Tcp: 1, Http: 2 },

@@ -10,6 +10,7 @@ import http2 from 'node:http2'
 import { checkAuthority } from './authority'
 import type { HostContext } from './hosts'
 import { Server, type ServerOptions } from './server'
+import { pairPlain, PlainSide, TLS_GETTERS, TLS_METHODS } from './tls-socket/plain-side'
 import type { RustlsSocket } from './tls-socket/socket'
 
 /** ALPN advertised unless `ALPNProtocols` says otherwise, server preference first. */
@@ -62,22 +63,20 @@ type Listener = (...args: any[]) => void // eslint-disable-line @typescript-esli
 const FORWARDED_H1 = new Set(['upgrade', 'connect', 'checkContinue', 'checkExpectation', 'clientError', 'dropRequest', 'timeout'])
 const FORWARDED_H2 = new Set(['stream', 'session', 'sessionError', 'timeout', 'checkContinue'])
 
-/**
- * The TLS surface of a RustlsSocket that the http2 compat `req.socket`
- * (a proxy of the session's socket) must show, as a tls.TLSSocket would.
- */
-const TLS_METHODS = [
-  'getPeerCertificate', 'getPeerX509Certificate', 'getX509Certificate', 'getCertificate',
-  'getProtocol', 'getCipher', 'getEphemeralKeyInfo', 'isSessionReused', 'getEnvVars',
-] as const
-const TLS_GETTERS = [
-  'alpnProtocol', 'servername', 'authorized', 'authorizationError', 'hostIndex',
-  'remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort',
-] as const
-
 interface H1State {
   /** Responses not yet closed on this connection (pipelining: several). */
   responses: Set<http.ServerResponse>
+}
+
+/**
+ * A connection as the inner HTTP servers see it: its plaintext side on a
+ * native handle (relayed natively, the fd pump), or the RustlsSocket itself
+ * (the stream pump).
+ */
+type HttpConnection = RustlsSocket | PlainSide
+
+function tlsOf (conn: HttpConnection): RustlsSocket {
+  return conn instanceof PlainSide ? conn.tlsSocket : conn
 }
 
 /**
@@ -100,7 +99,7 @@ export class HttpsServer extends Server {
   readonly http2: http2.Http2Server
   #hostCheck: boolean
   #closing = false
-  readonly #h1 = new Map<RustlsSocket, H1State>()
+  readonly #h1 = new Map<HttpConnection, H1State>()
   readonly #sessions = new Map<http2.ServerHttp2Session, RustlsSocket>()
   // The hosts of the configuration that accepted each connection, which a
   // reload may since have replaced.
@@ -216,30 +215,44 @@ export class HttpsServer extends Server {
   #dispatch = (socket: RustlsSocket): void => {
     this.#connectionHost.set(socket, { hosts: this.hosts, index: socket.hostIndex })
     const alpn = socket.alpnProtocol
-    if (alpn === 'h2') {
-      this.#handingOver = socket
-      try {
-        this.http2.emit('connection', socket)
-      } finally {
-        this.#handingOver = null
-      }
-      return
-    }
     // No ALPN from the client means HTTP/1.1 (RFC 7301 §3.1 leaves the
     // protocol to out-of-band agreement; https has always been HTTP/1.x).
-    if (alpn === false || alpn === 'http/1.1') {
-      const state: H1State = { responses: new Set() }
-      this.#h1.set(socket, state)
-      socket.once('close', () => this.#h1.delete(socket))
-      this.http1.emit('connection', socket)
-      // A connection whose handshake finished after close() may still carry
-      // one request; it gets Connection: close, or is ended when idle.
-      if (this.#closing) setTimeout(() => { if (state.responses.size === 0) this.#endGracefully(socket) }, CLOSE_GRACE_MS).unref()
+    if (alpn === 'h2' || alpn === false || alpn === 'http/1.1') {
+      // After this turn: plaintext that came with the handshake is pushed
+      // after 'secureConnection', and goes ahead of the relay.
+      process.nextTick(this.#handOver, socket)
       return
     }
     // A protocol from a custom ALPNProtocols list: the user's to handle
     // (as http2.createSecureServer's 'unknownProtocol').
     if (!this.emit('unknownProtocol', socket)) this.#endGracefully(socket)
+  }
+
+  /**
+   * Gives the connection to the inner server of its protocol: its
+   * plaintext side on a native handle where it can be relayed natively,
+   * so that node:http and node:http2 read it as a TCP socket; else the
+   * RustlsSocket.
+   */
+  #handOver = (socket: RustlsSocket): void => {
+    if (socket.destroyed) return
+    const conn: HttpConnection = pairPlain(socket, CLOSE_GRACE_MS) ?? socket
+    if (socket.alpnProtocol === 'h2') {
+      this.#handingOver = socket
+      try {
+        this.http2.emit('connection', conn)
+      } finally {
+        this.#handingOver = null
+      }
+      return
+    }
+    const state: H1State = { responses: new Set() }
+    this.#h1.set(conn, state)
+    conn.once('close', () => this.#h1.delete(conn))
+    this.http1.emit('connection', conn)
+    // A connection whose handshake finished after close() may still carry
+    // one request; it gets Connection: close, or is ended when idle.
+    if (this.#closing) setTimeout(() => { if (state.responses.size === 0) this.#endGracefully(conn) }, CLOSE_GRACE_MS).unref()
   }
 
   #onSession = (session: http2.ServerHttp2Session): void => {
@@ -256,6 +269,11 @@ export class HttpsServer extends Server {
       this.#sessions.delete(session)
       if (!socket.destroyed) setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref()
     }) as unknown as Record<string, unknown>
+    // A PlainSide shows the TLS surface itself.
+    if (wrapper instanceof PlainSide) {
+      if (this.#closing) this.#closeSession(session)
+      return
+    }
     exposeTlsSurface(wrapper, socket)
     // The session read `encrypted`/`alpnProtocol` from the wrapper before we
     // could set them (SPEC §3: req.socket.encrypted must say https).
@@ -271,7 +289,7 @@ export class HttpsServer extends Server {
   // Per request: one listener shared by every response (no closure, no
   // once() wrapper); the response finds its connection through its request.
   #trackH1 = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const state = this.#h1.get(req.socket as unknown as RustlsSocket)
+    const state = this.#h1.get(req.socket as HttpConnection)
     if (state === undefined) return
     state.responses.add(res)
     if (this.#closing) res.shouldKeepAlive = false
@@ -285,14 +303,14 @@ export class HttpsServer extends Server {
   })(this)
 
   #untrackH1 (res: http.ServerResponse): void {
-    const socket = res.req.socket as unknown as RustlsSocket
+    const socket = res.req.socket as HttpConnection
     const state = this.#h1.get(socket)
     if (state === undefined) return
     state.responses.delete(res)
     if (this.#closing && state.responses.size === 0) this.#endGracefully(socket)
   }
 
-  #endGracefully (socket: RustlsSocket): void {
+  #endGracefully (socket: HttpConnection): void {
     if (socket.destroyed) return
     if (!socket.writableEnded) socket.end()
     setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref()
@@ -308,10 +326,10 @@ export class HttpsServer extends Server {
     if (typeof event !== 'string' || this.#forwarders.has(event)) return
     const installed: Array<{ from: EventEmitter, listener: Listener }> = []
     if (event === 'request') {
-      installed.push({ from: this.http1, listener: (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res, req.socket as unknown as RustlsSocket) })
+      installed.push({ from: this.http1, listener: (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res, tlsOf(req.socket as HttpConnection)) })
       installed.push({ from: this.http2, listener: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => this.#onRequest(req, res, this.#sessions.get(req.stream.session as http2.ServerHttp2Session)) })
     } else if (event === 'upgrade' || event === 'connect') {
-      installed.push({ from: this.http1, listener: (req: http.IncomingMessage, socket: RustlsSocket, head: Buffer) => this.#onUpgrade(event, req, socket, head) })
+      installed.push({ from: this.http1, listener: (req: http.IncomingMessage, socket: HttpConnection, head: Buffer) => this.#onUpgrade(event, req, socket, head) })
     } else if (event === 'stream') {
       installed.push({ from: this.http2, listener: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => this.#onStream(stream, headers, rest) })
     } else {
@@ -341,8 +359,8 @@ export class HttpsServer extends Server {
     this.emit('request', req, res)
   }
 
-  #onUpgrade (event: 'upgrade' | 'connect', req: http.IncomingMessage, socket: RustlsSocket, head: Buffer): void {
-    const status = this.#misdirected(socket, authorityOf(req.headers))
+  #onUpgrade (event: 'upgrade' | 'connect', req: http.IncomingMessage, socket: HttpConnection, head: Buffer): void {
+    const status = this.#misdirected(tlsOf(socket), authorityOf(req.headers))
     if (status !== 0) {
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
       return

@@ -257,6 +257,11 @@ export interface NativeConnection {
    * called again with the next address.
    */
   connectSocket(address: { host: string, port: number } | { path: string }, onevent: FdPumpEvent): number
+  /**
+   * fd pump, past the handshake: relays the plaintext to a socketpair from
+   * now on; the other end's descriptor, or -errno. `first` is sent ahead.
+   */
+  pairPlain(first?: Buffer): number
   readStart(): void
   readStop(): void
   /**

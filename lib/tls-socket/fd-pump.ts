@@ -57,6 +57,9 @@ export class FdPump implements Pump {
   #idleMs = 0
   #timerMs = 0
   #writeError: Error | null = null
+  // Relayed to a socketpair (pair()): native code moves the plaintext.
+  #paired = false
+  #graceMs = 0
 
   constructor (ctx: PumpContext, spec: FdPumpSpec) {
     this.#conn = ctx.conn
@@ -157,6 +160,10 @@ export class FdPump implements Pump {
     pump.#flushNow()
   }
 
+  static #abandon (pump: FdPump): void {
+    if (!pump.#owner.destroyed) pump.#owner.destroy()
+  }
+
   static #idle (pump: FdPump): void {
     pump.#idleTimer = null
     if (pump.#idleMs > 0 && !pump.#owner.destroyed) pump.#owner.emit('timeout')
@@ -166,6 +173,13 @@ export class FdPump implements Pump {
   #onEvent (flags: number, data: Buffer | undefined, error: number, errno: number, host: number): void {
     const owner = this.#owner
     if (owner.destroyed) return
+    if (this.#paired) {
+      // The relay's own events: the connection is over, or the plaintext
+      // side ended and a peer that ignores our close_notify gets graceMs.
+      if ((flags & Flag.RelayDone) !== 0) owner.destroy()
+      else if ((flags & Flag.PlainEnd) !== 0) setTimeout(FdPump.#abandon, this.#graceMs, this).unref()
+      return
+    }
     if (this.#idleMs > 0 && this.#idleTimer !== null) this.#idleTimer.refresh()
     if (this.#connecting) {
       if ((flags & Flag.IoError) !== 0) {
@@ -218,6 +232,26 @@ export class FdPump implements Pump {
       if (owner.writableFinished) owner.destroy()
       else if (!owner.allowHalfOpen && (owner.readableEnded || owner.readableLength === 0)) owner.end()
     }
+  }
+
+  /**
+   * From now on the plaintext goes between the TLS connection and a
+   * socketpair, relayed both ways in native code; returns the other end's
+   * descriptor, for a net.Socket. `first`: plaintext already read. The
+   * socket is destroyed once the relay is over, or `graceMs` after the
+   * plaintext side ended when the peer ignores our close_notify.
+   */
+  pair (first: Buffer | undefined, graceMs: number): number {
+    // Addresses stay readable after the descriptor closes.
+    this.#addr()
+    const fd = this.#conn.pairPlain(first)
+    if (fd < 0) throw errnoError(-fd, 'socketpair')
+    this.#paired = true
+    this.#graceMs = graceMs
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
+    this.#idleTimer = null
+    this.#idleMs = 0
+    return fd
   }
 
   resume (): void {

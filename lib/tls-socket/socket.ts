@@ -26,6 +26,8 @@ import { StreamPump } from './stream-pump'
 
 const kFinished = Symbol('finished')
 const kHandshakeTimeout = Symbol('handshakeTimeout')
+/** RustlsSocket[kPairPlain](graceMs): see the method. */
+export const kPairPlain = Symbol('pairPlain')
 
 // _writev joins small chunks (one copy) so they share records.
 const COALESCE_LIMIT = 16 * 1024
@@ -155,6 +157,24 @@ export class RustlsSocket extends Duplex {
   [kTransportError] (err: Error): void { this.#onTransportError(err) }
   [kFinished] (): void { this.#pump.finished?.() }
   [kHandshakeTimeout] (): void { this.#onHandshakeTimeout() }
+
+  /**
+   * Relays this connection's plaintext to a socketpair, in native code from
+   * now on, and returns the other end's descriptor (for a net.Socket that
+   * node:http or node:http2 reads as a native handle); null when this
+   * socket cannot (the stream pump, a reader attached, destroyed). The
+   * plaintext read so far goes ahead. Nothing is read from or written to
+   * this socket afterwards; it closes once the relay is over.
+   */
+  [kPairPlain] (graceMs: number): number | null {
+    if (!(this.#pump instanceof FdPump) || this.destroyed || this.#failed || this.readableFlowing === true ||
+        this.listenerCount('data') > 0 || this.listenerCount('readable') > 0 || this.writableLength > 0) {
+      return null
+    }
+    const chunks: Buffer[] = []
+    for (let chunk = this.read() as Buffer | null; chunk !== null; chunk = this.read() as Buffer | null) chunks.push(chunk)
+    return this.#pump.pair(chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), graceMs)
+  }
 
   // ---- node:tls surface ----------------------------------------------
 

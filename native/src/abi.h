@@ -33,19 +33,21 @@
   X(Certificate, 5, "server: index of the certificate chosen in that host, -1 before")
 
 // Flags a pump call or an fd-pump event reports.
-#define RN_ABI_FLAG(X)                                                                     \
-  X(HandshakeDone, 1 << 0, "the handshake completed during this call")                     \
-  X(PeerClosed, 1 << 1, "close_notify received and all plaintext before it read")          \
-  X(Error, 1 << 2, "the connection failed; see the Error slot")                            \
-  X(WantsWrite, 1 << 3, "ciphertext is pending that did not fit: flush")                   \
-  X(PlainFull, 1 << 4, "the plaintext region filled up: call again")                       \
-  X(Hello, 1 << 5, "server: the ClientHello was routed to a host")                         \
-  X(NeedConfig, 1 << 6, "server, deferred routing: call accept(config)")                   \
-  X(Drained, 1 << 7, "fd pump: every pending ciphertext byte reached the kernel")          \
-  X(IoError, 1 << 8, "fd pump: a read/write system call failed; errno in the event")       \
-  X(TransportEnd, 1 << 9, "fd pump: the peer's FIN arrived")                               \
-  X(Connected, 1 << 10, "fd pump: the outgoing connection (connectSocket) is established") \
-  X(NeedSession, 1 << 11, "server: the hello asks to resume a session the application must look up: resumeSession()")
+#define RN_ABI_FLAG(X)                                                                                                \
+  X(HandshakeDone, 1 << 0, "the handshake completed during this call")                                                \
+  X(PeerClosed, 1 << 1, "close_notify received and all plaintext before it read")                                     \
+  X(Error, 1 << 2, "the connection failed; see the Error slot")                                                       \
+  X(WantsWrite, 1 << 3, "ciphertext is pending that did not fit: flush")                                              \
+  X(PlainFull, 1 << 4, "the plaintext region filled up: call again")                                                  \
+  X(Hello, 1 << 5, "server: the ClientHello was routed to a host")                                                    \
+  X(NeedConfig, 1 << 6, "server, deferred routing: call accept(config)")                                              \
+  X(Drained, 1 << 7, "fd pump: every pending ciphertext byte reached the kernel")                                     \
+  X(IoError, 1 << 8, "fd pump: a read/write system call failed; errno in the event")                                  \
+  X(TransportEnd, 1 << 9, "fd pump: the peer's FIN arrived")                                                          \
+  X(Connected, 1 << 10, "fd pump: the outgoing connection (connectSocket) is established")                            \
+  X(NeedSession, 1 << 11, "server: the hello asks to resume a session the application must look up: resumeSession()") \
+  X(PlainEnd, 1 << 12, "relayed (pairPlain): the plaintext side ended; our close_notify and FIN follow")              \
+  X(RelayDone, 1 << 13, "relayed (pairPlain): the relay is over (both ways ended, or a side failed)")
 
 // Result codes the addon reports besides rustls_result values (7000+).
 #define RN_ABI_LOCAL_RESULT(X)                                                        \

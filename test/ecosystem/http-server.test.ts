@@ -7,6 +7,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import type http from 'node:http'
 import https from 'node:https'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
@@ -14,10 +15,10 @@ import { after, test } from 'node:test'
 
 import { createHttpsServer, type HttpsServer, type HttpsServerOptions } from '../../lib/http'
 import { connect } from '../../lib/index'
-import type { RustlsSocket } from '../../lib/tls-socket/socket'
+import { RustlsSocket } from '../../lib/tls-socket/socket'
 import { fixtures } from '../helpers/certs'
 import { curl, sClient, waitFor } from '../helpers/peers'
-import { waitNoLiveHandles } from '../helpers/tls'
+import { STREAM_PUMP, waitNoLiveHandles } from '../helpers/tls'
 
 const f = fixtures()
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rustls-http-'))
@@ -117,6 +118,87 @@ test('a 1 MB POST body is echoed byte-exact over HTTP/2 and HTTP/1.1', async () 
   } finally {
     await close(server)
   }
+})
+
+test('the default path relays each connection natively: node:http and node:http2 read a net.Socket with a native handle showing the TLS surface; 8 MiB each way byte-exact', { timeout: 30_000 }, async () => {
+  const body = crypto.randomBytes(8 * 1024 * 1024)
+  const input = path.join(tmp, 'relay.bin')
+  fs.writeFileSync(input, body)
+  const seen: Array<Record<string, unknown>> = []
+  const tlsSockets: RustlsSocket[] = []
+  const server = createHttpsServer(localhost, (req, res) => {
+    const socket = req.socket as unknown as net.Socket & RustlsSocket
+    seen.push({
+      version: req.httpVersion,
+      // A PlainSide (relayed) is a net.Socket that knows its RustlsSocket.
+      relayed: socket instanceof net.Socket && (socket as unknown as { tlsSocket?: unknown }).tlsSocket instanceof RustlsSocket,
+      encrypted: socket.encrypted,
+      alpn: socket.alpnProtocol,
+      servername: socket.servername,
+      cipher: socket.getCipher()?.standardName,
+      remote: `${socket.remoteAddress}:${typeof socket.remotePort}`,
+      local: socket.localPort,
+    })
+    void readBody(req).then((data) => {
+      res.setHeader('content-type', 'application/octet-stream')
+      res.end(req.url === '/download' ? body : crypto.createHash('sha256').update(data).digest('hex'))
+    })
+  })
+  server.on('secureConnection', (s: RustlsSocket) => tlsSockets.push(s))
+  const port = await listen(server)
+  try {
+    const digest = crypto.createHash('sha256').update(body).digest('hex')
+    for (const flag of ['--http2', '--http1.1']) {
+      const up = await curlLocal(port, [flag, '--data-binary', `@${input}`, '-H', 'content-type: application/octet-stream'], '/upload')
+      assert.equal(up.code, 0, up.stderr)
+      assert.equal(up.stdout, digest, `upload over ${flag}`)
+      const output = path.join(tmp, 'relay-out.bin')
+      const down = await curlLocal(port, [flag, '-o', output], '/download')
+      assert.equal(down.code, 0, down.stderr)
+      assert.ok(fs.readFileSync(output).equals(body), `download over ${flag}`)
+    }
+    // The default path relays; the net.Server path (stream pump) hands
+    // node:http the RustlsSocket itself (and node:http2 wraps it).
+    const relayed = !STREAM_PUMP
+    const surface = (version: string, alpn: string): Record<string, unknown> => ({
+      version, relayed, encrypted: true, alpn, servername: 'localhost',
+      cipher: 'TLS_AES_256_GCM_SHA384', remote: '127.0.0.1:number', local: port,
+    })
+    assert.deepEqual(seen, [surface('2.0', 'h2'), surface('2.0', 'h2'), surface('1.1', 'http/1.1'), surface('1.1', 'http/1.1')])
+    // Every connection's RustlsSocket closes with its relay.
+    assert.equal(tlsSockets.length, 4)
+    await waitFor(() => tlsSockets.every((s) => s.destroyed), 5000, 'every RustlsSocket closed')
+  } finally {
+    await close(server)
+  }
+})
+
+test('a relayed HTTP/1.1 client that ignores our close_notify is closed after the grace period', { timeout: 15_000 }, async () => {
+  const server = createHttpsServer(localhost, (_req, res) => res.end('ok'))
+  let serverClosed: Promise<void> = Promise.reject(new Error('no connection'))
+  serverClosed.catch(() => {})
+  server.on('secureConnection', (s: RustlsSocket) => { serverClosed = new Promise((resolve) => s.on('close', () => resolve())) })
+  const port = await listen(server)
+  // Half-open and never ending: the server's close_notify and FIN are not answered.
+  const raw = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true })
+  const client = connect({ socket: raw, servername: 'localhost', ca: f.ca, ALPNProtocols: ['http/1.1'], allowHalfOpen: true })
+  let text = ''
+  client.on('data', (d: Buffer) => { text += d.toString('latin1') })
+  client.on('error', () => {})
+  let ended = false
+  client.on('end', () => { ended = true })
+  client.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n')
+  await waitFor(() => text.endsWith('ok'), 5000, 'the answer')
+  const started = Date.now()
+  const closed = close(server)
+  await waitFor(() => ended, 5000, 'our close_notify')
+  // The client's half-open socket would keep the connection; the server
+  // closes its side once the grace period is over.
+  await serverClosed
+  const ms = Date.now() - started
+  assert.ok(ms >= 1500 && ms < 6000, `closed ${ms} ms after close()`)
+  await closed
+  client.destroy()
 })
 
 test('a client that offers no ALPN gets HTTP/1.1', async () => {

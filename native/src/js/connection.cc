@@ -111,6 +111,7 @@ Napi::Function Connection::Init(Napi::Env env) {
                          InstanceMethod<&Connection::Destroy>("destroy"),
                          InstanceMethod<&Connection::Start>("start"),
                          InstanceMethod<&Connection::ConnectSocket>("connectSocket"),
+                         InstanceMethod<&Connection::PairPlain>("pairPlain"),
                          InstanceMethod<&Connection::ReadStart>("readStart"),
                          InstanceMethod<&Connection::ReadStop>("readStop"),
                          InstanceMethod<&Connection::WriteSocket>("writeSocket"),
@@ -480,6 +481,7 @@ void Connection::Close() {
     final_out_ = ep_->bytes_out;
   }
   ep_.reset();
+  pair_.reset();
   stream_.reset();
   if (!router_.IsEmpty()) router_.Reset();
   if (stats_ != nullptr) {

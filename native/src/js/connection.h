@@ -85,6 +85,17 @@ class Connection : public Napi::ObjectWrap<Connection> {
   // the connect could not even start: a client stream connects natively
   // (non-blocking), Connected follows, then the handshake on the fd pump.
   Napi::Value ConnectSocket(const Napi::CallbackInfo& info);
+  // pairPlain(first?) → descriptor, or -errno: from now on the plaintext
+  // goes between the TLS stream and a socketpair whose other end (the
+  // descriptor returned) JS wraps in a net.Socket; native code relays both
+  // ways (io/relay.h) and JS only hears PlainEnd and RelayDone. `first`:
+  // plaintext JS holds already, sent ahead.
+  Napi::Value PairPlain(const Napi::CallbackInfo& info);
+  static void OnPairPoll(uv_poll_t* handle, int status, int events);
+  // After relay progress: polls what each side needs, reports the ends.
+  void Relay();
+  // A relay side failed: the pair closes (Node's socket sees its end).
+  void RelayFailed();
   Napi::Value ReadStart(const Napi::CallbackInfo& info);
   Napi::Value ReadStop(const Napi::CallbackInfo& info);
   // writeSocket(buffer | buffer[], defer?) → 0 sent, 1 pending (Drained
@@ -129,6 +140,9 @@ class Connection : public Napi::ObjectWrap<Connection> {
   // The stream until the fd pump starts; then the endpoint owns it.
   std::unique_ptr<TlsStream> stream_;
   std::unique_ptr<TlsEndpoint> ep_;
+  // Relayed (pairPlain): our end of the socketpair.
+  std::unique_ptr<PlainEndpoint> pair_;
+  bool plain_end_reported_ = false;
   Napi::ObjectReference router_;
   bool closed_ = false;
   int64_t external_bytes_ = 0;

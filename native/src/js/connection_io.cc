@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "io/relay.h"
 #include "js/connection.h"
 #include "plane/listener.h"
 
@@ -154,7 +155,8 @@ void Connection::OnConnected() {
 }
 
 void Connection::UpdatePoll() {
-  if (ep_ == nullptr) return;
+  // Relayed: the relay polls both sides itself (Relay()).
+  if (ep_ == nullptr || pair_ != nullptr) return;
   if (connecting_) {
     ep_->SetEvents(UV_WRITABLE, OnPoll);
     return;
@@ -170,6 +172,17 @@ void Connection::OnPoll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<Connection*>(handle->data);
   if (self == nullptr || self->closed_) return;
   Napi::HandleScope scope(self->Env());
+  if (self->pair_ != nullptr) {
+    TlsEndpoint& tls = *self->ep_;
+    if (status < 0 || ((events & UV_WRITABLE) != 0 && tls.Flush() == Io::kFailed) ||
+        ((events & UV_READABLE) != 0 && !RelayMove(tls, *self->pair_))) {
+      if (status < 0) tls.sys_errno = SocketError(tls.fd());
+      self->RelayFailed();
+      return;
+    }
+    self->Relay();
+    return;
+  }
   if (self->connecting_) {
     self->OnConnected();
     return;
@@ -231,6 +244,82 @@ void Connection::OnReadable() {
   if ((flags & kFlagIoError) == 0 && !FlushSocket()) flags |= kFlagIoError;
   UpdatePoll();
   if (flags != 0 || plain.len > 0) Emit(flags, plain.base, plain.len);
+}
+
+Napi::Value Connection::PairPlain(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  if (!fd_pump() || ep_->fd() < 0 || onevent_.IsEmpty() || pair_ != nullptr || connecting_ || !tls().handshake_done() ||
+      tls().failed()) {
+    ThrowCode(env, "ERR_INVALID_STATE", "pairPlain() is for a started fd-pump connection past its handshake, once");
+    return env.Undefined();
+  }
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    ThrowCode(env, "ERR_RUSTLS_SOCKET", "no event loop");
+    return env.Undefined();
+  }
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
+    return Napi::Number::New(env, -errno);
+  auto pair = std::make_unique<PlainEndpoint>(fds[0]);
+  if (!pair->StartPoll(loop, this)) {
+    close(fds[1]);
+    return Napi::Number::New(env, -EBADF);
+  }
+  pair_ = std::move(pair);
+  if (info[0].IsBuffer()) {
+    Napi::Buffer<uint8_t> first = info[0].As<Napi::Buffer<uint8_t>>();
+    // Queued if the socketpair cannot take it all; the relay sends it first.
+    if (pair_->Write(first.Data(), first.Length()) == Io::kFailed) {
+      close(fds[1]);
+      pair_.reset();
+      return Napi::Number::New(env, -EPIPE);
+    }
+  }
+  // The client may have ended its side before the pairing.
+  if (ep_->input_ended()) pair_->EndWrite();
+  Relay();
+  return Napi::Number::New(env, fds[1]);
+}
+
+void Connection::OnPairPoll(uv_poll_t* handle, int status, int events) {
+  auto* self = static_cast<Connection*>(handle->data);
+  if (self == nullptr || self->closed_ || self->pair_ == nullptr) return;
+  Napi::HandleScope scope(self->Env());
+  PlainEndpoint& pair = *self->pair_;
+  if (status < 0 || ((events & UV_WRITABLE) != 0 && pair.Flush() == Io::kFailed) ||
+      ((events & UV_READABLE) != 0 && !RelayMove(pair, *self->ep_))) {
+    self->RelayFailed();
+    return;
+  }
+  self->Relay();
+}
+
+void Connection::Relay() {
+  RelayPolls p = RelayEvents(*ep_, *pair_);
+  ep_->SetEvents(p.a, OnPoll);
+  pair_->SetEvents(p.b, OnPairPoll);
+  int32_t flags = 0;
+  if (pair_->input_ended() && !plain_end_reported_) {
+    plain_end_reported_ = true;
+    flags |= kFlagPlainEnd;
+  }
+  if (p.done) flags |= kFlagRelayDone;
+  if (flags != 0) Emit(flags);
+}
+
+void Connection::RelayFailed() {
+  // Node's side of the pair reads its end; the TLS side stops here.
+  pair_->Close();
+  ep_->SetEvents(0, OnPoll);
+  // An alert the failure queued may still go (RelayMove flushed what it could).
+  int32_t flags = tls().TakeFlags() | kFlagRelayDone;
+  if (ep_->sys_errno != 0 && (flags & kFlagError) == 0) {
+    errno_ = ep_->sys_errno;
+    flags |= kFlagIoError;
+  }
+  Emit(flags);
 }
 
 bool Connection::FlushSocket() {
@@ -437,6 +526,7 @@ void Connection::Hold() {
 }
 
 void Connection::CloseSocket() {
+  if (pair_ != nullptr) pair_->Close();
   if (ep_ != nullptr) ep_->Close();
   if (!onevent_.IsEmpty()) onevent_.Reset();
   async_.reset();
