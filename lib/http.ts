@@ -69,17 +69,6 @@ interface H1State {
 }
 
 /**
- * A connection as the inner HTTP servers see it: its plaintext side on a
- * native handle (relayed natively, the fd pump), or the RustlsSocket itself
- * (the stream pump).
- */
-type HttpConnection = RustlsSocket | PlainSide
-
-function tlsOf (conn: HttpConnection): RustlsSocket {
-  return conn instanceof PlainSide ? conn.tlsSocket : conn
-}
-
-/**
  * An HTTPS server over rustls that speaks HTTP/1.1 and HTTP/2 on one port,
  * and behaves like an `https.Server`: listen, close, address, 'request',
  * 'upgrade', 'connect', 'checkContinue', 'clientError', 'timeout' events,
@@ -99,7 +88,7 @@ export class HttpsServer extends Server {
   readonly http2: http2.Http2Server
   #hostCheck: boolean
   #closing = false
-  readonly #h1 = new Map<HttpConnection, H1State>()
+  readonly #h1 = new Map<RustlsSocket, H1State>()
   readonly #sessions = new Map<http2.ServerHttp2Session, RustlsSocket>()
   // The hosts of the configuration that accepted each connection, which a
   // reload may since have replaced.
@@ -215,12 +204,25 @@ export class HttpsServer extends Server {
   #dispatch = (socket: RustlsSocket): void => {
     this.#connectionHost.set(socket, { hosts: this.hosts, index: socket.hostIndex })
     const alpn = socket.alpnProtocol
-    // No ALPN from the client means HTTP/1.1 (RFC 7301 §3.1 leaves the
-    // protocol to out-of-band agreement; https has always been HTTP/1.x).
-    if (alpn === 'h2' || alpn === false || alpn === 'http/1.1') {
+    if (alpn === 'h2') {
       // After this turn: plaintext that came with the handshake is pushed
       // after 'secureConnection', and goes ahead of the relay.
-      process.nextTick(this.#handOver, socket)
+      process.nextTick(this.#handOverH2, socket)
+      return
+    }
+    // No ALPN from the client means HTTP/1.1 (RFC 7301 §3.1 leaves the
+    // protocol to out-of-band agreement; https has always been HTTP/1.x).
+    // node:http gets the RustlsSocket: measured, a relay (as for HTTP/2)
+    // cost more per connection than node:http's 'data' path saves on
+    // keep-alive requests, and a fifth more CPU with one request each.
+    if (alpn === false || alpn === 'http/1.1') {
+      const state: H1State = { responses: new Set() }
+      this.#h1.set(socket, state)
+      socket.once('close', () => this.#h1.delete(socket))
+      this.http1.emit('connection', socket)
+      // A connection whose handshake finished after close() may still carry
+      // one request; it gets Connection: close, or is ended when idle.
+      if (this.#closing) setTimeout(() => { if (state.responses.size === 0) this.#endGracefully(socket) }, CLOSE_GRACE_MS).unref()
       return
     }
     // A protocol from a custom ALPNProtocols list: the user's to handle
@@ -229,30 +231,23 @@ export class HttpsServer extends Server {
   }
 
   /**
-   * Gives the connection to the inner server of its protocol: its
-   * plaintext side on a native handle where it can be relayed natively,
-   * so that node:http and node:http2 read it as a TCP socket; else the
-   * RustlsSocket.
+   * An HTTP/2 connection goes to node:http2 as its plaintext side on a
+   * native handle, relayed natively, where it can be (the fd pump):
+   * node:http2 reads it as a TCP socket instead of wrapping the
+   * RustlsSocket in its JS stream socket. Else the RustlsSocket.
    */
-  #handOver = (socket: RustlsSocket): void => {
+  #handOverH2 = (socket: RustlsSocket): void => {
     if (socket.destroyed) return
-    const conn: HttpConnection = pairPlain(socket, CLOSE_GRACE_MS) ?? socket
-    if (socket.alpnProtocol === 'h2') {
-      this.#handingOver = socket
-      try {
-        this.http2.emit('connection', conn)
-      } finally {
-        this.#handingOver = null
-      }
-      return
+    const conn: RustlsSocket | PlainSide = pairPlain(socket, CLOSE_GRACE_MS) ?? socket
+    // Once our close_notify and FIN left (the session ended), a peer that
+    // ignores them is dropped after the grace (the relay does it natively).
+    if (conn === socket) socket.once('finish', () => setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref())
+    this.#handingOver = socket
+    try {
+      this.http2.emit('connection', conn)
+    } finally {
+      this.#handingOver = null
     }
-    const state: H1State = { responses: new Set() }
-    this.#h1.set(conn, state)
-    conn.once('close', () => this.#h1.delete(conn))
-    this.http1.emit('connection', conn)
-    // A connection whose handshake finished after close() may still carry
-    // one request; it gets Connection: close, or is ended when idle.
-    if (this.#closing) setTimeout(() => { if (state.responses.size === 0) this.#endGracefully(conn) }, CLOSE_GRACE_MS).unref()
   }
 
   #onSession = (session: http2.ServerHttp2Session): void => {
@@ -289,7 +284,7 @@ export class HttpsServer extends Server {
   // Per request: one listener shared by every response (no closure, no
   // once() wrapper); the response finds its connection through its request.
   #trackH1 = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const state = this.#h1.get(req.socket as HttpConnection)
+    const state = this.#h1.get(req.socket as unknown as RustlsSocket)
     if (state === undefined) return
     state.responses.add(res)
     if (this.#closing) res.shouldKeepAlive = false
@@ -303,14 +298,14 @@ export class HttpsServer extends Server {
   })(this)
 
   #untrackH1 (res: http.ServerResponse): void {
-    const socket = res.req.socket as HttpConnection
+    const socket = res.req.socket as unknown as RustlsSocket
     const state = this.#h1.get(socket)
     if (state === undefined) return
     state.responses.delete(res)
     if (this.#closing && state.responses.size === 0) this.#endGracefully(socket)
   }
 
-  #endGracefully (socket: HttpConnection): void {
+  #endGracefully (socket: RustlsSocket): void {
     if (socket.destroyed) return
     if (!socket.writableEnded) socket.end()
     setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref()
@@ -326,10 +321,10 @@ export class HttpsServer extends Server {
     if (typeof event !== 'string' || this.#forwarders.has(event)) return
     const installed: Array<{ from: EventEmitter, listener: Listener }> = []
     if (event === 'request') {
-      installed.push({ from: this.http1, listener: (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res, tlsOf(req.socket as HttpConnection)) })
+      installed.push({ from: this.http1, listener: (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res, req.socket as unknown as RustlsSocket) })
       installed.push({ from: this.http2, listener: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => this.#onRequest(req, res, this.#sessions.get(req.stream.session as http2.ServerHttp2Session)) })
     } else if (event === 'upgrade' || event === 'connect') {
-      installed.push({ from: this.http1, listener: (req: http.IncomingMessage, socket: HttpConnection, head: Buffer) => this.#onUpgrade(event, req, socket, head) })
+      installed.push({ from: this.http1, listener: (req: http.IncomingMessage, socket: RustlsSocket, head: Buffer) => this.#onUpgrade(event, req, socket, head) })
     } else if (event === 'stream') {
       installed.push({ from: this.http2, listener: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => this.#onStream(stream, headers, rest) })
     } else {
@@ -359,8 +354,8 @@ export class HttpsServer extends Server {
     this.emit('request', req, res)
   }
 
-  #onUpgrade (event: 'upgrade' | 'connect', req: http.IncomingMessage, socket: HttpConnection, head: Buffer): void {
-    const status = this.#misdirected(tlsOf(socket), authorityOf(req.headers))
+  #onUpgrade (event: 'upgrade' | 'connect', req: http.IncomingMessage, socket: RustlsSocket, head: Buffer): void {
+    const status = this.#misdirected(socket, authorityOf(req.headers))
     if (status !== 0) {
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
       return

@@ -120,7 +120,7 @@ test('a 1 MB POST body is echoed byte-exact over HTTP/2 and HTTP/1.1', async () 
   }
 })
 
-test('the default path relays each connection natively: node:http and node:http2 read a net.Socket with a native handle showing the TLS surface; 8 MiB each way byte-exact', { timeout: 30_000 }, async () => {
+test('the default path relays HTTP/2 connections natively: node:http2 reads a net.Socket with a native handle showing the TLS surface; 8 MiB each way byte-exact over both protocols', { timeout: 30_000 }, async () => {
   const body = crypto.randomBytes(8 * 1024 * 1024)
   const input = path.join(tmp, 'relay.bin')
   fs.writeFileSync(input, body)
@@ -157,11 +157,11 @@ test('the default path relays each connection natively: node:http and node:http2
       assert.equal(down.code, 0, down.stderr)
       assert.ok(fs.readFileSync(output).equals(body), `download over ${flag}`)
     }
-    // The default path relays; the net.Server path (stream pump) hands
-    // node:http the RustlsSocket itself (and node:http2 wraps it).
-    const relayed = !STREAM_PUMP
+    // The default path relays HTTP/2; the net.Server path (stream pump)
+    // hands node:http2 the RustlsSocket (which it wraps), and node:http
+    // always gets the RustlsSocket.
     const surface = (version: string, alpn: string): Record<string, unknown> => ({
-      version, relayed, encrypted: true, alpn, servername: 'localhost',
+      version, relayed: alpn === 'h2' && !STREAM_PUMP, encrypted: true, alpn, servername: 'localhost',
       cipher: 'TLS_AES_256_GCM_SHA384', remote: '127.0.0.1:number', local: port,
     })
     assert.deepEqual(seen, [surface('2.0', 'h2'), surface('2.0', 'h2'), surface('1.1', 'http/1.1'), surface('1.1', 'http/1.1')])
@@ -173,27 +173,29 @@ test('the default path relays each connection natively: node:http and node:http2
   }
 })
 
-test('a relayed HTTP/1.1 client that ignores our close_notify is closed after the grace period', { timeout: 15_000 }, async () => {
+test('an HTTP/2 client that ignores our close_notify is closed after the grace period', { timeout: 15_000 }, async () => {
   const server = createHttpsServer(localhost, (_req, res) => res.end('ok'))
   let serverClosed: Promise<void> = Promise.reject(new Error('no connection'))
   serverClosed.catch(() => {})
   server.on('secureConnection', (s: RustlsSocket) => { serverClosed = new Promise((resolve) => s.on('close', () => resolve())) })
+  let sessions = 0
+  server.on('session', () => { sessions++ })
   const port = await listen(server)
   // Half-open and never ending: the server's close_notify and FIN are not answered.
   const raw = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true })
-  const client = connect({ socket: raw, servername: 'localhost', ca: f.ca, ALPNProtocols: ['http/1.1'], allowHalfOpen: true })
-  let text = ''
-  client.on('data', (d: Buffer) => { text += d.toString('latin1') })
+  const client = connect({ socket: raw, servername: 'localhost', ca: f.ca, ALPNProtocols: ['h2'], allowHalfOpen: true })
+  let received = 0
+  client.on('data', (d: Buffer) => { received += d.length })
   client.on('error', () => {})
   let ended = false
   client.on('end', () => { ended = true })
-  client.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n')
-  await waitFor(() => text.endsWith('ok'), 5000, 'the answer')
+  // The connection preface and an empty SETTINGS frame (RFC 9113 §3.4).
+  client.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]))
+  await waitFor(() => sessions === 1 && received >= 9, 5000, 'the session and the server\'s SETTINGS')
   const started = Date.now()
   const closed = close(server)
+  // GOAWAY, then close_notify and FIN once node:http2 closed the session.
   await waitFor(() => ended, 5000, 'our close_notify')
-  // The client's half-open socket would keep the connection; the server
-  // closes its side once the grace period is over.
   await serverClosed
   const ms = Date.now() - started
   assert.ok(ms >= 1500 && ms < 6000, `closed ${ms} ms after close()`)

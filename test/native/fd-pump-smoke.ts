@@ -1,8 +1,8 @@
 // A short run of the fd pump (native reads/writes on the descriptor: the
 // native listener's connections, native clients) over every path:
 // handshakes, data both ways, backpressure, close_notify, truncation,
-// garbage, refusal, resumption, and createHttpsServer's native relay of
-// each connection to a socketpair that node:http / node:http2 read. Small enough to run under
+// garbage, refusal, resumption, and createHttpsServer: HTTP/1.1 on the
+// RustlsSocket, HTTP/2 relayed natively to a socketpair node:http2 reads. Small enough to run under
 // valgrind or AddressSanitizer: `valgrind node dist/test/native/fd-pump-smoke.js`
 // (see scripts/memcheck.sh). Exits non-zero on any mismatch.
 import assert from 'node:assert/strict'
@@ -79,7 +79,7 @@ async function main (): Promise<void> {
   console.log('socket-mode smoke: ok')
 }
 
-/** createHttpsServer on the default path: every connection relayed natively. */
+/** createHttpsServer on the default path: HTTP/1.1 and the HTTP/2 relay. */
 async function relaySmoke (big: Buffer): Promise<void> {
   const server = createHttpsServer({ cert: f.localhostEcdsa.cert, key: f.localhostEcdsa.key }, (req, res) => {
     const chunks: Buffer[] = []
