@@ -81,6 +81,7 @@ TESTS_INTEGRATION=(
   dist/test/integration/fd-pump.test.js
   dist/test/integration/sni-callback.test.js
   dist/test/integration/session-callbacks.test.js
+  dist/test/ecosystem/http-server.test.js
 )
 # The native data plane (issues 11 and 18): the listener, the tcp-mode
 # splice (in the clear and TLS to the backend), http mode's HTTP/1.1 front
