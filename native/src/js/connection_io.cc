@@ -176,7 +176,6 @@ void Connection::OnPoll(uv_poll_t* handle, int status, int events) {
     TlsEndpoint& tls = *self->ep_;
     if (status < 0 || ((events & UV_WRITABLE) != 0 && tls.Flush() == Io::kFailed) ||
         ((events & UV_READABLE) != 0 && !RelayMove(tls, *self->pair_))) {
-      if (status < 0) tls.sys_errno = SocketError(tls.fd());
       self->RelayFailed();
       return;
     }
@@ -310,16 +309,12 @@ void Connection::Relay() {
 }
 
 void Connection::RelayFailed() {
-  // Node's side of the pair reads its end; the TLS side stops here.
+  // Node's side of the pair reads its end, the TLS side stops here (an
+  // alert the failure queued went out in RelayMove), and JS closes the
+  // connection: what failed is Node's socket's to report.
   pair_->Close();
   ep_->SetEvents(0, OnPoll);
-  // An alert the failure queued may still go (RelayMove flushed what it could).
-  int32_t flags = tls().TakeFlags() | kFlagRelayDone;
-  if (ep_->sys_errno != 0 && (flags & kFlagError) == 0) {
-    errno_ = ep_->sys_errno;
-    flags |= kFlagIoError;
-  }
-  Emit(flags);
+  Emit(kFlagRelayDone);
 }
 
 bool Connection::FlushSocket() {
