@@ -92,6 +92,9 @@ class Connection : public Napi::ObjectWrap<Connection> {
   // plaintext JS holds already, sent ahead.
   Napi::Value PairPlain(const Napi::CallbackInfo& info);
   static void OnPairPoll(uv_poll_t* handle, int status, int events);
+  // One poll event on a relayed side: flush it when writable, move what it
+  // has to the other side when readable, then Relay() or RelayFailed().
+  void RelayStep(Endpoint& polled, Endpoint& other, int status, int events);
   // After relay progress: polls what each side needs, reports the ends.
   void Relay();
   // A relay side failed: the pair closes (Node's socket sees its end).

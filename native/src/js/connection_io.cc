@@ -173,13 +173,7 @@ void Connection::OnPoll(uv_poll_t* handle, int status, int events) {
   if (self == nullptr || self->closed_) return;
   Napi::HandleScope scope(self->Env());
   if (self->pair_ != nullptr) {
-    TlsEndpoint& tls = *self->ep_;
-    if (status < 0 || ((events & UV_WRITABLE) != 0 && tls.Flush() == Io::kFailed) ||
-        ((events & UV_READABLE) != 0 && !RelayMove(tls, *self->pair_))) {
-      self->RelayFailed();
-      return;
-    }
-    self->Relay();
+    self->RelayStep(*self->ep_, *self->pair_, status, events);
     return;
   }
   if (self->connecting_) {
@@ -286,13 +280,16 @@ void Connection::OnPairPoll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<Connection*>(handle->data);
   if (self == nullptr || self->closed_ || self->pair_ == nullptr) return;
   Napi::HandleScope scope(self->Env());
-  PlainEndpoint& pair = *self->pair_;
-  if (status < 0 || ((events & UV_WRITABLE) != 0 && pair.Flush() == Io::kFailed) ||
-      ((events & UV_READABLE) != 0 && !RelayMove(pair, *self->ep_))) {
-    self->RelayFailed();
+  self->RelayStep(*self->pair_, *self->ep_, status, events);
+}
+
+void Connection::RelayStep(Endpoint& polled, Endpoint& other, int status, int events) {
+  if (status < 0 || ((events & UV_WRITABLE) != 0 && polled.Flush() == Io::kFailed) ||
+      ((events & UV_READABLE) != 0 && !RelayMove(polled, other))) {
+    RelayFailed();
     return;
   }
-  self->Relay();
+  Relay();
 }
 
 void Connection::Relay() {
