@@ -50,7 +50,6 @@ export class FdPump implements Pump {
   #transportEnded = false
   #connecting = false
   #closed = false
-  #final = { bytesRead: 0, bytesWritten: 0 }
   #addresses: Addresses | undefined
   #idleTimer: NodeJS.Timeout | null = null
   // The idle timeout asked for (0: none) and the one the timer was made with.
@@ -213,9 +212,6 @@ export class FdPump implements Pump {
       owner[kTransportError](errnoError(errno, 'read'))
       return
     }
-    // Once both directions closed, getpeername() fails: the addresses are
-    // read now, while the peer's end is only on its way.
-    if ((flags & (Flag.PeerClosed | Flag.TransportEnd)) !== 0) this.#addr()
     owner[kAfterCall](flags, error, host, data ?? null)
     if (owner.destroyed || owner[kFailed]) return
     if (owner[kReaderFull] && !owner[kPeerClosed]) {
@@ -242,8 +238,6 @@ export class FdPump implements Pump {
    * plaintext side ended when the peer ignores our close_notify.
    */
   pair (first: Buffer | undefined, graceMs: number): number {
-    // Addresses stay readable after the descriptor closes.
-    this.#addr()
     const fd = this.#conn.pairPlain(first)
     if (fd < 0) throw errnoError(-fd, 'socketpair')
     this.#paired = true
@@ -333,8 +327,6 @@ export class FdPump implements Pump {
   flushQueued (): void {}
 
   end (done: () => void): void {
-    // Addresses first: after both FINs the descriptor has none (see #onEvent).
-    this.#addr()
     // close_notify, then the FIN once everything left (native).
     const r = !this.#owner[kFailed] && !this.#closed ? this.#conn.shutdownSocket() : 0
     if (r === 1) (this.#drainWaiters ??= []).push(done)
@@ -360,9 +352,6 @@ export class FdPump implements Pump {
   /** Stops polling and closes the descriptor; the TLS state stays. */
   #close (): void {
     if (this.#closed) return
-    // Addresses stay readable for logs after the close.
-    this.#addr()
-    this.#final = this.#conn.counters()
     this.#closed = true
     this.#conn.closeSocket()
   }
@@ -380,10 +369,13 @@ export class FdPump implements Pump {
 
   // ---- the descriptor's facts -------------------------------------------------
 
-  /** Read once, on first use: a closed descriptor has no addresses any more. */
+  /**
+   * On first use: native code read them once connected and keeps them after
+   * the descriptor closed (it has none then), so logs still have them.
+   */
   #addr (): Addresses {
     if (this.#addresses === undefined) {
-      if (this.#closed || this.#connecting) return {}
+      if (this.#connecting) return {}
       try {
         this.#addresses = this.#conn.addresses()
       } catch {
@@ -398,8 +390,9 @@ export class FdPump implements Pump {
   get remoteFamily (): string | undefined { return this.#addr().remoteFamily }
   get localAddress (): string | undefined { return this.#addr().localAddress }
   get localPort (): number | undefined { return this.#addr().localPort }
-  get bytesRead (): number { return (this.#closed ? this.#final : this.#conn.counters()).bytesRead }
-  get bytesWritten (): number { return (this.#closed ? this.#final : this.#conn.counters()).bytesWritten }
+  // Native code keeps the counts after the descriptor closed.
+  get bytesRead (): number { return this.#conn.counters().bytesRead }
+  get bytesWritten (): number { return this.#conn.counters().bytesWritten }
   get connecting (): boolean { return this.#connecting }
   get readyState (): string { return this.#connecting ? 'opening' : this.#closed ? 'closed' : 'open' }
 

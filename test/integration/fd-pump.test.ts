@@ -91,6 +91,13 @@ describe('fd pump', () => {
       if (!STREAM_PUMP) {
         assert.equal(c.transport, undefined)
         assert.equal(serverSide.transport, undefined)
+        // Addresses never asked for before the close: native code read them
+        // once connected and keeps them for logs after the descriptor closed.
+        assert.ok(serverSide.destroyed && c.destroyed)
+        assert.equal(serverSide.remoteAddress, '127.0.0.1')
+        assert.equal(serverSide.remotePort, c.localPort)
+        assert.equal(c.remotePort, srv.port)
+        assert.equal(c.remoteFamily, 'IPv4')
       } else {
         assert.equal((c.transport as net.Socket).bytesRead, c.bytesRead)
       }

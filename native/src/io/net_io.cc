@@ -30,17 +30,17 @@ int WritevToFd(void* userdata, const rustls_iovec* iov, size_t count, size_t* ou
 
 namespace {
 
-SocketAddress Describe(const sockaddr_storage& ss) {
+SocketAddress Describe(const sockaddr* sa) {
   SocketAddress out;
   char text[INET6_ADDRSTRLEN] = {0};
-  if (ss.ss_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+  if (sa->sa_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(sa);
     inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
     out.port = ntohs(a->sin_port);
     out.family = 4;
     out.address = text;
-  } else if (ss.ss_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+  } else if (sa->sa_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(sa);
     inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
     out.port = ntohs(a->sin6_port);
     out.family = 6;
@@ -55,15 +55,27 @@ SocketAddress PeerAddress(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
-  return Describe(ss);
+  return Describe(reinterpret_cast<const sockaddr*>(&ss));
 }
 
 SocketAddress LocalAddress(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
-  return Describe(ss);
+  return Describe(reinterpret_cast<const sockaddr*>(&ss));
 }
+
+void RawAddresses::Read(int fd) {
+  // An IPv4 address fits in a sockaddr_in6; a Unix socket's path does not
+  // and is not kept (its family stays 0: no address, as for Node).
+  socklen_t len = sizeof peer;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 || len > sizeof peer) peer = {};
+  len = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0 || len > sizeof local) local = {};
+}
+
+SocketAddress RawAddresses::Peer() const { return Describe(reinterpret_cast<const sockaddr*>(&peer)); }
+SocketAddress RawAddresses::Local() const { return Describe(reinterpret_cast<const sockaddr*>(&local)); }
 
 bool TargetFromIp(const std::string& ip, int port, ConnectTarget* out, std::string* err) {
   *out = ConnectTarget{};

@@ -4,6 +4,7 @@
 #define RUSTLS_NODE_NET_IO_H
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -33,6 +34,17 @@ struct SocketAddress {
 };
 SocketAddress PeerAddress(int fd);
 SocketAddress LocalAddress(int fd);
+
+// Both addresses of a connected socket as the kernel gives them, read once
+// while it is connected (after both directions closed getpeername() fails)
+// and formatted only when asked for: 56 bytes per connection.
+struct RawAddresses {
+  sockaddr_in6 peer{};  // an IPv4 address sits in it as a sockaddr_in
+  sockaddr_in6 local{};
+  void Read(int fd);
+  SocketAddress Peer() const;
+  SocketAddress Local() const;
+};
 
 // A socket address to connect to, resolved once (no DNS per connection).
 struct ConnectTarget {

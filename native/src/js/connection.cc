@@ -139,6 +139,7 @@ Napi::Object Connection::Adopt(Napi::Env env, std::unique_ptr<TlsEndpoint> ep, s
   c->adopted_ = true;
   c->ep_ = std::move(ep);
   c->ep_->Rebind(c);
+  c->addresses_.Read(c->ep_->fd());
   // A hello paused for the application is continued by accept(), which
   // needs no router; the listener's may go away with its route set.
   c->ep_->set_router(nullptr);

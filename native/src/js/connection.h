@@ -28,6 +28,7 @@
 
 #include "abi.h"
 #include "io/endpoint.h"
+#include "io/net_io.h"
 #include "js/common.h"
 
 namespace rustls_node {
@@ -166,6 +167,9 @@ class Connection : public Napi::ObjectWrap<Connection> {
   int errno_ = 0;
   uint64_t final_in_ = 0;
   uint64_t final_out_ = 0;
+  // Read once connected; addresses() formats them when JS asks, also after
+  // the descriptor closed.
+  RawAddresses addresses_;
   std::shared_ptr<ListenerStats> stats_;
   Napi::FunctionReference onevent_;
   // While native code polls the descriptor the JS object is held strongly

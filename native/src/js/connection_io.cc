@@ -147,6 +147,7 @@ void Connection::OnConnected() {
     Emit(kFlagIoError);
     return;
   }
+  addresses_.Read(ep_->fd());
   // The ClientHello leaves now; then the handshake runs on the fd pump.
   int32_t flags = kFlagConnected;
   if (!FlushSocket()) flags |= kFlagIoError;
@@ -480,16 +481,14 @@ Napi::Value Connection::Counters(const Napi::CallbackInfo& info) {
 Napi::Value Connection::Addresses(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
-  if (ep_ == nullptr || ep_->fd() < 0) return o;
-  auto put = [&](const char* prefix, const SocketAddress& a) {
+  auto put = [&](const SocketAddress& a, const char* address, const char* port, const char* family) {
     if (a.family == 0) return;
-    std::string p(prefix);
-    o.Set(p + "Address", Napi::String::New(env, a.address));
-    o.Set(p + "Port", Napi::Number::New(env, a.port));
-    o.Set(p + "Family", Napi::String::New(env, a.family == 6 ? "IPv6" : "IPv4"));
+    o.Set(address, Napi::String::New(env, a.address));
+    o.Set(port, Napi::Number::New(env, a.port));
+    o.Set(family, Napi::String::New(env, a.family == 6 ? "IPv6" : "IPv4"));
   };
-  put("remote", PeerAddress(ep_->fd()));
-  put("local", LocalAddress(ep_->fd()));
+  put(addresses_.Peer(), "remoteAddress", "remotePort", "remoteFamily");
+  put(addresses_.Local(), "localAddress", "localPort", "localFamily");
   return o;
 }
 
