@@ -65,6 +65,8 @@ async function onEveryProcess (t: TerminatorProcess, attempt: () => Promise<void
     await attempt()
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
+  // A worker's log lines can reach the pipe well after its handshakes under load.
+  for (let i = 0; i < 30 && served().size < 2; i++) await new Promise((resolve) => setTimeout(resolve, 100))
   assert.equal(served().size, 2, 'both workers were reached')
 }
 const metricsPort = (t: TerminatorProcess): number => t.logs().find((l) => l.msg === 'metrics listening')?.port as number

@@ -259,7 +259,7 @@ Io TlsEndpoint::Write(const uint8_t* data, size_t len) {
 }
 
 Io TlsEndpoint::FlushQueued() {
-  FdWriter target{fd_, &bytes_out};
+  FdWriter target{fd_, &bytes_out, end_requested_ && !fin_sent_};
   while (tls_->WantsWrite()) {
     size_t n = 0;
     int err = tls_->WriteTls(WritevToFd, &target, &n);

@@ -18,9 +18,17 @@ namespace rustls_node {
 int WritevToFd(void* userdata, const rustls_iovec* iov, size_t count, size_t* out_n) {
   auto* target = static_cast<FdWriter*>(userdata);
   const struct iovec* v = reinterpret_cast<const struct iovec*>(iov);
+  size_t iovs = std::min<size_t>(count, IOV_MAX);
   ssize_t n;
   do {
-    n = writev(target->fd, v, static_cast<int>(std::min<size_t>(count, IOV_MAX)));
+    if (target->fin_follows) {
+      msghdr msg{};
+      msg.msg_iov = const_cast<struct iovec*>(v);
+      msg.msg_iovlen = iovs;
+      n = sendmsg(target->fd, &msg, MSG_MORE | MSG_NOSIGNAL);
+    } else {
+      n = writev(target->fd, v, static_cast<int>(iovs));
+    }
   } while (n < 0 && errno == EINTR);
   if (n < 0) return errno;
   *target->written += static_cast<uint64_t>(n);

@@ -21,6 +21,9 @@ namespace rustls_node {
 struct FdWriter {
   int fd;
   uint64_t* written;
+  // Our FIN follows these bytes (close_notify, then shutdown()): sent with
+  // MSG_MORE, the kernel holds them and the FIN leaves in the same segment.
+  bool fin_follows = false;
 };
 int WritevToFd(void* userdata, const rustls_iovec* iov, size_t count, size_t* out_n);
 
