@@ -345,7 +345,7 @@ export class HttpsServer extends Server {
   }
 
   #onRequest (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, socket: RustlsSocket | undefined): void {
-    const status = this.#misdirected(socket, authorityOf(req.headers))
+    const status = this.#misdirected(socket, req)
     if (status !== 0) {
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' })
       res.end(status === 421 ? 'Misdirected Request\n' : 'Forbidden: this port needs SNI\n')
@@ -355,7 +355,7 @@ export class HttpsServer extends Server {
   }
 
   #onUpgrade (event: 'upgrade' | 'connect', req: http.IncomingMessage, socket: RustlsSocket, head: Buffer): void {
-    const status = this.#misdirected(socket, authorityOf(req.headers))
+    const status = this.#misdirected(socket, req)
     if (status !== 0) {
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
       return
@@ -364,7 +364,7 @@ export class HttpsServer extends Server {
   }
 
   #onStream (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rest: unknown[]): void {
-    const status = this.#misdirected(this.#sessions.get(stream.session as http2.ServerHttp2Session), authorityOf(headers))
+    const status = this.#misdirected(this.#sessions.get(stream.session as http2.ServerHttp2Session), { headers })
     if (status !== 0) {
       // The compat layer may have answered already (a 'request' listener too).
       if (!stream.headersSent && !stream.destroyed) {
@@ -379,14 +379,16 @@ export class HttpsServer extends Server {
   /**
    * SPEC §4.2 (HTTP mode): 0 when the request may be served on this
    * connection, else 403 (no SNI, several hosts) or 421 (Host names a host
-   * this connection's certificate and settings do not serve).
+   * this connection's certificate and settings do not serve). The headers
+   * are read only with several hosts: node:http builds `req.headers` on
+   * first use, which an app that never reads them does not pay for.
    */
-  #misdirected (socket: RustlsSocket | undefined, authority: string | undefined): 0 | 403 | 421 {
+  #misdirected (socket: RustlsSocket | undefined, request: { headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders }): 0 | 403 | 421 {
     if (!this.#hostCheck || socket === undefined) return 0
     const accepted = this.#connectionHost.get(socket)
-    if (accepted === undefined) return 0
+    if (accepted === undefined || accepted.hosts.length < 2) return 0
     const sni = typeof socket.servername === 'string' && socket.servername !== ''
-    return checkAuthority(accepted.hosts, accepted.index, sni, authority).status
+    return checkAuthority(accepted.hosts, accepted.index, sni, authorityOf(request.headers)).status
   }
 
 }

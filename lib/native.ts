@@ -268,8 +268,11 @@ export interface NativeConnection {
    * 0: sent; 1: pending, a Drained event follows; -1: failed (see results).
    * With `defer`, only encrypted (flushSocket() sends), unless 64 KiB of
    * plaintext wait unsent: then it is sent at once and may return 1.
+   * Chunks are Buffers or strings, in latin1 where their bit in `latin1`
+   * is set (bit i for the i-th chunk), else utf8; chunks under 16 KiB are
+   * gathered into shared records.
    */
-  writeSocket(data: Buffer | Buffer[], defer?: boolean): number
+  writeSocket(defer: boolean, latin1: number, ...chunks: Array<Buffer | string>): number
   /** Sends what deferred writes left queued; same results as writeSocket. */
   flushSocket(): number
   /** close_notify, then FIN when everything left; 1: pending (Drained follows). */

@@ -282,9 +282,13 @@ export class FdPump implements Pump {
    * at once (with anything still queued before it), for a batch the stream
    * has already gathered.
    */
-  write (chunks: readonly Buffer[], now: boolean): WriteState {
+  write (chunks: ReadonlyArray<Buffer | string>, latin1: number, now: boolean): WriteState {
     if (this.#owner[kFailed]) return 'failed'
-    const r = this.#conn.writeSocket(chunks.length === 1 ? chunks[0] : chunks as Buffer[], !now)
+    // Native code gathers small chunks (and strings) into one record.
+    const conn = this.#conn
+    const r = chunks.length === 1
+      ? conn.writeSocket(!now, latin1, chunks[0])
+      : chunks.length === 2 ? conn.writeSocket(!now, latin1, chunks[0], chunks[1]) : conn.writeSocket(!now, latin1, ...chunks)
     if (r < 0) return this.#writeFailed()
     if (this.#idleMs > 0 && this.#idleTimer !== null) this.#idleTimer.refresh()
     // 1: the kernel is full (sent at once because `now`, or because the

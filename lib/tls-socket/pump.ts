@@ -58,8 +58,12 @@ export interface PumpOwner {
 export interface Pump {
   /** Starts moving bytes; called once by the socket's constructor. */
   start(): void
-  /** Encrypts and sends `chunks`; `now`: a gathered batch, not to wait for the turn's end. */
-  write(chunks: readonly Buffer[], now: boolean): WriteState
+  /**
+   * Encrypts and sends `chunks`: Buffers and strings, a string in latin1
+   * when its bit in `latin1` is set (bit i for chunks[i]), else in utf8;
+   * `now`: a gathered batch, not to wait for the turn's end.
+   */
+  write(chunks: ReadonlyArray<Buffer | string>, latin1: number, now: boolean): WriteState
   /** Error of the last 'failed' write, if the pump knows it. */
   readonly writeError: Error | null
   /** Runs `callback` once what a 'full' write queued has left. */

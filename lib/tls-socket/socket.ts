@@ -29,9 +29,6 @@ const kHandshakeTimeout = Symbol('handshakeTimeout')
 /** RustlsSocket[kPairPlain](graceMs): see the method. */
 export const kPairPlain = Symbol('pairPlain')
 
-// _writev joins small chunks (one copy) so they share records.
-const COALESCE_LIMIT = 16 * 1024
-
 export type { WrapOptions }
 
 /**
@@ -110,7 +107,7 @@ export class RustlsSocket extends Duplex {
   // The last push() of plaintext was refused (the reader is full).
   #readerFull = false
   // Writes before the handshake completed (made on first use).
-  #queued: Array<{ chunk: Buffer, callback: (err?: Error | null) => void }> | null = null
+  #queued: Array<{ chunk: Buffer | string, encoding: string, callback: (err?: Error | null) => void }> | null = null
   #timer: NodeJS.Timeout | null = null
   #peerError: Error | null = null
   readonly #logger: Logger
@@ -126,7 +123,9 @@ export class RustlsSocket extends Duplex {
   constructor (init: SocketInit)
   constructor (first: SocketInit | Duplex, options?: WrapOptions) {
     const init: SocketInit = isSocketInit(first) ? first : wrapInit(first, options ?? {})
-    super({ allowHalfOpen: init.allowHalfOpen ?? false, emitClose: true, decodeStrings: true, highWaterMark: init.highWaterMark })
+    // Strings reach the pump as they are (as net.Socket's): the fd pump
+    // copies latin1 and utf8 straight into the record it encrypts.
+    super({ allowHalfOpen: init.allowHalfOpen ?? false, emitClose: true, decodeStrings: false, highWaterMark: init.highWaterMark })
     this.#init = init
     this.#conn = init.connection
     this.#isServer = init.isServer
@@ -570,45 +569,57 @@ export class RustlsSocket extends Duplex {
 
   // ---- outbound ---------------------------------------------------------
 
-  override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+  override _write (chunk: Buffer | string, encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     if (!this.#secure) {
-      (this.#queued ??= []).push({ chunk, callback })
+      (this.#queued ??= []).push({ chunk, encoding, callback })
       return
     }
-    this.#complete(this.#pump.write([chunk], false), callback)
+    this.#complete(this.#writeOne(chunk, encoding, false), callback)
   }
 
-  override _writev (chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
+  override _writev (chunks: Array<{ chunk: Buffer | string, encoding: string }>, callback: (err?: Error | null) => void): void {
     if (!this.#secure) {
       const queued = (this.#queued ??= [])
       for (let i = 0; i < chunks.length; i++) {
-        queued.push({ chunk: chunks[i].chunk, callback: i === chunks.length - 1 ? callback : noop })
+        const { chunk, encoding } = chunks[i]
+        queued.push({ chunk, encoding, callback: i === chunks.length - 1 ? callback : noop })
       }
       return
     }
-    const list = new Array<Buffer>(chunks.length)
-    let total = 0
+    const list = new Array<Buffer | string>(chunks.length)
+    let latin1 = 0
     for (let i = 0; i < chunks.length; i++) {
-      list[i] = chunks[i].chunk
-      total += list[i].length
+      const { chunk, encoding } = chunks[i]
+      if (typeof chunk !== 'string') list[i] = chunk
+      else {
+        const e = pumpEncoding(encoding)
+        if (e === 'latin1' && i < LATIN1_BITS) latin1 |= 1 << i
+        list[i] = e === 'utf8' || (e === 'latin1' && i < LATIN1_BITS) ? chunk : Buffer.from(chunk, encoding as BufferEncoding)
+      }
     }
     // The stream already gathered this batch (a cork, an HTTP response): it
-    // leaves now, without waiting for the turn's end; small chunks share
-    // records (one copy).
-    const batch = total <= COALESCE_LIMIT ? [Buffer.concat(list, total)] : list
-    this.#complete(this.#pump.write(batch, true), callback)
+    // leaves now, without waiting for the turn's end.
+    this.#complete(this.#pump.write(list, latin1, true), callback)
+  }
+
+  /** One chunk to the pump: a string in another encoding than latin1 or utf8 as a Buffer. */
+  #writeOne (chunk: Buffer | string, encoding: string, now: boolean): WriteState {
+    if (typeof chunk !== 'string') return this.#pump.write([chunk], 0, now)
+    const e = pumpEncoding(encoding)
+    if (e === null) return this.#pump.write([Buffer.from(chunk, encoding as BufferEncoding)], 0, now)
+    return this.#pump.write([chunk], e === 'latin1' ? 1 : 0, now)
   }
 
   #flushQueued (): void {
     const queued = this.#queued
     this.#queued = null
     if (queued === null) return
-    for (const { chunk, callback } of queued) {
+    for (const { chunk, encoding, callback } of queued) {
       if (this.destroyed) {
         callback(new Error('socket destroyed before the handshake completed'))
         continue
       }
-      this.#complete(this.#pump.write([chunk], false), callback)
+      this.#complete(this.#writeOne(chunk, encoding, false), callback)
     }
   }
 
@@ -678,6 +689,19 @@ export class RustlsSocket extends Duplex {
 }
 
 function noop (): void {}
+
+/** Chunks of a batch that can be marked latin1 (bits of the pump's mask); later latin1 strings go as Buffers. */
+const LATIN1_BITS = 30
+
+/** The encoding a pump takes a string chunk in ('latin1' or 'utf8'), or null: it goes as a Buffer. */
+function pumpEncoding (encoding: string): 'latin1' | 'utf8' | null {
+  switch (encoding) {
+    case 'latin1': case 'binary': case 'ascii': return 'latin1'
+    case 'utf8': case 'utf-8': return 'utf8'
+  }
+  const lower = encoding.toLowerCase()
+  return lower === encoding ? null : pumpEncoding(lower)
+}
 
 function onFinish (this: RustlsSocket): void {
   this[kFinished]()

@@ -237,7 +237,11 @@ export class StreamPump implements Pump {
 
   // ---- outbound ---------------------------------------------------------
 
-  write (chunks: readonly Buffer[], _now: boolean): WriteState {
+  write (chunks: ReadonlyArray<Buffer | string>, latin1: number, _now: boolean): WriteState {
+    return this.#writeBuffers(asBuffers(chunks, latin1))
+  }
+
+  #writeBuffers (chunks: readonly Buffer[]): WriteState {
     const t = this.#t as net.Socket
     const cork = chunks.length > 1 && typeof t.cork === 'function'
     if (cork) t.cork()
@@ -396,4 +400,19 @@ export class StreamPump implements Pump {
     const t = this.#t as net.Socket
     if (typeof t.unref === 'function') t.unref()
   }
+}
+
+// Small chunks of one batch are joined (one copy) so that they share records.
+const COALESCE_LIMIT = 16 * 1024
+
+/** A batch as Buffers, small ones joined into one. */
+function asBuffers (chunks: ReadonlyArray<Buffer | string>, latin1: number): Buffer[] {
+  const list = new Array<Buffer>(chunks.length)
+  let total = 0
+  for (let i = 0; i < chunks.length; i++) {
+    const chunk = chunks[i]
+    list[i] = typeof chunk === 'string' ? Buffer.from(chunk, (latin1 & (1 << i)) !== 0 ? 'latin1' : 'utf8') : chunk
+    total += list[i].length
+  }
+  return list.length > 1 && total <= COALESCE_LIMIT ? [Buffer.concat(list, total)] : list
 }

@@ -106,6 +106,61 @@ describe('fd pump', () => {
     }
   })
 
+  test('strings are written in their encoding, alone, corked with Buffers, and before the handshake completes', async () => {
+    // The fd pump copies latin1 and utf8 strings natively and gathers small
+    // chunks into one record; other encodings become Buffers in JS.
+    const utf8 = 'grüße, 世界 🙂'
+    const latin1 = 'caf\u00e9 \u00ff'
+    const big = 'ß'.repeat(20_000)
+    const early = Buffer.from('fr\u00fch', 'latin1')
+    const expected = Buffer.concat([
+      Buffer.from(utf8, 'utf8'),
+      Buffer.from(latin1, 'latin1'),
+      Buffer.from('cafe', 'hex'),
+      Buffer.from('c29tZQ==', 'base64'),
+      Buffer.from('ascii\u00e9', 'ascii'),
+      Buffer.from([1, 2, 3]),
+      Buffer.from(big, 'utf8'),
+      Buffer.from('x'.repeat(70_000)),
+      Buffer.from(utf8, 'utf16le'),
+      Buffer.from('LATIN1 \u00e9', 'latin1'),
+      Buffer.from('end', 'utf8'),
+    ])
+    let received: Buffer | undefined
+    const srv = await startServer(ecdsa, (s) => {
+      // The client's string written before its handshake completed, first.
+      const got: Buffer[] = []
+      s.on('data', (d: Buffer) => {
+        got.push(d)
+        if (Buffer.concat(got).length >= early.length) received ??= Buffer.concat(got)
+      })
+      s.cork()
+      s.write(utf8)
+      s.write(latin1, 'latin1')
+      s.write('cafe', 'hex')
+      s.write('c29tZQ==', 'base64')
+      s.write('ascii\u00e9', 'ascii')
+      s.write(Buffer.from([1, 2, 3]))
+      s.write(big)
+      s.write(Buffer.from('x'.repeat(70_000)))
+      s.uncork()
+      s.write(utf8, 'utf16le')
+      s.write('LATIN1 \u00e9', 'LATIN1' as BufferEncoding)
+      s.end('end')
+    })
+    try {
+      const c = connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+      c.write('fr\u00fch', 'latin1')
+      const got = await readAll(c)
+      await waitFor(() => received !== undefined, 5000, 'the client\'s early string at the server')
+      assert.ok(received?.equals(early), `the server read ${received?.toString('hex')}`)
+      assert.equal(got.length, expected.length)
+      assert.ok(got.equals(expected), 'the bytes as Buffer.from would encode them')
+    } finally {
+      await srv.close()
+    }
+  })
+
   test('a writer that writes while write() returns true meets backpressure before its stream piles up', async () => {
     const chunk = Buffer.alloc(64 * 1024, 7)
     const total = 64 * 1024 * 1024

@@ -78,7 +78,7 @@ function connectionMethods (conn: NativeConnection): Array<[string, () => unknow
     ['info', () => conn.info()],
     ['peerCertificate', () => conn.peerCertificate(0)],
     ['start', () => conn.start(0, () => {})],
-    ['writeSocket', () => conn.writeSocket(input)],
+    ['writeSocket', () => conn.writeSocket(false, 0, input)],
     ['shutdownSocket', () => conn.shutdownSocket()],
   ]
 }
@@ -236,7 +236,7 @@ test('fd pump: a Connection destroyed while its descriptor is polled, with bytes
   t.more(Buffer.alloc(3000, 0x17))
   await settle(50)
   assert.deepEqual(events.filter(([, after]) => after), [], 'no event after destroy()')
-  assert.throws(() => t.conn.writeSocket(Buffer.from('x')), DESTROYED)
+  assert.throws(() => t.conn.writeSocket(false, 0, Buffer.from('x')), DESTROYED)
   await t.close()
   t.client.destroy()
   assertNoLiveHandles()
@@ -262,7 +262,7 @@ test('fd pump: destroy() from inside the native event callback, more bytes arriv
   t.more(Buffer.alloc(3000, 0x17))
   await settle(50)
   assert.equal(events.length, count, 'no event after the one during which destroy() ran')
-  assert.throws(() => t.conn.writeSocket(Buffer.from('x')), DESTROYED)
+  assert.throws(() => t.conn.writeSocket(false, 0, Buffer.from('x')), DESTROYED)
   await t.close()
   t.client.destroy()
   assertNoLiveHandles()

@@ -42,16 +42,37 @@ bool HasTag(Napi::Value value, const napi_type_tag& tag) {
 void SetTag(Napi::Object object, const napi_type_tag& tag) { napi_type_tag_object(object.Env(), object, &tag); }
 
 bool GetBytes(Napi::Value value, const char* name, const uint8_t** data, size_t* len) {
-  if (value.IsTypedArray()) {
-    Napi::TypedArray ta = value.As<Napi::TypedArray>();
-    Napi::ArrayBuffer ab = ta.ArrayBuffer();
-    *data = static_cast<const uint8_t*>(ab.Data()) + ta.ByteOffset();
-    *len = ta.ByteLength();
+  // One call for a Buffer (a Uint8Array), the common case.
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* bytes = nullptr;
+  if (napi_get_typedarray_info(value.Env(), value, &type, &length, &bytes, nullptr, nullptr) == napi_ok) {
+    static constexpr size_t kElementSize[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8, 2};
+    size_t index = static_cast<size_t>(type);
+    *data = static_cast<const uint8_t*>(bytes);
+    *len = length * (index < sizeof(kElementSize) / sizeof(kElementSize[0]) ? kElementSize[index] : 1);
     return true;
   }
   ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE",
             std::string("The \"") + name + "\" argument must be a Buffer or Uint8Array");
   return false;
+}
+
+bool AppendString(Napi::Value value, bool latin1, std::vector<uint8_t>* out) {
+  napi_env env = value.Env();
+  auto get = latin1 ? napi_get_value_string_latin1 : napi_get_value_string_utf8;
+  size_t len = 0;
+  if (get(env, value, nullptr, 0, &len) != napi_ok) {
+    ThrowCode(value.Env(), "ERR_INVALID_ARG_TYPE", "The \"data\" argument must be a Buffer or a string");
+    return false;
+  }
+  size_t at = out->size();
+  // The copy ends with a NUL, which is dropped again.
+  out->resize(at + len + 1);
+  size_t copied = 0;
+  get(env, value, reinterpret_cast<char*>(out->data() + at), len + 1, &copied);
+  out->resize(at + copied);
+  return true;
 }
 
 }  // namespace rustls_node

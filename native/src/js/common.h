@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "abi.h"
 #include "glue.h"
@@ -53,6 +54,8 @@ struct AddonData {
   Napi::Reference<Napi::Buffer<uint8_t>> plain_slab;
   uint8_t* plain_slab_base = nullptr;
   size_t plain_slab_used = 0;
+  // Where writeSocket() gathers small chunks into one record (connection_io.cc).
+  std::vector<uint8_t> write_gather;
   int64_t live[kHandleKinds] = {};
 };
 
@@ -126,6 +129,10 @@ T* UnwrapLive(Napi::Value value, const napi_type_tag& tag, const char* name, con
 
 // Reads a Buffer/TypedArray argument as bytes; throws ERR_INVALID_ARG_TYPE.
 bool GetBytes(Napi::Value value, const char* name, const uint8_t** data, size_t* len);
+// Appends a JS string's bytes to *out, in latin1 or else utf8 (JS turns
+// other encodings into Buffers first); false with a JS error pending for a
+// value that is no string.
+bool AppendString(Napi::Value value, bool latin1, std::vector<uint8_t>* out);
 
 }  // namespace rustls_node
 

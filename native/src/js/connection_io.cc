@@ -39,6 +39,9 @@ constexpr size_t kPlainSlab = 128 * 1024;
 // threshold: fresh pages to fault in, zero and unmap again per event, which
 // was most of the kernel's time in a bulk upload.
 constexpr size_t kPlainPiece = 64 * 1024;
+// writeSocket() copies chunks smaller than this into one record with their
+// neighbours, and encrypts what it gathered once it reaches this size.
+constexpr size_t kGatherLimit = 16 * 1024;
 
 // Plaintext of an fd-pump event goes to JS as a range of an environment-wide
 // slab (the Buffer returned, *start): no Buffer is allocated per event. A
@@ -390,10 +393,7 @@ Napi::Value Connection::WriteSocket(const Napi::CallbackInfo& info) {
   }
   TlsStream& t = tls();
   bool io_failed = false;
-  auto encrypt = [&](Napi::Value value) -> bool {
-    const uint8_t* data;
-    size_t len;
-    if (!GetBytes(value, "data", &data, &len)) return false;
+  auto encrypt = [&](const uint8_t* data, size_t len) {
     size_t off = 0;
     while (off < len && !t.failed()) {
       // In slices, so that what the kernel takes leaves between them.
@@ -406,19 +406,42 @@ Napi::Value Connection::WriteSocket(const Napi::CallbackInfo& info) {
         io_failed = !FlushSocket();
       }
     }
-    return true;
   };
-  if (info[0].IsArray()) {
-    Napi::Array chunks = info[0].As<Napi::Array>();
-    for (uint32_t i = 0; i < chunks.Length() && !t.failed(); i++) {
-      if (!encrypt(chunks.Get(i))) return env.Undefined();
+  // Small chunks (an HTTP response's header string and body) are gathered
+  // into one record; a large Buffer is encrypted from where it lies.
+  // Arguments: defer, the latin1 mask, then the chunks.
+  std::vector<uint8_t>& gather = Data(env)->write_gather;
+  gather.clear();
+  uint32_t latin1 = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  for (size_t i = 2; i < info.Length() && !t.failed(); i++) {
+    Napi::Value value = info[i];
+    size_t index = i - 2;
+    if (value.IsString()) {
+      bool as_latin1 = index < 32 && (latin1 & (1u << index)) != 0;
+      if (!AppendString(value, as_latin1, &gather)) return env.Undefined();
+    } else {
+      const uint8_t* data;
+      size_t len;
+      if (!GetBytes(value, "data", &data, &len)) return env.Undefined();
+      if (len >= kGatherLimit) {
+        encrypt(gather.data(), gather.size());
+        gather.clear();
+        encrypt(data, len);
+        continue;
+      }
+      gather.insert(gather.end(), data, data + len);
     }
-  } else if (!encrypt(info[0])) {
-    return env.Undefined();
+    if (gather.size() >= kGatherLimit) {
+      encrypt(gather.data(), gather.size());
+      gather.clear();
+    }
   }
+  if (!gather.empty() && !t.failed()) encrypt(gather.data(), gather.size());
+  gather.clear();
+  if (gather.capacity() > 4 * kGatherLimit) gather.shrink_to_fit();
   // Deferred: the records wait in rustls' queue for flushSocket(), so that
   // the writes of one event-loop turn leave in a single writev().
-  if (info[1].ToBoolean().Value() && unflushed_ < kEncryptAhead && !io_failed) {
+  if (info[0].ToBoolean().Value() && unflushed_ < kEncryptAhead && !io_failed) {
     Finish(env, t.TakeFlags(), 0, 0, 0);
     return Napi::Number::New(env, t.failed() ? -1 : 0);
   }
