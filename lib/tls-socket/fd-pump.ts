@@ -13,6 +13,9 @@ import { RustlsError } from '../errors'
 import { Flag, results, Slot, type FdPumpEvent, type NativeConnection, type NativeHandle } from '../native'
 import { kAfterCall, kFailed, kPeerClosed, kReaderFull, kTransportError, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
 
+/** Chunks per native write call (at least the 30 of socket.ts' latin1 mask). */
+const WRITE_GROUP = 64
+
 /** rustls_result GENERAL: rustls stopped taking data without a code. */
 const RUSTLS_RESULT_GENERAL = 7112
 
@@ -288,7 +291,7 @@ export class FdPump implements Pump {
     const conn = this.#conn
     const r = chunks.length === 1
       ? conn.writeSocket(!now, latin1, chunks[0])
-      : chunks.length === 2 ? conn.writeSocket(!now, latin1, chunks[0], chunks[1]) : conn.writeSocket(!now, latin1, ...chunks)
+      : chunks.length === 2 ? conn.writeSocket(!now, latin1, chunks[0], chunks[1]) : this.#writeGroups(chunks, latin1, now)
     if (r < 0) return this.#writeFailed()
     if (this.#idleMs > 0 && this.#idleTimer !== null) this.#idleTimer.refresh()
     // 1: the kernel is full (sent at once because `now`, or because the
@@ -299,6 +302,22 @@ export class FdPump implements Pump {
       process.nextTick(FdPump.#flush, this)
     }
     return this.#writeBlocked ? 'full' : 'ok'
+  }
+
+  /**
+   * The chunks go to native code as call arguments: a long batch (a cork
+   * over many writes) goes in groups, in order, so that no call has more
+   * arguments than the stack holds. 1 when any group left data pending.
+   */
+  #writeGroups (chunks: ReadonlyArray<Buffer | string>, latin1: number, now: boolean): number {
+    let result = 0
+    for (let i = 0; i < chunks.length; i += WRITE_GROUP) {
+      // The mask covers the first 30 chunks only (later latin1 strings come as Buffers).
+      const r = this.#conn.writeSocket(!now, i === 0 ? latin1 : 0, ...chunks.slice(i, i + WRITE_GROUP))
+      if (r < 0) return r
+      if (r === 1) result = 1
+    }
+    return result
   }
 
   #flushNow (): void {

@@ -161,6 +161,29 @@ describe('fd pump', () => {
     }
   })
 
+  test('a cork over 200,000 writes: every byte leaves, in order', async () => {
+    // The fd pump hands a batch's chunks to native code as call arguments,
+    // which a batch this long would overflow in one call.
+    const count = 200_000
+    const srv = await startServer(ecdsa, (s) => {
+      s.cork()
+      for (let i = 0; i < count; i++) s.write(i % 2 === 0 ? 'a' : Buffer.from('b'))
+      s.write('\u00e9', 'latin1')
+      s.uncork()
+      s.end()
+    })
+    try {
+      const c = connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+      const got = await readAll(c)
+      assert.equal(got.length, count + 1)
+      assert.equal(got.subarray(0, 6).toString(), 'ababab')
+      assert.equal(got[count], 0xe9)
+      assert.equal(got.toString('latin1', 0, count), 'ab'.repeat(count / 2))
+    } finally {
+      await srv.close()
+    }
+  })
+
   test('a writer that writes while write() returns true meets backpressure before its stream piles up', async () => {
     const chunk = Buffer.alloc(64 * 1024, 7)
     const total = 64 * 1024 * 1024
