@@ -574,7 +574,7 @@ export class RustlsSocket extends Duplex {
       (this.#queued ??= []).push({ chunk, encoding, callback })
       return
     }
-    this.#complete(this.#writeOne(chunk, encoding, false), callback)
+    this.#complete(this.#writeBatch([{ chunk, encoding }], false), callback)
   }
 
   override _writev (chunks: Array<{ chunk: Buffer | string, encoding: string }>, callback: (err?: Error | null) => void): void {
@@ -586,6 +586,17 @@ export class RustlsSocket extends Duplex {
       }
       return
     }
+    // The stream already gathered this batch (a cork, an HTTP response): it
+    // leaves now, without waiting for the turn's end.
+    this.#complete(this.#writeBatch(chunks, true), callback)
+  }
+
+  /**
+   * Hands chunks to the pump: Buffers, and strings in latin1 (marked in the
+   * mask) or utf8; a string in another encoding, or a latin1 one past the
+   * mask's bits, goes as a Buffer.
+   */
+  #writeBatch (chunks: ReadonlyArray<{ chunk: Buffer | string, encoding: string }>, now: boolean): WriteState {
     const list = new Array<Buffer | string>(chunks.length)
     let latin1 = 0
     for (let i = 0; i < chunks.length; i++) {
@@ -597,29 +608,19 @@ export class RustlsSocket extends Duplex {
         list[i] = e === 'utf8' || (e === 'latin1' && i < LATIN1_BITS) ? chunk : Buffer.from(chunk, encoding as BufferEncoding)
       }
     }
-    // The stream already gathered this batch (a cork, an HTTP response): it
-    // leaves now, without waiting for the turn's end.
-    this.#complete(this.#pump.write(list, latin1, true), callback)
-  }
-
-  /** One chunk to the pump: a string in another encoding than latin1 or utf8 as a Buffer. */
-  #writeOne (chunk: Buffer | string, encoding: string, now: boolean): WriteState {
-    if (typeof chunk !== 'string') return this.#pump.write([chunk], 0, now)
-    const e = pumpEncoding(encoding)
-    if (e === null) return this.#pump.write([Buffer.from(chunk, encoding as BufferEncoding)], 0, now)
-    return this.#pump.write([chunk], e === 'latin1' ? 1 : 0, now)
+    return this.#pump.write(list, latin1, now)
   }
 
   #flushQueued (): void {
     const queued = this.#queued
     this.#queued = null
     if (queued === null) return
-    for (const { chunk, encoding, callback } of queued) {
+    for (const entry of queued) {
       if (this.destroyed) {
-        callback(new Error('socket destroyed before the handshake completed'))
+        entry.callback(new Error('socket destroyed before the handshake completed'))
         continue
       }
-      this.#complete(this.#writeOne(chunk, encoding, false), callback)
+      this.#complete(this.#writeBatch([entry], false), entry.callback)
     }
   }
 
