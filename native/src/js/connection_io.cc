@@ -408,7 +408,8 @@ Napi::Value Connection::WriteSocket(const Napi::CallbackInfo& info) {
     }
   };
   // Small chunks (an HTTP response's header string and body) are gathered
-  // into one record; a large Buffer is encrypted from where it lies.
+  // into one record; a large Buffer, or a last Buffer with nothing gathered
+  // before it, is encrypted from where it lies.
   // Arguments: defer, the latin1 mask, then the chunks.
   std::vector<uint8_t>& gather = Data(env)->write_gather;
   gather.clear();
@@ -423,7 +424,7 @@ Napi::Value Connection::WriteSocket(const Napi::CallbackInfo& info) {
       const uint8_t* data;
       size_t len;
       if (!GetBytes(value, "data", &data, &len)) return env.Undefined();
-      if (len >= kGatherLimit) {
+      if (len >= kGatherLimit || (gather.empty() && i + 1 == info.Length())) {
         encrypt(gather.data(), gather.size());
         gather.clear();
         encrypt(data, len);
