@@ -62,17 +62,25 @@ test('a session made on one worker resumes on either (shared ticket keys)', asyn
   const first = await sClient([...base, '-sess_out', sess], { holdOpenMs: 300 })
   assert.match(first.stdout, /^New, TLSv1\.3/m, first.stdout)
   assert.ok(fs.statSync(sess).size > 0)
-  for (let i = 0; i < 6; i++) {
+  // Which worker accepts is the kernel's race between two processes on one
+  // accept queue, and the one that served last often wins it: resumed
+  // connections are made until each worker has taken one, every one of
+  // them a resumption (at least 4; a bound keeps a broken spread from
+  // hanging the test).
+  const resumed = (): Array<Record<string, unknown>> => t.logs().filter((l) => l.msg === 'handshake complete' && l.resumed === true)
+  let made = 0
+  while (made < 4 || (new Set(resumed().map((l) => l.pid)).size < 2 && made < 60)) {
     const again = await sClient([...base, '-sess_in', sess])
-    assert.match(again.stdout, /^Reused, TLSv1\.3/m, `connection ${i + 2}:\n${again.stdout}`)
+    made++
+    assert.match(again.stdout, /^Reused, TLSv1\.3/m, `connection ${made + 1}:\n${again.stdout}`)
+    await waitFor(() => resumed().length === made, 5000, `${made} resumed handshakes logged`)
   }
-  await waitFor(() => t.logs().filter((l) => l.msg === 'handshake complete' && l.resumed === true).length === 6, 5000, 'six resumed handshakes logged')
-  const resumedOn = new Set(t.logs().filter((l) => l.msg === 'handshake complete' && l.resumed === true).map((l) => l.pid as number))
-  assert.deepEqual([...resumedOn].sort(), [...workerPids()].sort(), 'both workers resumed sessions')
+  const resumedOn = new Set(resumed().map((l) => l.pid as number))
+  assert.deepEqual([...resumedOn].sort(), [...workerPids()].sort(), `both workers resumed sessions (${made} connections)`)
   const m = await scrape()
   assert.equal(m.get('rustls_node_workers'), 2)
-  assert.equal(m.get('rustls_node_handshakes_resumed_total'), 6)
-  assert.equal(m.get('rustls_node_handshakes_total{outcome="ok"}'), 7)
+  assert.equal(m.get('rustls_node_handshakes_resumed_total'), made)
+  assert.equal(m.get('rustls_node_handshakes_total{outcome="ok"}'), made + 1)
 })
 
 test('SIGHUP on the primary reloads every worker', async () => {
