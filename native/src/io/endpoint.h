@@ -37,6 +37,9 @@ enum class Io {
 
 // How much one read() takes.
 constexpr size_t kReadSize = 64 * 1024;
+// How many reads one readiness event makes at most, so that a busy
+// connection leaves the loop to the others between batches.
+constexpr int kReadsPerEvent = 4;
 
 // The loop thread's read buffer and plaintext vector: every endpoint reads
 // and decrypts into them and its owner consumes the plaintext within the
@@ -88,10 +91,13 @@ class Endpoint {
 
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
-  // Bytes the last ReadSome() took: fewer than kReadSize means the kernel
-  // had no more (a stream socket's read() returns what is queued), so a
-  // further read would only meet EAGAIN.
+  // Bytes the last ReadSome() took.
   size_t last_read = 0;
+  // The last read took fewer than kReadSize bytes: the kernel had no more
+  // (a stream socket's read() returns what is queued), so a further read in
+  // this event would only meet EAGAIN; read loops stop here and the poll
+  // reports what arrives meanwhile.
+  bool drained() const { return last_read < kReadSize; }
   uint32_t tls_error = 0;
   int sys_errno = 0;
 

@@ -27,9 +27,7 @@ bool RelayMove(Endpoint& src, Endpoint& dst) {
       if (src.tls() && src.tls_error != 0 && src.tls_error != RUSTLS_RESULT_UNEXPECTED_EOF) src.Flush();
       return false;
     }
-    // A short read drained the socket: another read() would only return
-    // EAGAIN (the poll reports what arrives meanwhile).
-    if (src.last_read < kReadSize) break;
+    if (src.drained()) break;
   }
   return true;
 }

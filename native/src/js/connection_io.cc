@@ -29,7 +29,6 @@ namespace {
 constexpr size_t kEncryptAhead = 64 * 1024;
 // Reads per readable event before yielding to the event loop, so one busy
 // connection cannot starve the others.
-constexpr int kReadsPerEvent = 4;
 // Size of the plaintext slab of fd-pump events; more plaintext than a
 // quarter of it gets a Buffer of its own.
 constexpr size_t kPlainSlab = 128 * 1024;
@@ -232,9 +231,7 @@ void Connection::OnReadable() {
     // A deferred routing choice: JS picks the config (accept()).
     if (t.hello() != nullptr) break;
     if (r == Io::kEnd && ep.fin_received()) break;
-    // A short read drained the socket: another read() would only return
-    // EAGAIN (the poll reports what arrives meanwhile).
-    if (ep.last_read < kReadSize) break;
+    if (ep.drained()) break;
   }
   if (ep.fin_received()) flags |= kFlagTransportEnd;
   flags |= t.TakeFlags();

@@ -12,7 +12,6 @@ namespace rustls_node {
 namespace {
 
 constexpr size_t kMaxResponseHead = 64 * 1024;
-constexpr int kReadsPerEvent = 4;
 
 std::string_view View(const std::vector<uint8_t>& v, size_t from = 0) {
   return std::string_view(reinterpret_cast<const char*>(v.data()) + from, v.size() - from);
@@ -199,7 +198,7 @@ void H1Exchange::OnBackendEvent(BackendConn* b, int status, int events) {
         OnData(plain.base, plain.len);
         if (backend_ != b) return;  // ended (pooled or closed) or failed
       }
-      if (r == Io::kWouldBlock) break;
+      if (r == Io::kWouldBlock || (r == Io::kOk && be.drained())) break;
       if (r == Io::kOk) continue;
       // The backend ended or failed.
       int err = be.sys_errno != 0 ? be.sys_errno : ECONNRESET;

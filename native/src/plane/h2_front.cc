@@ -18,7 +18,6 @@ constexpr int32_t kConnWindow = 1024 * 1024;
 // Plaintext gathered for one TLS write; nghttp2 is asked for more only
 // once the endpoint sent it all.
 constexpr size_t kOutBatch = 128 * 1024;
-constexpr int kReadsPerEvent = 4;
 
 // Abuse (issue 18 part 5). Each closes the offending connection with GOAWAY
 // ENHANCE_YOUR_CALM and is counted under its reason (kAbuseReasons):
@@ -225,6 +224,7 @@ bool H2Front::ReadClient() {
       }
       return Close();
     }
+    if (client_->drained()) break;
   }
   return true;
 }

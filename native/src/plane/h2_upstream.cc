@@ -15,7 +15,6 @@ namespace {
 // Plaintext gathered for one write; nghttp2 is asked for more only once the
 // endpoint sent it all.
 constexpr size_t kOutBatch = 128 * 1024;
-constexpr int kReadsPerEvent = 4;
 // A request header block may carry a client's whole 64 KiB list plus the
 // forwarding fields (two URL-encoded certificates): nghttp2's 64 KiB
 // default would refuse some.
@@ -321,7 +320,7 @@ bool H2Upstream::ReadBackend() {
     PlainOut plain = PlainOut::Growing(&SharedPlain());
     Io r = ep.Read(plain);
     if (plain.len > 0 && !Feed(plain.base, plain.len)) return false;
-    if (r == Io::kWouldBlock) break;
+    if (r == Io::kWouldBlock || (r == Io::kOk && ep.drained())) break;
     if (r == Io::kOk) continue;
     if (r == Io::kFailed && ep.tls_error != 0) ep.Flush();  // our alert first
     // The backend left (or its TLS failed): what was under way is lost.

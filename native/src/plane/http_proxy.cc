@@ -17,7 +17,6 @@ namespace {
 
 constexpr size_t kMaxResponseHead = 64 * 1024;
 constexpr size_t kMaxBuffered = 64 * 1024;  // client input held while an exchange runs
-constexpr int kReadsPerEvent = 4;
 // How many close timeouts a client that keeps sending after our close is
 // read for (15 x closeTimeout 2 s: 30 s, a web server's lingering close).
 constexpr int kMaxCloseWaits = 15;
@@ -173,6 +172,7 @@ void HttpProxy::OnClientReadable() {
       return;
     }
     if (r == Io::kEnd) client_ended_ = true;
+    if (client_->drained()) break;
   }
   if (client_ended_) {
     // close_notify: between requests we answer with ours; during an
@@ -409,7 +409,7 @@ void HttpProxy::OnBackendEvent(BackendConn* b, int status, int events) {
         if (!OnBackendData(plain.base, plain.len)) return;
         if (backend_ != b) break;  // the exchange ended; `b` is pooled or gone
       }
-      if (r == Io::kWouldBlock) break;
+      if (r == Io::kWouldBlock || (r == Io::kOk && be.drained())) break;
       if (r == Io::kOk) continue;
       // The backend ended or failed.
       int err = be.sys_errno != 0 ? be.sys_errno : ECONNRESET;

@@ -15,7 +15,6 @@ namespace rustls_node {
 namespace {
 
 // Reads per readable event of a handshaking connection.
-constexpr int kReadsPerEvent = 4;
 
 }  // namespace
 
@@ -75,7 +74,7 @@ void Pending::Advance(int events) {
         Fail(ep.tls_error != 0 ? ep.tls_error : static_cast<uint32_t>(kTransportError), tls_failure);
         return;
       }
-      if (r == Io::kEnd) break;
+      if (r == Io::kEnd || ep.drained()) break;
     }
     if (plain.len > 0) early_.insert(early_.end(), plain.base, plain.base + plain.len);
   }
