@@ -27,8 +27,6 @@ namespace {
 
 // How much plaintext writeSocket() encrypts ahead of what the kernel took.
 constexpr size_t kEncryptAhead = 64 * 1024;
-// Reads per readable event before yielding to the event loop, so one busy
-// connection cannot starve the others.
 // Size of the plaintext slab of fd-pump events; more plaintext than a
 // quarter of it gets a Buffer of its own.
 constexpr size_t kPlainSlab = 128 * 1024;

@@ -12,12 +12,6 @@
 
 namespace rustls_node {
 
-namespace {
-
-// Reads per readable event of a handshaking connection.
-
-}  // namespace
-
 Pending::Pending(Listener* listener, int fd, RouteSet* set)
     : Owned(listener), ep_(std::make_unique<TlsEndpoint>(fd, TlsStream::Server())), set_(set) {
   listener->stats()->live++;
