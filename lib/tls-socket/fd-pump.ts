@@ -13,7 +13,7 @@ import { RustlsError } from '../errors'
 import { Flag, results, Slot, type FdPumpEvent, type NativeConnection, type NativeHandle } from '../native'
 import { kAfterCall, kFailed, kPeerClosed, kReaderFull, kTransportError, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
 
-/** Chunks per native write call (at least the 30 of socket.ts' latin1 mask). */
+/** Chunks per native write call (at least the LATIN1_BITS a mask marks). */
 const WRITE_GROUP = 64
 
 /** rustls_result GENERAL: rustls stopped taking data without a code. */

@@ -19,6 +19,17 @@ import type { NativeConnection, NativeHandle } from '../native'
 
 export type WriteState = 'ok' | 'full' | 'failed'
 
+/**
+ * Chunks of a batch that the latin1 mask can mark (bit i for chunks[i]);
+ * a latin1 string further on goes to the pump as a Buffer.
+ */
+export const LATIN1_BITS = 30
+
+/** Whether `mask` marks chunks[i] as a latin1 string. */
+export function markedLatin1 (mask: number, i: number): boolean {
+  return i < LATIN1_BITS && (mask & (1 << i)) !== 0
+}
+
 // What a pump reads of its socket and tells it, as symbol-keyed members of
 // the socket's prototype: nothing is allocated per connection for it, and
 // nothing of it shows on the socket's public surface.

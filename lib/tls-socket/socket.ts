@@ -21,7 +21,7 @@ import { versionName, type TlsVersionName } from '../protocol'
 import { libraryVersion, packageVersion } from '../versions'
 import { wrapInit, type WrapOptions } from '../wrap'
 import { FdPump, type FdPumpSpec } from './fd-pump'
-import { kAfterCall, kFailed, kIsServer, kPeerClosed, kReaderFull, kTransportError, type Pump, type WriteState } from './pump'
+import { kAfterCall, kFailed, kIsServer, kPeerClosed, kReaderFull, kTransportError, LATIN1_BITS, type Pump, type WriteState } from './pump'
 import { StreamPump } from './stream-pump'
 
 const kFinished = Symbol('finished')
@@ -690,9 +690,6 @@ export class RustlsSocket extends Duplex {
 }
 
 function noop (): void {}
-
-/** Chunks of a batch that can be marked latin1 (bits of the pump's mask); later latin1 strings go as Buffers. */
-const LATIN1_BITS = 30
 
 /** The encoding a pump takes a string chunk in ('latin1' or 'utf8'), or null: it goes as a Buffer. */
 function pumpEncoding (encoding: string): 'latin1' | 'utf8' | null {

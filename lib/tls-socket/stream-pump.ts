@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream'
 
 import { RustlsError } from '../errors'
 import { Flag, results, Slot, type NativeConnection, type NativeHandle } from '../native'
-import { kAfterCall, kFailed, kIsServer, kPeerClosed, kTransportError, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
+import { kAfterCall, kFailed, kIsServer, kPeerClosed, kTransportError, markedLatin1, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
 
 const SLAB_SIZE = 128 * 1024
 // A new slab is started when less than this is left: enough for a full
@@ -411,7 +411,7 @@ function asBuffers (chunks: ReadonlyArray<Buffer | string>, latin1: number): Buf
   let total = 0
   for (let i = 0; i < chunks.length; i++) {
     const chunk = chunks[i]
-    list[i] = typeof chunk === 'string' ? Buffer.from(chunk, (latin1 & (1 << i)) !== 0 ? 'latin1' : 'utf8') : chunk
+    list[i] = typeof chunk === 'string' ? Buffer.from(chunk, markedLatin1(latin1, i) ? 'latin1' : 'utf8') : chunk
     total += list[i].length
   }
   return list.length > 1 && total <= COALESCE_LIMIT ? [Buffer.concat(list, total)] : list

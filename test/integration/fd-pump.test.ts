@@ -161,6 +161,28 @@ describe('fd pump', () => {
     }
   })
 
+  test('a cork of 70 strings: each keeps its own encoding past the latin1 mask\'s bits', async () => {
+    // The pumps mark latin1 strings in a bit mask of 30 bits; later latin1
+    // strings go as Buffers, and no bit may stand for a later chunk (a
+    // shift by 32 is a shift by 0 in JS).
+    const writes: Array<[string, BufferEncoding]> = []
+    for (let i = 0; i < 70; i++) writes.push([`\u00e9${i}`, i % 3 === 0 ? 'latin1' : 'utf8'])
+    const expected = Buffer.concat(writes.map(([text, encoding]) => Buffer.from(text, encoding)))
+    const srv = await startServer(ecdsa, (s) => {
+      s.cork()
+      for (const [text, encoding] of writes) s.write(text, encoding)
+      s.uncork()
+      s.end()
+    })
+    try {
+      const c = connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+      const got = await readAll(c)
+      assert.equal(got.toString('hex'), expected.toString('hex'))
+    } finally {
+      await srv.close()
+    }
+  })
+
   test('a cork over 200,000 writes: every byte leaves, in order', async () => {
     // The fd pump hands a batch's chunks to native code as call arguments,
     // which a batch this long would overflow in one call.
