@@ -42,14 +42,19 @@ export type AuthorityCheck =
  *   the same certificates and compatible TLS settings: then that host
  *   serves it (clients may coalesce such connections, RFC 9113 §9.1.1);
  * - no Host, an IP address, or a name no host lists → the connection's host.
+ *
+ * The request's headers are read only when several hosts make them matter:
+ * node:http builds `req.headers` on first use, which a one-host server
+ * never pays for.
  */
-export function checkAuthority (hosts: readonly HostContext[], connectionHost: number, sniSent: boolean, authority: string | undefined): AuthorityCheck {
+export function checkAuthority (hosts: readonly HostContext[], connectionHost: number, sniSent: boolean, request: { readonly headers: RequestHeaders }): AuthorityCheck {
   // One host: nothing to misdirect to (runs for every request).
   if (hosts.length < 2) return { status: 0, host: connectionHost }
   if (!sniSent) {
     return { status: 403, reason: 'the client sent no SNI and this port serves several hosts' }
   }
-  const name = authority === undefined ? undefined : authorityHost(authority)
+  const sent = authorityOf(request.headers)
+  const name = sent === undefined ? undefined : authorityHost(sent)
   if (name === undefined || net.isIP(name) !== 0) return { status: 0, host: connectionHost }
   const other = hostIndexFor(hosts, name)
   if (other < 0 || other === connectionHost) return { status: 0, host: connectionHost }
@@ -59,4 +64,14 @@ export function checkAuthority (hosts: readonly HostContext[], connectionHost: n
     return { status: 421, reason: 'the request names another host than the TLS connection (SNI) was made for' }
   }
   return { status: 0, host: other }
+}
+
+/** A request's headers, node:http's or node:http2's. */
+type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>
+
+/** The :authority (HTTP/2) or Host header of a request, as sent. */
+function authorityOf (headers: RequestHeaders): string | undefined {
+  const raw = headers[':authority'] ?? headers.host
+  const value = Array.isArray(raw) ? raw[0] : raw
+  return value === undefined || value === '' ? undefined : value
 }

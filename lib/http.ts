@@ -379,29 +379,20 @@ export class HttpsServer extends Server {
   /**
    * SPEC §4.2 (HTTP mode): 0 when the request may be served on this
    * connection, else 403 (no SNI, several hosts) or 421 (Host names a host
-   * this connection's certificate and settings do not serve). The headers
-   * are read only with several hosts: node:http builds `req.headers` on
-   * first use, which an app that never reads them does not pay for.
+   * this connection's certificate and settings do not serve).
    */
   #misdirected (socket: RustlsSocket | undefined, request: { headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders }): 0 | 403 | 421 {
     if (!this.#hostCheck || socket === undefined) return 0
     const accepted = this.#connectionHost.get(socket)
-    if (accepted === undefined || accepted.hosts.length < 2) return 0
+    if (accepted === undefined) return 0
     const sni = typeof socket.servername === 'string' && socket.servername !== ''
-    return checkAuthority(accepted.hosts, accepted.index, sni, authorityOf(request.headers)).status
+    return checkAuthority(accepted.hosts, accepted.index, sni, request).status
   }
 
 }
 
 function withDefaultAlpn<T extends ServerOptions> (options: T): T {
   return options.ALPNProtocols === undefined ? { ...options, ALPNProtocols: DEFAULT_HTTPS_ALPN } : options
-}
-
-/** The :authority (HTTP/2) or Host header of a request, as sent. */
-function authorityOf (headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders): string | undefined {
-  const raw = (headers as Record<string, string | string[] | undefined>)[':authority'] ?? headers.host
-  const value = Array.isArray(raw) ? raw[0] : raw
-  return value === undefined || value === '' ? undefined : value
 }
 
 function exposeTlsSurface (target: Record<string, unknown>, socket: RustlsSocket): void {
