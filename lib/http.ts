@@ -11,16 +11,11 @@ import { checkAuthority } from './authority'
 import type { HostContext } from './hosts'
 import { Server, type ServerOptions } from './server'
 import { pairPlain, PlainSide, TLS_GETTERS, TLS_METHODS } from './tls-socket/plain-side'
+import { kCloseGrace, PEER_CLOSE_GRACE_MS } from './tls-socket/pump'
 import type { RustlsSocket } from './tls-socket/socket'
 
 /** ALPN advertised unless `ALPNProtocols` says otherwise, server preference first. */
 export const DEFAULT_HTTPS_ALPN: readonly string[] = ['h2', 'http/1.1']
-
-/**
- * A peer that ignores our close_notify and FIN must not keep a closing
- * server alive: its connection is destroyed after this many milliseconds.
- */
-const CLOSE_GRACE_MS = 2000
 
 /** HTTP/2 session options, as `http2.createSecureServer`'s (ALPN, not allowHTTP1, picks the protocol). */
 export type Http2SessionOptions = http2.ServerOptions
@@ -222,7 +217,7 @@ export class HttpsServer extends Server {
       this.http1.emit('connection', socket)
       // A connection whose handshake finished after close() may still carry
       // one request; it gets Connection: close, or is ended when idle.
-      if (this.#closing) setTimeout(() => { if (state.responses.size === 0) this.#endGracefully(socket) }, CLOSE_GRACE_MS).unref()
+      if (this.#closing) setTimeout(() => { if (state.responses.size === 0) this.#endGracefully(socket) }, PEER_CLOSE_GRACE_MS).unref()
       return
     }
     // A protocol from a custom ALPNProtocols list: the user's to handle
@@ -238,10 +233,10 @@ export class HttpsServer extends Server {
    */
   #handOverH2 = (socket: RustlsSocket): void => {
     if (socket.destroyed) return
-    const conn: RustlsSocket | PlainSide = pairPlain(socket, CLOSE_GRACE_MS) ?? socket
+    const conn: RustlsSocket | PlainSide = pairPlain(socket) ?? socket
     // Once our close_notify and FIN left (the session ended), a peer that
     // ignores them is dropped after the grace (the relay does it natively).
-    if (conn === socket) socket.once('finish', () => setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref())
+    if (conn === socket) socket.once('finish', () => socket[kCloseGrace]())
     this.#handingOver = socket
     try {
       this.http2.emit('connection', conn)
@@ -262,7 +257,7 @@ export class HttpsServer extends Server {
     // object to give the RustlsSocket's TLS surface.
     const wrapper = session.socket.once('close', () => {
       this.#sessions.delete(session)
-      if (!socket.destroyed) setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref()
+      socket[kCloseGrace]()
     }) as unknown as Record<string, unknown>
     // A PlainSide shows the TLS surface itself.
     if (wrapper instanceof PlainSide) {
@@ -308,7 +303,7 @@ export class HttpsServer extends Server {
   #endGracefully (socket: RustlsSocket): void {
     if (socket.destroyed) return
     if (!socket.writableEnded) socket.end()
-    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref()
+    socket[kCloseGrace]()
   }
 
   // ---- event forwarding -------------------------------------------------

@@ -11,7 +11,7 @@ import util from 'node:util'
 
 import { RustlsError } from '../errors'
 import { Flag, results, Slot, type FdPumpEvent, type NativeConnection, type NativeHandle } from '../native'
-import { kAfterCall, kFailed, kPeerClosed, kReaderFull, kTransportError, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
+import { kAfterCall, kCloseGrace, kFailed, kPeerClosed, kReaderFull, kTransportError, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
 
 /** Chunks per native write call (at least the LATIN1_BITS a mask marks). */
 const WRITE_GROUP = 64
@@ -61,7 +61,6 @@ export class FdPump implements Pump {
   #writeError: Error | null = null
   // Relayed to a socketpair (pair()): native code moves the plaintext.
   #paired = false
-  #graceMs = 0
 
   constructor (ctx: PumpContext, spec: FdPumpSpec) {
     this.#conn = ctx.conn
@@ -162,10 +161,6 @@ export class FdPump implements Pump {
     pump.#flushNow()
   }
 
-  static #abandon (pump: FdPump): void {
-    if (!pump.#owner.destroyed) pump.#owner.destroy()
-  }
-
   static #idle (pump: FdPump): void {
     pump.#idleTimer = null
     if (pump.#idleMs > 0 && !pump.#owner.destroyed) pump.#owner.emit('timeout')
@@ -177,9 +172,9 @@ export class FdPump implements Pump {
     if (owner.destroyed) return
     if (this.#paired) {
       // The relay's own events: the connection is over, or the plaintext
-      // side ended and a peer that ignores our close_notify gets graceMs.
+      // side ended and a peer that ignores our close_notify gets the grace.
       if ((flags & Flag.RelayDone) !== 0) owner.destroy()
-      else if ((flags & Flag.PlainEnd) !== 0) setTimeout(FdPump.#abandon, this.#graceMs, this).unref()
+      else if ((flags & Flag.PlainEnd) !== 0) owner[kCloseGrace]()
       return
     }
     if (this.#idleMs > 0 && this.#idleTimer !== null) this.#idleTimer.refresh()
@@ -237,14 +232,13 @@ export class FdPump implements Pump {
    * From now on the plaintext goes between the TLS connection and a
    * socketpair, relayed both ways in native code; returns the other end's
    * descriptor, for a net.Socket. `first`: plaintext already read. The
-   * socket is destroyed once the relay is over, or `graceMs` after the
-   * plaintext side ended when the peer ignores our close_notify.
+   * socket is destroyed once the relay is over, or PEER_CLOSE_GRACE_MS
+   * after the plaintext side ended when the peer ignores our close_notify.
    */
-  pair (first: Buffer | undefined, graceMs: number): number {
+  pair (first: Buffer | undefined): number {
     const fd = this.#conn.pairPlain(first)
     if (fd < 0) throw errnoError(-fd, 'socketpair')
     this.#paired = true
-    this.#graceMs = graceMs
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer)
     this.#idleTimer = null
     this.#idleMs = 0
@@ -360,12 +354,7 @@ export class FdPump implements Pump {
     if (this.#closed) return
     // The alert already left (native flush); native code sends the FIN.
     this.#conn.shutdownSocket()
-    // A peer that never closes its side must not keep the socket.
-    const timer = setTimeout(() => {
-      this.#close()
-      if (!this.#owner.destroyed) this.#owner.destroy()
-    }, 2000)
-    timer.unref()
+    this.#owner[kCloseGrace]()
   }
 
   abort (): void {

@@ -56,7 +56,7 @@ for (const name of TLS_METHODS) {
  * socket cannot be relayed (its JS stream pump, a reader attached), and
  * the socket is used as it is.
  */
-export function pairPlain (socket: RustlsSocket, graceMs: number): PlainSide | null {
-  const fd = socket[kPairPlain](graceMs)
+export function pairPlain (socket: RustlsSocket): PlainSide | null {
+  const fd = socket[kPairPlain]()
   return fd === null ? null : new PlainSide(fd, socket)
 }

@@ -20,6 +20,12 @@ import type { NativeConnection, NativeHandle } from '../native'
 export type WriteState = 'ok' | 'full' | 'failed'
 
 /**
+ * A peer that ignores our close_notify and FIN must not keep a connection
+ * (or a closing server): it is destroyed after this many milliseconds.
+ */
+export const PEER_CLOSE_GRACE_MS = 2000
+
+/**
  * Chunks of a batch that the latin1 mask can mark (bit i for chunks[i]);
  * a latin1 string further on goes to the pump as a Buffer.
  */
@@ -39,6 +45,7 @@ export const kPeerClosed = Symbol('peerClosed')
 export const kReaderFull = Symbol('readerFull')
 export const kAfterCall = Symbol('afterCall')
 export const kTransportError = Symbol('transportError')
+export const kCloseGrace = Symbol('closeGrace')
 
 export interface PumpOwner {
   readonly destroyed: boolean
@@ -60,6 +67,11 @@ export interface PumpOwner {
    */
   [kAfterCall](flags: number, error: number, host: number, data: Buffer | null): boolean
   [kTransportError](err: Error): void
+  /**
+   * Our close_notify and FIN are on their way: the socket is destroyed
+   * PEER_CLOSE_GRACE_MS from now unless the peer closes first.
+   */
+  [kCloseGrace](): void
   /** Idle timeout of the transport: emits 'timeout'. */
   emit(event: 'timeout'): boolean
   end(): unknown

@@ -21,12 +21,12 @@ import { versionName, type TlsVersionName } from '../protocol'
 import { libraryVersion, packageVersion } from '../versions'
 import { wrapInit, type WrapOptions } from '../wrap'
 import { FdPump, type FdPumpSpec } from './fd-pump'
-import { kAfterCall, kFailed, kIsServer, kPeerClosed, kReaderFull, kTransportError, LATIN1_BITS, type Pump, type WriteState } from './pump'
+import { kAfterCall, kCloseGrace, kFailed, kIsServer, kPeerClosed, kReaderFull, kTransportError, LATIN1_BITS, PEER_CLOSE_GRACE_MS, type Pump, type WriteState } from './pump'
 import { StreamPump } from './stream-pump'
 
 const kFinished = Symbol('finished')
 const kHandshakeTimeout = Symbol('handshakeTimeout')
-/** RustlsSocket[kPairPlain](graceMs): see the method. */
+/** RustlsSocket[kPairPlain](): see the method. */
 export const kPairPlain = Symbol('pairPlain')
 
 export type { WrapOptions }
@@ -108,6 +108,8 @@ export class RustlsSocket extends Duplex {
   #readerFull = false
   // Writes before the handshake completed (made on first use).
   #queued: Array<{ chunk: Buffer | string, encoding: string, callback: (err?: Error | null) => void }> | null = null
+  // The socket's one timer: the handshake's deadline until the handshake
+  // ended (secure or failed), then the grace a closing peer gets (kCloseGrace).
   #timer: NodeJS.Timeout | null = null
   #peerError: Error | null = null
   readonly #logger: Logger
@@ -157,6 +159,14 @@ export class RustlsSocket extends Duplex {
   [kFinished] (): void { this.#pump.finished?.() }
   [kHandshakeTimeout] (): void { this.#onHandshakeTimeout() }
 
+  [kCloseGrace] (): void {
+    // Called once the handshake ended, whose deadline is cleared by then: a
+    // timer here is the grace already running.
+    if (this.destroyed || this.#timer !== null) return
+    this.#timer = setTimeout(onCloseGrace, PEER_CLOSE_GRACE_MS, this)
+    this.#timer.unref()
+  }
+
   /**
    * Relays this connection's plaintext to a socketpair, in native code from
    * now on, and returns the other end's descriptor (for a net.Socket that
@@ -165,14 +175,14 @@ export class RustlsSocket extends Duplex {
    * plaintext read so far goes ahead. Nothing is read from or written to
    * this socket afterwards; it closes once the relay is over.
    */
-  [kPairPlain] (graceMs: number): number | null {
+  [kPairPlain] (): number | null {
     if (!(this.#pump instanceof FdPump) || this.destroyed || this.#failed || this.readableFlowing === true ||
         this.listenerCount('data') > 0 || this.listenerCount('readable') > 0 || this.writableLength > 0) {
       return null
     }
     const chunks: Buffer[] = []
     for (let chunk = this.read() as Buffer | null; chunk !== null; chunk = this.read() as Buffer | null) chunks.push(chunk)
-    return this.#pump.pair(chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), graceMs)
+    return this.#pump.pair(chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
   }
 
   // ---- node:tls surface ----------------------------------------------
@@ -447,7 +457,7 @@ export class RustlsSocket extends Duplex {
   #onSecure (): void {
     if (this.#secure || this.#conn === null) return
     this.#secure = true
-    this.#clearHandshakeTimer()
+    this.#clearTimer()
     this.#info = readInfo(this.#conn)
     const alpn = this.#conn.alpnProtocol()
     if (alpn !== undefined) this.alpnProtocol = alpn
@@ -489,7 +499,7 @@ export class RustlsSocket extends Duplex {
       // A refused or failed ClientHello still names what the client asked for.
       this.servername = this.#conn.serverName() ?? false
     }
-    this.#clearHandshakeTimer()
+    this.#clearTimer()
     const err = new RustlsError(result)
     const duringHandshake = !this.#secure
     this.#logger.debug({ code: err.code, handshake: duringHandshake }, 'TLS connection failed')
@@ -536,7 +546,7 @@ export class RustlsSocket extends Duplex {
     }
   }
 
-  #clearHandshakeTimer (): void {
+  #clearTimer (): void {
     if (this.#timer !== null) {
       clearTimeout(this.#timer)
       this.#timer = null
@@ -636,7 +646,7 @@ export class RustlsSocket extends Duplex {
   }
 
   override _destroy (err: Error | null, callback: (err?: Error | null) => void): void {
-    this.#clearHandshakeTimer()
+    this.#clearTimer()
     const queued = this.#queued
     this.#queued = null
     for (const { callback: cb } of queued ?? []) cb(err ?? new Error('socket destroyed'))
@@ -707,4 +717,8 @@ function onFinish (this: RustlsSocket): void {
 
 function onHandshakeTimeout (socket: RustlsSocket): void {
   socket[kHandshakeTimeout]()
+}
+
+function onCloseGrace (socket: RustlsSocket): void {
+  socket.destroy()
 }

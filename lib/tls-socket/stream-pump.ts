@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream'
 
 import { RustlsError } from '../errors'
 import { Flag, results, Slot, type NativeConnection, type NativeHandle } from '../native'
-import { kAfterCall, kFailed, kIsServer, kPeerClosed, kTransportError, markedLatin1, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
+import { kAfterCall, kFailed, kIsServer, kPeerClosed, kTransportError, markedLatin1, PEER_CLOSE_GRACE_MS, type Pump, type PumpContext, type PumpOwner, type WriteState } from './pump'
 
 const SLAB_SIZE = 128 * 1024
 // A new slab is started when less than this is left: enough for a full
@@ -336,8 +336,9 @@ export class StreamPump implements Pump {
     const t = this.#t
     if (t.destroyed) return
     if (t.writable) t.end()
-    // A peer that never closes its side must not keep the socket.
-    const timer = setTimeout(() => t.destroy(), 2000)
+    // The transport outlives the socket here: a peer that never closes its
+    // side gets the same grace as the socket's (kCloseGrace).
+    const timer = setTimeout(() => t.destroy(), PEER_CLOSE_GRACE_MS)
     timer.unref()
     t.once('close', () => clearTimeout(timer))
   }

@@ -69,6 +69,39 @@ describe('fd pump', () => {
     }
   })
 
+  test('a socket whose peer left without close_notify can be collected once closed: no grace timer holds it', async () => {
+    v8.setFlagsFromString('--expose-gc')
+    const gc = vm.runInNewContext('gc') as () => void
+    const sockets: Array<WeakRef<RustlsSocket>> = []
+    const errors = new Set<string>()
+    let closed = 0
+    const srv = await startServer(ecdsa, (s) => {
+      sockets.push(new WeakRef(s))
+      s.on('error', (err: NodeJS.ErrnoException) => errors.add(err.code ?? err.message))
+      s.on('close', () => closed++)
+    })
+    try {
+      for (let i = 1; i <= 5; i++) {
+        const c = tls.connect({ port: srv.port, host: '127.0.0.1', servername: 'localhost', ca: f.ca })
+        await new Promise((resolve) => c.once('secureConnect', resolve))
+        await waitFor(() => sockets.length === i, 5000, 'the connection at the server')
+        // The FIN without close_notify: a truncation, which ends the
+        // server's socket through the failure path (alert, FIN, grace).
+        c.destroy()
+      }
+      await waitFor(() => closed === 5, 5000, 'the server\'s sockets closed')
+      assert.deepEqual([...errors], ['ERR_RUSTLS_UNEXPECTED_EOF'])
+      // Well inside the 2 s grace: a grace timer still running would hold its socket.
+      for (let i = 0; i < 3; i++) {
+        gc()
+        await settle()
+      }
+      assert.equal(sockets.filter((ref) => ref.deref() !== undefined).length, 0, 'server sockets still reachable after close')
+    } finally {
+      await srv.close()
+    }
+  })
+
   test('bytesRead and bytesWritten count the TLS bytes on both sides, also after close', async () => {
     let serverSide: RustlsSocket | undefined
     const srv = await startServer(ecdsa, (s) => {
